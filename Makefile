@@ -1,0 +1,28 @@
+# Runway — developer commands. `make help` lists them.
+SHELL := /bin/bash
+CARGO ?= cargo
+
+.PHONY: help run test fmt lint check bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+run: ## Serve on 127.0.0.1:8080 with the embedded SQLite store
+	$(CARGO) run --release
+
+test: ## Format check, clippy, and every test
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	$(CARGO) test --workspace --locked
+
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+lint: ## Clippy with warnings as errors
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+bench: ## Measure throughput, latency, cold start and memory; writes BENCHMARKS.md
+	bash bench/run.sh
+
+clean: ## Remove build output
+	$(CARGO) clean

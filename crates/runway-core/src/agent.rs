@@ -1,0 +1,214 @@
+//! Build agents and the registration tokens that admit them.
+//!
+//! An agent's health is never stored: it is derived from `last_heartbeat_at` at read
+//! time by [`Agent::status`], so it cannot go stale when an agent dies silently.
+
+use serde::{Deserialize, Serialize};
+use time::{Duration, OffsetDateTime};
+use utoipa::ToSchema;
+
+use crate::id::{AgentId, RegistrationTokenId, UserId};
+use crate::secret::TokenHash;
+
+/// How long after its last heartbeat an agent counts as offline.
+pub const OFFLINE_AFTER: Duration = Duration::seconds(90);
+/// How often the server asks agents to heartbeat.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::seconds(30);
+
+/// An agent's health, derived from its last heartbeat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentStatus {
+    /// Heartbeat within the last 90 seconds.
+    Online,
+    /// Has heartbeated, but not for 90 seconds or more.
+    Offline,
+    /// Registered but has never heartbeated.
+    NeverConnected,
+}
+
+/// What an agent reports in a heartbeat. Every field is optional.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentMetrics {
+    /// CPU use, 0–100.
+    pub cpu_percent: Option<f64>,
+    /// Memory use, 0–100.
+    pub memory_percent: Option<f64>,
+    /// Disk use of the work directory, 0–100.
+    pub disk_percent: Option<f64>,
+    /// One-minute load average.
+    pub load_average: Option<f64>,
+    /// Jobs the agent is running now.
+    pub running_jobs: Option<u32>,
+}
+
+impl AgentMetrics {
+    /// Checks ranges: percentages in 0–100, load non-negative, all finite.
+    ///
+    /// # Errors
+    /// The name of the first field out of range, with the reason.
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, value) in [
+            ("cpu_percent", self.cpu_percent),
+            ("memory_percent", self.memory_percent),
+            ("disk_percent", self.disk_percent),
+        ] {
+            if let Some(v) = value
+                && !(0.0..=100.0).contains(&v)
+            {
+                return Err(format!("{name} must be between 0 and 100, got {v}"));
+            }
+        }
+        if let Some(v) = self.load_average
+            && (!v.is_finite() || v < 0.0)
+        {
+            return Err(format!(
+                "load_average must be a non-negative number, got {v}"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A registered build agent.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Agent {
+    /// Stable id.
+    pub id: AgentId,
+    /// Display name, usually the host name.
+    pub name: String,
+    /// Where the agent runs, e.g. `eu-west-1`.
+    pub region: Option<String>,
+    /// Capabilities a job can require, e.g. `linux`, `docker`.
+    pub labels: Vec<String>,
+    /// The queue it pulls from.
+    pub queue: String,
+    /// How many jobs it runs at once.
+    pub capacity: u32,
+    /// The agent's own version string.
+    pub version: Option<String>,
+    /// When it registered.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// The last heartbeat, if any.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_heartbeat_at: Option<OffsetDateTime>,
+    /// The metrics of the last heartbeat.
+    pub metrics: AgentMetrics,
+    /// Which registration token admitted it.
+    pub registration_token_id: RegistrationTokenId,
+    /// SHA-256 of the agent token. Never serialized.
+    #[serde(skip)]
+    pub token_hash: TokenHash,
+}
+
+impl Agent {
+    /// Health at `now`.
+    #[must_use]
+    pub fn status(&self, now: OffsetDateTime) -> AgentStatus {
+        match self.last_heartbeat_at {
+            None => AgentStatus::NeverConnected,
+            Some(at) if now - at < OFFLINE_AFTER => AgentStatus::Online,
+            Some(_) => AgentStatus::Offline,
+        }
+    }
+}
+
+/// An admin-created token that lets an agent register.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct RegistrationToken {
+    /// Stable id, used to list and revoke it.
+    pub id: RegistrationTokenId,
+    /// What the admin wrote to remember it by.
+    pub description: Option<String>,
+    /// Who created it.
+    pub created_by: UserId,
+    /// When it was created.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// When it stops working, if ever.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+    /// SHA-256 of the token. Never serialized.
+    #[serde(skip)]
+    pub token_hash: TokenHash,
+}
+
+impl RegistrationToken {
+    /// Whether the token may be used at `now`.
+    #[must_use]
+    pub fn is_usable(&self, now: OffsetDateTime) -> bool {
+        self.expires_at.is_none_or(|at| now < at)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn agent(last: Option<OffsetDateTime>) -> Agent {
+        Agent {
+            id: AgentId::new(),
+            name: "builder-1".into(),
+            region: None,
+            labels: vec![],
+            queue: "default".into(),
+            capacity: 1,
+            version: None,
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            last_heartbeat_at: last,
+            metrics: AgentMetrics::default(),
+            registration_token_id: RegistrationTokenId::new(),
+            token_hash: TokenHash::of("x"),
+        }
+    }
+
+    #[test]
+    fn an_agent_that_never_heartbeated_is_never_connected() {
+        assert_eq!(
+            agent(None).status(OffsetDateTime::UNIX_EPOCH),
+            AgentStatus::NeverConnected
+        );
+    }
+
+    #[test]
+    fn an_agent_goes_offline_90_seconds_after_its_last_heartbeat() {
+        let t0 = OffsetDateTime::UNIX_EPOCH;
+        let a = agent(Some(t0));
+        assert_eq!(a.status(t0 + Duration::seconds(89)), AgentStatus::Online);
+        assert_eq!(a.status(t0 + Duration::seconds(90)), AgentStatus::Offline);
+    }
+
+    #[test]
+    fn metrics_out_of_range_are_named() {
+        let m = AgentMetrics {
+            memory_percent: Some(101.0),
+            ..AgentMetrics::default()
+        };
+        assert!(m.validate().unwrap_err().starts_with("memory_percent"));
+        let m = AgentMetrics {
+            load_average: Some(f64::NAN),
+            ..AgentMetrics::default()
+        };
+        assert!(m.validate().unwrap_err().starts_with("load_average"));
+        assert!(AgentMetrics::default().validate().is_ok());
+    }
+
+    #[test]
+    fn an_expired_registration_token_is_unusable() {
+        let t0 = OffsetDateTime::UNIX_EPOCH;
+        let mut t = RegistrationToken {
+            id: RegistrationTokenId::new(),
+            description: None,
+            created_by: UserId::new(),
+            created_at: t0,
+            expires_at: None,
+            token_hash: TokenHash::of("r"),
+        };
+        assert!(t.is_usable(t0 + Duration::days(9999)));
+        t.expires_at = Some(t0 + Duration::hours(1));
+        assert!(t.is_usable(t0));
+        assert!(!t.is_usable(t0 + Duration::hours(1)));
+    }
+}

@@ -1,0 +1,360 @@
+//! Jobs and their attempts.
+//!
+//! A [`JobSpec`] is what a user submits; it is validated here, once, with limits that
+//! every backend can store (a DynamoDB item is at most 400 KB). A [`Job`] is the
+//! stored record; each time an agent claims it an [`Attempt`] is added, and attempts
+//! are never rewritten once finished, so a retried job keeps its history.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+use crate::id::{AgentId, JobId, UserId};
+use crate::lifecycle::JobStatus;
+
+/// Limits on a job spec.
+pub mod limits {
+    /// Longest job name, in bytes.
+    pub const NAME_MAX: usize = 200;
+    /// Largest script, in bytes.
+    pub const SCRIPT_MAX: usize = 64 * 1024;
+    /// Most environment variables.
+    pub const ENV_MAX: usize = 100;
+    /// Longest environment variable name.
+    pub const ENV_KEY_MAX: usize = 128;
+    /// Longest environment variable value, in bytes.
+    pub const ENV_VALUE_MAX: usize = 4 * 1024;
+    /// Most labels on a job or agent.
+    pub const LABELS_MAX: usize = 32;
+    /// Longest label or queue name.
+    pub const LABEL_MAX: usize = 64;
+    /// Priority range; higher runs first.
+    pub const PRIORITY: std::ops::RangeInclusive<i32> = -1000..=1000;
+    /// Timeout range in seconds (1 s to 48 h).
+    pub const TIMEOUT_SECONDS: std::ops::RangeInclusive<u32> = 1..=172_800;
+    /// Most automatic retries of a lost job.
+    pub const MAX_RETRIES: u32 = 10;
+}
+
+/// The queue a job goes to when none is named.
+pub const DEFAULT_QUEUE: &str = "default";
+/// Timeout when none is given: one hour.
+pub const DEFAULT_TIMEOUT_SECONDS: u32 = 3600;
+/// Automatic retries of a lost job when none is given.
+pub const DEFAULT_MAX_RETRIES: u32 = 2;
+
+fn default_queue() -> String {
+    DEFAULT_QUEUE.into()
+}
+const fn default_timeout() -> u32 {
+    DEFAULT_TIMEOUT_SECONDS
+}
+const fn default_retries() -> u32 {
+    DEFAULT_MAX_RETRIES
+}
+
+/// What a user submits to run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JobSpec {
+    /// A short, human name, e.g. `test (linux)`.
+    #[schema(example = "unit tests")]
+    pub name: String,
+    /// The bash script the agent runs.
+    #[schema(example = "cargo test --workspace")]
+    pub script: String,
+    /// Environment variables for the script.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Labels an agent must all have to run the job.
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// The queue to wait in.
+    #[serde(default = "default_queue")]
+    pub queue: String,
+    /// Higher runs first; −1000 to 1000.
+    #[serde(default)]
+    pub priority: i32,
+    /// Wall-clock limit for one attempt, 1 to 172800 seconds.
+    #[serde(default = "default_timeout")]
+    pub timeout_seconds: u32,
+    /// Automatic retries when the agent is lost, 0 to 10.
+    #[serde(default = "default_retries")]
+    pub max_retries: u32,
+}
+
+/// A field that failed validation, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    /// The JSON field, e.g. `env.PATH`.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl FieldError {
+    /// Builds a field error.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Checks a label or queue name: 1–64 of letters, digits, `.`, `_`, `-`, `:`, `/`, `=`.
+///
+/// # Errors
+/// A [`FieldError`] for `field`.
+pub fn validate_label(field: &str, value: &str) -> Result<(), FieldError> {
+    if value.is_empty() || value.len() > limits::LABEL_MAX {
+        return Err(FieldError::new(
+            field,
+            format!("must be 1 to {} characters", limits::LABEL_MAX),
+        ));
+    }
+    if !value
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':' | '/' | '='))
+    {
+        return Err(FieldError::new(
+            field,
+            "may contain only letters, digits and . _ - : / =",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a list of labels.
+///
+/// # Errors
+/// A [`FieldError`] for the first bad label, or for the list's length.
+pub fn validate_labels(labels: &[String]) -> Result<(), FieldError> {
+    if labels.len() > limits::LABELS_MAX {
+        return Err(FieldError::new(
+            "labels",
+            format!("at most {} labels", limits::LABELS_MAX),
+        ));
+    }
+    labels
+        .iter()
+        .enumerate()
+        .try_for_each(|(i, l)| validate_label(&format!("labels[{i}]"), l))
+}
+
+impl JobSpec {
+    /// Checks every field against [`limits`].
+    ///
+    /// # Errors
+    /// The first field that is out of bounds.
+    pub fn validate(&self) -> Result<(), FieldError> {
+        let name = self.name.trim();
+        if name.is_empty() || self.name.len() > limits::NAME_MAX {
+            return Err(FieldError::new(
+                "name",
+                format!("must be 1 to {} characters", limits::NAME_MAX),
+            ));
+        }
+        if self.script.trim().is_empty() {
+            return Err(FieldError::new("script", "must not be empty"));
+        }
+        if self.script.len() > limits::SCRIPT_MAX {
+            return Err(FieldError::new(
+                "script",
+                format!("must be at most {} bytes", limits::SCRIPT_MAX),
+            ));
+        }
+        if self.env.len() > limits::ENV_MAX {
+            return Err(FieldError::new(
+                "env",
+                format!("at most {} variables", limits::ENV_MAX),
+            ));
+        }
+        for (key, value) in &self.env {
+            let valid_key = !key.is_empty()
+                && key.len() <= limits::ENV_KEY_MAX
+                && !key.starts_with(|c: char| c.is_ascii_digit())
+                && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid_key {
+                return Err(FieldError::new(
+                    format!("env.{key}"),
+                    "names are letters, digits and _, not starting with a digit",
+                ));
+            }
+            if value.len() > limits::ENV_VALUE_MAX || value.contains('\0') {
+                return Err(FieldError::new(
+                    format!("env.{key}"),
+                    format!(
+                        "values are at most {} bytes with no NUL",
+                        limits::ENV_VALUE_MAX
+                    ),
+                ));
+            }
+        }
+        validate_labels(&self.labels)?;
+        validate_label("queue", &self.queue)?;
+        if !limits::PRIORITY.contains(&self.priority) {
+            return Err(FieldError::new(
+                "priority",
+                "must be between -1000 and 1000",
+            ));
+        }
+        if !limits::TIMEOUT_SECONDS.contains(&self.timeout_seconds) {
+            return Err(FieldError::new(
+                "timeout_seconds",
+                "must be between 1 and 172800",
+            ));
+        }
+        if self.max_retries > limits::MAX_RETRIES {
+            return Err(FieldError::new("max_retries", "must be between 0 and 10"));
+        }
+        Ok(())
+    }
+}
+
+/// A job as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Job {
+    /// Stable id; sorts by creation time.
+    pub id: JobId,
+    /// What was submitted.
+    #[serde(flatten)]
+    pub spec: JobSpec,
+    /// Where the job is in its life.
+    pub status: JobStatus,
+    /// Who submitted it.
+    pub created_by: UserId,
+    /// When it was submitted.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// When its status last changed.
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    /// How many attempts it has had.
+    pub attempt_count: u32,
+}
+
+impl Job {
+    /// A new queued job.
+    #[must_use]
+    pub fn new(spec: JobSpec, created_by: UserId, now: OffsetDateTime) -> Self {
+        Self {
+            id: JobId::new(),
+            spec,
+            status: JobStatus::Queued,
+            created_by,
+            created_at: now,
+            updated_at: now,
+            attempt_count: 0,
+        }
+    }
+}
+
+/// One run of a job on one agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Attempt {
+    /// 1 for the first attempt.
+    pub number: u32,
+    /// The agent that claimed it.
+    pub agent_id: AgentId,
+    /// The attempt's status; the job's while it is the latest.
+    pub status: JobStatus,
+    /// When the agent claimed it.
+    #[serde(with = "time::serde::rfc3339")]
+    pub claimed_at: OffsetDateTime,
+    /// When the script started.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub started_at: Option<OffsetDateTime>,
+    /// When it ended.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub finished_at: Option<OffsetDateTime>,
+    /// The script's exit code, when it exited.
+    pub exit_code: Option<i32>,
+}
+
+/// A job together with its attempts, oldest attempt first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct JobDetail {
+    /// The job.
+    #[serde(flatten)]
+    pub job: Job,
+    /// Every attempt, oldest first.
+    pub attempts: Vec<Attempt>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> JobSpec {
+        serde_json::from_str(r#"{"name":"build","script":"make"}"#).unwrap()
+    }
+
+    #[test]
+    fn a_minimal_spec_gets_sensible_defaults() {
+        let s = spec();
+        assert_eq!(s.queue, "default");
+        assert_eq!(s.priority, 0);
+        assert_eq!(s.timeout_seconds, 3600);
+        assert_eq!(s.max_retries, 2);
+        assert!(s.validate().is_ok());
+    }
+
+    #[test]
+    fn unknown_fields_in_a_spec_are_rejected_by_name() {
+        let err =
+            serde_json::from_str::<JobSpec>(r#"{"name":"a","script":"b","colour":1}"#).unwrap_err();
+        assert!(err.to_string().contains("colour"), "{err}");
+    }
+
+    type Mutation = Box<dyn Fn(&mut JobSpec)>;
+
+    #[test]
+    fn each_out_of_bounds_field_is_named() {
+        let cases: Vec<(&str, Mutation)> = vec![
+            ("name", Box::new(|s| s.name = " ".into())),
+            ("name", Box::new(|s| s.name = "x".repeat(201))),
+            ("script", Box::new(|s| s.script = String::new())),
+            ("script", Box::new(|s| s.script = "x".repeat(64 * 1024 + 1))),
+            (
+                "env.1X",
+                Box::new(|s| {
+                    s.env.insert("1X".into(), "v".into());
+                }),
+            ),
+            (
+                "env.A",
+                Box::new(|s| {
+                    s.env.insert("A".into(), "x".repeat(4097));
+                }),
+            ),
+            (
+                "labels[1]",
+                Box::new(|s| s.labels = vec!["ok".into(), "not ok".into()]),
+            ),
+            ("labels", Box::new(|s| s.labels = vec!["l".into(); 33])),
+            ("queue", Box::new(|s| s.queue = String::new())),
+            ("priority", Box::new(|s| s.priority = 1001)),
+            ("timeout_seconds", Box::new(|s| s.timeout_seconds = 0)),
+            ("timeout_seconds", Box::new(|s| s.timeout_seconds = 172_801)),
+            ("max_retries", Box::new(|s| s.max_retries = 11)),
+        ];
+        for (field, mutate) in cases {
+            let mut s = spec();
+            mutate(&mut s);
+            assert_eq!(s.validate().unwrap_err().field, field);
+        }
+    }
+
+    #[test]
+    fn a_job_serializes_its_spec_fields_at_the_top_level() {
+        let job = Job::new(spec(), UserId::new(), OffsetDateTime::UNIX_EPOCH);
+        let v = serde_json::to_value(&job).unwrap();
+        assert_eq!(v["name"], "build");
+        assert_eq!(v["status"], "queued");
+        assert_eq!(v["created_at"], "1970-01-01T00:00:00Z");
+    }
+}

@@ -1,0 +1,29 @@
+//! # runway-core
+//!
+//! The domain of Runway, free of any HTTP framework or storage engine.
+//!
+//! * [`id`] — typed ULID identifiers (`JobId`, `AgentId`, …) that sort by creation time.
+//! * [`secret`] — token generation, hashing and the redacting `Secret` wrapper.
+//! * [`password`] — argon2id password hashing.
+//! * [`user`], [`session`], [`agent`], [`job`] — the records the stores keep.
+//! * [`lifecycle`] — the one job-state transition table.
+//! * [`store`] — narrow, domain-shaped store traits and the single [`store::StoreError`].
+//!
+//! Time is always passed in (`now: OffsetDateTime`) rather than read from a clock
+//! inside the stores, so that expiry rules are deterministic and testable, and so
+//! that every backend applies exactly the same rule.
+
+#![forbid(unsafe_code)]
+
+pub mod agent;
+pub mod id;
+pub mod job;
+pub mod lifecycle;
+pub mod page;
+pub mod password;
+pub mod secret;
+pub mod session;
+pub mod store;
+pub mod user;
+
+pub use time::OffsetDateTime;

@@ -1,0 +1,120 @@
+//! User sessions: one per device.
+//!
+//! A session has two expiries, and both are checked on every request by
+//! [`Session::is_active`], never left to a TTL sweep (DynamoDB's TTL deletes lazily,
+//! typically within two days):
+//!
+//! * `expires_at`, absolute, fixed at sign-in (default 7 days);
+//! * idle expiry, `last_seen_at + idle_timeout` (default 24 h). `last_seen_at` is
+//!   written at most once a minute ([`Session::needs_touch`]) so validation stays a
+//!   single read on the hot path.
+
+use serde::Serialize;
+use time::{Duration, OffsetDateTime};
+use utoipa::ToSchema;
+
+use crate::id::{SessionId, UserId};
+use crate::secret::TokenHash;
+
+/// How often `last_seen_at` is refreshed at most.
+pub const TOUCH_INTERVAL: Duration = Duration::minutes(1);
+
+/// A signed-in device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Session {
+    /// Stable id; also embedded in the session token.
+    pub id: SessionId,
+    /// Whose session this is.
+    pub user_id: UserId,
+    /// What the user called the device, if anything.
+    pub device_name: Option<String>,
+    /// The `User-Agent` the session was created with.
+    pub user_agent: Option<String>,
+    /// The client address the session was created from.
+    pub ip: Option<String>,
+    /// When the user signed in.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// When the session was last used, to the minute.
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_seen_at: OffsetDateTime,
+    /// The absolute expiry.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    /// Idle time after which the session lapses, in seconds.
+    pub idle_timeout_seconds: i64,
+    /// SHA-256 of the token. Never serialized.
+    #[serde(skip)]
+    pub token_hash: TokenHash,
+}
+
+impl Session {
+    /// When the session lapses if it is not used again.
+    #[must_use]
+    pub fn idle_expires_at(&self) -> OffsetDateTime {
+        self.last_seen_at + Duration::seconds(self.idle_timeout_seconds)
+    }
+
+    /// The earlier of the two expiries: what a TTL attribute should hold.
+    #[must_use]
+    pub fn effective_expiry(&self) -> OffsetDateTime {
+        self.expires_at.min(self.idle_expires_at())
+    }
+
+    /// Whether the session may be used at `now`.
+    #[must_use]
+    pub fn is_active(&self, now: OffsetDateTime) -> bool {
+        now < self.effective_expiry()
+    }
+
+    /// Whether `last_seen_at` is stale enough to be written again.
+    #[must_use]
+    pub fn needs_touch(&self, now: OffsetDateTime) -> bool {
+        now - self.last_seen_at >= TOUCH_INTERVAL
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(created: OffsetDateTime) -> Session {
+        Session {
+            id: SessionId::new(),
+            user_id: UserId::new(),
+            device_name: None,
+            user_agent: None,
+            ip: None,
+            created_at: created,
+            last_seen_at: created,
+            expires_at: created + Duration::days(7),
+            idle_timeout_seconds: 86_400,
+            token_hash: TokenHash::of("t"),
+        }
+    }
+
+    #[test]
+    fn a_session_lapses_after_its_idle_timeout() {
+        let t0 = OffsetDateTime::UNIX_EPOCH;
+        let s = session(t0);
+        assert!(s.is_active(t0 + Duration::hours(23)));
+        assert!(!s.is_active(t0 + Duration::hours(24)));
+    }
+
+    #[test]
+    fn a_session_in_daily_use_still_ends_at_its_absolute_expiry() {
+        let t0 = OffsetDateTime::UNIX_EPOCH;
+        let mut s = session(t0);
+        s.last_seen_at = t0 + Duration::days(7) - Duration::minutes(1);
+        assert!(s.is_active(t0 + Duration::days(7) - Duration::seconds(1)));
+        assert!(!s.is_active(t0 + Duration::days(7)));
+    }
+
+    #[test]
+    fn last_seen_is_written_at_most_once_a_minute() {
+        let t0 = OffsetDateTime::UNIX_EPOCH;
+        let s = session(t0);
+        assert!(!s.needs_touch(t0 + Duration::seconds(59)));
+        assert!(s.needs_touch(t0 + Duration::seconds(60)));
+    }
+}
