@@ -8,6 +8,10 @@
 //! * idle expiry, `last_seen_at + idle_timeout` (default 24 h). `last_seen_at` is
 //!   written at most once a minute ([`Session::needs_touch`]) so validation stays a
 //!   single read on the hot path.
+//!
+//! The user's name and role are copied into the session at sign-in, so that
+//! authenticating a request is exactly one read. Anything that changes a user's role
+//! or password revokes their sessions, so the copy cannot outlive the truth.
 
 use serde::Serialize;
 use time::{Duration, OffsetDateTime};
@@ -15,6 +19,7 @@ use utoipa::ToSchema;
 
 use crate::id::{SessionId, UserId};
 use crate::secret::TokenHash;
+use crate::user::Role;
 
 /// How often `last_seen_at` is refreshed at most.
 pub const TOUCH_INTERVAL: Duration = Duration::minutes(1);
@@ -26,6 +31,10 @@ pub struct Session {
     pub id: SessionId,
     /// Whose session this is.
     pub user_id: UserId,
+    /// The user's name at sign-in.
+    pub username: String,
+    /// The user's role at sign-in.
+    pub role: Role,
     /// What the user called the device, if anything.
     pub device_name: Option<String>,
     /// The `User-Agent` the session was created with.
@@ -82,6 +91,8 @@ mod tests {
         Session {
             id: SessionId::new(),
             user_id: UserId::new(),
+            username: "ada".into(),
+            role: Role::Member,
             device_name: None,
             user_agent: None,
             ip: None,
