@@ -1,1 +1,231 @@
-//! placeholder
+//! # runway-store-sqlite
+//!
+//! The embedded store: every `runway_core::store` trait on one SQLite file,
+//! `<data dir>/runway.db`. This is what `runway serve` uses on one machine.
+//!
+//! ## Durability
+//!
+//! * **WAL mode.** Readers see a consistent snapshot and never block the writer, and
+//!   a commit appends to the log instead of rewriting pages in place.
+//! * **`synchronous=FULL`.** Every commit fsyncs the WAL before it returns, so a write
+//!   the server has acknowledged survives a power cut or kernel panic, not just a
+//!   process crash. `NORMAL` (the usual WAL pairing) only fsyncs at checkpoints: it
+//!   keeps the database uncorrupted, but the last transactions before a power loss
+//!   can roll back — a session that was issued, a job that was accepted, a status
+//!   change an agent was told about would silently vanish. Runway promises that
+//!   nothing acknowledged is lost, and its writes are few and small (sign-ins, job
+//!   submissions, transitions, heartbeats), so one fsync per commit is an easy price.
+//! * **`foreign_keys=ON`**, `busy_timeout` of 5 s for other processes (a `sqlite3`
+//!   shell, a backup) holding a lock.
+//! * **Migrations** are embedded (`migrations/NNNN_name.sql`), tracked by
+//!   `PRAGMA user_version` and applied in one transaction, so a crash mid-upgrade
+//!   leaves the old schema intact. A database from a newer Runway is refused
+//!   ([`SchemaTooNew`]) rather than misread.
+//!
+//! ## Concurrency
+//!
+//! One writer connection behind a mutex, used on a blocking thread (commits fsync);
+//! a pool of `query_only` readers used inline on the calling task, because a point
+//! read by primary key with a cached statement is cheaper than a hop to a blocking
+//! thread. Details and the trade-off are in `db.rs`.
+//!
+//! ## Invariants
+//!
+//! Each rule is one statement or one `BEGIN IMMEDIATE` transaction on the single
+//! writer, never a read on one connection followed by a blind write:
+//!
+//! * unique usernames: a UNIQUE index, whose violation becomes `Conflict`;
+//! * registering an agent: the token lookup (by hash, usable at `now`) and the
+//!   insert share a transaction, so a token deleted concurrently cannot admit it;
+//! * job transitions: read the status, `lifecycle::check`, then
+//!   `UPDATE … WHERE id = ? AND status = ?`, with the latest attempt, in one
+//!   transaction.
+//!
+//! ## Layout
+//!
+//! `db.rs` connections, pool and migrations · `error.rs` the mapping to
+//! `StoreError` · `rows.rs` column encodings · `accounts.rs` users and sessions ·
+//! `agents.rs` registration tokens and agents · `jobs.rs` jobs and pagination.
+
+#![forbid(unsafe_code)]
+
+mod accounts;
+mod agents;
+mod db;
+mod error;
+mod jobs;
+mod page;
+mod rows;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use runway_core::store::{StoreHealth, StoreResult};
+
+pub use error::SchemaTooNew;
+
+use crate::db::{Db, Location};
+
+/// The database file's name inside the data directory.
+pub const DB_FILE_NAME: &str = "runway.db";
+
+/// The SQLite implementation of every store trait. Cheap to clone: clones share
+/// the same connections.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    db: Arc<Db>,
+}
+
+/// Opens the database at `path`, creating the file and its parent directory if
+/// missing, and migrating it to the current schema.
+///
+/// # Errors
+/// [`runway_core::store::StoreError::Unavailable`] if the file cannot be opened;
+/// `Internal` (with [`SchemaTooNew`] as its source) if it was written by a newer
+/// Runway; `Internal` for anything else.
+pub fn open(path: &Path) -> StoreResult<SqliteStore> {
+    db::create_parent(path)?;
+    Db::open(Location::File(path.to_path_buf())).map(SqliteStore::new)
+}
+
+/// Opens `dir/runway.db`, creating `dir` if missing.
+///
+/// # Errors
+/// As [`open`].
+pub fn open_data_dir(dir: &Path) -> StoreResult<SqliteStore> {
+    open(&dir.join(DB_FILE_NAME))
+}
+
+/// A fresh, private in-memory database, for tests. It lives as long as the
+/// returned store (or any clone of it).
+///
+/// # Errors
+/// `Internal` if SQLite cannot create it.
+pub fn open_in_memory() -> StoreResult<SqliteStore> {
+    // A named shared-cache database, unique to this call, so that the writer and the
+    // pooled readers (separate connections) all see the same data.
+    let uri = format!("file:runway-{}?mode=memory&cache=shared", ulid::Ulid::new());
+    Db::open(Location::Memory(uri)).map(SqliteStore::new)
+}
+
+impl SqliteStore {
+    fn new(db: Db) -> Self {
+        Self { db: Arc::new(db) }
+    }
+
+    /// The schema version this build migrates databases to.
+    #[must_use]
+    pub fn schema_version() -> i64 {
+        db::latest_version()
+    }
+}
+
+#[async_trait]
+impl StoreHealth for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        self.db.read(|conn| {
+            conn.prepare_cached("SELECT 1")?
+                .query_row([], |row| row.get::<_, i64>(0))
+        })?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod query_plans {
+    //! Every listing must be served by an index in `id DESC` order: a sort in a
+    //! temporary B-tree would read the whole table for each page.
+
+    use runway_core::agent::AgentStatus;
+    use runway_core::lifecycle::JobStatus;
+    use runway_core::page::{Cursor, PageRequest};
+    use runway_core::store::{AgentQuery, JobQuery};
+    use rusqlite::params_from_iter;
+    use rusqlite::types::Value;
+    use time::OffsetDateTime;
+
+    use crate::page::Seek;
+
+    fn plan(sql: &str, values: Vec<Value>) -> String {
+        let store = crate::open_in_memory().unwrap();
+        store
+            .db
+            .read(|conn| {
+                conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?
+                    .query_map(params_from_iter(values), |row| row.get::<_, String>(3))?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .unwrap()
+            .join("; ")
+    }
+
+    fn pages() -> [PageRequest; 2] {
+        [
+            PageRequest::default(),
+            PageRequest {
+                limit: 10,
+                after: Some(Cursor(ulid::Ulid::new().to_string())),
+            },
+        ]
+    }
+
+    #[test]
+    fn agent_listings_never_sort_and_region_filters_use_their_index() {
+        let statuses = [
+            None,
+            Some(AgentStatus::Online),
+            Some(AgentStatus::Offline),
+            Some(AgentStatus::NeverConnected),
+        ];
+        for region in [None, Some("eu-west-1".to_owned())] {
+            for status in statuses {
+                for page in pages() {
+                    let query = AgentQuery {
+                        region: region.clone(),
+                        status,
+                        page,
+                    };
+                    let seek = Seek::new(&query.page).unwrap();
+                    let (sql, values) =
+                        crate::agents::list_sql(&query, &seek, OffsetDateTime::UNIX_EPOCH).unwrap();
+                    let plan = plan(&sql, values);
+                    assert!(!plan.contains("TEMP B-TREE"), "{query:?}: {plan}");
+                    if region.is_some() {
+                        assert!(plan.contains("agents_by_region"), "{query:?}: {plan}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn job_listings_never_sort_and_status_filters_use_their_index() {
+        for status in [None, Some(JobStatus::Running)] {
+            for page in pages() {
+                let query = JobQuery { status, page };
+                let seek = Seek::new(&query.page).unwrap();
+                let (sql, values) = crate::jobs::list_sql(&query, &seek);
+                let plan = plan(&sql, values);
+                assert!(!plan.contains("TEMP B-TREE"), "{query:?}: {plan}");
+                if status.is_some() {
+                    assert!(plan.contains("jobs_by_status"), "{query:?}: {plan}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_users_sessions_are_listed_through_the_user_index_without_sorting() {
+        let plan = plan(
+            &crate::accounts::SESSIONS_OF_USER,
+            vec![Value::Text("u".into()), Value::Integer(0)],
+        );
+        assert!(plan.contains("sessions_by_user"), "{plan}");
+        assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+    }
+}

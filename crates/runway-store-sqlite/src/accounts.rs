@@ -1,0 +1,211 @@
+//! Users and their sessions.
+//!
+//! `get_session` is the hottest query in Runway (every authenticated request), so it
+//! is a single primary-key lookup on a cached statement, run inline on a pooled
+//! reader. Expiry is never decided here by deleting rows: the caller applies
+//! `Session::is_active`, and `list_user_sessions` filters with that same function, so
+//! SQLite and DynamoDB (whose TTL deletes lazily) give the same answer.
+
+use std::sync::LazyLock;
+
+use async_trait::async_trait;
+use runway_core::id::{SessionId, UserId};
+use runway_core::session::Session;
+use runway_core::store::{SessionStore, StoreError, StoreResult, UserStore};
+use runway_core::user::User;
+use rusqlite::{OptionalExtension, params};
+use time::OffsetDateTime;
+
+use crate::SqliteStore;
+use crate::error::{store_error, store_error_or_conflict};
+use crate::rows::{self, SESSION_COLUMNS, USER_COLUMNS, ts};
+
+// Point reads run on every request: their SQL is built once, not per call.
+static USER_BY_USERNAME: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {USER_COLUMNS} FROM users WHERE username = ?1"));
+static USER_BY_ID: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"));
+/// A user's sessions not absolutely expired at `?2`, newest first, by the
+/// `sessions_by_user (user_id, id)` index.
+pub(crate) static SESSIONS_OF_USER: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {SESSION_COLUMNS} FROM sessions \
+         WHERE user_id = ?1 AND expires_at > ?2 ORDER BY id DESC"
+    )
+});
+static SESSION_BY_ID: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?1"));
+
+#[async_trait]
+impl UserStore for SqliteStore {
+    async fn create_user(&self, user: &User) -> StoreResult<()> {
+        let user = user.clone();
+        let created_at = ts(user.created_at)?;
+        self.db
+            .write(move |conn| {
+                conn.prepare_cached(
+                    "INSERT INTO users (id, username, role, created_at, password_hash) \
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .and_then(|mut stmt| {
+                    stmt.execute(params![
+                        user.id.to_string(),
+                        user.username,
+                        user.role.as_str(),
+                        created_at,
+                        user.password_hash,
+                    ])
+                })
+                .map_err(|e| {
+                    store_error_or_conflict(e, || format!("username `{}` is taken", user.username))
+                })?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
+        self.db.read(|conn| {
+            conn.prepare_cached(&USER_BY_USERNAME)?
+                .query_row([username], rows::user)
+                .optional()
+        })
+    }
+
+    async fn get_user(&self, id: UserId) -> StoreResult<Option<User>> {
+        self.db.read(|conn| {
+            conn.prepare_cached(&USER_BY_ID)?
+                .query_row([id.to_string()], rows::user)
+                .optional()
+        })
+    }
+
+    async fn set_password_hash(&self, id: UserId, password_hash: &str) -> StoreResult<()> {
+        let password_hash = password_hash.to_owned();
+        self.db
+            .write(move |conn| {
+                let changed = conn
+                    .prepare_cached("UPDATE users SET password_hash = ?1 WHERE id = ?2")
+                    .and_then(|mut stmt| stmt.execute(params![password_hash, id.to_string()]))
+                    .map_err(store_error)?;
+                if changed == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn has_users(&self) -> StoreResult<bool> {
+        self.db.read(|conn| {
+            conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM users)")?
+                .query_row([], |row| row.get(0))
+        })
+    }
+}
+
+#[async_trait]
+impl SessionStore for SqliteStore {
+    async fn create_session(&self, session: &Session) -> StoreResult<()> {
+        let s = session.clone();
+        let (created_at, last_seen_at, expires_at) =
+            (ts(s.created_at)?, ts(s.last_seen_at)?, ts(s.expires_at)?);
+        self.db
+            .write(move |conn| {
+                conn.prepare_cached(&format!(
+                    "INSERT INTO sessions ({SESSION_COLUMNS}) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+                ))
+                .and_then(|mut stmt| {
+                    stmt.execute(params![
+                        s.id.to_string(),
+                        s.user_id.to_string(),
+                        s.username,
+                        s.role.as_str(),
+                        s.device_name,
+                        s.user_agent,
+                        s.ip,
+                        created_at,
+                        last_seen_at,
+                        expires_at,
+                        s.idle_timeout_seconds,
+                        s.token_hash.as_str(),
+                    ])
+                })
+                .map_err(|e| store_error_or_conflict(e, || format!("session {} exists", s.id)))?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn get_session(&self, id: SessionId) -> StoreResult<Option<Session>> {
+        self.db.read(|conn| {
+            conn.prepare_cached(&SESSION_BY_ID)?
+                .query_row([id.to_string()], rows::session)
+                .optional()
+        })
+    }
+
+    async fn touch_session(&self, id: SessionId, now: OffsetDateTime) -> StoreResult<()> {
+        let now = ts(now)?;
+        self.db
+            .write(move |conn| {
+                conn.prepare_cached("UPDATE sessions SET last_seen_at = ?1 WHERE id = ?2")
+                    .and_then(|mut stmt| stmt.execute(params![now, id.to_string()]))
+                    .map_err(store_error)?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn list_user_sessions(
+        &self,
+        user: UserId,
+        now: OffsetDateTime,
+    ) -> StoreResult<Vec<Session>> {
+        let now_ns = ts(now)?;
+        // SQL drops the absolutely expired ones using the index order; the idle rule
+        // is applied by `Session::is_active` itself, so it cannot disagree with it.
+        let sessions = self.db.read(|conn| {
+            conn.prepare_cached(&SESSIONS_OF_USER)?
+                .query_map(params![user.to_string(), now_ns], rows::session)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        Ok(sessions.into_iter().filter(|s| s.is_active(now)).collect())
+    }
+
+    async fn revoke_session(&self, user: UserId, id: SessionId) -> StoreResult<()> {
+        self.db
+            .write(move |conn| {
+                let deleted = conn
+                    .prepare_cached("DELETE FROM sessions WHERE id = ?1 AND user_id = ?2")
+                    .and_then(|mut stmt| stmt.execute([id.to_string(), user.to_string()]))
+                    .map_err(store_error)?;
+                if deleted == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn revoke_user_sessions(
+        &self,
+        user: UserId,
+        keep: Option<SessionId>,
+    ) -> StoreResult<u64> {
+        self.db
+            .write(move |conn| {
+                let deleted = conn
+                    .prepare_cached(
+                        "DELETE FROM sessions WHERE user_id = ?1 AND (?2 IS NULL OR id <> ?2)",
+                    )
+                    .and_then(|mut stmt| {
+                        stmt.execute(params![user.to_string(), keep.map(|k| k.to_string())])
+                    })
+                    .map_err(store_error)?;
+                Ok(u64::try_from(deleted).unwrap_or(u64::MAX))
+            })
+            .await
+    }
+}

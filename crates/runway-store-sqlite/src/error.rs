@@ -1,0 +1,128 @@
+//! The one place where SQLite failures become [`StoreError`]s.
+//!
+//! Callers above the store traits must be able to tell "try again later" (503 with
+//! `Retry-After`) from "you broke a rule" (409) from "bug or corruption" (500), and
+//! nothing else. So:
+//!
+//! * `SQLITE_BUSY`, `SQLITE_LOCKED` and "cannot open" are transient →
+//!   [`StoreError::Unavailable`] with a one-second hint;
+//! * a UNIQUE / PRIMARY KEY violation → [`StoreError::Conflict`], with a message the
+//!   caller chooses (a SQLite message would leak table names to API clients);
+//! * everything else → [`StoreError::Internal`], keeping the rusqlite error as the
+//!   source so the cause chain is logged, never flattened into a string.
+
+use std::time::Duration;
+
+use runway_core::store::StoreError;
+use rusqlite::ErrorCode;
+use rusqlite::ffi;
+
+/// How long a caller should wait after the database reported itself busy.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// Maps a rusqlite error, using a generic message for uniqueness conflicts.
+pub(crate) fn store_error(err: rusqlite::Error) -> StoreError {
+    store_error_or_conflict(err, || {
+        "a record with the same key already exists".to_owned()
+    })
+}
+
+/// Maps a rusqlite error; a uniqueness violation becomes `Conflict(conflict())`.
+pub(crate) fn store_error_or_conflict(
+    err: rusqlite::Error,
+    conflict: impl FnOnce() -> String,
+) -> StoreError {
+    if let Some(code) = err.sqlite_error() {
+        match code.code {
+            ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked | ErrorCode::CannotOpen => {
+                return StoreError::unavailable(err, Some(RETRY_AFTER));
+            }
+            ErrorCode::ConstraintViolation
+                if matches!(
+                    code.extended_code,
+                    ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+                ) =>
+            {
+                return StoreError::Conflict(conflict());
+            }
+            _ => {}
+        }
+    }
+    StoreError::internal(err)
+}
+
+/// A stored value that cannot be decoded: corrupt data or a bug, never user input.
+#[derive(Debug, thiserror::Error)]
+#[error("column `{column}` holds an unexpected value: {reason}")]
+pub(crate) struct BadColumn {
+    pub(crate) column: &'static str,
+    pub(crate) reason: String,
+}
+
+/// The database was written by a newer Runway than this one.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the database has schema version {found}, newer than version {known} that this build of \
+     Runway knows; it was written by a newer Runway. Upgrade Runway, or point it at another \
+     data directory"
+)]
+pub struct SchemaTooNew {
+    /// The database's `user_version`.
+    pub found: i64,
+    /// The latest migration this build embeds.
+    pub known: i64,
+}
+
+/// A migration's SQL failed; the transaction left the schema as it was.
+#[derive(Debug, thiserror::Error)]
+#[error("migration `{name}` failed; the database was left unchanged")]
+pub(crate) struct MigrationFailed {
+    pub(crate) name: &'static str,
+    #[source]
+    pub(crate) source: rusqlite::Error,
+}
+
+/// The file opened, but SQLite refused to switch it to WAL mode.
+#[derive(Debug, thiserror::Error)]
+#[error("could not put the database in WAL mode (journal_mode is `{0}`)")]
+pub(crate) struct NotWal(pub(crate) String);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sqlite_failure(code: i32) -> rusqlite::Error {
+        rusqlite::Error::SqliteFailure(ffi::Error::new(code), None)
+    }
+
+    #[test]
+    fn a_busy_database_is_reported_as_unavailable_with_a_retry_hint() {
+        for code in [ffi::SQLITE_BUSY, ffi::SQLITE_LOCKED, ffi::SQLITE_CANTOPEN] {
+            match store_error(sqlite_failure(code)) {
+                StoreError::Unavailable { retry_after, .. } => {
+                    assert_eq!(retry_after, Some(RETRY_AFTER));
+                }
+                other => panic!("code {code}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_unique_violation_is_a_conflict_with_the_callers_message() {
+        let err = store_error_or_conflict(sqlite_failure(ffi::SQLITE_CONSTRAINT_UNIQUE), || {
+            "username `ada` is taken".into()
+        });
+        assert!(matches!(err, StoreError::Conflict(m) if m == "username `ada` is taken"));
+    }
+
+    #[test]
+    fn other_failures_are_internal_and_keep_their_cause() {
+        let err = store_error(sqlite_failure(ffi::SQLITE_CORRUPT));
+        let StoreError::Internal(source) = err else {
+            panic!("expected internal")
+        };
+        assert!(source.downcast_ref::<rusqlite::Error>().is_some());
+        let err = store_error(sqlite_failure(ffi::SQLITE_CONSTRAINT_NOTNULL));
+        assert!(matches!(err, StoreError::Internal(_)));
+    }
+}

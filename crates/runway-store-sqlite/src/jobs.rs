@@ -1,0 +1,175 @@
+//! Jobs, their attempts, and the lifecycle write.
+//!
+//! `transition_job` is where the lifecycle is enforced. In one `BEGIN IMMEDIATE`
+//! transaction it reads the status, asks `lifecycle::check`, then writes with
+//! `WHERE id = ? AND status = ?` and moves the latest attempt with it. IMMEDIATE takes
+//! the write lock before the read, so no other writer (not even another process on
+//! the same file) can change the status in between; the conditional `UPDATE` is the
+//! same rule stated a second time, so the code reads like the DynamoDB condition
+//! expression and would still be safe if the locking were ever relaxed. Sixteen
+//! concurrent `queued → claimed` calls therefore yield one success and fifteen
+//! `IllegalTransition { from: claimed, to: claimed }`.
+//!
+//! `get_job` reads the job and its attempts inside one read transaction, so the
+//! attempts always belong to the job version returned.
+
+use async_trait::async_trait;
+use runway_core::id::JobId;
+use runway_core::job::{Job, JobDetail};
+use runway_core::lifecycle::{self, JobStatus};
+use runway_core::page::Page;
+use runway_core::store::{JobQuery, JobStore, StoreError, StoreResult};
+use rusqlite::types::Value;
+use rusqlite::{OptionalExtension, TransactionBehavior, params, params_from_iter};
+use time::OffsetDateTime;
+
+use crate::SqliteStore;
+use crate::error::{store_error, store_error_or_conflict};
+use crate::page::Seek;
+use crate::rows::{self, ATTEMPT_COLUMNS, JOB_COLUMNS, json, ts};
+
+/// A conditional write that found another status than the one it read: impossible
+/// under `BEGIN IMMEDIATE`, so a bug if it ever happens.
+#[derive(Debug, thiserror::Error)]
+#[error("job {0} changed status inside a write transaction")]
+struct LostUpdate(JobId);
+
+#[async_trait]
+impl JobStore for SqliteStore {
+    async fn create_job(&self, job: &Job) -> StoreResult<()> {
+        let job = job.clone();
+        let (env, labels) = (json(&job.spec.env)?, json(&job.spec.labels)?);
+        let (created_at, updated_at) = (ts(job.created_at)?, ts(job.updated_at)?);
+        self.db
+            .write(move |conn| {
+                conn.prepare_cached(&format!(
+                    "INSERT INTO jobs ({JOB_COLUMNS}) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+                ))
+                .and_then(|mut stmt| {
+                    stmt.execute(params![
+                        job.id.to_string(),
+                        job.spec.name,
+                        job.spec.script,
+                        env,
+                        labels,
+                        job.spec.queue,
+                        job.spec.priority,
+                        job.spec.timeout_seconds,
+                        job.spec.max_retries,
+                        job.status.as_str(),
+                        job.created_by.to_string(),
+                        created_at,
+                        updated_at,
+                        job.attempt_count,
+                    ])
+                })
+                .map_err(|e| store_error_or_conflict(e, || format!("job {} exists", job.id)))?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn get_job(&self, id: JobId) -> StoreResult<Option<JobDetail>> {
+        self.db.read(|conn| {
+            let tx = conn.unchecked_transaction()?;
+            let job = tx
+                .prepare_cached(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"))?
+                .query_row([id.to_string()], rows::job)
+                .optional()?;
+            let Some(job) = job else {
+                return Ok(None);
+            };
+            let attempts = tx
+                .prepare_cached(&format!(
+                    "SELECT {ATTEMPT_COLUMNS} FROM job_attempts \
+                     WHERE job_id = ?1 ORDER BY number"
+                ))?
+                .query_map([id.to_string()], rows::attempt)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            tx.commit()?;
+            Ok(Some(JobDetail { job, attempts }))
+        })
+    }
+
+    async fn list_jobs(&self, query: &JobQuery) -> StoreResult<Page<Job>> {
+        let seek = Seek::new(&query.page)?;
+        let (sql, values) = list_sql(query, &seek);
+        let jobs = self.db.read(|conn| {
+            conn.prepare_cached(&sql)?
+                .query_map(params_from_iter(values), rows::job)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        Ok(seek.finish(jobs, |j| j.id.to_string()))
+    }
+
+    async fn transition_job(
+        &self,
+        id: JobId,
+        to: JobStatus,
+        now: OffsetDateTime,
+    ) -> StoreResult<Job> {
+        let now = ts(now)?;
+        self.db
+            .write(move |conn| {
+                let tx = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(store_error)?;
+                let from = tx
+                    .prepare_cached("SELECT status FROM jobs WHERE id = ?1")
+                    .and_then(|mut stmt| {
+                        stmt.query_row([id.to_string()], |row| rows::get_status(row, 0))
+                            .optional()
+                    })
+                    .map_err(store_error)?
+                    .ok_or(StoreError::NotFound)?;
+                lifecycle::check(from, to)?;
+                let job = tx
+                    .prepare_cached(&format!(
+                        "UPDATE jobs SET status = ?1, updated_at = ?2 \
+                         WHERE id = ?3 AND status = ?4 RETURNING {JOB_COLUMNS}"
+                    ))
+                    .and_then(|mut stmt| {
+                        stmt.query_row(
+                            params![to.as_str(), now, id.to_string(), from.as_str()],
+                            rows::job,
+                        )
+                        .optional()
+                    })
+                    .map_err(store_error)?
+                    .ok_or_else(|| StoreError::internal(LostUpdate(id)))?;
+                tx.prepare_cached(
+                    "UPDATE job_attempts SET status = ?1 WHERE job_id = ?2 AND number = \
+                     (SELECT MAX(number) FROM job_attempts WHERE job_id = ?2)",
+                )
+                .and_then(|mut stmt| stmt.execute(params![to.as_str(), id.to_string()]))
+                .map_err(store_error)?;
+                tx.commit().map_err(store_error)?;
+                Ok(job)
+            })
+            .await
+    }
+}
+
+/// The `list_jobs` query and its parameters. A status filter uses the
+/// `jobs_by_status (status, id)` index, which also yields the `id DESC` order.
+pub(crate) fn list_sql(query: &JobQuery, seek: &Seek) -> (String, Vec<Value>) {
+    let mut conditions: Vec<&str> = Vec::new();
+    let mut values: Vec<Value> = Vec::new();
+    if let Some(status) = query.status {
+        conditions.push("status = ?");
+        values.push(Value::Text(status.as_str().to_owned()));
+    }
+    if let Some(before) = &seek.before {
+        conditions.push("id < ?");
+        values.push(Value::Text(before.clone()));
+    }
+    values.push(Value::Integer(seek.fetch()));
+    let filter = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conditions.join(" AND "))
+    };
+    let sql = format!("SELECT {JOB_COLUMNS} FROM jobs {filter} ORDER BY id DESC LIMIT ?");
+    (sql, values)
+}

@@ -1,0 +1,262 @@
+//! How domain values are written to and read from columns.
+//!
+//! * Timestamps are INTEGER unix nanoseconds: lossless for every instant from 1677
+//!   to 2262, so a record read back is `==` to the one written (the conformance
+//!   suite compares whole records).
+//! * Ids are their 26-character ULID text, which sorts like the ULID itself.
+//! * Labels and env are JSON text: they are only ever read whole.
+//! * Enums are their `as_str()` form, readable in the `sqlite3` shell.
+//!
+//! A value that does not decode (a bad enum, id or JSON) is corrupt data, so it
+//! becomes a rusqlite `FromSqlConversionFailure` and, through
+//! [`crate::error::store_error`], an internal error naming the column.
+//!
+//! Each `SELECT` lists its columns in the order of the `*_COLUMNS` constant next to
+//! the function that decodes it, so the two cannot drift apart silently.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use runway_core::agent::{Agent, AgentMetrics, RegistrationToken};
+use runway_core::job::{Attempt, Job, JobSpec};
+use runway_core::lifecycle::JobStatus;
+use runway_core::secret::TokenHash;
+use runway_core::session::Session;
+use runway_core::store::{StoreError, StoreResult};
+use runway_core::user::{Role, User};
+use rusqlite::Row;
+use rusqlite::types::Type;
+use time::OffsetDateTime;
+
+use crate::error::BadColumn;
+
+/// Encodes a timestamp. Instants outside i64 nanoseconds (before 1677, after 2262)
+/// are refused rather than wrapped.
+pub(crate) fn ts(at: OffsetDateTime) -> StoreResult<i64> {
+    i64::try_from(at.unix_timestamp_nanos()).map_err(|_| {
+        StoreError::internal(BadColumn {
+            column: "timestamp",
+            reason: format!("{at} is outside the storable range (1677–2262)"),
+        })
+    })
+}
+
+/// Encodes an optional timestamp.
+pub(crate) fn opt_ts(at: Option<OffsetDateTime>) -> StoreResult<Option<i64>> {
+    at.map(ts).transpose()
+}
+
+/// Encodes a list or map as JSON text.
+pub(crate) fn json<T: serde::Serialize>(value: &T) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(StoreError::internal)
+}
+
+fn bad(idx: usize, column: &'static str, reason: impl Into<String>) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        idx,
+        Type::Text,
+        Box::new(BadColumn {
+            column,
+            reason: reason.into(),
+        }),
+    )
+}
+
+fn get_ts(row: &Row<'_>, idx: usize, column: &'static str) -> rusqlite::Result<OffsetDateTime> {
+    let nanos: i64 = row.get(idx)?;
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos))
+        .map_err(|e| bad(idx, column, e.to_string()))
+}
+
+fn get_opt_ts(
+    row: &Row<'_>,
+    idx: usize,
+    column: &'static str,
+) -> rusqlite::Result<Option<OffsetDateTime>> {
+    let nanos: Option<i64> = row.get(idx)?;
+    nanos
+        .map(|n| {
+            OffsetDateTime::from_unix_timestamp_nanos(i128::from(n))
+                .map_err(|e| bad(idx, column, e.to_string()))
+        })
+        .transpose()
+}
+
+fn get_parsed<T>(row: &Row<'_>, idx: usize, column: &'static str) -> rusqlite::Result<T>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    let text = row.get_ref(idx)?.as_str()?;
+    text.parse()
+        .map_err(|e: T::Err| bad(idx, column, e.to_string()))
+}
+
+fn get_json<T: serde::de::DeserializeOwned>(
+    row: &Row<'_>,
+    idx: usize,
+    column: &'static str,
+) -> rusqlite::Result<T> {
+    let text = row.get_ref(idx)?.as_str()?;
+    serde_json::from_str(text).map_err(|e| bad(idx, column, e.to_string()))
+}
+
+fn get_u32(row: &Row<'_>, idx: usize, column: &'static str) -> rusqlite::Result<u32> {
+    let n: i64 = row.get(idx)?;
+    u32::try_from(n).map_err(|e| bad(idx, column, e.to_string()))
+}
+
+fn get_role(row: &Row<'_>, idx: usize) -> rusqlite::Result<Role> {
+    let text = row.get_ref(idx)?.as_str()?;
+    Role::parse(text).ok_or_else(|| bad(idx, "role", format!("unknown role `{text}`")))
+}
+
+pub(crate) fn get_status(row: &Row<'_>, idx: usize) -> rusqlite::Result<JobStatus> {
+    let text = row.get_ref(idx)?.as_str()?;
+    JobStatus::parse(text).ok_or_else(|| bad(idx, "status", format!("unknown status `{text}`")))
+}
+
+fn get_hash(row: &Row<'_>, idx: usize) -> rusqlite::Result<TokenHash> {
+    row.get(idx).map(TokenHash::from_stored)
+}
+
+/// The columns [`user`] decodes, in order.
+pub(crate) const USER_COLUMNS: &str = "id, username, role, created_at, password_hash";
+
+pub(crate) fn user(row: &Row<'_>) -> rusqlite::Result<User> {
+    Ok(User {
+        id: get_parsed(row, 0, "users.id")?,
+        username: row.get(1)?,
+        role: get_role(row, 2)?,
+        created_at: get_ts(row, 3, "users.created_at")?,
+        password_hash: row.get(4)?,
+    })
+}
+
+/// The columns [`session`] decodes, in order.
+pub(crate) const SESSION_COLUMNS: &str = "id, user_id, username, role, device_name, user_agent, \
+     ip, created_at, last_seen_at, expires_at, idle_timeout_seconds, token_hash";
+
+pub(crate) fn session(row: &Row<'_>) -> rusqlite::Result<Session> {
+    Ok(Session {
+        id: get_parsed(row, 0, "sessions.id")?,
+        user_id: get_parsed(row, 1, "sessions.user_id")?,
+        username: row.get(2)?,
+        role: get_role(row, 3)?,
+        device_name: row.get(4)?,
+        user_agent: row.get(5)?,
+        ip: row.get(6)?,
+        created_at: get_ts(row, 7, "sessions.created_at")?,
+        last_seen_at: get_ts(row, 8, "sessions.last_seen_at")?,
+        expires_at: get_ts(row, 9, "sessions.expires_at")?,
+        idle_timeout_seconds: row.get(10)?,
+        token_hash: get_hash(row, 11)?,
+    })
+}
+
+/// The columns [`registration_token`] decodes, in order.
+pub(crate) const REGISTRATION_TOKEN_COLUMNS: &str =
+    "id, description, created_by, created_at, expires_at, token_hash";
+
+pub(crate) fn registration_token(row: &Row<'_>) -> rusqlite::Result<RegistrationToken> {
+    Ok(RegistrationToken {
+        id: get_parsed(row, 0, "registration_tokens.id")?,
+        description: row.get(1)?,
+        created_by: get_parsed(row, 2, "registration_tokens.created_by")?,
+        created_at: get_ts(row, 3, "registration_tokens.created_at")?,
+        expires_at: get_opt_ts(row, 4, "registration_tokens.expires_at")?,
+        token_hash: get_hash(row, 5)?,
+    })
+}
+
+/// The columns [`agent`] decodes, in order.
+pub(crate) const AGENT_COLUMNS: &str = "id, name, region, labels, queue, capacity, version, \
+     created_at, last_heartbeat_at, cpu_percent, memory_percent, disk_percent, load_average, \
+     running_jobs, registration_token_id, token_hash";
+
+pub(crate) fn agent(row: &Row<'_>) -> rusqlite::Result<Agent> {
+    let running_jobs: Option<i64> = row.get(13)?;
+    Ok(Agent {
+        id: get_parsed(row, 0, "agents.id")?,
+        name: row.get(1)?,
+        region: row.get(2)?,
+        labels: get_json(row, 3, "agents.labels")?,
+        queue: row.get(4)?,
+        capacity: get_u32(row, 5, "agents.capacity")?,
+        version: row.get(6)?,
+        created_at: get_ts(row, 7, "agents.created_at")?,
+        last_heartbeat_at: get_opt_ts(row, 8, "agents.last_heartbeat_at")?,
+        metrics: AgentMetrics {
+            cpu_percent: row.get(9)?,
+            memory_percent: row.get(10)?,
+            disk_percent: row.get(11)?,
+            load_average: row.get(12)?,
+            running_jobs: running_jobs
+                .map(|n| {
+                    u32::try_from(n).map_err(|e| bad(13, "agents.running_jobs", e.to_string()))
+                })
+                .transpose()?,
+        },
+        registration_token_id: get_parsed(row, 14, "agents.registration_token_id")?,
+        token_hash: get_hash(row, 15)?,
+    })
+}
+
+/// The columns [`job`] decodes, in order.
+pub(crate) const JOB_COLUMNS: &str = "id, name, script, env, labels, queue, priority, \
+     timeout_seconds, max_retries, status, created_by, created_at, updated_at, attempt_count";
+
+pub(crate) fn job(row: &Row<'_>) -> rusqlite::Result<Job> {
+    let env: BTreeMap<String, String> = get_json(row, 3, "jobs.env")?;
+    Ok(Job {
+        id: get_parsed(row, 0, "jobs.id")?,
+        spec: JobSpec {
+            name: row.get(1)?,
+            script: row.get(2)?,
+            env,
+            labels: get_json(row, 4, "jobs.labels")?,
+            queue: row.get(5)?,
+            priority: row.get(6)?,
+            timeout_seconds: get_u32(row, 7, "jobs.timeout_seconds")?,
+            max_retries: get_u32(row, 8, "jobs.max_retries")?,
+        },
+        status: get_status(row, 9)?,
+        created_by: get_parsed(row, 10, "jobs.created_by")?,
+        created_at: get_ts(row, 11, "jobs.created_at")?,
+        updated_at: get_ts(row, 12, "jobs.updated_at")?,
+        attempt_count: get_u32(row, 13, "jobs.attempt_count")?,
+    })
+}
+
+/// The columns [`attempt`] decodes, in order.
+pub(crate) const ATTEMPT_COLUMNS: &str =
+    "number, agent_id, status, claimed_at, started_at, finished_at, exit_code";
+
+pub(crate) fn attempt(row: &Row<'_>) -> rusqlite::Result<Attempt> {
+    Ok(Attempt {
+        number: get_u32(row, 0, "job_attempts.number")?,
+        agent_id: get_parsed(row, 1, "job_attempts.agent_id")?,
+        status: get_status(row, 2)?,
+        claimed_at: get_ts(row, 3, "job_attempts.claimed_at")?,
+        started_at: get_opt_ts(row, 4, "job_attempts.started_at")?,
+        finished_at: get_opt_ts(row, 5, "job_attempts.finished_at")?,
+        exit_code: row.get(6)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_timestamp_keeps_its_nanoseconds() {
+        let at = OffsetDateTime::from_unix_timestamp_nanos(1_700_000_000_123_456_789).unwrap();
+        assert_eq!(ts(at).unwrap(), 1_700_000_000_123_456_789);
+    }
+
+    #[test]
+    fn a_timestamp_beyond_2262_is_refused_rather_than_wrapped() {
+        let far = OffsetDateTime::from_unix_timestamp(10_000_000_000).unwrap();
+        assert!(matches!(ts(far), Err(StoreError::Internal(_))));
+    }
+}
