@@ -12,8 +12,8 @@ run: ## Serve on 127.0.0.1:8080 with the embedded SQLite store
 
 test: ## Format check, clippy, and every test
 	$(CARGO) fmt --all --check
-	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
-	$(CARGO) test --workspace --locked
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) test --workspace
 
 fmt: ## Format the code
 	$(CARGO) fmt --all
