@@ -1,1 +1,153 @@
-//! placeholder
+//! # runway-api
+//!
+//! Runway's HTTP API as an axum [`Router`], independent of how it is served: the
+//! `runway` binary serves it on a socket, the Lambda adapter feeds it API Gateway
+//! events, and the tests call it in-process with `oneshot`. The contract is
+//! `docs/http-api.md`; the machine-readable one is [`openapi()`], generated from the
+//! handlers themselves so the two cannot drift.
+//!
+//! Code tour:
+//!
+//! * [`router`] — assembles the routes and layers (this file);
+//! * `error` — the one `ApiError` enum and its status/code table;
+//! * `extract` — JSON, query and path extractors whose rejections are `ApiError`s;
+//! * `auth` — the extractors that say who may call a handler;
+//! * `middleware` — request ids, the error envelope, the access log, CORS;
+//! * `routes::*` — one module per group of endpoints;
+//! * [`accounts`] — user bootstrap and administration, shared with the CLI;
+//! * `openapi` — the OpenAPI 3.1 document and the `/docs` page.
+//!
+//! The handlers depend only on `Arc<dyn Store>`, so the same router runs on SQLite
+//! and DynamoDB, and no backend type appears here.
+
+#![forbid(unsafe_code)]
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{delete, get, post};
+use runway_core::store::Store;
+
+pub mod accounts;
+mod auth;
+mod error;
+mod extract;
+mod middleware;
+mod openapi;
+mod routes;
+
+pub use openapi::openapi;
+
+/// Settings of the API that the server chooses.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Absolute lifetime of a session, fixed at sign-in.
+    pub session_ttl: time::Duration,
+    /// A session lapses after this long without use.
+    pub session_idle_timeout: time::Duration,
+    /// Origins allowed to call the API from a browser. Empty: no CORS headers at all.
+    pub cors_allowed_origins: Vec<String>,
+    /// The largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            session_ttl: time::Duration::days(7),
+            session_idle_timeout: time::Duration::hours(24),
+            cors_allowed_origins: Vec::new(),
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// What every handler can reach: the store and the few settings it needs.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) session_ttl: time::Duration,
+    pub(crate) session_idle_timeout: time::Duration,
+    pub(crate) max_body_bytes: usize,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("store", &self.store.backend())
+            .field("session_ttl", &self.session_ttl)
+            .field("session_idle_timeout", &self.session_idle_timeout)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .finish()
+    }
+}
+
+/// The whole API, with its layers, ready to serve.
+///
+/// Serve it with `into_make_service_with_connect_info::<SocketAddr>()` so sessions
+/// record the client address; without `ConnectInfo` everything works and `ip` is
+/// simply absent.
+pub fn router(store: Arc<dyn Store>, config: ApiConfig) -> Router {
+    use routes::{agent_protocol, agents, jobs, registration_tokens, sessions, system};
+
+    let ApiConfig {
+        session_ttl,
+        session_idle_timeout,
+        cors_allowed_origins,
+        max_body_bytes,
+    } = config;
+    let state = AppState {
+        store,
+        session_ttl,
+        session_idle_timeout,
+        max_body_bytes,
+    };
+
+    let api = Router::new()
+        .route("/health", get(system::health))
+        .route("/ready", get(system::ready))
+        .route("/api/v1/info", get(system::info))
+        .route(
+            "/api/v1/auth/sessions",
+            post(sessions::sign_in).get(sessions::list),
+        )
+        .route(
+            "/api/v1/auth/session",
+            get(sessions::current).delete(sessions::sign_out),
+        )
+        .route(
+            "/api/v1/auth/sessions/revoke-all",
+            post(sessions::revoke_all),
+        )
+        .route("/api/v1/auth/sessions/{id}", delete(sessions::revoke))
+        .route(
+            "/api/v1/registration-tokens",
+            post(registration_tokens::create).get(registration_tokens::list),
+        )
+        .route(
+            "/api/v1/registration-tokens/{id}",
+            delete(registration_tokens::delete),
+        )
+        .route("/api/v1/agents", get(agents::list))
+        .route("/api/v1/agents/{id}", get(agents::get))
+        .route("/api/v1/jobs", post(jobs::create).get(jobs::list))
+        .route("/api/v1/jobs/{id}", get(jobs::get))
+        .route("/api/v1/jobs/{id}/cancel", post(jobs::cancel))
+        .route("/agent/v1/register", post(agent_protocol::register))
+        .route("/agent/v1/heartbeat", post(agent_protocol::heartbeat))
+        .route("/agent/v1/config", get(agent_protocol::config))
+        .merge(openapi::routes())
+        .fallback(system::not_found)
+        // Applies to the routes registered above, so it comes after them.
+        .method_not_allowed_fallback(system::method_not_allowed)
+        .with_state(state);
+
+    let api = api.layer(DefaultBodyLimit::max(max_body_bytes));
+    let api = match middleware::cors(cors_allowed_origins) {
+        Some(cors) => api.layer(cors),
+        None => api,
+    };
+    // Outermost, so every response — preflights and fallbacks included — gets an id.
+    api.layer(axum::middleware::from_fn(middleware::observe))
+}

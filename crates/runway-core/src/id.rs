@@ -6,9 +6,14 @@
 //! Each kind of record gets its own newtype so a `JobId` can never be passed where an
 //! `AgentId` is expected. On the wire and in the stores an id is its 26-character
 //! Crockford base32 string.
+//!
+//! Ids are drawn from one process-wide *monotonic* generator: two records created in
+//! the same millisecond still sort in creation order, so "newest first" means
+//! submission order, not a coin toss within the millisecond.
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 use ulid::Ulid;
@@ -26,10 +31,11 @@ macro_rules! ulid_id {
         pub struct $name(Ulid);
 
         impl $name {
-            /// A new id stamped with the current time.
+            /// A new id stamped with the current time, greater than every id this
+            /// process made before it.
             #[must_use]
             pub fn new() -> Self {
-                Self(Ulid::new())
+                Self(next_ulid())
             }
 
             /// Wraps an existing ULID.
@@ -87,6 +93,17 @@ macro_rules! ulid_id {
     };
 }
 
+/// The next ULID from the process-wide monotonic generator. In the astronomically
+/// unlikely case that the random part overflows within one millisecond, it falls back
+/// to a fresh random ULID rather than failing.
+fn next_ulid() -> Ulid {
+    static GENERATOR: Mutex<ulid::Generator> = Mutex::new(ulid::Generator::new());
+    let mut generator = GENERATOR
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    generator.generate().unwrap_or_else(|_| Ulid::new())
+}
+
 fn serde_json_example() -> &'static str {
     "01JDQ5V8ZK4M3X9T2B7N6C1F0R"
 }
@@ -135,6 +152,12 @@ mod tests {
         let b = JobId::from_ulid(Ulid::from_parts(2_000, 1));
         assert!(a < b);
         assert!(a.to_string() < b.to_string());
+    }
+
+    #[test]
+    fn ids_made_in_quick_succession_sort_in_creation_order() {
+        let ids: Vec<JobId> = (0..1000).map(|_| JobId::new()).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
     }
 
     #[test]

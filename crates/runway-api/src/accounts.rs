@@ -1,0 +1,157 @@
+//! User accounts: first-start bootstrap and administration.
+//!
+//! These are library functions rather than HTTP endpoints because they are used by
+//! the `runway` binary (on first start and from `runway admin …` commands) and by
+//! tests; there is no user-management API yet. Password hashing runs on a blocking
+//! thread: argon2id is deliberately slow.
+//!
+//! Changing a user's password revokes all their sessions, because sessions carry a
+//! copy of the user's name and role and must not outlive a credential change.
+
+use runway_core::OffsetDateTime;
+use runway_core::id::UserId;
+use runway_core::password::{MIN_PASSWORD_LEN, generate_password, hash_password};
+use runway_core::secret::Secret;
+use runway_core::store::{Store, StoreError, UserStore};
+use runway_core::user::{Role, User, validate_username};
+
+use crate::routes::sessions::MAX_PASSWORD_LEN;
+
+/// The name of the user created on first start.
+pub const ADMIN_USERNAME: &str = "admin";
+
+/// What [`ensure_admin`] did.
+#[derive(Debug)]
+pub enum Bootstrap {
+    /// Users already existed; nothing was created.
+    AlreadyInitialized,
+    /// `admin` was created with the password the caller gave.
+    CreatedWithGivenPassword,
+    /// `admin` was created with this random password, to be shown to the operator once.
+    CreatedWithGeneratedPassword(Secret),
+}
+
+/// Why an account operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    /// The username breaks the naming rules; the text says how.
+    #[error("invalid username: {0}")]
+    InvalidUsername(String),
+    /// The password is too short (or absurdly long).
+    #[error("the password must be {MIN_PASSWORD_LEN} to {MAX_PASSWORD_LEN} characters")]
+    WeakPassword,
+    /// Someone already has this username.
+    #[error("the username `{0}` is taken")]
+    UsernameTaken(String),
+    /// No user has this username.
+    #[error("no user is called `{0}`")]
+    NoSuchUser(String),
+    /// The store failed.
+    #[error("store error")]
+    Store(#[from] StoreError),
+}
+
+fn check_password(password: &Secret) -> Result<(), AccountError> {
+    let len = password.expose().chars().count();
+    if (MIN_PASSWORD_LEN..=MAX_PASSWORD_LEN).contains(&len) {
+        Ok(())
+    } else {
+        Err(AccountError::WeakPassword)
+    }
+}
+
+async fn hash(password: &Secret) -> String {
+    let password = password.clone();
+    match tokio::task::spawn_blocking(move || hash_password(&password)).await {
+        Ok(hash) => hash,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+/// Creates the user `admin` (role admin) if, and only if, no user exists yet. With no
+/// `password`, a random one is generated and returned so it can be printed once.
+///
+/// # Errors
+/// [`AccountError::WeakPassword`] if a given password is too short; store failures.
+pub async fn ensure_admin(
+    store: &dyn UserStore,
+    password: Option<Secret>,
+) -> Result<Bootstrap, AccountError> {
+    if let Some(p) = &password {
+        check_password(p)?;
+    }
+    if store.has_users().await? {
+        return Ok(Bootstrap::AlreadyInitialized);
+    }
+    let (password, outcome) = match password {
+        Some(p) => (p, Bootstrap::CreatedWithGivenPassword),
+        None => {
+            let p = generate_password();
+            (p.clone(), Bootstrap::CreatedWithGeneratedPassword(p))
+        }
+    };
+    let user = User {
+        id: UserId::new(),
+        username: ADMIN_USERNAME.to_owned(),
+        role: Role::Admin,
+        created_at: OffsetDateTime::now_utc(),
+        password_hash: hash(&password).await,
+    };
+    match store.create_user(&user).await {
+        Ok(()) => Ok(outcome),
+        // Another process bootstrapped at the same moment.
+        Err(StoreError::Conflict(_)) => Ok(Bootstrap::AlreadyInitialized),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Creates a user.
+///
+/// # Errors
+/// [`AccountError::InvalidUsername`], [`AccountError::WeakPassword`],
+/// [`AccountError::UsernameTaken`], or a store failure.
+pub async fn create_user(
+    store: &dyn UserStore,
+    username: &str,
+    password: &Secret,
+    role: Role,
+) -> Result<User, AccountError> {
+    validate_username(username).map_err(AccountError::InvalidUsername)?;
+    check_password(password)?;
+    let user = User {
+        id: UserId::new(),
+        username: username.to_owned(),
+        role,
+        created_at: OffsetDateTime::now_utc(),
+        password_hash: hash(password).await,
+    };
+    match store.create_user(&user).await {
+        Ok(()) => Ok(user),
+        Err(StoreError::Conflict(_)) => Err(AccountError::UsernameTaken(username.to_owned())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Sets a user's password and signs them out everywhere.
+///
+/// # Errors
+/// [`AccountError::WeakPassword`], [`AccountError::NoSuchUser`], or a store failure.
+pub async fn reset_password(
+    store: &dyn Store,
+    username: &str,
+    password: &Secret,
+) -> Result<(), AccountError> {
+    check_password(password)?;
+    let user = store
+        .user_by_username(username)
+        .await?
+        .ok_or_else(|| AccountError::NoSuchUser(username.to_owned()))?;
+    let hashed = hash(password).await;
+    match store.set_password_hash(user.id, &hashed).await {
+        Ok(()) => {}
+        Err(StoreError::NotFound) => return Err(AccountError::NoSuchUser(username.to_owned())),
+        Err(e) => return Err(e.into()),
+    }
+    store.revoke_user_sessions(user.id, None).await?;
+    Ok(())
+}

@@ -1,0 +1,168 @@
+//! Authentication extractors and the authorization matrix.
+//!
+//! A handler states who may call it by the extractor it takes, so the rule is visible
+//! in its signature and enforced in one place:
+//!
+//! | extractor | accepts | else |
+//! |---|---|---|
+//! | [`CurrentUser`] | `Bearer rws_…`, an active session | 401 |
+//! | [`AdminUser`] | a [`CurrentUser`] whose role is admin | 403 |
+//! | [`CurrentAgent`] | `Bearer rwa_…`, a registered agent | 401 |
+//! | [`RegistrationBearer`] | the shape `Bearer rwr_…` (the store checks it when registering) | 401 |
+//!
+//! Validating a session is the hot path of the whole API, so it is exactly one store
+//! read: the token embeds its session id ([`session_id_of`]), the session carries the
+//! user's name and role, and `last_seen_at` is written at most once a minute
+//! ([`Session::needs_touch`]). The token's hash is compared in constant time. Token
+//! kinds never cross: an agent token on a user route fails the `rws_` shape check and
+//! a session token on an agent route fails the `rwa_` one, both as a plain 401.
+
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+use runway_core::OffsetDateTime;
+use runway_core::agent::Agent;
+use runway_core::secret::{TokenHash, TokenKind, session_id_of};
+use runway_core::session::Session;
+use runway_core::user::Role;
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// The bearer token of a request, if it has the `Authorization: Bearer <token>` shape.
+pub(crate) fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// A signed-in user, authenticated by an active session.
+#[derive(Debug, Clone)]
+pub struct CurrentUser {
+    /// The session the request came with; it carries the user's id, name and role.
+    pub session: Session,
+}
+
+impl FromRequestParts<AppState> for CurrentUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer(parts).ok_or_else(ApiError::unauthorized)?;
+        let id = session_id_of(token).ok_or_else(ApiError::unauthorized)?;
+        let session = state
+            .store
+            .get_session(id)
+            .await?
+            .ok_or_else(ApiError::unauthorized)?;
+        if !session.token_hash.matches(&TokenHash::of(token)) {
+            return Err(ApiError::unauthorized());
+        }
+        let now = OffsetDateTime::now_utc();
+        if !session.is_active(now) {
+            return Err(ApiError::Unauthorized(
+                "the session has expired; sign in again",
+            ));
+        }
+        let mut session = session;
+        if session.needs_touch(now) {
+            state.store.touch_session(session.id, now).await?;
+            session.last_seen_at = now;
+        }
+        Ok(Self { session })
+    }
+}
+
+/// A signed-in admin.
+#[derive(Debug, Clone)]
+pub struct AdminUser(pub CurrentUser);
+
+impl FromRequestParts<AppState> for AdminUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let user = CurrentUser::from_request_parts(parts, state).await?;
+        if user.session.role == Role::Admin {
+            Ok(Self(user))
+        } else {
+            Err(ApiError::Forbidden("only admins may do this"))
+        }
+    }
+}
+
+/// A registered agent, authenticated by its agent token.
+#[derive(Debug, Clone)]
+pub struct CurrentAgent(pub Agent);
+
+impl FromRequestParts<AppState> for CurrentAgent {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer(parts)
+            .filter(|t| t.starts_with(TokenKind::Agent.prefix()))
+            .ok_or_else(ApiError::unauthorized)?;
+        state
+            .store
+            .agent_by_token_hash(&TokenHash::of(token))
+            .await?
+            .map(Self)
+            .ok_or_else(ApiError::unauthorized)
+    }
+}
+
+/// The hash of a presented registration token. Whether it is usable is decided by the
+/// store, atomically with creating the agent.
+#[derive(Clone)]
+pub struct RegistrationBearer(pub TokenHash);
+
+impl std::fmt::Debug for RegistrationBearer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("RegistrationBearer").field(&self.0).finish()
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RegistrationBearer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        bearer(parts)
+            .filter(|t| t.starts_with(TokenKind::Registration.prefix()))
+            .map(|t| Self(TokenHash::of(t)))
+            .ok_or_else(ApiError::unauthorized)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::Request;
+
+    fn parts(auth: Option<&str>) -> Parts {
+        let mut b = Request::builder();
+        if let Some(a) = auth {
+            b = b.header(header::AUTHORIZATION, a);
+        }
+        b.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive_and_other_schemes_are_ignored() {
+        assert_eq!(bearer(&parts(Some("Bearer abc"))), Some("abc"));
+        assert_eq!(bearer(&parts(Some("bearer abc"))), Some("abc"));
+        assert_eq!(bearer(&parts(Some("Basic abc"))), None);
+        assert_eq!(bearer(&parts(Some("Bearer "))), None);
+        assert_eq!(bearer(&parts(Some("Bearer"))), None);
+        assert_eq!(bearer(&parts(None)), None);
+    }
+}

@@ -1,0 +1,354 @@
+//! The API's one error type and the JSON envelope every error is rendered in.
+//!
+//! Handlers and extractors return [`ApiError`]; `?` on a [`StoreError`] maps it once,
+//! here, instead of a `match` in every handler. [`ApiError::status`] and
+//! [`ApiError::code`] are the single table from failure to HTTP.
+//!
+//! Why the body is written by the middleware and not here: the envelope must carry
+//! the request id, which only the request-id middleware knows. `into_response`
+//! therefore leaves an [`ErrorInfo`] in the response's extensions (code, message and,
+//! for 5xx, the cause chain to log) and [`crate::middleware`] turns it into
+//! `{"error":{"code","message","request_id"}}` and logs the cause once, in the same
+//! event as the request, with the request id. Responses that carry no `ErrorInfo`
+//! but have an error status (a framework rejection that slipped through) are given
+//! the envelope there too, so no error ever leaves in another shape.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use runway_core::store::StoreError;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Every way a request can fail, as the client sees it.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The body is not JSON.
+    #[error("{0}")]
+    InvalidJson(String),
+    /// A query parameter has the wrong type or value.
+    #[error("{0}")]
+    InvalidQuery(String),
+    /// A cursor the server did not issue.
+    #[error("the cursor is not one this server issued; start again without `cursor`")]
+    InvalidCursor,
+    /// No usable token.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// Wrong username or password.
+    #[error("the username or password is wrong")]
+    InvalidCredentials,
+    /// Authenticated, but the role does not allow it.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// No such record or route.
+    #[error("{0}")]
+    NotFound(Cow<'static, str>),
+    /// The route exists but not with this method.
+    #[error("this route does not accept the method")]
+    MethodNotAllowed,
+    /// A unique name is taken.
+    #[error("{0}")]
+    Conflict(String),
+    /// The job lifecycle forbids the change.
+    #[error("{0}")]
+    IllegalTransition(String),
+    /// The body is over the limit.
+    #[error("the request body is larger than the {0}-byte limit")]
+    PayloadTooLarge(usize),
+    /// The body is not declared as JSON.
+    #[error("the request body must be sent with `Content-Type: application/json`")]
+    UnsupportedMediaType,
+    /// A field is missing, unknown, of the wrong type or out of range.
+    #[error("{0}")]
+    Validation(String),
+    /// The store is down or throttling.
+    #[error("the store is unavailable; retry later")]
+    Unavailable {
+        /// When to retry.
+        retry_after: Option<Duration>,
+        /// The cause, logged, never shown.
+        #[source]
+        source: StoreError,
+    },
+    /// A bug. The message is fixed; the cause is logged.
+    #[error("internal error; the cause is logged with this request id")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl ApiError {
+    /// A 401 with the reason; every 401 carries `WWW-Authenticate: Bearer`.
+    pub(crate) const fn unauthorized() -> Self {
+        Self::Unauthorized("a valid bearer token is required")
+    }
+
+    /// A 404 for a record of `kind`.
+    pub(crate) fn not_found(kind: &'static str) -> Self {
+        Self::NotFound(Cow::Owned(format!("no such {kind}")))
+    }
+
+    /// A 422 naming `field`.
+    pub(crate) fn field(field: &str, message: impl std::fmt::Display) -> Self {
+        Self::Validation(format!("{field}: {message}"))
+    }
+
+    pub(crate) const fn status(&self) -> StatusCode {
+        match self {
+            Self::InvalidJson(_) | Self::InvalidQuery(_) | Self::InvalidCursor => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::Unauthorized(_) | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict(_) | Self::IllegalTransition(_) => StatusCode::CONFLICT,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub(crate) const fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidJson(_) => "invalid_json",
+            Self::InvalidQuery(_) => "invalid_query",
+            Self::InvalidCursor => "invalid_cursor",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::Forbidden(_) => "forbidden",
+            Self::NotFound(_) => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Conflict(_) => "conflict",
+            Self::IllegalTransition(_) => "illegal_transition",
+            Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::Validation(_) => "validation_failed",
+            Self::Unavailable { .. } => "store_unavailable",
+            Self::Internal(_) => "internal",
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::NotFound => Self::NotFound(Cow::Borrowed("no such record")),
+            StoreError::Conflict(what) => Self::Conflict(what),
+            StoreError::IllegalTransition(t) => Self::IllegalTransition(t.to_string()),
+            StoreError::InvalidCursor => Self::InvalidCursor,
+            StoreError::Unavailable { retry_after, .. } => Self::Unavailable {
+                retry_after,
+                source: err,
+            },
+            StoreError::Internal(_) => Self::Internal(Box::new(err)),
+        }
+    }
+}
+
+/// What the middleware needs to render and log an error. Left in the response's
+/// extensions by [`ApiError::into_response`].
+#[derive(Debug, Clone)]
+pub(crate) struct ErrorInfo {
+    pub(crate) code: &'static str,
+    pub(crate) message: String,
+    /// The cause chain of a 5xx, for the log only.
+    pub(crate) cause: Option<String>,
+}
+
+/// `a: b: c` from an error and its sources.
+fn cause_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        let _ = write!(out, ": {s}");
+        source = s.source();
+    }
+    out
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let cause = match &self {
+            Self::Internal(e) => Some(cause_chain(e.as_ref())),
+            Self::Unavailable { source, .. } => Some(cause_chain(source)),
+            _ => None,
+        };
+        let mut response = status.into_response();
+        let headers = response.headers_mut();
+        match &self {
+            Self::Unauthorized(_) => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Self::Unavailable { retry_after, .. } => {
+                let seconds = retry_after.map_or(1, |d| d.as_secs().max(1));
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            }
+            _ => {}
+        }
+        response.extensions_mut().insert(ErrorInfo {
+            code: self.code(),
+            message: self.to_string(),
+            cause,
+        });
+        response
+    }
+}
+
+/// The error envelope, as documented in the OpenAPI schema.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// The inside of the envelope.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// A stable, snake_case code to branch on, e.g. `validation_failed`.
+    #[schema(example = "validation_failed")]
+    pub code: String,
+    /// What went wrong and how to fix it, for humans.
+    #[schema(example = "name: must be 1 to 200 characters")]
+    pub message: String,
+    /// Also in the `x-request-id` header; quote it when reporting a problem.
+    #[schema(example = "01JDQ5V8ZK4M3X9T2B7N6C1F0R")]
+    pub request_id: String,
+}
+
+/// Renders the envelope without allocating intermediate structures.
+pub(crate) fn envelope_bytes(code: &str, message: &str, request_id: &str) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct Detail<'a> {
+        code: &'a str,
+        message: &'a str,
+        request_id: &'a str,
+    }
+    #[derive(Serialize)]
+    struct Body<'a> {
+        error: Detail<'a>,
+    }
+    serde_json::to_vec(&Body {
+        error: Detail {
+            code,
+            message,
+            request_id,
+        },
+    })
+    .unwrap_or_default()
+}
+
+/// The code and message for an error status that did not come from an [`ApiError`].
+pub(crate) fn info_for_status(status: StatusCode) -> ErrorInfo {
+    let (code, message) = match status {
+        StatusCode::BAD_REQUEST => ("invalid_request", "the request is malformed"),
+        StatusCode::UNAUTHORIZED => ("unauthorized", "a valid bearer token is required"),
+        StatusCode::FORBIDDEN => ("forbidden", "the role does not allow this"),
+        StatusCode::NOT_FOUND => ("not_found", "no such route"),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            "this route does not accept the method",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "the request body is too large"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            "unsupported_media_type",
+            "the request body must be sent with `Content-Type: application/json`",
+        ),
+        StatusCode::UNPROCESSABLE_ENTITY => ("validation_failed", "the request is invalid"),
+        s if s.is_server_error() => ("internal", "internal error"),
+        _ => ("error", "the request failed"),
+    };
+    ErrorInfo {
+        code,
+        message: message.to_owned(),
+        cause: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use runway_core::lifecycle::{IllegalTransition, JobStatus};
+
+    fn info(err: ApiError) -> (StatusCode, ErrorInfo, Response) {
+        let mut response = err.into_response();
+        let info = response.extensions_mut().remove::<ErrorInfo>().unwrap();
+        (response.status(), info, response)
+    }
+
+    #[test]
+    fn store_errors_map_to_their_documented_status_and_code() {
+        let cases = [
+            (StoreError::NotFound, 404, "not_found"),
+            (StoreError::Conflict("taken".into()), 409, "conflict"),
+            (StoreError::InvalidCursor, 400, "invalid_cursor"),
+            (
+                StoreError::unavailable(std::io::Error::other("busy"), None),
+                503,
+                "store_unavailable",
+            ),
+            (
+                StoreError::internal(std::io::Error::other("disk on fire")),
+                500,
+                "internal",
+            ),
+        ];
+        for (err, status, code) in cases {
+            let (s, i, _) = info(err.into());
+            assert_eq!(s.as_u16(), status);
+            assert_eq!(i.code, code);
+        }
+    }
+
+    #[test]
+    fn an_illegal_transition_names_both_states() {
+        let err = StoreError::IllegalTransition(IllegalTransition {
+            from: JobStatus::Succeeded,
+            to: JobStatus::Canceled,
+        });
+        let (status, info, _) = info(err.into());
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert_eq!(info.code, "illegal_transition");
+        assert!(info.message.contains("succeeded") && info.message.contains("canceled"));
+    }
+
+    #[test]
+    fn an_internal_error_hides_its_cause_from_the_client_but_keeps_it_for_the_log() {
+        let err = StoreError::internal(std::io::Error::other("disk on fire"));
+        let (_, info, _) = info(err.into());
+        assert!(!info.message.contains("disk on fire"));
+        assert!(info.cause.unwrap().contains("disk on fire"));
+    }
+
+    #[test]
+    fn an_unavailable_store_says_when_to_retry() {
+        let (_, _, default) =
+            info(StoreError::unavailable(std::io::Error::other("x"), None).into());
+        assert_eq!(default.headers()[header::RETRY_AFTER], "1");
+        let (_, _, given) = info(
+            StoreError::unavailable(std::io::Error::other("x"), Some(Duration::from_secs(7)))
+                .into(),
+        );
+        assert_eq!(given.headers()[header::RETRY_AFTER], "7");
+    }
+
+    #[test]
+    fn every_unauthorized_response_asks_for_a_bearer_token() {
+        let (_, _, response) = info(ApiError::unauthorized());
+        assert_eq!(response.headers()[header::WWW_AUTHENTICATE], "Bearer");
+    }
+
+    #[test]
+    fn the_envelope_has_code_message_and_request_id() {
+        let bytes = envelope_bytes("not_found", "no \"such\" route", "abc");
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(v["error"]["code"], "not_found");
+        assert_eq!(v["error"]["message"], "no \"such\" route");
+        assert_eq!(v["error"]["request_id"], "abc");
+    }
+}

@@ -1,0 +1,117 @@
+//! The OpenAPI 3.1 document and the interactive docs.
+//!
+//! The document is derived from the handlers' `#[utoipa::path]` attributes and the
+//! response types' `ToSchema`, so it cannot drift from the code; a test checks that
+//! every route the router serves is listed. It is built and serialized once per
+//! process and served from memory, as is the Scalar page at `/docs`.
+
+use std::sync::LazyLock;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::http::{HeaderValue, header};
+use axum::response::{Html, IntoResponse};
+use axum::routing::get;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_scalar::Scalar;
+
+use crate::AppState;
+use crate::routes::{agent_protocol, agents, jobs, registration_tokens, sessions, system};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Runway",
+        description = "The control plane of the Runway CI/CD service. Every error has the shape \
+            `{\"error\":{\"code\",\"message\",\"request_id\"}}`; see docs/http-api.md."
+    ),
+    paths(
+        system::health,
+        system::ready,
+        system::info,
+        sessions::sign_in,
+        sessions::current,
+        sessions::sign_out,
+        sessions::list,
+        sessions::revoke,
+        sessions::revoke_all,
+        registration_tokens::create,
+        registration_tokens::list,
+        registration_tokens::delete,
+        agents::list,
+        agents::get,
+        jobs::create,
+        jobs::list,
+        jobs::get,
+        jobs::cancel,
+        agent_protocol::register,
+        agent_protocol::heartbeat,
+        agent_protocol::config,
+    ),
+    components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "system", description = "Health, readiness and server info"),
+        (name = "sessions", description = "Signing in and managing one's devices"),
+        (name = "registration tokens", description = "Admin-created tokens that admit agents"),
+        (name = "agents", description = "Build agents as users see them"),
+        (name = "jobs", description = "Submitting and following jobs"),
+        (name = "agent protocol", description = "The calls build agents make"),
+    )
+)]
+struct ApiDoc;
+
+/// Adds the `bearer` security scheme the paths refer to.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A session token (`rws_…`) on /api/v1, an agent token (`rwa_…`) or, \
+                         for register, a registration token (`rwr_…`) on /agent/v1",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The OpenAPI 3.1 document of the whole API.
+#[must_use]
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    doc
+}
+
+static DOCUMENT: LazyLock<Bytes> = LazyLock::new(|| {
+    Bytes::from(serde_json::to_vec(&openapi()).unwrap_or_else(|_| b"{}".to_vec()))
+});
+
+static DOCS_PAGE: LazyLock<Bytes> = LazyLock::new(|| Bytes::from(Scalar::new(openapi()).to_html()));
+
+/// `/openapi.json` and `/docs`.
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/openapi.json",
+            get(|| async {
+                (
+                    [(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    )],
+                    DOCUMENT.clone(),
+                )
+                    .into_response()
+            }),
+        )
+        .route("/docs", get(|| async { Html(DOCS_PAGE.clone()) }))
+}

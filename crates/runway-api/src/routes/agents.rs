@@ -1,0 +1,109 @@
+//! Agents as users see them: listed and fetched, each with its health derived at
+//! read time (an agent that died silently shows `offline` without anyone writing).
+
+use axum::Json;
+use axum::extract::State;
+use runway_core::OffsetDateTime;
+use runway_core::agent::{Agent, AgentStatus};
+use runway_core::id::AgentId;
+use runway_core::page::Cursor;
+use runway_core::store::AgentQuery;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::page_request;
+use crate::AppState;
+use crate::auth::CurrentUser;
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{ApiQuery, IdPath};
+
+/// An agent with its health at the time of the request.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AgentView {
+    #[serde(flatten)]
+    agent: Agent,
+    /// Health, derived from the last heartbeat.
+    status: AgentStatus,
+}
+
+impl AgentView {
+    pub(crate) fn at(agent: Agent, now: OffsetDateTime) -> Self {
+        let status = agent.status(now);
+        Self { agent, status }
+    }
+}
+
+/// A page of agents, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AgentPage {
+    /// The agents.
+    items: Vec<AgentView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    next_cursor: Option<Cursor>,
+}
+
+/// Filters and paging for the agent list.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct AgentListQuery {
+    /// Only agents in this region.
+    region: Option<String>,
+    /// Only agents with this health.
+    status: Option<AgentStatus>,
+    /// Page size, 1–100 (default 50).
+    limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// Lists agents, newest first.
+#[utoipa::path(get, path = "/api/v1/agents", tag = "agents",
+    security(("bearer" = [])),
+    params(AgentListQuery),
+    responses(
+        (status = 200, description = "A page of agents", body = AgentPage),
+        (status = 400, description = "A bad query parameter or cursor", body = ErrorBody),
+        (status = 401, description = "No valid session", body = ErrorBody)))]
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    _user: CurrentUser,
+    ApiQuery(q): ApiQuery<AgentListQuery>,
+) -> Result<Json<AgentPage>, ApiError> {
+    let query = AgentQuery {
+        region: q.region,
+        status: q.status,
+        page: page_request(q.limit, q.cursor)?,
+    };
+    let now = OffsetDateTime::now_utc();
+    let page = state.store.list_agents(&query, now).await?;
+    Ok(Json(AgentPage {
+        items: page
+            .items
+            .into_iter()
+            .map(|a| AgentView::at(a, now))
+            .collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// One agent.
+#[utoipa::path(get, path = "/api/v1/agents/{id}", tag = "agents",
+    security(("bearer" = [])),
+    params(("id" = AgentId, Path, description = "The agent")),
+    responses(
+        (status = 200, description = "The agent", body = AgentView),
+        (status = 401, description = "No valid session", body = ErrorBody),
+        (status = 404, description = "No such agent", body = ErrorBody)))]
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    _user: CurrentUser,
+    IdPath(id): IdPath<AgentId>,
+) -> Result<Json<AgentView>, ApiError> {
+    let agent = state
+        .store
+        .get_agent(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("agent"))?;
+    Ok(Json(AgentView::at(agent, OffsetDateTime::now_utc())))
+}

@@ -1,0 +1,134 @@
+//! Registration tokens: what an admin hands to a new build agent.
+//!
+//! Admin only (the [`AdminUser`] extractor). The plaintext token appears in the
+//! creation response and nowhere else; the store keeps its SHA-256.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use runway_core::OffsetDateTime;
+use runway_core::agent::RegistrationToken;
+use runway_core::id::RegistrationTokenId;
+use runway_core::secret::{IssuedToken, Secret, TokenKind};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{check_text, expose_secret, or_not_found};
+use crate::AppState;
+use crate::auth::AdminUser;
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{ApiJson, IdPath};
+
+/// The longest description.
+pub(crate) const MAX_DESCRIPTION_LEN: usize = 200;
+
+/// A new registration token's settings.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateRegistrationToken {
+    /// What the token is for (at most 200 characters).
+    #[schema(example = "build hosts in eu-west-1")]
+    description: Option<String>,
+    /// When the token stops working (RFC 3339, in the future); never if absent.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    expires_at: Option<OffsetDateTime>,
+}
+
+/// The new token. `token` is shown only in this response.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct CreatedRegistrationToken {
+    /// Give this to agents as `Authorization: Bearer <token>` on `register`.
+    #[serde(serialize_with = "expose_secret")]
+    #[schema(value_type = String, example = "rwr_…")]
+    token: Secret,
+    /// The stored record.
+    registration_token: RegistrationToken,
+}
+
+/// Every registration token, newest first, expired ones included.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct RegistrationTokenList {
+    /// The tokens.
+    items: Vec<RegistrationToken>,
+}
+
+/// Creates a registration token.
+#[utoipa::path(post, path = "/api/v1/registration-tokens", tag = "registration tokens",
+    security(("bearer" = [])),
+    request_body = CreateRegistrationToken,
+    responses(
+        (status = 201, description = "Created", body = CreatedRegistrationToken),
+        (status = 401, description = "No valid session", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 422, description = "A field is out of range", body = ErrorBody)))]
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    ApiJson(req): ApiJson<CreateRegistrationToken>,
+) -> Result<(StatusCode, Json<CreatedRegistrationToken>), ApiError> {
+    let description = req.description.filter(|d| !d.trim().is_empty());
+    if let Some(d) = &description {
+        check_text("description", d, MAX_DESCRIPTION_LEN)?;
+    }
+    let now = OffsetDateTime::now_utc();
+    if let Some(at) = req.expires_at
+        && at <= now
+    {
+        return Err(ApiError::field("expires_at", "must be in the future"));
+    }
+    let issued = IssuedToken::new(TokenKind::Registration);
+    let record = RegistrationToken {
+        id: RegistrationTokenId::new(),
+        description,
+        created_by: admin.session.user_id,
+        created_at: now,
+        expires_at: req.expires_at,
+        token_hash: issued.hash,
+    };
+    state.store.create_registration_token(&record).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedRegistrationToken {
+            token: issued.plaintext,
+            registration_token: record,
+        }),
+    ))
+}
+
+/// Lists registration tokens, newest first.
+#[utoipa::path(get, path = "/api/v1/registration-tokens", tag = "registration tokens",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The tokens", body = RegistrationTokenList),
+        (status = 401, description = "No valid session", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody)))]
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+) -> Result<Json<RegistrationTokenList>, ApiError> {
+    let items = state.store.list_registration_tokens().await?;
+    Ok(Json(RegistrationTokenList { items }))
+}
+
+/// Revokes a registration token; agents it admitted keep working.
+#[utoipa::path(delete, path = "/api/v1/registration-tokens/{id}", tag = "registration tokens",
+    security(("bearer" = [])),
+    params(("id" = RegistrationTokenId, Path, description = "The token to delete")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "No valid session", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, description = "No such token", body = ErrorBody)))]
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    IdPath(id): IdPath<RegistrationTokenId>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .store
+        .delete_registration_token(id)
+        .await
+        .map_err(or_not_found("registration token"))?;
+    Ok(StatusCode::NO_CONTENT)
+}

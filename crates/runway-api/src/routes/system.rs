@@ -1,0 +1,88 @@
+//! Liveness, readiness, server info, and the fallbacks for unknown routes and methods.
+//!
+//! `/health` answers without touching the store, so a load balancer can tell "the
+//! process is up" apart from `/ready`, "the process can serve", which pings the store.
+
+use axum::Json;
+use axum::extract::State;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::AppState;
+use crate::error::{ApiError, ErrorBody};
+
+/// `{"status":"ok"}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Health {
+    /// Always `ok`.
+    #[schema(example = "ok")]
+    status: &'static str,
+}
+
+/// `{"status":"ready","store":"sqlite"}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Ready {
+    /// Always `ready`.
+    #[schema(example = "ready")]
+    status: &'static str,
+    /// The store backend.
+    #[schema(example = "sqlite")]
+    store: &'static str,
+}
+
+/// What this server is.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Info {
+    /// Always `runway`.
+    #[schema(example = "runway")]
+    name: &'static str,
+    /// The server's version.
+    #[schema(example = "0.1.0")]
+    version: &'static str,
+    /// The store backend: `sqlite` or `dynamodb`.
+    #[schema(example = "sqlite")]
+    store: &'static str,
+    /// How users can sign in.
+    auth_methods: [&'static str; 1],
+}
+
+/// Liveness: the process is up. Never calls the store.
+#[utoipa::path(get, path = "/health", tag = "system",
+    responses((status = 200, description = "The process is up", body = Health)))]
+pub(crate) async fn health() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// Readiness: the store answers.
+#[utoipa::path(get, path = "/ready", tag = "system", responses(
+    (status = 200, description = "Ready to serve", body = Ready),
+    (status = 503, description = "The store does not answer", body = ErrorBody)))]
+pub(crate) async fn ready(State(state): State<AppState>) -> Result<Json<Ready>, ApiError> {
+    state.store.ping().await?;
+    Ok(Json(Ready {
+        status: "ready",
+        store: state.store.backend(),
+    }))
+}
+
+/// The server's name, version, store and sign-in methods.
+#[utoipa::path(get, path = "/api/v1/info", tag = "system",
+    responses((status = 200, description = "Server info", body = Info)))]
+pub(crate) async fn info(State(state): State<AppState>) -> Json<Info> {
+    Json(Info {
+        name: "runway",
+        version: env!("CARGO_PKG_VERSION"),
+        store: state.store.backend(),
+        auth_methods: ["password"],
+    })
+}
+
+/// Any path no route matches.
+pub(crate) async fn not_found() -> ApiError {
+    ApiError::NotFound("no such route; see /openapi.json for the API".into())
+}
+
+/// A known path with a method it does not accept.
+pub(crate) async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}

@@ -1,0 +1,301 @@
+//! The error envelope across the router: routing misses, body and media-type
+//! problems, and store failures, which a store that always fails stands in for.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::http::{Method, StatusCode};
+use runway_api::{ApiConfig, router};
+use runway_core::OffsetDateTime;
+use runway_core::agent::{Agent, AgentMetrics, RegistrationToken};
+use runway_core::id::{AgentId, JobId, RegistrationTokenId, SessionId, UserId};
+use runway_core::job::{Job, JobDetail};
+use runway_core::lifecycle::JobStatus;
+use runway_core::page::Page;
+use runway_core::secret::TokenHash;
+use runway_core::session::Session;
+use runway_core::store::{
+    AgentQuery, AgentStore, JobQuery, JobStore, RegistrationTokenStore, SessionStore, StoreError,
+    StoreHealth, StoreResult, UserStore,
+};
+use runway_core::user::User;
+use serde_json::json;
+
+use crate::app::TestApp;
+
+#[tokio::test]
+async fn an_unknown_route_is_a_404_envelope() {
+    let app = TestApp::new().await;
+    for path in ["/nope", "/api/v1", "/api/v2/jobs", "/api/v1/jobs/x/y/z"] {
+        app.get(path, None).await.assert_error(404, "not_found");
+    }
+}
+
+#[tokio::test]
+async fn a_known_route_with_the_wrong_method_is_a_405_envelope() {
+    let app = TestApp::new().await;
+    let token = app.admin_token().await;
+    app.delete("/api/v1/jobs", Some(&token))
+        .await
+        .assert_error(405, "method_not_allowed");
+    app.get("/agent/v1/register", None)
+        .await
+        .assert_error(405, "method_not_allowed");
+    app.post_json("/health", None, &json!({}))
+        .await
+        .assert_error(405, "method_not_allowed");
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_a_413() {
+    let app = TestApp::with_config(ApiConfig {
+        max_body_bytes: 256,
+        ..ApiConfig::default()
+    })
+    .await;
+    let token = app.admin_token().await;
+    let body = json!({"name": "big", "script": "x".repeat(1000)});
+    let message = app
+        .post_json("/api/v1/jobs", Some(&token), &body)
+        .await
+        .assert_error(413, "payload_too_large");
+    assert!(message.contains("256"), "{message}");
+    // Under the limit, the same route works.
+    app.submit_job(&token, "small").await;
+}
+
+#[tokio::test]
+async fn a_body_without_a_json_content_type_is_a_415() {
+    let app = TestApp::new().await;
+    let token = app.admin_token().await;
+    let body = json!({"name": "x", "script": "y"}).to_string();
+    app.post_raw("/api/v1/jobs", Some(&token), None, body.clone())
+        .await
+        .assert_error(415, "unsupported_media_type");
+    app.post_raw("/api/v1/jobs", Some(&token), Some("text/plain"), body)
+        .await
+        .assert_error(415, "unsupported_media_type");
+    app.post_raw(
+        "/api/v1/auth/sessions/revoke-all",
+        Some(&token),
+        Some("text/plain"),
+        "{}",
+    )
+    .await
+    .assert_error(415, "unsupported_media_type");
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_json_is_a_400() {
+    let app = TestApp::new().await;
+    let token = app.admin_token().await;
+    for body in [
+        "{",
+        "not json",
+        "{\"name\": \"x\",}",
+        "{\"name\": \"x\", \"script\": \"y\"} {}",
+    ] {
+        app.post_raw("/api/v1/jobs", Some(&token), Some("application/json"), body)
+            .await
+            .assert_error(400, "invalid_json");
+    }
+    app.post_raw(
+        "/api/v1/auth/sessions",
+        None,
+        Some("application/json; charset=utf-8"),
+        "{\"username\":",
+    )
+    .await
+    .assert_error(400, "invalid_json");
+}
+
+#[tokio::test]
+async fn json_of_the_wrong_shape_is_a_422_naming_the_field() {
+    let app = TestApp::new().await;
+    let token = app.admin_token().await;
+    let message = app
+        .post_json(
+            "/api/v1/jobs",
+            Some(&token),
+            &json!({"name": "x", "script": "y", "priority": "high"}),
+        )
+        .await
+        .assert_error(422, "validation_failed");
+    assert!(message.starts_with("priority"), "{message}");
+    app.post_json("/api/v1/jobs", Some(&token), &json!([1, 2]))
+        .await
+        .assert_error(422, "validation_failed");
+}
+
+/// A store that fails every call with the error `make` builds.
+struct FailingStore {
+    make: fn() -> StoreError,
+}
+
+impl FailingStore {
+    fn fail<T>(&self) -> StoreResult<T> {
+        Err((self.make)())
+    }
+}
+
+#[async_trait]
+impl UserStore for FailingStore {
+    async fn create_user(&self, _: &User) -> StoreResult<()> {
+        self.fail()
+    }
+    async fn user_by_username(&self, _: &str) -> StoreResult<Option<User>> {
+        self.fail()
+    }
+    async fn get_user(&self, _: UserId) -> StoreResult<Option<User>> {
+        self.fail()
+    }
+    async fn set_password_hash(&self, _: UserId, _: &str) -> StoreResult<()> {
+        self.fail()
+    }
+    async fn has_users(&self) -> StoreResult<bool> {
+        self.fail()
+    }
+}
+
+#[async_trait]
+impl SessionStore for FailingStore {
+    async fn create_session(&self, _: &Session) -> StoreResult<()> {
+        self.fail()
+    }
+    async fn get_session(&self, _: SessionId) -> StoreResult<Option<Session>> {
+        self.fail()
+    }
+    async fn touch_session(&self, _: SessionId, _: OffsetDateTime) -> StoreResult<()> {
+        self.fail()
+    }
+    async fn list_user_sessions(&self, _: UserId, _: OffsetDateTime) -> StoreResult<Vec<Session>> {
+        self.fail()
+    }
+    async fn revoke_session(&self, _: UserId, _: SessionId) -> StoreResult<()> {
+        self.fail()
+    }
+    async fn revoke_user_sessions(&self, _: UserId, _: Option<SessionId>) -> StoreResult<u64> {
+        self.fail()
+    }
+}
+
+#[async_trait]
+impl RegistrationTokenStore for FailingStore {
+    async fn create_registration_token(&self, _: &RegistrationToken) -> StoreResult<()> {
+        self.fail()
+    }
+    async fn list_registration_tokens(&self) -> StoreResult<Vec<RegistrationToken>> {
+        self.fail()
+    }
+    async fn delete_registration_token(&self, _: RegistrationTokenId) -> StoreResult<()> {
+        self.fail()
+    }
+}
+
+#[async_trait]
+impl AgentStore for FailingStore {
+    async fn register_agent(
+        &self,
+        _: &TokenHash,
+        _: Agent,
+        _: OffsetDateTime,
+    ) -> StoreResult<Agent> {
+        self.fail()
+    }
+    async fn agent_by_token_hash(&self, _: &TokenHash) -> StoreResult<Option<Agent>> {
+        self.fail()
+    }
+    async fn get_agent(&self, _: AgentId) -> StoreResult<Option<Agent>> {
+        self.fail()
+    }
+    async fn record_heartbeat(
+        &self,
+        _: AgentId,
+        _: &AgentMetrics,
+        _: OffsetDateTime,
+    ) -> StoreResult<Agent> {
+        self.fail()
+    }
+    async fn list_agents(&self, _: &AgentQuery, _: OffsetDateTime) -> StoreResult<Page<Agent>> {
+        self.fail()
+    }
+}
+
+#[async_trait]
+impl JobStore for FailingStore {
+    async fn create_job(&self, _: &Job) -> StoreResult<()> {
+        self.fail()
+    }
+    async fn get_job(&self, _: JobId) -> StoreResult<Option<JobDetail>> {
+        self.fail()
+    }
+    async fn list_jobs(&self, _: &JobQuery) -> StoreResult<Page<Job>> {
+        self.fail()
+    }
+    async fn transition_job(&self, _: JobId, _: JobStatus, _: OffsetDateTime) -> StoreResult<Job> {
+        self.fail()
+    }
+}
+
+#[async_trait]
+impl StoreHealth for FailingStore {
+    fn backend(&self) -> &'static str {
+        "failing"
+    }
+    async fn ping(&self) -> StoreResult<()> {
+        self.fail()
+    }
+}
+
+fn failing_app(make: fn() -> StoreError) -> TestApp {
+    let store: Arc<dyn runway_core::store::Store> = Arc::new(FailingStore { make });
+    TestApp {
+        router: router(Arc::clone(&store), ApiConfig::default()),
+        store,
+    }
+}
+
+#[tokio::test]
+async fn an_unavailable_store_gives_503_with_retry_after() {
+    let app = failing_app(|| {
+        StoreError::unavailable(
+            std::io::Error::other("database is locked"),
+            Some(Duration::from_secs(3)),
+        )
+    });
+    let r = app.get("/ready", None).await;
+    r.assert_error(503, "store_unavailable");
+    assert_eq!(r.header("retry-after"), "3");
+    let r = app
+        .post_json(
+            "/api/v1/auth/sessions",
+            None,
+            &json!({"username": "admin", "password": "whatever it is"}),
+        )
+        .await;
+    r.assert_error(503, "store_unavailable");
+    // Health never touches the store.
+    assert_eq!(app.get("/health", None).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_store_bug_is_a_500_with_a_fixed_message_that_hides_the_cause() {
+    let app =
+        failing_app(|| StoreError::internal(std::io::Error::other("secret table xyz is corrupt")));
+    let token = format!("rws_{}_{}", SessionId::new(), "a".repeat(43));
+    for r in [
+        app.get("/ready", None).await,
+        app.get("/api/v1/auth/session", Some(&token)).await,
+        app.send(
+            TestApp::request(Method::GET, "/api/v1/jobs", Some(&token))
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await,
+    ] {
+        let message = r.assert_error(500, "internal");
+        assert!(!message.contains("xyz"), "{message}");
+        assert!(!String::from_utf8_lossy(&r.body).contains("corrupt"));
+    }
+}

@@ -1,0 +1,15 @@
+//! Integration tests of the whole router, in one binary to save link time.
+//!
+//! Each test builds its own router over a fresh in-memory SQLite store ([`TestApp`])
+//! and calls it in-process with `oneshot`; `socket` also serves it on a real port.
+
+mod agent_protocol;
+mod agents;
+mod app;
+mod errors;
+mod jobs;
+mod openapi;
+mod registration_tokens;
+mod sessions;
+mod socket;
+mod system;

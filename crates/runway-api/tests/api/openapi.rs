@@ -1,0 +1,135 @@
+use axum::http::StatusCode;
+
+use crate::app::TestApp;
+
+/// Every route the router serves, besides the documents themselves.
+const ROUTES: &[(&str, &str)] = &[
+    ("get", "/health"),
+    ("get", "/ready"),
+    ("get", "/api/v1/info"),
+    ("post", "/api/v1/auth/sessions"),
+    ("get", "/api/v1/auth/sessions"),
+    ("get", "/api/v1/auth/session"),
+    ("delete", "/api/v1/auth/session"),
+    ("delete", "/api/v1/auth/sessions/{id}"),
+    ("post", "/api/v1/auth/sessions/revoke-all"),
+    ("post", "/api/v1/registration-tokens"),
+    ("get", "/api/v1/registration-tokens"),
+    ("delete", "/api/v1/registration-tokens/{id}"),
+    ("get", "/api/v1/agents"),
+    ("get", "/api/v1/agents/{id}"),
+    ("post", "/api/v1/jobs"),
+    ("get", "/api/v1/jobs"),
+    ("get", "/api/v1/jobs/{id}"),
+    ("post", "/api/v1/jobs/{id}/cancel"),
+    ("post", "/agent/v1/register"),
+    ("post", "/agent/v1/heartbeat"),
+    ("get", "/agent/v1/config"),
+];
+
+#[tokio::test]
+async fn the_openapi_document_is_3_1_and_lists_every_route() {
+    let app = TestApp::new().await;
+    let r = app.get("/openapi.json", None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.header("content-type"), "application/json");
+    let doc = r.json();
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
+    assert_eq!(doc["info"]["version"], env!("CARGO_PKG_VERSION"));
+    let paths = doc["paths"].as_object().unwrap();
+    for (method, path) in ROUTES {
+        assert!(
+            paths.get(*path).and_then(|p| p.get(*method)).is_some(),
+            "{method} {path} is missing from the OpenAPI document"
+        );
+    }
+    let listed: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
+    assert_eq!(
+        listed,
+        ROUTES.len(),
+        "the document lists a route the test does not know"
+    );
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+    assert_eq!(doc, serde_json::to_value(runway_api::openapi()).unwrap());
+}
+
+fn collect_refs(value: &serde_json::Value, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                match (k.as_str(), v.as_str()) {
+                    ("$ref", Some(r)) => out.push(r.to_owned()),
+                    _ => collect_refs(v, out),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| collect_refs(v, out)),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn every_schema_the_document_refers_to_is_defined() {
+    let doc = serde_json::to_value(runway_api::openapi()).unwrap();
+    let mut refs = Vec::new();
+    collect_refs(&doc, &mut refs);
+    assert!(!refs.is_empty());
+    for r in refs {
+        let name = r
+            .strip_prefix("#/components/schemas/")
+            .unwrap_or_else(|| panic!("unexpected $ref {r}"));
+        assert!(
+            doc["components"]["schemas"][name].is_object(),
+            "{r} is not defined"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_documented_route_is_served() {
+    let app = TestApp::new().await;
+    for (method, path) in ROUTES {
+        let path = path.replace("{id}", &ulid::Ulid::new().to_string());
+        let method = method.to_uppercase().parse().unwrap();
+        let r = app
+            .send(
+                TestApp::request(method, &path, None)
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await;
+        assert_ne!(r.status, StatusCode::METHOD_NOT_ALLOWED, "{path}");
+        if r.status == StatusCode::NOT_FOUND {
+            // Only a missing record, never a missing route, may be a 404 here.
+            assert!(
+                !r.json()["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("route"),
+                "{path}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_interactive_docs_are_an_html_page() {
+    let app = TestApp::new().await;
+    let r = app.get("/docs", None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.header("content-type").starts_with("text/html"));
+    let html = String::from_utf8_lossy(&r.body);
+    assert!(
+        html.contains("<html") || html.contains("<!doctype"),
+        "{html}"
+    );
+    assert!(html.contains("Runway"));
+}

@@ -1,0 +1,156 @@
+//! `runway admin`: user management straight on the data directory's database.
+//!
+//! No server is involved: an operator who is locked out (lost admin password) has
+//! no session to call the API with, and the store already enforces every rule.
+//! SQLite's WAL mode lets this run while a server uses the same file. The account
+//! rules themselves (username shape, password strength, revoking sessions on a
+//! reset) live in `runway_api::accounts`, shared with the HTTP handlers, so the CLI
+//! cannot drift from the API.
+//!
+//! The database must already exist: creating it here would make a typo in
+//! `--data-dir` silently start a second, empty installation, and a user created in
+//! a fresh database would also stop `serve` from bootstrapping `admin`.
+//!
+//! Passwords come from the first line of stdin (`--password-stdin`), never from a
+//! flag, which would leave them in shell history and `ps`; otherwise one is
+//! generated and printed once.
+
+use std::io::BufRead;
+use std::path::Path;
+
+use anyhow::Context as _;
+use runway_api::accounts;
+use runway_core::password::generate_password;
+use runway_core::secret::Secret;
+use runway_core::user::Role;
+
+use crate::config::Config;
+use crate::output;
+use crate::serve::open_store;
+
+/// Reads a password from the first line of `input`, without its line ending.
+///
+/// # Errors
+/// If the input cannot be read or the line is empty.
+pub fn read_password_line(mut input: impl BufRead) -> anyhow::Result<Secret> {
+    let mut line = String::new();
+    input
+        .read_line(&mut line)
+        .context("cannot read the password from stdin")?;
+    let password = line
+        .strip_suffix('\n')
+        .map_or(line.as_str(), |l| l.strip_suffix('\r').unwrap_or(l));
+    anyhow::ensure!(
+        !password.is_empty(),
+        "--password-stdin was given but stdin held no password"
+    );
+    Ok(Secret::new(password))
+}
+
+/// The password to set: the one given, else a generated one that must be shown.
+fn password_or_generated(given: Option<Secret>) -> (Secret, bool) {
+    match given {
+        Some(password) => (password, false),
+        None => (generate_password(), true),
+    }
+}
+
+fn ensure_database_exists(dir: &Path) -> anyhow::Result<()> {
+    let db = dir.join(runway_store_sqlite::DB_FILE_NAME);
+    anyhow::ensure!(
+        db.is_file(),
+        "no Runway database at {}: run `runway serve` once to create it, or point \
+         --data-dir / RUNWAY_DATA_DIR at the right directory",
+        db.display()
+    );
+    Ok(())
+}
+
+fn show_generated(username: &str, password: &Secret) -> anyhow::Result<()> {
+    output::lines(&[
+        &format!("Password for `{username}`: {}", password.expose()),
+        "(shown once; store it somewhere safe)",
+    ])
+}
+
+/// `runway admin create-user`.
+///
+/// # Errors
+/// A missing database, an invalid username, a weak password, a taken username, or
+/// a store failure.
+pub async fn create_user(
+    config: &Config,
+    username: &str,
+    role: Role,
+    password: Option<Secret>,
+) -> anyhow::Result<()> {
+    ensure_database_exists(&config.data_dir)?;
+    let store = open_store(config).await?;
+    let (password, generated) = password_or_generated(password);
+    let user = accounts::create_user(store.as_ref(), username, &password, role)
+        .await
+        .with_context(|| format!("cannot create the user `{username}`"))?;
+    tracing::info!(user.id = %user.id, user.name = %user.username, user.role = user.role.as_str(), "created user");
+    output::lines(&[&format!(
+        "Created user `{}` with role {}.",
+        user.username,
+        user.role.as_str()
+    )])?;
+    if generated {
+        show_generated(username, &password)?;
+    }
+    Ok(())
+}
+
+/// `runway admin reset-password`: sets the password and revokes every session.
+///
+/// # Errors
+/// A missing database, no such user, a weak password, or a store failure.
+pub async fn reset_password(
+    config: &Config,
+    username: &str,
+    password: Option<Secret>,
+) -> anyhow::Result<()> {
+    ensure_database_exists(&config.data_dir)?;
+    let store = open_store(config).await?;
+    let (password, generated) = password_or_generated(password);
+    accounts::reset_password(store.as_ref(), username, &password)
+        .await
+        .with_context(|| format!("cannot reset the password of `{username}`"))?;
+    tracing::info!(user.name = %username, "reset password and revoked sessions");
+    output::lines(&[&format!(
+        "Reset the password of `{username}` and signed them out of every device."
+    )])?;
+    if generated {
+        show_generated(username, &password)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_password_from_stdin_loses_only_its_line_ending() {
+        let p = read_password_line(&b"  spaced pass word \r\nsecond line\n"[..]).unwrap();
+        assert_eq!(p.expose(), "  spaced pass word ");
+        let p = read_password_line(&b"no-newline-at-all"[..]).unwrap();
+        assert_eq!(p.expose(), "no-newline-at-all");
+    }
+
+    #[test]
+    fn an_empty_stdin_is_refused() {
+        let err = read_password_line(&b""[..]).unwrap_err().to_string();
+        assert!(err.contains("stdin held no password"), "{err}");
+        assert!(read_password_line(&b"\n"[..]).is_err());
+    }
+
+    #[test]
+    fn admin_commands_refuse_a_directory_without_a_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = ensure_database_exists(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("run `runway serve` once"), "{err}");
+        assert!(!dir.path().join("runway.db").exists());
+    }
+}

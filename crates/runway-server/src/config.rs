@@ -1,0 +1,923 @@
+//! Runway's configuration: defaults, then an optional TOML file, then `RUNWAY_*`
+//! environment variables. The environment wins; `serve --listen` and
+//! `--data-dir` beat all three.
+//!
+//! Variables read (the TOML key is the name without `RUNWAY_`, in lower case):
+//!
+//! * `RUNWAY_CONFIG` — the TOML file to read (only the `--config` flag beats it).
+//!   Without either, `./runway.toml` is read if it exists. A file named explicitly but
+//!   missing is an error, so a typo never silently falls back to the defaults.
+//! * `RUNWAY_LISTEN` — address and port to serve on. Default `127.0.0.1:8080`.
+//! * `RUNWAY_DATA_DIR` — where the SQLite database lives. Default `./runway-data`.
+//! * `RUNWAY_STORE` — the store backend: `sqlite` (default). `dynamodb` is planned.
+//! * `RUNWAY_LOG` — a tracing `EnvFilter` directive. Default `info`.
+//! * `RUNWAY_LOG_FORMAT` — `pretty` (default, compact and human) or `json`.
+//! * `RUNWAY_ADMIN_PASSWORD` — password of the `admin` user created on the first
+//!   start, 12 to 1024 characters. Unset: a random one is generated and printed
+//!   once. Never logged, never echoed in an error.
+//! * `RUNWAY_CORS_ORIGINS` — comma-separated browser origins allowed to call the API.
+//!   Default: none. (In the file, an array of strings.)
+//! * `RUNWAY_SESSION_TTL_SECONDS` — absolute session lifetime. Default `604800` (7 d).
+//! * `RUNWAY_SESSION_IDLE_TIMEOUT_SECONDS` — idle session lifetime. Default `86400`.
+//! * `RUNWAY_MAX_BODY_BYTES` — largest request body. Default `1048576` (1 MiB).
+//! * `RUNWAY_SHUTDOWN_GRACE_SECONDS` — how long in-flight requests may take to finish
+//!   after SIGTERM. Default `30`.
+//!
+//! Design: every setting is described once, in a `Setting` constant that carries
+//! its variable name, file key, default and accepted form. Each layer only supplies
+//! *text* for a setting together with where the text came from ([`Origin`]); parsing
+//! happens once, at the end, so an error always names the exact variable or file key
+//! that supplied the bad value and says what would have been accepted. An empty
+//! environment variable counts as unset, so a blank line copied from `.env.example`
+//! does not override the file.
+//!
+//! The environment is passed in as a function ([`Config::load`]) rather than read
+//! from the process, so the layering is unit-tested without touching global state.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use runway_core::password::MIN_PASSWORD_LEN;
+use runway_core::secret::Secret;
+use serde::Deserialize;
+
+/// The file read when neither `--config` nor `RUNWAY_CONFIG` names one.
+pub const DEFAULT_CONFIG_FILE: &str = "runway.toml";
+/// The variable that names the config file.
+pub const CONFIG_VAR: &str = "RUNWAY_CONFIG";
+
+/// One setting: where it is read from and what it accepts.
+#[derive(Debug, Clone, Copy)]
+struct Setting {
+    env: &'static str,
+    key: &'static str,
+    default: Option<&'static str>,
+    expected: &'static str,
+}
+
+const LISTEN: Setting = Setting {
+    env: "RUNWAY_LISTEN",
+    key: "listen",
+    default: Some("127.0.0.1:8080"),
+    expected: "an IP address and port, e.g. 127.0.0.1:8080 or [::]:8080 (port 0 picks a free port)",
+};
+const DATA_DIR: Setting = Setting {
+    env: "RUNWAY_DATA_DIR",
+    key: "data_dir",
+    default: Some("./runway-data"),
+    expected: "a directory path",
+};
+const STORE: Setting = Setting {
+    env: "RUNWAY_STORE",
+    key: "store",
+    default: Some("sqlite"),
+    expected: "`sqlite`",
+};
+const LOG: Setting = Setting {
+    env: "RUNWAY_LOG",
+    key: "log",
+    default: Some("info"),
+    expected: "a tracing filter such as `info` or `info,runway_api=debug`",
+};
+const LOG_FORMAT: Setting = Setting {
+    env: "RUNWAY_LOG_FORMAT",
+    key: "log_format",
+    default: Some("pretty"),
+    expected: "`pretty` or `json`",
+};
+const ADMIN_PASSWORD: Setting = Setting {
+    env: "RUNWAY_ADMIN_PASSWORD",
+    key: "admin_password",
+    default: None,
+    expected: "a password of 12 to 1024 characters",
+};
+const CORS_ORIGINS: Setting = Setting {
+    env: "RUNWAY_CORS_ORIGINS",
+    key: "cors_origins",
+    default: Some(""),
+    expected: "comma-separated origins such as https://ci.example.com,http://localhost:3000",
+};
+const SESSION_TTL: Setting = Setting {
+    env: "RUNWAY_SESSION_TTL_SECONDS",
+    key: "session_ttl_seconds",
+    default: Some("604800"),
+    expected: "a whole number of seconds from 60 to 31536000",
+};
+const SESSION_IDLE: Setting = Setting {
+    env: "RUNWAY_SESSION_IDLE_TIMEOUT_SECONDS",
+    key: "session_idle_timeout_seconds",
+    default: Some("86400"),
+    expected: "a whole number of seconds from 60 to 31536000",
+};
+const MAX_BODY: Setting = Setting {
+    env: "RUNWAY_MAX_BODY_BYTES",
+    key: "max_body_bytes",
+    default: Some("1048576"),
+    expected: "a whole number of bytes from 1024 to 1073741824",
+};
+const SHUTDOWN_GRACE: Setting = Setting {
+    env: "RUNWAY_SHUTDOWN_GRACE_SECONDS",
+    key: "shutdown_grace_seconds",
+    default: Some("30"),
+    expected: "a whole number of seconds from 0 to 3600",
+};
+
+/// Every setting, in the order `runway config` prints them.
+const ALL: [Setting; 11] = [
+    LISTEN,
+    DATA_DIR,
+    STORE,
+    LOG,
+    LOG_FORMAT,
+    ADMIN_PASSWORD,
+    CORS_ORIGINS,
+    SESSION_TTL,
+    SESSION_IDLE,
+    MAX_BODY,
+    SHUTDOWN_GRACE,
+];
+
+/// The longest admin password accepted, as the API's sign-in does.
+const MAX_ADMIN_PASSWORD_LEN: usize = 1024;
+
+/// Session lifetimes accepted, in seconds: a minute to a year.
+const SESSION_SECONDS: std::ops::RangeInclusive<u64> = 60..=31_536_000;
+
+/// Where a value came from, for error messages and `runway config`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// The built-in default.
+    Default,
+    /// A key in the configuration file.
+    File {
+        /// The file.
+        path: PathBuf,
+        /// The key in it.
+        key: &'static str,
+    },
+    /// An environment variable.
+    Env(&'static str),
+    /// A command-line flag.
+    Flag(&'static str),
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Default => f.write_str("the default"),
+            Self::File { path, key } => write!(f, "`{key}` in {}", path.display()),
+            Self::Env(name) => f.write_str(name),
+            Self::Flag(name) => f.write_str(name),
+        }
+    }
+}
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A value that does not parse.
+    #[error("{origin} is `{value}`, which is not valid: expected {expected}")]
+    Invalid {
+        /// Which variable or file key held it.
+        origin: Origin,
+        /// The offending text (never a secret: only non-secret settings are parsed).
+        value: String,
+        /// What would have been accepted.
+        expected: &'static str,
+    },
+    /// A secret that breaks a rule; its value is never echoed.
+    #[error("{origin} is not valid: expected {expected} (the value is not shown)")]
+    InvalidSecret {
+        /// Which variable or file key held it.
+        origin: Origin,
+        /// What would have been accepted.
+        expected: &'static str,
+    },
+    /// A backend that this binary does not contain.
+    #[error(
+        "{origin} is `{value}`: the {value} store is not available in this build yet (available: sqlite)"
+    )]
+    StoreNotAvailable {
+        /// Which variable or file key named it.
+        origin: Origin,
+        /// The backend asked for.
+        value: String,
+    },
+    /// A file named by `--config` or `RUNWAY_CONFIG` that does not exist.
+    #[error("the configuration file {path} (named by {named_by}) does not exist")]
+    FileMissing {
+        /// The file.
+        path: PathBuf,
+        /// `--config` or `RUNWAY_CONFIG`.
+        named_by: &'static str,
+    },
+    /// A file that could not be read.
+    #[error("cannot read the configuration file {path}")]
+    FileUnreadable {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file that is not valid TOML or has unknown or mistyped keys.
+    #[error("{path} line {line}: {message}")]
+    FileInvalid {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line of the problem.
+        line: usize,
+        /// The parser's message, which names the key.
+        message: String,
+    },
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One compact, human-readable line per event.
+    Pretty,
+    /// One JSON object per line, event fields flattened, for log shippers.
+    Json,
+}
+
+impl LogFormat {
+    /// The configuration form.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Pretty => "pretty",
+            Self::Json => "json",
+        }
+    }
+}
+
+/// The store backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    /// The embedded SQLite database in the data directory.
+    Sqlite,
+}
+
+impl StoreKind {
+    /// The configuration form.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+        }
+    }
+}
+
+/// The backends this binary contains, for `runway version`.
+pub const STORE_BACKENDS: &[&str] = &["sqlite"];
+
+/// Where the configuration came from, for `runway config`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sources {
+    /// The file read, if any.
+    pub file: Option<PathBuf>,
+    /// The `RUNWAY_*` variables that supplied a value.
+    pub env: Vec<&'static str>,
+    /// Command-line flags that overrode a value.
+    pub flags: Vec<&'static str>,
+}
+
+impl fmt::Display for Sources {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("defaults")?;
+        match &self.file {
+            Some(path) => write!(f, ", file {}", path.display())?,
+            None => f.write_str(", no file")?,
+        }
+        if self.env.is_empty() {
+            f.write_str(", no environment variables")?;
+        } else {
+            write!(f, ", environment ({})", self.env.join(", "))?;
+        }
+        if !self.flags.is_empty() {
+            write!(f, ", flags ({})", self.flags.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+/// The effective configuration. `Debug` is safe to log: the admin password is a
+/// [`Secret`], which prints `[redacted]`.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to bind.
+    pub listen: SocketAddr,
+    /// Directory of the SQLite database.
+    pub data_dir: PathBuf,
+    /// Store backend.
+    pub store: StoreKind,
+    /// Tracing filter directive, already checked to parse.
+    pub log: String,
+    /// Log output format.
+    pub log_format: LogFormat,
+    /// Password for the first admin; `None` generates one.
+    pub admin_password: Option<Secret>,
+    /// Browser origins allowed by CORS.
+    pub cors_origins: Vec<String>,
+    /// Absolute session lifetime, in seconds.
+    pub session_ttl_seconds: u64,
+    /// Idle session lifetime, in seconds.
+    pub session_idle_timeout_seconds: u64,
+    /// Largest request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Time in-flight requests get after SIGTERM, in seconds.
+    pub shutdown_grace_seconds: u64,
+    /// Where the values came from.
+    pub sources: Sources,
+}
+
+/// The TOML file. Every key is optional; unknown keys are an error naming the key,
+/// so a misspelt setting is never silently ignored.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    store: Option<String>,
+    log: Option<String>,
+    log_format: Option<String>,
+    admin_password: Option<Secret>,
+    cors_origins: Option<Vec<String>>,
+    session_ttl_seconds: Option<u64>,
+    session_idle_timeout_seconds: Option<u64>,
+    max_body_bytes: Option<u64>,
+    shutdown_grace_seconds: Option<u64>,
+}
+
+impl FileConfig {
+    /// The file's value for a setting, as text.
+    fn text(&self, key: &str) -> Option<String> {
+        match key {
+            "listen" => self.listen.clone(),
+            "data_dir" => self.data_dir.as_ref().map(|p| p.display().to_string()),
+            "store" => self.store.clone(),
+            "log" => self.log.clone(),
+            "log_format" => self.log_format.clone(),
+            "admin_password" => self.admin_password.as_ref().map(|s| s.expose().to_owned()),
+            "cors_origins" => self.cors_origins.as_ref().map(|o| o.join(",")),
+            "session_ttl_seconds" => self.session_ttl_seconds.map(|n| n.to_string()),
+            "session_idle_timeout_seconds" => {
+                self.session_idle_timeout_seconds.map(|n| n.to_string())
+            }
+            "max_body_bytes" => self.max_body_bytes.map(|n| n.to_string()),
+            "shutdown_grace_seconds" => self.shutdown_grace_seconds.map(|n| n.to_string()),
+            _ => None,
+        }
+    }
+}
+
+/// The layers, merged lazily per setting.
+struct Layers<'a, E> {
+    file: Option<(PathBuf, FileConfig)>,
+    env: &'a E,
+    sources: Sources,
+}
+
+impl<E: Fn(&str) -> Option<String>> Layers<'_, E> {
+    /// The winning text for a setting and where it came from; `None` only for a
+    /// setting without a default that no layer sets.
+    fn get(&mut self, setting: Setting) -> Option<(String, Origin)> {
+        if let Some(value) = (self.env)(setting.env).filter(|v| !v.is_empty()) {
+            self.sources.env.push(setting.env);
+            return Some((value, Origin::Env(setting.env)));
+        }
+        if let Some((path, file)) = &self.file
+            && let Some(value) = file.text(setting.key)
+        {
+            let origin = Origin::File {
+                path: path.clone(),
+                key: setting.key,
+            };
+            return Some((value, origin));
+        }
+        setting.default.map(|d| (d.to_owned(), Origin::Default))
+    }
+
+    /// The winning text of a setting that has a default.
+    fn required(&mut self, setting: Setting) -> (String, Origin) {
+        self.get(setting).unwrap_or_else(|| {
+            // Every setting but the admin password has a default; see the table above.
+            (String::new(), Origin::Default)
+        })
+    }
+
+    fn parse<T>(
+        &mut self,
+        setting: Setting,
+        parse: impl FnOnce(&str) -> Option<T>,
+    ) -> Result<T, ConfigError> {
+        let (value, origin) = self.required(setting);
+        parse(value.trim()).ok_or(ConfigError::Invalid {
+            origin,
+            value,
+            expected: setting.expected,
+        })
+    }
+}
+
+fn number_in<T: std::str::FromStr + PartialOrd>(
+    range: std::ops::RangeInclusive<T>,
+) -> impl FnOnce(&str) -> Option<T> {
+    move |s| s.parse::<T>().ok().filter(|n| range.contains(n))
+}
+
+fn parse_origins(s: &str) -> Option<Vec<String>> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(|o| {
+            let rest = o
+                .strip_prefix("https://")
+                .or_else(|| o.strip_prefix("http://"))?;
+            let valid =
+                !rest.is_empty() && !rest.contains('/') && !rest.chars().any(char::is_whitespace);
+            valid.then(|| o.to_owned())
+        })
+        .collect()
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.get(..offset)
+        .map_or(1, |before| before.matches('\n').count() + 1)
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::FileUnreadable {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|err| ConfigError::FileInvalid {
+        path: path.to_owned(),
+        line: err.span().map_or(1, |span| line_of(&text, span.start)),
+        message: err.message().trim().to_owned(),
+    })
+}
+
+impl Config {
+    /// Loads the configuration: defaults, then the file (`explicit`, else
+    /// `RUNWAY_CONFIG`, else `./runway.toml` if it exists), then `env`.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the variable or file key of the first bad value.
+    pub fn load(
+        explicit: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        Self::load_with_default_file(explicit, env, Path::new(DEFAULT_CONFIG_FILE))
+    }
+
+    /// [`Config::load`] with the implicit file's location given, for tests.
+    ///
+    /// # Errors
+    /// As [`Config::load`].
+    pub fn load_with_default_file(
+        explicit: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+        default_file: &Path,
+    ) -> Result<Self, ConfigError> {
+        let named = match explicit {
+            Some(path) => Some((path.to_owned(), "--config")),
+            None => env(CONFIG_VAR)
+                .filter(|v| !v.is_empty())
+                .map(|v| (PathBuf::from(v), CONFIG_VAR)),
+        };
+        let file_path = match named {
+            Some((path, named_by)) => {
+                if !path.exists() {
+                    return Err(ConfigError::FileMissing { path, named_by });
+                }
+                Some(path)
+            }
+            None => default_file.is_file().then(|| default_file.to_owned()),
+        };
+        let file = match file_path {
+            Some(path) => {
+                let parsed = read_file(&path)?;
+                Some((path, parsed))
+            }
+            None => None,
+        };
+        let mut layers = Layers {
+            sources: Sources {
+                file: file.as_ref().map(|(p, _)| p.clone()),
+                ..Sources::default()
+            },
+            file,
+            env: &env,
+        };
+
+        let listen = layers.parse(LISTEN, |s| s.parse::<SocketAddr>().ok())?;
+        let data_dir = layers.parse(DATA_DIR, |s| (!s.is_empty()).then(|| PathBuf::from(s)))?;
+        let (store_text, store_origin) = layers.required(STORE);
+        let store = match store_text.trim() {
+            "sqlite" => StoreKind::Sqlite,
+            "dynamodb" => {
+                return Err(ConfigError::StoreNotAvailable {
+                    origin: store_origin,
+                    value: "dynamodb".into(),
+                });
+            }
+            _ => {
+                return Err(ConfigError::Invalid {
+                    origin: store_origin,
+                    value: store_text,
+                    expected: STORE.expected,
+                });
+            }
+        };
+        let log = layers.parse(LOG, |s| {
+            tracing_subscriber::EnvFilter::builder()
+                .parse(s)
+                .ok()
+                .map(|_| s.to_owned())
+        })?;
+        let log_format = layers.parse(LOG_FORMAT, |s| match s {
+            "pretty" => Some(LogFormat::Pretty),
+            "json" => Some(LogFormat::Json),
+            _ => None,
+        })?;
+        let admin_password = match layers.get(ADMIN_PASSWORD) {
+            None => None,
+            Some((password, origin)) => {
+                let len = password.chars().count();
+                if !(MIN_PASSWORD_LEN..=MAX_ADMIN_PASSWORD_LEN).contains(&len) {
+                    return Err(ConfigError::InvalidSecret {
+                        origin,
+                        expected: ADMIN_PASSWORD.expected,
+                    });
+                }
+                Some(Secret::new(password))
+            }
+        };
+        let cors_origins = layers.parse(CORS_ORIGINS, parse_origins)?;
+        let session_ttl_seconds = layers.parse(SESSION_TTL, number_in(SESSION_SECONDS))?;
+        let session_idle_timeout_seconds =
+            layers.parse(SESSION_IDLE, number_in(SESSION_SECONDS))?;
+        let max_body_bytes = layers.parse(MAX_BODY, number_in(1024..=1_073_741_824_usize))?;
+        let shutdown_grace_seconds = layers.parse(SHUTDOWN_GRACE, number_in(0..=3600_u64))?;
+
+        Ok(Self {
+            listen,
+            data_dir,
+            store,
+            log,
+            log_format,
+            admin_password,
+            cors_origins,
+            session_ttl_seconds,
+            session_idle_timeout_seconds,
+            max_body_bytes,
+            shutdown_grace_seconds,
+            sources: layers.sources,
+        })
+    }
+
+    /// Applies `serve --listen`, which beats every other source.
+    pub fn override_listen(&mut self, listen: SocketAddr) {
+        self.listen = listen;
+        self.sources.flags.push("--listen");
+    }
+
+    /// Applies `--data-dir`, which beats every other source.
+    pub fn override_data_dir(&mut self, dir: PathBuf) {
+        self.data_dir = dir;
+        self.sources.flags.push("--data-dir");
+    }
+
+    /// The settings the API needs.
+    #[must_use]
+    pub fn api_config(&self) -> runway_api::ApiConfig {
+        runway_api::ApiConfig {
+            session_ttl: seconds(self.session_ttl_seconds),
+            session_idle_timeout: seconds(self.session_idle_timeout_seconds),
+            cors_allowed_origins: self.cors_origins.clone(),
+            max_body_bytes: self.max_body_bytes,
+        }
+    }
+
+    /// The configuration as a TOML document, secrets shown as `[redacted]`, headed by
+    /// comments saying which sources were read. Feeding it back as a file reproduces
+    /// every setting except the admin password.
+    #[must_use]
+    pub fn to_toml(&self) -> String {
+        use fmt::Write as _;
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# Effective configuration of runway {}.",
+            env!("CARGO_PKG_VERSION")
+        );
+        let _ = writeln!(
+            out,
+            "# Sources, lowest to highest precedence: {}.",
+            self.sources
+        );
+        for setting in ALL {
+            let value = match setting.key {
+                "listen" => toml_string(&self.listen.to_string()),
+                "data_dir" => toml_string(&self.data_dir.display().to_string()),
+                "store" => toml_string(self.store.as_str()),
+                "log" => toml_string(&self.log),
+                "log_format" => toml_string(self.log_format.as_str()),
+                "admin_password" => match &self.admin_password {
+                    Some(_) => toml_string("[redacted]"),
+                    None => {
+                        let _ = writeln!(
+                            out,
+                            "# admin_password is not set: the first start generates one and prints it once."
+                        );
+                        continue;
+                    }
+                },
+                "cors_origins" => {
+                    let items: Vec<String> =
+                        self.cors_origins.iter().map(|o| toml_string(o)).collect();
+                    format!("[{}]", items.join(", "))
+                }
+                "session_ttl_seconds" => self.session_ttl_seconds.to_string(),
+                "session_idle_timeout_seconds" => self.session_idle_timeout_seconds.to_string(),
+                "max_body_bytes" => self.max_body_bytes.to_string(),
+                "shutdown_grace_seconds" => self.shutdown_grace_seconds.to_string(),
+                _ => continue,
+            };
+            let _ = writeln!(out, "{} = {value}", setting.key);
+        }
+        out
+    }
+}
+
+fn seconds(n: u64) -> time::Duration {
+    // Both session settings are capped at a year, far inside i64.
+    time::Duration::seconds(i64::try_from(n).unwrap_or(i64::MAX))
+}
+
+/// A TOML basic string: quoted, with `"`, `\` and control characters escaped.
+fn toml_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    fn load(file: Option<&Path>, pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        Config::load_with_default_file(file, env(pairs), &dir.path().join("runway.toml"))
+    }
+
+    fn write(dir: &tempfile::TempDir, text: &str) -> PathBuf {
+        let path = dir.path().join("runway.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn with_nothing_set_every_setting_takes_its_default() {
+        let c = load(None, &[]).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(c.data_dir, PathBuf::from("./runway-data"));
+        assert_eq!(c.store, StoreKind::Sqlite);
+        assert_eq!(c.log, "info");
+        assert_eq!(c.log_format, LogFormat::Pretty);
+        assert!(c.admin_password.is_none());
+        assert!(c.cors_origins.is_empty());
+        assert_eq!(c.session_ttl_seconds, 604_800);
+        assert_eq!(c.session_idle_timeout_seconds, 86_400);
+        assert_eq!(c.max_body_bytes, 1_048_576);
+        assert_eq!(c.shutdown_grace_seconds, 30);
+        assert_eq!(c.sources, Sources::default());
+    }
+
+    #[test]
+    fn the_file_beats_the_defaults_and_the_environment_beats_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            &dir,
+            "listen = \"0.0.0.0:9000\"\nlog = \"debug\"\nmax_body_bytes = 2048\n",
+        );
+        let c = load(Some(&path), &[("RUNWAY_LOG", "warn")]).unwrap();
+        assert_eq!(
+            c.listen,
+            "0.0.0.0:9000".parse().unwrap(),
+            "file over default"
+        );
+        assert_eq!(c.max_body_bytes, 2048, "file over default");
+        assert_eq!(c.log, "warn", "environment over file");
+        assert_eq!(c.sources.file.as_deref(), Some(path.as_path()));
+        assert_eq!(c.sources.env, vec!["RUNWAY_LOG"]);
+    }
+
+    #[test]
+    fn flags_beat_the_environment() {
+        let mut c = load(None, &[("RUNWAY_LISTEN", "127.0.0.1:1")]).unwrap();
+        c.override_listen("127.0.0.1:2".parse().unwrap());
+        c.override_data_dir(PathBuf::from("/srv/runway"));
+        assert_eq!(c.listen.port(), 2);
+        assert_eq!(c.data_dir, PathBuf::from("/srv/runway"));
+        assert_eq!(c.sources.flags, vec!["--listen", "--data-dir"]);
+    }
+
+    #[test]
+    fn runway_config_names_the_file_and_the_flag_beats_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let from_env = write(&dir, "log = \"debug\"\n");
+        let other = dir.path().join("other.toml");
+        std::fs::write(&other, "log = \"trace\"\n").unwrap();
+        let by_env = load(None, &[("RUNWAY_CONFIG", from_env.to_str().unwrap())]).unwrap();
+        assert_eq!(by_env.log, "debug");
+        let by_flag = load(
+            Some(&other),
+            &[("RUNWAY_CONFIG", from_env.to_str().unwrap())],
+        )
+        .unwrap();
+        assert_eq!(by_flag.log, "trace");
+    }
+
+    #[test]
+    fn the_implicit_runway_toml_is_read_when_it_exists() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(&dir, "log_format = \"json\"\n");
+        let c = Config::load_with_default_file(None, env(&[]), &path).unwrap();
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.sources.file, Some(path));
+    }
+
+    #[test]
+    fn a_named_file_that_is_missing_is_an_error() {
+        let err = load(Some(Path::new("/nonexistent/runway.toml")), &[]).unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::FileMissing {
+                named_by: "--config",
+                ..
+            }
+        ));
+        let err = load(None, &[("RUNWAY_CONFIG", "/nonexistent/x.toml")]).unwrap_err();
+        assert!(err.to_string().contains("RUNWAY_CONFIG"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_key_in_the_file_is_named_with_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(&dir, "log = \"info\"\nlisten_addr = \"x\"\n");
+        let err = load(Some(&path), &[]).unwrap_err().to_string();
+        assert!(err.contains("listen_addr"), "{err}");
+        assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_environment_value_names_the_variable_and_the_accepted_form() {
+        let err = load(None, &[("RUNWAY_LISTEN", "nonsense")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("RUNWAY_LISTEN is `nonsense`"), "{err}");
+        assert!(err.contains("127.0.0.1:8080"), "{err}");
+        for (var, value) in [
+            ("RUNWAY_LOG_FORMAT", "xml"),
+            ("RUNWAY_SESSION_TTL_SECONDS", "-5"),
+            ("RUNWAY_SESSION_IDLE_TIMEOUT_SECONDS", "1"),
+            ("RUNWAY_MAX_BODY_BYTES", "lots"),
+            ("RUNWAY_SHUTDOWN_GRACE_SECONDS", "99999"),
+            ("RUNWAY_CORS_ORIGINS", "ci.example.com"),
+            ("RUNWAY_STORE", "postgres"),
+            ("RUNWAY_LOG", "=[bad"),
+        ] {
+            let err = load(None, &[(var, value)]).unwrap_err().to_string();
+            assert!(err.starts_with(var), "{var}: {err}");
+            assert!(err.contains("expected"), "{var}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_bad_file_value_names_the_key_and_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(&dir, "log_format = \"xml\"\n");
+        let err = load(Some(&path), &[]).unwrap_err().to_string();
+        assert!(err.starts_with("`log_format` in "), "{err}");
+        assert!(err.contains("`pretty` or `json`"), "{err}");
+    }
+
+    #[test]
+    fn a_short_admin_password_is_refused_without_echoing_it() {
+        let err = load(None, &[("RUNWAY_ADMIN_PASSWORD", "hunter2")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("RUNWAY_ADMIN_PASSWORD is not valid"),
+            "{err}"
+        );
+        assert!(err.contains("12 to 1024 characters"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn the_dynamodb_store_is_refused_with_a_clear_message() {
+        let err = load(None, &[("RUNWAY_STORE", "dynamodb")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("the dynamodb store is not available in this build yet"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn cors_origins_are_split_on_commas_in_the_environment_and_read_as_an_array_in_the_file() {
+        let c = load(
+            None,
+            &[(
+                "RUNWAY_CORS_ORIGINS",
+                "https://a.example, http://localhost:3000",
+            )],
+        )
+        .unwrap();
+        assert_eq!(
+            c.cors_origins,
+            ["https://a.example", "http://localhost:3000"]
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(&dir, "cors_origins = [\"https://b.example\"]\n");
+        let c = load(Some(&path), &[]).unwrap();
+        assert_eq!(c.cors_origins, ["https://b.example"]);
+    }
+
+    #[test]
+    fn an_empty_variable_counts_as_unset() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(&dir, "log = \"debug\"\n");
+        let c = load(
+            Some(&path),
+            &[("RUNWAY_LOG", ""), ("RUNWAY_ADMIN_PASSWORD", "")],
+        )
+        .unwrap();
+        assert_eq!(c.log, "debug");
+        assert!(c.admin_password.is_none());
+    }
+
+    #[test]
+    fn the_admin_password_never_shows_in_debug_or_in_the_printed_config() {
+        let c = load(None, &[("RUNWAY_ADMIN_PASSWORD", "hunter2-hunter2")]).unwrap();
+        assert_eq!(
+            c.admin_password.as_ref().unwrap().expose(),
+            "hunter2-hunter2"
+        );
+        assert!(!format!("{c:?}").contains("hunter2"));
+        let printed = c.to_toml();
+        assert!(!printed.contains("hunter2"));
+        assert!(
+            printed.contains("admin_password = \"[redacted]\""),
+            "{printed}"
+        );
+    }
+
+    #[test]
+    fn the_printed_config_reads_back_as_the_same_settings() {
+        let c = load(
+            None,
+            &[
+                ("RUNWAY_DATA_DIR", "/var/lib/runway \"x\""),
+                ("RUNWAY_CORS_ORIGINS", "https://a.example"),
+                ("RUNWAY_SHUTDOWN_GRACE_SECONDS", "5"),
+            ],
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(&dir, &c.to_toml());
+        let again = load(Some(&path), &[]).unwrap();
+        assert_eq!(again.data_dir, c.data_dir);
+        assert_eq!(again.cors_origins, c.cors_origins);
+        assert_eq!(again.shutdown_grace_seconds, 5);
+        assert_eq!(again.listen, c.listen);
+    }
+}

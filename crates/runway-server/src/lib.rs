@@ -1,0 +1,110 @@
+//! # runway-server
+//!
+//! The library behind the `runway` binary. `main.rs` only parses the command line
+//! and loads the configuration; everything else is here, so it is unit-tested and
+//! the binary stays a few dozen lines.
+//!
+//! * [`cli`] — the clap definition: `serve` (default), `config`, `admin`, `version`.
+//! * [`config`] — defaults → TOML file → `RUNWAY_*` environment, with errors that
+//!   name the variable at fault.
+//! * [`telemetry`] — tracing to stderr, compact or JSON.
+//! * [`serve`] — open the store, bootstrap `admin`, bind, serve, drain on SIGTERM.
+//! * [`admin`] — user management directly on the data directory.
+//! * [`output`] — the few things written to stdout.
+//!
+//! One Tokio runtime is built per command, here rather than with `#[tokio::main]`,
+//! so that `config` and `version` start no threads, and so that shutdown can bound
+//! how long leftover blocking work may delay the exit.
+
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod cli;
+pub mod config;
+pub mod output;
+pub mod serve;
+pub mod telemetry;
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use runway_core::secret::Secret;
+
+use crate::cli::{AdminCommand, Command};
+use crate::config::{Config, STORE_BACKENDS};
+
+/// How long leftover tasks may hold up the exit once a command is done.
+const RUNTIME_SHUTDOWN: Duration = Duration::from_secs(2);
+
+/// `runway version`: the name, version and the store backends compiled in.
+///
+/// # Errors
+/// If stdout is closed.
+pub fn version() -> anyhow::Result<()> {
+    output::lines(&[
+        &format!("runway {}", env!("CARGO_PKG_VERSION")),
+        &format!("store backends: {}", STORE_BACKENDS.join(", ")),
+    ])
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn block_on<F: Future<Output = anyhow::Result<()>>>(future: F) -> anyhow::Result<()> {
+    let runtime = runtime()?;
+    let result = runtime.block_on(future);
+    runtime.shutdown_timeout(RUNTIME_SHUTDOWN);
+    result
+}
+
+fn password_from_stdin(wanted: bool) -> anyhow::Result<Option<Secret>> {
+    wanted
+        .then(|| admin::read_password_line(std::io::stdin().lock()))
+        .transpose()
+}
+
+/// Runs `command` with the loaded configuration.
+///
+/// # Errors
+/// Whatever the command fails with, with context for a one-line message.
+pub fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Version => version(),
+        Command::Config => output::text(&config.to_toml()),
+        Command::Serve(args) => {
+            if let Some(listen) = args.listen {
+                config.override_listen(listen);
+            }
+            if let Some(dir) = args.data_dir {
+                config.override_data_dir(dir);
+            }
+            telemetry::init(&config.log, config.log_format)?;
+            block_on(async { serve::serve(&config).await })
+        }
+        Command::Admin(args) => {
+            if let Some(dir) = args.data_dir {
+                config.override_data_dir(dir);
+            }
+            telemetry::init(&config.log, config.log_format)?;
+            match args.command {
+                AdminCommand::CreateUser(a) => {
+                    let password = password_from_stdin(a.password_stdin)?;
+                    block_on(admin::create_user(
+                        &config,
+                        &a.username,
+                        a.role.into(),
+                        password,
+                    ))
+                }
+                AdminCommand::ResetPassword(a) => {
+                    let password = password_from_stdin(a.password_stdin)?;
+                    block_on(admin::reset_password(&config, &a.username, password))
+                }
+            }
+        }
+    }
+}

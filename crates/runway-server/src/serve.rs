@@ -1,0 +1,190 @@
+//! `runway serve`: bind, open the store, make sure an admin exists, serve, and shut
+//! down gracefully.
+//!
+//! Order matters, and each step fails with a one-line reason before anything is
+//! announced:
+//!
+//! 1. The signal handlers are installed **first**, so a SIGTERM that arrives the
+//!    instant the listening line is printed (as tests and supervisors do) triggers a
+//!    graceful shutdown instead of the default "die immediately".
+//! 2. The listener is bound before the store is touched: if the port is taken, the
+//!    run fails before a first-start admin password could be generated, printed and
+//!    then lost with the failed process.
+//! 3. The data directory and database are opened, then the first admin is ensured.
+//!    A generated password is printed once, to stdout, never logged.
+//! 4. Only then is `Runway listening on http://ADDR` printed, with the address
+//!    actually bound, so `--listen 127.0.0.1:0` works and a reader of that line can
+//!    connect at once.
+//! 5. On SIGTERM or Ctrl-C, axum stops accepting and lets in-flight requests finish.
+//!    If they take longer than the grace period the process exits anyway, with a
+//!    log line saying so and a failure status, because a supervisor should know the
+//!    shutdown was not clean.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use runway_api::accounts::{self, Bootstrap};
+use runway_core::store::Store;
+use tokio::net::TcpListener;
+
+use crate::config::{Config, StoreKind};
+use crate::output;
+
+/// Opens the configured store, creating the data directory if needed.
+///
+/// # Errors
+/// If the directory cannot be created or the database cannot be opened.
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    match config.store {
+        StoreKind::Sqlite => {
+            let dir = config.data_dir.clone();
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+            let store = tokio::task::spawn_blocking(move || open_sqlite(&dir))
+                .await
+                .context("the task opening the database panicked")??;
+            Ok(store)
+        }
+    }
+}
+
+fn open_sqlite(dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
+    let store = runway_store_sqlite::open_data_dir(dir).with_context(|| {
+        format!(
+            "cannot open the database {}",
+            dir.join(runway_store_sqlite::DB_FILE_NAME).display()
+        )
+    })?;
+    Ok(Arc::new(store))
+}
+
+/// What the first start must tell the operator, exactly once.
+fn announce_bootstrap(bootstrap: Bootstrap) -> anyhow::Result<()> {
+    match bootstrap {
+        Bootstrap::AlreadyInitialized => {}
+        Bootstrap::CreatedWithGivenPassword => {
+            tracing::info!(
+                user.name = "admin",
+                "created user `admin` with the password from RUNWAY_ADMIN_PASSWORD"
+            );
+        }
+        Bootstrap::CreatedWithGeneratedPassword(password) => {
+            tracing::info!(
+                user.name = "admin",
+                "created user `admin` with a generated password (printed once to stdout)"
+            );
+            output::lines(&[
+                "",
+                "================================================================",
+                &format!("Created user `admin` with password: {}", password.expose()),
+                "(shown once; change it with `runway admin reset-password --username admin`)",
+                "================================================================",
+                "",
+            ])?;
+        }
+    }
+    Ok(())
+}
+
+/// Resolves when SIGTERM or Ctrl-C arrives. Built before binding, so the handlers
+/// are in place from the moment the server is announced.
+fn shutdown_signal() -> anyhow::Result<impl Future<Output = &'static str>> {
+    #[cfg(unix)]
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot install the SIGTERM handler")?;
+    Ok(async move {
+        #[cfg(unix)]
+        let term = async move {
+            term.recv().await;
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! {
+            () = term => "SIGTERM",
+            result = tokio::signal::ctrl_c() => match result {
+                Ok(()) => "Ctrl-C",
+                // Without a Ctrl-C handler, SIGTERM still works; wait for it alone.
+                Err(_) => std::future::pending().await,
+            },
+        }
+    })
+}
+
+/// Runs the server until a shutdown signal, then drains.
+///
+/// # Errors
+/// Startup failures (data directory, database, admin bootstrap, port in use), a
+/// failing server, or a drain that outlived the grace period.
+pub async fn serve(config: &Config) -> anyhow::Result<()> {
+    let signal = shutdown_signal()?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener
+        .local_addr()
+        .context("cannot read the bound address")?;
+    let store = open_store(config).await?;
+    let bootstrap = accounts::ensure_admin(store.as_ref(), config.admin_password.clone())
+        .await
+        .context("cannot create the first admin user")?;
+    announce_bootstrap(bootstrap)?;
+
+    output::lines(&[
+        &format!("Runway listening on http://{addr}"),
+        &format!("API docs: http://{addr}/docs"),
+    ])?;
+    tracing::info!(
+        listen.addr = %addr,
+        data_dir = %config.data_dir.display(),
+        store = config.store.as_str(),
+        "runway listening"
+    );
+
+    let router = runway_api::router(store, config.api_config());
+    let grace = Duration::from_secs(config.shutdown_grace_seconds);
+    let (signaled_tx, signaled_rx) = tokio::sync::oneshot::channel::<()>();
+    let graceful = async move {
+        let which = signal.await;
+        tracing::info!(
+            signal = which,
+            grace_seconds = grace.as_secs(),
+            "shutting down: no new connections; waiting for in-flight requests"
+        );
+        let _ = signaled_tx.send(());
+    };
+    let server = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(graceful)
+    .into_future();
+
+    let deadline = async move {
+        if signaled_rx.await.is_ok() {
+            tokio::time::sleep(grace).await;
+        } else {
+            // The server ended without a signal; its own result decides.
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        result = server => {
+            result.context("the server failed")?;
+            tracing::info!("shut down cleanly");
+            Ok(())
+        }
+        () = deadline => {
+            tracing::warn!(
+                grace_seconds = grace.as_secs(),
+                "requests still in flight after the shutdown grace period; exiting anyway"
+            );
+            anyhow::bail!(
+                "requests were still in flight {} s after the shutdown signal (RUNWAY_SHUTDOWN_GRACE_SECONDS)",
+                grace.as_secs()
+            )
+        }
+    }
+}

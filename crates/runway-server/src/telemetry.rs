@@ -1,0 +1,51 @@
+//! Logging setup.
+//!
+//! Logs go to **stderr**, always: stdout is reserved for what the operator must read
+//! or a script must parse (the listening address, a generated password printed
+//! once), so the two never interleave in a pipe. The filter is `RUNWAY_LOG`, an
+//! `EnvFilter` directive already validated by [`crate::config`]. `pretty` is the
+//! compact single-line human format, with colour only when stderr is a terminal;
+//! `json` writes one object per line with the event's fields flattened to the top
+//! level, which is what log shippers (CloudWatch, Loki, Vector) index best.
+//!
+//! Secrets never reach this layer: the admin password and tokens are
+//! [`runway_core::secret::Secret`]s whose `Debug` and `Display` print `[redacted]`,
+//! and nothing here logs request bodies.
+
+use std::io::IsTerminal as _;
+
+use anyhow::Context as _;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::LogFormat;
+
+/// Installs the global subscriber. Call once, early.
+///
+/// # Errors
+/// If `filter` does not parse or a subscriber is already installed.
+pub fn init(filter: &str, format: LogFormat) -> anyhow::Result<()> {
+    let filter = EnvFilter::builder()
+        .parse(filter)
+        .with_context(|| format!("RUNWAY_LOG `{filter}` is not a valid log filter"))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let installed = match format {
+        LogFormat::Pretty => builder
+            .compact()
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            // The request span (method, path, request id) rides along on every
+            // event; the full span list would repeat it.
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_ansi(false)
+            .try_init(),
+    };
+    installed
+        .map_err(|err| anyhow::anyhow!("{err}"))
+        .context("cannot install the logger")
+}
