@@ -10,10 +10,11 @@ help: ## List the targets
 run: ## Serve on 127.0.0.1:8080 with the embedded SQLite store
 	$(CARGO) run --release
 
-test: ## Format check, clippy, and every test
+test: ## Format check, clippy, and every test (the DynamoDB store against a local moto_server)
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) test --workspace
+	scripts/moto.sh install
+	scripts/moto.sh run $(CARGO) test --workspace
 
 fmt: ## Format the code
 	$(CARGO) fmt --all

@@ -1,0 +1,275 @@
+//! Registration tokens and agents.
+//!
+//! * **Tokens by hash.** A registration token and an agent each have a `lookups`
+//!   item (`registration_token#<hash>`, `agent_token#<hash>`) written in the same
+//!   transaction as the record, so resolving a presented token is two strongly
+//!   consistent reads and never misses a record that exists.
+//! * **Registering** reads the token's lookup item (unknown hash → `NotFound`),
+//!   then writes in one `TransactWriteItems`: a `ConditionCheck` that the token item
+//!   still exists and `expires_at` is absent or `> :now`, the agent
+//!   (`attribute_not_exists`), and the agent's lookup item. If the admin deleted the
+//!   token in between, or it expired, the check fails and nothing is written.
+//! * **Deleting a token** removes the token and its lookup item in one transaction,
+//!   conditional on the token existing.
+//! * **Listing tokens** is a strongly consistent `Scan` sorted in code: there are a
+//!   handful, the admin page wants all of them, and a GSI could show one just
+//!   deleted.
+//! * **Heartbeats** are an `UpdateItem` of `last_heartbeat_at` and the metrics map,
+//!   conditional on the agent existing, returning the new item. No GSI key changes,
+//!   so no index is written.
+//! * **Listing agents** reads the `by_region` or `by_created` GSI, then the items
+//!   consistently, and judges health with `Agent::status(now)` in code, so the
+//!   boundary is exactly the domain's (and a heartbeat a moment ago counts).
+
+use std::cmp::Reverse;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{ConditionCheck, Delete, ReturnValue, TransactWriteItem};
+use runway_core::agent::{Agent, AgentMetrics, RegistrationToken};
+use runway_core::id::{AgentId, RegistrationTokenId};
+use runway_core::page::Page;
+use runway_core::secret::TokenHash;
+use runway_core::store::{AgentQuery, AgentStore, RegistrationTokenStore, StoreError, StoreResult};
+use time::OffsetDateTime;
+
+use crate::DynamoStore;
+use crate::accounts::put_new;
+use crate::error::{failed_condition, is_condition_failure, sdk_error, transaction_error};
+use crate::items::{
+    AGENT_LIST_PK, AgentItem, LookupItem, RegistrationTokenItem, agent_token_key, from_item, nanos,
+    number, registration_token_key, string, to_item, to_value,
+};
+use crate::page::{IndexQuery, Seek};
+use crate::schema::{AGENT_ID, BY_CREATED, BY_REGION, LIST_PK, LOOKUP_KEY, REGION, TOKEN_ID};
+
+fn decode_agent(item: crate::items::Item) -> StoreResult<Agent> {
+    from_item::<AgentItem>("agents", item).map(Agent::from)
+}
+
+#[async_trait]
+impl RegistrationTokenStore for DynamoStore {
+    async fn create_registration_token(&self, token: &RegistrationToken) -> StoreResult<()> {
+        let item = to_item("registration_tokens", &RegistrationTokenItem::from(token))?;
+        let lookup = to_item(
+            "lookups",
+            &LookupItem {
+                lookup_key: registration_token_key(&token.token_hash),
+                target_id: token.id.to_string(),
+            },
+        )?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(put_new(&self.tables.registration_tokens, item, TOKEN_ID)?)
+            .transact_items(put_new(&self.tables.lookups, lookup, LOOKUP_KEY)?)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) if failed_condition(&err).is_some() => Err(StoreError::Conflict(
+                "this registration token already exists".into(),
+            )),
+            Err(err) => Err(transaction_error(err)),
+        }
+    }
+
+    async fn list_registration_tokens(&self) -> StoreResult<Vec<RegistrationToken>> {
+        let mut tokens = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .scan()
+                .table_name(&self.tables.registration_tokens)
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            for item in output.items.unwrap_or_default() {
+                tokens.push(RegistrationToken::from(from_item::<RegistrationTokenItem>(
+                    "registration_tokens",
+                    item,
+                )?));
+            }
+            match output.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => break,
+            }
+        }
+        tokens.sort_by_key(|t| Reverse(t.id));
+        Ok(tokens)
+    }
+
+    async fn delete_registration_token(&self, id: RegistrationTokenId) -> StoreResult<()> {
+        let Some(item) = self
+            .get_item(&self.tables.registration_tokens, TOKEN_ID, id.to_string())
+            .await?
+        else {
+            return Err(StoreError::NotFound);
+        };
+        let token = from_item::<RegistrationTokenItem>("registration_tokens", item)?;
+        let delete = |table: &str, key: &'static str, value: String| {
+            Delete::builder()
+                .table_name(table)
+                .key(key, string(value))
+                .condition_expression("attribute_exists(#key)")
+                .expression_attribute_names("#key", key)
+                .build()
+                .map(|d| TransactWriteItem::builder().delete(d).build())
+                .map_err(StoreError::internal)
+        };
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(delete(
+                &self.tables.registration_tokens,
+                TOKEN_ID,
+                id.to_string(),
+            )?)
+            .transact_items(
+                Delete::builder()
+                    .table_name(&self.tables.lookups)
+                    .key(
+                        LOOKUP_KEY,
+                        string(registration_token_key(&token.token_hash)),
+                    )
+                    .build()
+                    .map(|d| TransactWriteItem::builder().delete(d).build())
+                    .map_err(StoreError::internal)?,
+            )
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Deleted by a concurrent caller between the read and the write.
+            Err(err) if failed_condition(&err).is_some() => Err(StoreError::NotFound),
+            Err(err) => Err(transaction_error(err)),
+        }
+    }
+}
+
+#[async_trait]
+impl AgentStore for DynamoStore {
+    async fn register_agent(
+        &self,
+        registration: &TokenHash,
+        agent: Agent,
+        now: OffsetDateTime,
+    ) -> StoreResult<Agent> {
+        let Some(token_id) = self.lookup(registration_token_key(registration)).await? else {
+            return Err(StoreError::NotFound);
+        };
+        let mut agent = agent;
+        agent.registration_token_id = token_id.parse().map_err(StoreError::internal)?;
+        let check = ConditionCheck::builder()
+            .table_name(&self.tables.registration_tokens)
+            .key(TOKEN_ID, string(token_id))
+            .condition_expression(
+                "attribute_exists(#id) AND (attribute_not_exists(expires_at) OR expires_at > :now)",
+            )
+            .expression_attribute_names("#id", TOKEN_ID)
+            .expression_attribute_values(":now", number(nanos(now)?))
+            .build()
+            .map_err(StoreError::internal)?;
+        let item = to_item("agents", &AgentItem::from(&agent))?;
+        let lookup = to_item(
+            "lookups",
+            &LookupItem {
+                lookup_key: agent_token_key(&agent.token_hash),
+                target_id: agent.id.to_string(),
+            },
+        )?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().condition_check(check).build())
+            .transact_items(put_new(&self.tables.agents, item, AGENT_ID)?)
+            .transact_items(put_new(&self.tables.lookups, lookup, LOOKUP_KEY)?)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(agent),
+            Err(err) => Err(match failed_condition(&err) {
+                Some(0) => StoreError::NotFound,
+                Some(_) => StoreError::Conflict("this agent already exists".into()),
+                None => transaction_error(err),
+            }),
+        }
+    }
+
+    async fn agent_by_token_hash(&self, hash: &TokenHash) -> StoreResult<Option<Agent>> {
+        let Some(id) = self.lookup(agent_token_key(hash)).await? else {
+            return Ok(None);
+        };
+        let agent = self.get_item(&self.tables.agents, AGENT_ID, id).await?;
+        agent.map(decode_agent).transpose()
+    }
+
+    async fn get_agent(&self, id: AgentId) -> StoreResult<Option<Agent>> {
+        let agent = self
+            .get_item(&self.tables.agents, AGENT_ID, id.to_string())
+            .await?;
+        agent.map(decode_agent).transpose()
+    }
+
+    async fn record_heartbeat(
+        &self,
+        id: AgentId,
+        metrics: &AgentMetrics,
+        now: OffsetDateTime,
+    ) -> StoreResult<Agent> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.tables.agents)
+            .key(AGENT_ID, string(id.to_string()))
+            .update_expression("SET last_heartbeat_at = :now, #metrics = :metrics")
+            .condition_expression("attribute_exists(#id)")
+            .expression_attribute_names("#id", AGENT_ID)
+            // `metrics` is one of DynamoDB's reserved words.
+            .expression_attribute_names("#metrics", "metrics")
+            .expression_attribute_values(":now", number(nanos(now)?))
+            .expression_attribute_values(":metrics", to_value("agents", metrics)?)
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(output) => decode_agent(output.attributes.unwrap_or_default()),
+            Err(err) if is_condition_failure(&err) => Err(StoreError::NotFound),
+            Err(err) => Err(sdk_error(err)),
+        }
+    }
+
+    async fn list_agents(
+        &self,
+        query: &AgentQuery,
+        now: OffsetDateTime,
+    ) -> StoreResult<Page<Agent>> {
+        let seek = Seek::new(&query.page)?;
+        let index = IndexQuery {
+            table: &self.tables.agents,
+            index: if query.region.is_some() {
+                BY_REGION
+            } else {
+                BY_CREATED
+            },
+            partition: match &query.region {
+                Some(region) => (REGION, string(region.clone())),
+                None => (LIST_PK, string(AGENT_LIST_PK)),
+            },
+            id: AGENT_ID,
+            filtered: query.status.is_some(),
+        };
+        let agents = self
+            .list_index(&index, &seek, decode_agent, |agent: &Agent| {
+                // Region again on the fresh item (the index may lag); health at `now`.
+                (query.region.is_none() || agent.region == query.region)
+                    && query
+                        .status
+                        .is_none_or(|status| agent.status(now) == status)
+            })
+            .await?;
+        Ok(seek.finish(agents, |a| a.id.to_string()))
+    }
+}

@@ -1,0 +1,595 @@
+//! Item shapes: how each record is laid out as a DynamoDB item.
+//!
+//! Each record has a private `*Item` struct that derives serde, and `serde_dynamo`
+//! turns it into an attribute map. The conventions match the SQLite backend so both
+//! read back `==` records:
+//!
+//! * timestamps are Numbers holding unix **nanoseconds** (lossless from 1677 to
+//!   2262); a session also has `ttl`, its effective expiry in epoch **seconds**,
+//!   which is what DynamoDB's TTL reads;
+//! * ids are their 26-character ULID strings, which sort like the ULIDs;
+//! * an absent optional value is an absent attribute, never `NULL`: conditions test
+//!   `attribute_not_exists(expires_at)`, and a GSI key (`region`) must be absent,
+//!   not `NULL`, for the item to stay out of a sparse index. Agent metrics are the
+//!   exception: they are one map attribute, replaced whole by a heartbeat, in which
+//!   an unreported metric is `NULL`;
+//! * labels and env are a List and a Map: they are only ever read whole.
+//!
+//! An item that does not decode is corrupt data or a bug, never user input, so it
+//! becomes `Internal` with [`BadItem`] naming the table.
+
+use std::collections::{BTreeMap, HashMap};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use runway_core::agent::{Agent, AgentMetrics, RegistrationToken};
+use runway_core::id::{AgentId, JobId, RegistrationTokenId, SessionId, UserId};
+use runway_core::job::{Attempt, Job, JobDetail, JobSpec};
+use runway_core::lifecycle::JobStatus;
+use runway_core::secret::TokenHash;
+use runway_core::session::Session;
+use runway_core::store::{StoreError, StoreResult};
+use runway_core::user::{Role, User};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// An item as the SDK sees it.
+pub(crate) type Item = HashMap<String, AttributeValue>;
+
+/// The `list_pk` of every agent: the one partition of the `by_created` index.
+pub(crate) const AGENT_LIST_PK: &str = "agent";
+/// The `list_pk` of every job.
+pub(crate) const JOB_LIST_PK: &str = "job";
+
+/// An item that could not be encoded or decoded.
+#[derive(Debug, thiserror::Error)]
+#[error("an item of `{table}` could not be {action}")]
+pub(crate) struct BadItem {
+    table: &'static str,
+    action: &'static str,
+    #[source]
+    source: serde_dynamo::Error,
+}
+
+/// Encodes a record.
+pub(crate) fn to_item<T: Serialize>(table: &'static str, value: &T) -> StoreResult<Item> {
+    serde_dynamo::aws_sdk_dynamodb_1::to_item(value).map_err(|source| {
+        StoreError::internal(BadItem {
+            table,
+            action: "encoded",
+            source,
+        })
+    })
+}
+
+/// Decodes a record.
+pub(crate) fn from_item<T: DeserializeOwned>(table: &'static str, item: Item) -> StoreResult<T> {
+    serde_dynamo::aws_sdk_dynamodb_1::from_item(item).map_err(|source| {
+        StoreError::internal(BadItem {
+            table,
+            action: "decoded",
+            source,
+        })
+    })
+}
+
+/// Encodes one value as an attribute (a metrics map, a timestamp).
+pub(crate) fn to_value<T: Serialize>(
+    table: &'static str,
+    value: &T,
+) -> StoreResult<AttributeValue> {
+    serde_dynamo::aws_sdk_dynamodb_1::to_attribute_value(value).map_err(|source| {
+        StoreError::internal(BadItem {
+            table,
+            action: "encoded",
+            source,
+        })
+    })
+}
+
+/// A timestamp outside the storable range.
+#[derive(Debug, thiserror::Error)]
+#[error("{0} is outside the storable range (1677–2262)")]
+pub(crate) struct OutOfRange(OffsetDateTime);
+
+/// Unix nanoseconds of `at`, refused rather than wrapped outside i64.
+pub(crate) fn nanos(at: OffsetDateTime) -> StoreResult<i64> {
+    i64::try_from(at.unix_timestamp_nanos()).map_err(|_| StoreError::internal(OutOfRange(at)))
+}
+
+/// A Number attribute.
+pub(crate) fn number(n: impl std::fmt::Display) -> AttributeValue {
+    AttributeValue::N(n.to_string())
+}
+
+/// A String attribute.
+pub(crate) fn string(s: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(s.into())
+}
+
+/// Epoch seconds for a TTL attribute, rounded up so DynamoDB never deletes an item
+/// before the instant it stands for.
+pub(crate) fn ttl_seconds(at: OffsetDateTime) -> i64 {
+    let seconds = at.unix_timestamp();
+    if at.nanosecond() > 0 {
+        seconds.saturating_add(1)
+    } else {
+        seconds
+    }
+}
+
+/// `OffsetDateTime` as a Number of unix nanoseconds.
+mod ns {
+    use serde::{Deserialize, Deserializer, Serializer, de, ser};
+    use time::OffsetDateTime;
+
+    pub(crate) fn serialize<S: Serializer>(at: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
+        let n = i64::try_from(at.unix_timestamp_nanos())
+            .map_err(|_| ser::Error::custom(super::OutOfRange(*at)))?;
+        s.serialize_i64(n)
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<OffsetDateTime, D::Error> {
+        let n = i64::deserialize(d)?;
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(n)).map_err(de::Error::custom)
+    }
+}
+
+/// `Option<OffsetDateTime>`; `None` is skipped when writing and absent when read.
+mod opt_ns {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use time::OffsetDateTime;
+
+    pub(crate) fn serialize<S: Serializer>(
+        at: &Option<OffsetDateTime>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match at {
+            Some(at) => super::ns::serialize(at, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<OffsetDateTime>, D::Error> {
+        #[derive(Deserialize)]
+        struct Wrapped(#[serde(with = "super::ns")] OffsetDateTime);
+        Ok(Option::<Wrapped>::deserialize(d)?.map(|Wrapped(at)| at))
+    }
+}
+
+// ---------------------------------------------------------------- users
+
+#[derive(Serialize, Deserialize)]
+pub(crate) struct UserItem {
+    user_id: UserId,
+    username: String,
+    role: Role,
+    #[serde(with = "ns")]
+    created_at: OffsetDateTime,
+    password_hash: String,
+}
+
+impl From<&User> for UserItem {
+    fn from(u: &User) -> Self {
+        Self {
+            user_id: u.id,
+            username: u.username.clone(),
+            role: u.role,
+            created_at: u.created_at,
+            password_hash: u.password_hash.clone(),
+        }
+    }
+}
+
+impl From<UserItem> for User {
+    fn from(u: UserItem) -> Self {
+        Self {
+            id: u.user_id,
+            username: u.username,
+            role: u.role,
+            created_at: u.created_at,
+            password_hash: u.password_hash,
+        }
+    }
+}
+
+/// A `lookups` item: a secondary key (`username#ada`, `agent_token#<hash>`, …)
+/// pointing at the id of the record it names.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct LookupItem {
+    pub(crate) lookup_key: String,
+    pub(crate) target_id: String,
+}
+
+/// The kinds of lookup key.
+pub(crate) fn username_key(username: &str) -> String {
+    format!("username#{username}")
+}
+pub(crate) fn agent_token_key(hash: &TokenHash) -> String {
+    format!("agent_token#{}", hash.as_str())
+}
+pub(crate) fn registration_token_key(hash: &TokenHash) -> String {
+    format!("registration_token#{}", hash.as_str())
+}
+
+// ---------------------------------------------------------------- sessions
+
+#[derive(Serialize, Deserialize)]
+pub(crate) struct SessionItem {
+    session_id: SessionId,
+    user_id: UserId,
+    username: String,
+    role: Role,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    device_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    user_agent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ip: Option<String>,
+    #[serde(with = "ns")]
+    created_at: OffsetDateTime,
+    #[serde(with = "ns")]
+    last_seen_at: OffsetDateTime,
+    #[serde(with = "ns")]
+    expires_at: OffsetDateTime,
+    idle_timeout_seconds: i64,
+    token_hash: TokenHash,
+    /// Epoch seconds of the effective expiry, for DynamoDB's TTL sweep only.
+    ttl: i64,
+}
+
+impl From<&Session> for SessionItem {
+    fn from(s: &Session) -> Self {
+        Self {
+            session_id: s.id,
+            user_id: s.user_id,
+            username: s.username.clone(),
+            role: s.role,
+            device_name: s.device_name.clone(),
+            user_agent: s.user_agent.clone(),
+            ip: s.ip.clone(),
+            created_at: s.created_at,
+            last_seen_at: s.last_seen_at,
+            expires_at: s.expires_at,
+            idle_timeout_seconds: s.idle_timeout_seconds,
+            token_hash: s.token_hash.clone(),
+            ttl: ttl_seconds(s.effective_expiry()),
+        }
+    }
+}
+
+impl From<SessionItem> for Session {
+    fn from(s: SessionItem) -> Self {
+        Self {
+            id: s.session_id,
+            user_id: s.user_id,
+            username: s.username,
+            role: s.role,
+            device_name: s.device_name,
+            user_agent: s.user_agent,
+            ip: s.ip,
+            created_at: s.created_at,
+            last_seen_at: s.last_seen_at,
+            expires_at: s.expires_at,
+            idle_timeout_seconds: s.idle_timeout_seconds,
+            token_hash: s.token_hash,
+        }
+    }
+}
+
+// ---------------------------------------------------------------- agents
+
+#[derive(Serialize, Deserialize)]
+pub(crate) struct RegistrationTokenItem {
+    token_id: RegistrationTokenId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
+    created_by: UserId,
+    #[serde(with = "ns")]
+    created_at: OffsetDateTime,
+    #[serde(default, with = "opt_ns", skip_serializing_if = "Option::is_none")]
+    expires_at: Option<OffsetDateTime>,
+    pub(crate) token_hash: TokenHash,
+}
+
+impl From<&RegistrationToken> for RegistrationTokenItem {
+    fn from(t: &RegistrationToken) -> Self {
+        Self {
+            token_id: t.id,
+            description: t.description.clone(),
+            created_by: t.created_by,
+            created_at: t.created_at,
+            expires_at: t.expires_at,
+            token_hash: t.token_hash.clone(),
+        }
+    }
+}
+
+impl From<RegistrationTokenItem> for RegistrationToken {
+    fn from(t: RegistrationTokenItem) -> Self {
+        Self {
+            id: t.token_id,
+            description: t.description,
+            created_by: t.created_by,
+            created_at: t.created_at,
+            expires_at: t.expires_at,
+            token_hash: t.token_hash,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+pub(crate) struct AgentItem {
+    agent_id: AgentId,
+    /// Always [`AGENT_LIST_PK`]: puts every agent in the `by_created` index.
+    list_pk: String,
+    name: String,
+    /// Absent when `None`, so the agent stays out of the sparse `by_region` index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    region: Option<String>,
+    labels: Vec<String>,
+    queue: String,
+    capacity: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    version: Option<String>,
+    #[serde(with = "ns")]
+    created_at: OffsetDateTime,
+    #[serde(default, with = "opt_ns", skip_serializing_if = "Option::is_none")]
+    last_heartbeat_at: Option<OffsetDateTime>,
+    metrics: AgentMetrics,
+    registration_token_id: RegistrationTokenId,
+    token_hash: TokenHash,
+}
+
+impl From<&Agent> for AgentItem {
+    fn from(a: &Agent) -> Self {
+        Self {
+            agent_id: a.id,
+            list_pk: AGENT_LIST_PK.into(),
+            name: a.name.clone(),
+            region: a.region.clone(),
+            labels: a.labels.clone(),
+            queue: a.queue.clone(),
+            capacity: a.capacity,
+            version: a.version.clone(),
+            created_at: a.created_at,
+            last_heartbeat_at: a.last_heartbeat_at,
+            metrics: a.metrics.clone(),
+            registration_token_id: a.registration_token_id,
+            token_hash: a.token_hash.clone(),
+        }
+    }
+}
+
+impl From<AgentItem> for Agent {
+    fn from(a: AgentItem) -> Self {
+        Self {
+            id: a.agent_id,
+            name: a.name,
+            region: a.region,
+            labels: a.labels,
+            queue: a.queue,
+            capacity: a.capacity,
+            version: a.version,
+            created_at: a.created_at,
+            last_heartbeat_at: a.last_heartbeat_at,
+            metrics: a.metrics,
+            registration_token_id: a.registration_token_id,
+            token_hash: a.token_hash,
+        }
+    }
+}
+
+// ---------------------------------------------------------------- jobs
+
+/// A job with its attempts inside it (see `jobs.rs` for why).
+#[derive(Serialize, Deserialize)]
+pub(crate) struct JobItem {
+    job_id: JobId,
+    /// Always [`JOB_LIST_PK`]: puts every job in the `by_created` index.
+    list_pk: String,
+    name: String,
+    script: String,
+    env: BTreeMap<String, String>,
+    labels: Vec<String>,
+    queue: String,
+    priority: i32,
+    timeout_seconds: u32,
+    max_retries: u32,
+    status: JobStatus,
+    created_by: UserId,
+    #[serde(with = "ns")]
+    created_at: OffsetDateTime,
+    #[serde(with = "ns")]
+    updated_at: OffsetDateTime,
+    attempt_count: u32,
+    /// Oldest first.
+    #[serde(default)]
+    attempts: Vec<AttemptItem>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct AttemptItem {
+    number: u32,
+    agent_id: AgentId,
+    status: JobStatus,
+    #[serde(with = "ns")]
+    claimed_at: OffsetDateTime,
+    #[serde(default, with = "opt_ns", skip_serializing_if = "Option::is_none")]
+    started_at: Option<OffsetDateTime>,
+    #[serde(default, with = "opt_ns", skip_serializing_if = "Option::is_none")]
+    finished_at: Option<OffsetDateTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    exit_code: Option<i32>,
+}
+
+impl JobItem {
+    /// A new job's item: its attempts are those of the record (none, when created
+    /// through the store traits).
+    pub(crate) fn new(job: &Job) -> Self {
+        Self {
+            job_id: job.id,
+            list_pk: JOB_LIST_PK.into(),
+            name: job.spec.name.clone(),
+            script: job.spec.script.clone(),
+            env: job.spec.env.clone(),
+            labels: job.spec.labels.clone(),
+            queue: job.spec.queue.clone(),
+            priority: job.spec.priority,
+            timeout_seconds: job.spec.timeout_seconds,
+            max_retries: job.spec.max_retries,
+            status: job.status,
+            created_by: job.created_by,
+            created_at: job.created_at,
+            updated_at: job.updated_at,
+            attempt_count: job.attempt_count,
+            attempts: Vec::new(),
+        }
+    }
+
+    pub(crate) fn status(&self) -> JobStatus {
+        self.status
+    }
+
+    /// How many attempts the item holds (the index after the latest one).
+    pub(crate) fn attempts_len(&self) -> usize {
+        self.attempts.len()
+    }
+
+    pub(crate) fn into_job(self) -> Job {
+        self.into_detail().job
+    }
+
+    pub(crate) fn into_detail(self) -> JobDetail {
+        let job = Job {
+            id: self.job_id,
+            spec: JobSpec {
+                name: self.name,
+                script: self.script,
+                env: self.env,
+                labels: self.labels,
+                queue: self.queue,
+                priority: self.priority,
+                timeout_seconds: self.timeout_seconds,
+                max_retries: self.max_retries,
+            },
+            status: self.status,
+            created_by: self.created_by,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            attempt_count: self.attempt_count,
+        };
+        let attempts = self
+            .attempts
+            .into_iter()
+            .map(|a| Attempt {
+                number: a.number,
+                agent_id: a.agent_id,
+                status: a.status,
+                claimed_at: a.claimed_at,
+                started_at: a.started_at,
+                finished_at: a.finished_at,
+                exit_code: a.exit_code,
+            })
+            .collect();
+        JobDetail { job, attempts }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use runway_core::agent::AgentMetrics;
+
+    use super::*;
+
+    fn t0() -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp_nanos(1_750_000_000_123_456_789).unwrap()
+    }
+
+    #[test]
+    fn a_timestamp_is_stored_as_a_number_of_nanoseconds() {
+        let user = User {
+            id: UserId::new(),
+            username: "ada".into(),
+            role: Role::Admin,
+            created_at: t0(),
+            password_hash: "h".into(),
+        };
+        let item = to_item("users", &UserItem::from(&user)).unwrap();
+        assert_eq!(
+            item["created_at"],
+            AttributeValue::N("1750000000123456789".into())
+        );
+        let back: UserItem = from_item("users", item).unwrap();
+        assert_eq!(User::from(back), user);
+    }
+
+    #[test]
+    fn a_session_ttl_is_its_effective_expiry_in_seconds_rounded_up() {
+        let session = Session {
+            id: SessionId::new(),
+            user_id: UserId::new(),
+            username: "ada".into(),
+            role: Role::Member,
+            device_name: None,
+            user_agent: None,
+            ip: None,
+            created_at: t0(),
+            last_seen_at: t0(),
+            expires_at: t0() + time::Duration::days(7),
+            idle_timeout_seconds: 3600,
+            token_hash: TokenHash::of("t"),
+        };
+        let item = to_item("sessions", &SessionItem::from(&session)).unwrap();
+        assert_eq!(item["ttl"], AttributeValue::N("1750003601".into()));
+        assert!(
+            !item.contains_key("device_name"),
+            "absent values are absent attributes"
+        );
+        let back: SessionItem = from_item("sessions", item).unwrap();
+        assert_eq!(Session::from(back), session);
+    }
+
+    #[test]
+    fn an_agent_without_a_region_has_no_region_attribute_and_metrics_round_trip() {
+        let agent = Agent {
+            id: AgentId::new(),
+            name: "b".into(),
+            region: None,
+            labels: vec![],
+            queue: "default".into(),
+            capacity: 1,
+            version: None,
+            created_at: t0(),
+            last_heartbeat_at: Some(t0()),
+            metrics: AgentMetrics {
+                cpu_percent: Some(55.5),
+                load_average: Some(0.1),
+                ..AgentMetrics::default()
+            },
+            registration_token_id: RegistrationTokenId::new(),
+            token_hash: TokenHash::of("a"),
+        };
+        let item = to_item("agents", &AgentItem::from(&agent)).unwrap();
+        assert!(!item.contains_key("region"));
+        assert_eq!(item["list_pk"], AttributeValue::S(AGENT_LIST_PK.into()));
+        let back: AgentItem = from_item("agents", item).unwrap();
+        assert_eq!(Agent::from(back), agent);
+    }
+
+    #[test]
+    fn a_corrupt_item_is_an_internal_error_naming_its_table() {
+        let mut item = Item::new();
+        item.insert("user_id".into(), AttributeValue::S("not a ulid".into()));
+        // No `unwrap_err`: item structs have no Debug, which would print secrets.
+        let Err(err) = from_item::<UserItem>("users", item) else {
+            panic!("a corrupt item decoded")
+        };
+        let StoreError::Internal(source) = err else {
+            panic!("expected internal")
+        };
+        assert!(source.to_string().contains("users"), "{source}");
+    }
+}

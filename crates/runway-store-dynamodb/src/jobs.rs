@@ -1,0 +1,166 @@
+//! Jobs, their attempts, and the lifecycle write.
+//!
+//! ## Attempts live inside the job item
+//!
+//! A job's attempts are a list attribute of the job item, not items of their own:
+//!
+//! * `get_job` is one strongly consistent `GetItem` that returns the job and its
+//!   attempts as one snapshot (SQLite needs a read transaction for the same);
+//! * a transition moves the job and its latest attempt in one `UpdateItem`
+//!   (`SET #status = :to, attempts[N].#status = :to`), atomic without the doubled
+//!   cost of `TransactWriteItems`;
+//! * the list stays small: retries are capped at 10, an attempt is about 150 bytes,
+//!   so even the longest history is ~2 KB next to a script of up to 64 KiB.
+//!
+//! ## Transitions
+//!
+//! `transition_job` reads the job (strongly consistent), asks `lifecycle::check`,
+//! then writes with `ConditionExpression: #status = :from AND size(attempts) = :n`.
+//! If another writer got there first the condition fails and the loop reads again:
+//! the loser of a `queued → claimed` race then sees `claimed` and gets
+//! `IllegalTransition { from: claimed, to: claimed }`, exactly like SQLite. Each
+//! failed round means someone else's write succeeded, so the loop ends; it is capped
+//! anyway, and a cap reached is reported as `Unavailable` (contention), not a bug.
+//!
+//! ## Listing
+//!
+//! `by_created` (`list_pk = "job"`, `job_id`) for all jobs and `by_status`
+//! (`status`, `job_id`) for one status, both `KEYS_ONLY`, newest first, then the
+//! items by consistent `BatchGetItem` with the status checked again on the fresh
+//! item: the index may still list a job under the status it just left. One
+//! constant `list_pk` puts every job in one index partition, which takes about
+//! 1,000 writes a second: job creations, not transitions (those change no
+//! `by_created` key). Sharding it (`job#0`…`job#N`, merged on read) is the next
+//! step if a deployment ever gets near that.
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::ReturnValue;
+use runway_core::id::JobId;
+use runway_core::job::{Job, JobDetail};
+use runway_core::lifecycle::{self, JobStatus};
+use runway_core::page::Page;
+use runway_core::store::{JobQuery, JobStore, StoreError, StoreResult};
+use time::OffsetDateTime;
+
+use crate::DynamoStore;
+use crate::error::{RETRY_AFTER, is_condition_failure, sdk_error};
+use crate::items::{Item, JOB_LIST_PK, JobItem, from_item, nanos, number, string, to_item};
+use crate::page::{IndexQuery, Seek};
+use crate::schema::{BY_CREATED, BY_STATUS, JOB_ID, LIST_PK, STATUS};
+
+/// Conditional-write rounds before `transition_job` gives up.
+const MAX_ROUNDS: usize = 64;
+
+/// `transition_job` lost [`MAX_ROUNDS`] races in a row.
+#[derive(Debug, thiserror::Error)]
+#[error("job {0} kept changing under a transition; gave up after {MAX_ROUNDS} rounds")]
+struct Contention(JobId);
+
+fn decode_job(item: Item) -> StoreResult<JobItem> {
+    from_item("jobs", item)
+}
+
+impl DynamoStore {
+    async fn job_item(&self, id: JobId) -> StoreResult<Option<JobItem>> {
+        self.get_item(&self.tables.jobs, JOB_ID, id.to_string())
+            .await?
+            .map(decode_job)
+            .transpose()
+    }
+}
+
+#[async_trait]
+impl JobStore for DynamoStore {
+    async fn create_job(&self, job: &Job) -> StoreResult<()> {
+        let item = to_item("jobs", &JobItem::new(job))?;
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.tables.jobs)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#id)")
+            .expression_attribute_names("#id", JOB_ID)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) if is_condition_failure(&err) => {
+                Err(StoreError::Conflict(format!("job {} exists", job.id)))
+            }
+            Err(err) => Err(sdk_error(err)),
+        }
+    }
+
+    async fn get_job(&self, id: JobId) -> StoreResult<Option<JobDetail>> {
+        Ok(self.job_item(id).await?.map(JobItem::into_detail))
+    }
+
+    async fn list_jobs(&self, query: &JobQuery) -> StoreResult<Page<Job>> {
+        let seek = Seek::new(&query.page)?;
+        let index = IndexQuery {
+            table: &self.tables.jobs,
+            index: if query.status.is_some() {
+                BY_STATUS
+            } else {
+                BY_CREATED
+            },
+            partition: match query.status {
+                Some(status) => (STATUS, string(status.as_str())),
+                None => (LIST_PK, string(JOB_LIST_PK)),
+            },
+            id: JOB_ID,
+            filtered: false,
+        };
+        let jobs = self
+            .list_index(&index, &seek, decode_job, |job: &JobItem| {
+                query.status.is_none_or(|status| job.status() == status)
+            })
+            .await?;
+        let jobs = jobs.into_iter().map(JobItem::into_job).collect();
+        Ok(seek.finish(jobs, |j: &Job| j.id.to_string()))
+    }
+
+    async fn transition_job(
+        &self,
+        id: JobId,
+        to: JobStatus,
+        now: OffsetDateTime,
+    ) -> StoreResult<Job> {
+        let now = number(nanos(now)?);
+        for _ in 0..MAX_ROUNDS {
+            let current = self.job_item(id).await?.ok_or(StoreError::NotFound)?;
+            let from = current.status();
+            lifecycle::check(from, to)?;
+            let attempts = current.attempts_len();
+            let mut update = String::from("SET #status = :to, updated_at = :now");
+            if let Some(latest) = attempts.checked_sub(1) {
+                update.push_str(&format!(", attempts[{latest}].#status = :to"));
+            }
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.tables.jobs)
+                .key(JOB_ID, string(id.to_string()))
+                .update_expression(update)
+                .condition_expression("#status = :from AND size(attempts) = :attempts")
+                .expression_attribute_names("#status", STATUS)
+                .expression_attribute_values(":to", string(to.as_str()))
+                .expression_attribute_values(":from", string(from.as_str()))
+                .expression_attribute_values(":now", now.clone())
+                .expression_attribute_values(":attempts", number(attempts))
+                .return_values(ReturnValue::AllNew)
+                .send()
+                .await;
+            match result {
+                Ok(output) => {
+                    return decode_job(output.attributes.unwrap_or_default())
+                        .map(JobItem::into_job);
+                }
+                // Another writer moved the job (or deleted it) since the read.
+                Err(err) if is_condition_failure(&err) => {}
+                Err(err) => return Err(sdk_error(err)),
+            }
+        }
+        Err(StoreError::unavailable(Contention(id), Some(RETRY_AFTER)))
+    }
+}

@@ -1,0 +1,211 @@
+//! # runway-store-dynamodb
+//!
+//! The production store: every `runway_core::store` trait on Amazon DynamoDB, with
+//! exactly the SQLite backend's semantics (the shared conformance suite proves it,
+//! against `moto_server` in the tests). The table design, item shapes and the cost of
+//! every call are written up in `docs/dynamodb.md`; [`schema()`] is the machine-
+//! readable form that the Terraform test compares with.
+//!
+//! ## Design in one screen
+//!
+//! * **Six tables**, one per aggregate plus `lookups`, a strongly consistent
+//!   secondary key: `username#…`, `agent_token#…` and `registration_token#…` items
+//!   point at the record they name. A GSI would be eventually consistent, so a
+//!   freshly registered agent could fail to authenticate; a lookup item written in
+//!   the same `TransactWriteItems` as its record cannot.
+//! * **Invariants are conditions**, never read-then-write: unique usernames
+//!   (`attribute_not_exists` on the `username#` item, in one transaction with the
+//!   user), registration (a `ConditionCheck` that the token exists and is unexpired
+//!   at `now`), job transitions (`UpdateItem … ConditionExpression #status = :from`),
+//!   revoking a session (`user_id = :user`).
+//! * **Listings** query a `KEYS_ONLY` GSI newest first (`ScanIndexForward=false`,
+//!   ids are ULIDs), then fetch the items with a strongly consistent `BatchGetItem`
+//!   and apply every filter in code to those fresh items. A GSI lags its table, so a
+//!   stale index entry can only cost a wasted read, never a wrong answer; and
+//!   heartbeats and transitions, which change no index key, write no index at all.
+//! * **Expiry is decided in code** from the caller's `now`. Sessions carry a `ttl`
+//!   attribute (epoch seconds of their effective expiry) so DynamoDB deletes them
+//!   eventually, but TTL deletion is lazy (typically within two days), so it is
+//!   garbage collection, never the rule.
+//! * **Errors** go through one module (`error.rs`): throttling and outages become
+//!   `Unavailable` (after the SDK's own retries with backoff), condition failures
+//!   become domain errors, the rest `Internal` with the SDK error as its source.
+//!
+//! ## Layout
+//!
+//! `schema.rs` tables, [`schema()`] and [`DynamoStore::create_tables`] ·
+//! `error.rs` the mapping to `StoreError` · `items.rs` item shapes ·
+//! `page.rs` cursors and the GSI-then-`BatchGetItem` listing · `accounts.rs` users
+//! and sessions · `agents.rs` registration tokens and agents · `jobs.rs` jobs.
+
+#![forbid(unsafe_code)]
+
+mod accounts;
+mod agents;
+mod error;
+mod items;
+mod jobs;
+mod page;
+mod schema;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use aws_config::{BehaviorVersion, ConfigLoader, Region};
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+use runway_core::store::{StoreError, StoreHealth, StoreResult};
+
+pub use schema::{
+    AttributeKind, IndexSpec, KeyAttribute, NotActive, Projection, TableSpec, schema,
+};
+
+use crate::error::sdk_error;
+
+/// Where the tables are and how to reach them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DynamoConfig {
+    /// Prepended to every table name, e.g. `runway-prod-` gives `runway-prod-jobs`.
+    pub table_prefix: String,
+    /// Overrides the DynamoDB endpoint (moto, DynamoDB Local). `None` uses AWS, or
+    /// `AWS_ENDPOINT_URL_DYNAMODB` / `AWS_ENDPOINT_URL` if set.
+    pub endpoint_url: Option<String>,
+    /// Overrides the region; `None` uses the default chain (`AWS_REGION`, profile,
+    /// instance metadata).
+    pub region: Option<String>,
+}
+
+impl Default for DynamoConfig {
+    fn default() -> Self {
+        Self {
+            table_prefix: "runway-".into(),
+            endpoint_url: None,
+            region: None,
+        }
+    }
+}
+
+/// No region was configured anywhere in the default chain.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "no AWS region is configured: set AWS_REGION (or the store's `region` setting) to the \
+     region of the DynamoDB tables"
+)]
+pub struct MissingRegion;
+
+/// The full table names for one prefix, built once.
+#[derive(Debug)]
+pub(crate) struct Tables {
+    pub(crate) prefix: String,
+    pub(crate) users: String,
+    pub(crate) lookups: String,
+    pub(crate) sessions: String,
+    pub(crate) registration_tokens: String,
+    pub(crate) agents: String,
+    pub(crate) jobs: String,
+}
+
+impl Tables {
+    fn new(prefix: &str) -> Self {
+        let name = |suffix: &str| format!("{prefix}{suffix}");
+        Self {
+            prefix: prefix.to_owned(),
+            users: name(schema::USERS),
+            lookups: name(schema::LOOKUPS),
+            sessions: name(schema::SESSIONS),
+            registration_tokens: name(schema::REGISTRATION_TOKENS),
+            agents: name(schema::AGENTS),
+            jobs: name(schema::JOBS),
+        }
+    }
+}
+
+/// The DynamoDB implementation of every store trait. Cheap to clone: clones share
+/// one SDK client (and so its connection pool and credentials cache). Build it once,
+/// at start-up (on Lambda: at cold start).
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: Client,
+    tables: Arc<Tables>,
+}
+
+/// The HTTPS client: rustls on `ring` with the platform's root certificates. It
+/// speaks plain HTTP too, for an `http://` endpoint override (moto).
+fn http_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https()
+}
+
+impl DynamoStore {
+    /// Builds the client from aws-config's default chain (environment, profile,
+    /// web identity, container and instance credentials), honouring the config's
+    /// endpoint and region overrides. Makes no request: call [`Self::create_tables`]
+    /// or `ping` to check the tables are reachable.
+    ///
+    /// # Errors
+    /// `Internal` with [`MissingRegion`] if no region is configured anywhere.
+    pub async fn connect(config: &DynamoConfig) -> StoreResult<Self> {
+        Self::connect_with(config, aws_config::defaults(BehaviorVersion::latest())).await
+    }
+
+    /// As [`Self::connect`], starting from the caller's loader, e.g. one with static
+    /// credentials for an emulator. The endpoint and region overrides of `config`
+    /// are applied on top, and the HTTP client is always Runway's.
+    ///
+    /// # Errors
+    /// As [`Self::connect`].
+    pub async fn connect_with(config: &DynamoConfig, loader: ConfigLoader) -> StoreResult<Self> {
+        let mut loader = loader.http_client(http_client());
+        if let Some(region) = &config.region {
+            loader = loader.region(Region::new(region.clone()));
+        }
+        if let Some(endpoint) = &config.endpoint_url {
+            loader = loader.endpoint_url(endpoint);
+        }
+        let sdk = loader.load().await;
+        if sdk.region().is_none() {
+            return Err(StoreError::internal(MissingRegion));
+        }
+        Ok(Self {
+            client: Client::new(&sdk),
+            tables: Arc::new(Tables::new(&config.table_prefix)),
+        })
+    }
+
+    /// The SDK client, for operations tooling and tests that inspect the tables
+    /// (`DescribeTable`, raw items). Application code goes through the store traits.
+    #[must_use]
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The table prefix this store was configured with.
+    #[must_use]
+    pub fn table_prefix(&self) -> &str {
+        &self.tables.prefix
+    }
+}
+
+#[async_trait]
+impl StoreHealth for DynamoStore {
+    fn backend(&self) -> &'static str {
+        "dynamodb"
+    }
+
+    /// An eventually consistent `GetItem` of a key that never exists: a data-plane
+    /// round trip (0.5 RCU) that proves the endpoint, the credentials, the IAM
+    /// policy and the table, without the control plane's low rate limits.
+    async fn ping(&self) -> StoreResult<()> {
+        self.client
+            .get_item()
+            .table_name(&self.tables.lookups)
+            .key(schema::LOOKUP_KEY, AttributeValue::S("ping#".into()))
+            .projection_expression(schema::LOOKUP_KEY)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(())
+    }
+}

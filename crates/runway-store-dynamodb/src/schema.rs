@@ -1,0 +1,428 @@
+//! The tables, described once.
+//!
+//! [`schema()`] is the single description of every table: its key, its GSIs (keys
+//! and projection) and its TTL attribute. [`DynamoStore::create_tables`] creates the
+//! tables from it (for tests, `runway dev` against moto, and first deployments
+//! without Terraform), and a test elsewhere compares it with the Terraform files, so
+//! the code, the emulator and production cannot drift apart. The types are plain
+//! public structs with no SDK type in them, so that comparison needs no AWS crate.
+//!
+//! Every GSI is `KEYS_ONLY`: listings read the ids from the index and the items
+//! themselves with a strongly consistent `BatchGetItem` (see `page.rs`). That keeps
+//! index writes at one small entry per key change, whatever the item's size (a job
+//! carries its script, up to 64 KiB), and means a heartbeat or a job transition that
+//! changes no index key writes no index at all.
+//!
+//! Billing is on demand; provisioned capacity and auto scaling are Terraform's
+//! business in production.
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::error::ProvideErrorMetadata as _;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, IndexStatus, KeySchemaElement, KeyType,
+    Projection as SdkProjection, ProjectionType, ScalarAttributeType, TableStatus,
+    TimeToLiveSpecification, TimeToLiveStatus,
+};
+use runway_core::store::{StoreError, StoreResult};
+
+use crate::DynamoStore;
+use crate::error::sdk_error;
+
+// Table name suffixes.
+pub(crate) const USERS: &str = "users";
+pub(crate) const LOOKUPS: &str = "lookups";
+pub(crate) const SESSIONS: &str = "sessions";
+pub(crate) const REGISTRATION_TOKENS: &str = "registration_tokens";
+pub(crate) const AGENTS: &str = "agents";
+pub(crate) const JOBS: &str = "jobs";
+
+// Key attributes.
+pub(crate) const USER_ID: &str = "user_id";
+pub(crate) const LOOKUP_KEY: &str = "lookup_key";
+pub(crate) const SESSION_ID: &str = "session_id";
+pub(crate) const TOKEN_ID: &str = "token_id";
+pub(crate) const AGENT_ID: &str = "agent_id";
+pub(crate) const JOB_ID: &str = "job_id";
+pub(crate) const REGION: &str = "region";
+pub(crate) const STATUS: &str = "status";
+/// The constant partition of the "everything, newest first" indexes.
+pub(crate) const LIST_PK: &str = "list_pk";
+pub(crate) const TTL: &str = "ttl";
+
+// Index names.
+pub(crate) const BY_USER: &str = "by_user";
+pub(crate) const BY_REGION: &str = "by_region";
+pub(crate) const BY_CREATED: &str = "by_created";
+pub(crate) const BY_STATUS: &str = "by_status";
+
+/// How long [`DynamoStore::create_tables`] waits for a table to become ACTIVE.
+const ACTIVE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A key attribute's DynamoDB type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttributeKind {
+    /// `S`
+    String,
+    /// `N`
+    Number,
+}
+
+/// A key attribute: its name and type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyAttribute {
+    /// The attribute name.
+    pub name: &'static str,
+    /// Its type.
+    pub kind: AttributeKind,
+}
+
+/// What a GSI copies from the table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Projection {
+    /// Only the table's and the index's keys.
+    KeysOnly,
+    /// Every attribute.
+    All,
+    /// The keys plus these attributes.
+    Include(Vec<&'static str>),
+}
+
+/// A global secondary index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexSpec {
+    /// The index name (not prefixed: index names are per table).
+    pub name: &'static str,
+    /// Its partition key.
+    pub partition_key: KeyAttribute,
+    /// Its sort key, if any.
+    pub sort_key: Option<KeyAttribute>,
+    /// What it copies.
+    pub projection: Projection,
+}
+
+/// One table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableSpec {
+    /// The table's name after the configured prefix, e.g. `sessions`.
+    pub suffix: &'static str,
+    /// The partition key.
+    pub partition_key: KeyAttribute,
+    /// The sort key, if any.
+    pub sort_key: Option<KeyAttribute>,
+    /// Global secondary indexes.
+    pub indexes: Vec<IndexSpec>,
+    /// The attribute holding an expiry in epoch seconds, if TTL is enabled.
+    pub ttl_attribute: Option<&'static str>,
+}
+
+const fn string(name: &'static str) -> KeyAttribute {
+    KeyAttribute {
+        name,
+        kind: AttributeKind::String,
+    }
+}
+
+fn keys_only(name: &'static str, partition: &'static str, sort: &'static str) -> IndexSpec {
+    IndexSpec {
+        name,
+        partition_key: string(partition),
+        sort_key: Some(string(sort)),
+        projection: Projection::KeysOnly,
+    }
+}
+
+/// Every table Runway uses, with its keys, indexes and TTL. Ids (the sort keys of
+/// every index) are ULID strings, so an index sorted by them is sorted by creation.
+#[must_use]
+pub fn schema() -> Vec<TableSpec> {
+    vec![
+        TableSpec {
+            suffix: USERS,
+            partition_key: string(USER_ID),
+            sort_key: None,
+            indexes: vec![],
+            ttl_attribute: None,
+        },
+        TableSpec {
+            suffix: LOOKUPS,
+            partition_key: string(LOOKUP_KEY),
+            sort_key: None,
+            indexes: vec![],
+            ttl_attribute: None,
+        },
+        TableSpec {
+            suffix: SESSIONS,
+            partition_key: string(SESSION_ID),
+            sort_key: None,
+            indexes: vec![keys_only(BY_USER, USER_ID, SESSION_ID)],
+            ttl_attribute: Some(TTL),
+        },
+        TableSpec {
+            suffix: REGISTRATION_TOKENS,
+            partition_key: string(TOKEN_ID),
+            sort_key: None,
+            indexes: vec![],
+            ttl_attribute: None,
+        },
+        TableSpec {
+            suffix: AGENTS,
+            partition_key: string(AGENT_ID),
+            sort_key: None,
+            indexes: vec![
+                keys_only(BY_REGION, REGION, AGENT_ID),
+                keys_only(BY_CREATED, LIST_PK, AGENT_ID),
+            ],
+            ttl_attribute: None,
+        },
+        TableSpec {
+            suffix: JOBS,
+            partition_key: string(JOB_ID),
+            sort_key: None,
+            indexes: vec![
+                keys_only(BY_CREATED, LIST_PK, JOB_ID),
+                keys_only(BY_STATUS, STATUS, JOB_ID),
+            ],
+            ttl_attribute: None,
+        },
+    ]
+}
+
+/// A table or index did not become ACTIVE in time.
+#[derive(Debug, thiserror::Error)]
+#[error("table `{0}` did not become ACTIVE within {ACTIVE_TIMEOUT:?}")]
+pub struct NotActive(String);
+
+fn scalar(kind: AttributeKind) -> ScalarAttributeType {
+    match kind {
+        AttributeKind::String => ScalarAttributeType::S,
+        AttributeKind::Number => ScalarAttributeType::N,
+    }
+}
+
+fn key_schema(
+    partition: &KeyAttribute,
+    sort: Option<&KeyAttribute>,
+) -> StoreResult<Vec<KeySchemaElement>> {
+    let mut keys = vec![
+        KeySchemaElement::builder()
+            .attribute_name(partition.name)
+            .key_type(KeyType::Hash)
+            .build()
+            .map_err(StoreError::internal)?,
+    ];
+    if let Some(sort) = sort {
+        keys.push(
+            KeySchemaElement::builder()
+                .attribute_name(sort.name)
+                .key_type(KeyType::Range)
+                .build()
+                .map_err(StoreError::internal)?,
+        );
+    }
+    Ok(keys)
+}
+
+fn projection(projection: &Projection) -> SdkProjection {
+    match projection {
+        Projection::KeysOnly => SdkProjection::builder()
+            .projection_type(ProjectionType::KeysOnly)
+            .build(),
+        Projection::All => SdkProjection::builder()
+            .projection_type(ProjectionType::All)
+            .build(),
+        Projection::Include(names) => SdkProjection::builder()
+            .projection_type(ProjectionType::Include)
+            .set_non_key_attributes(Some(names.iter().map(|&n| n.to_owned()).collect()))
+            .build(),
+    }
+}
+
+/// Every key attribute of the table and its indexes, once each.
+fn attribute_definitions(spec: &TableSpec) -> StoreResult<Vec<AttributeDefinition>> {
+    let mut keys: Vec<&KeyAttribute> = vec![&spec.partition_key];
+    keys.extend(&spec.sort_key);
+    for index in &spec.indexes {
+        keys.push(&index.partition_key);
+        keys.extend(&index.sort_key);
+    }
+    let mut seen = Vec::new();
+    let mut definitions = Vec::new();
+    for key in keys {
+        if seen.contains(&key.name) {
+            continue;
+        }
+        seen.push(key.name);
+        definitions.push(
+            AttributeDefinition::builder()
+                .attribute_name(key.name)
+                .attribute_type(scalar(key.kind))
+                .build()
+                .map_err(StoreError::internal)?,
+        );
+    }
+    Ok(definitions)
+}
+
+impl DynamoStore {
+    /// Creates every table of [`schema()`] that does not exist yet (on-demand
+    /// billing), waits until each table and its indexes are ACTIVE, and enables TTL
+    /// where the schema has it. Idempotent: existing tables are left as they are
+    /// (their layout is not compared; Terraform owns production tables).
+    ///
+    /// # Errors
+    /// `Unavailable` when DynamoDB throttles or is down, `Internal` with
+    /// [`NotActive`] after two minutes of waiting, `Internal` otherwise.
+    pub async fn create_tables(&self) -> StoreResult<()> {
+        let specs = schema();
+        for spec in &specs {
+            self.create_table(spec).await?;
+        }
+        for spec in &specs {
+            let name = self.table_name(spec);
+            self.wait_until_active(&name).await?;
+            if let Some(attribute) = spec.ttl_attribute {
+                self.enable_ttl(&name, attribute).await?;
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn table_name(&self, spec: &TableSpec) -> String {
+        format!("{}{}", self.tables.prefix, spec.suffix)
+    }
+
+    async fn create_table(&self, spec: &TableSpec) -> StoreResult<()> {
+        let mut request = self
+            .client
+            .create_table()
+            .table_name(self.table_name(spec))
+            .billing_mode(BillingMode::PayPerRequest)
+            .set_key_schema(Some(key_schema(
+                &spec.partition_key,
+                spec.sort_key.as_ref(),
+            )?))
+            .set_attribute_definitions(Some(attribute_definitions(spec)?));
+        for index in &spec.indexes {
+            request = request.global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name(index.name)
+                    .set_key_schema(Some(key_schema(
+                        &index.partition_key,
+                        index.sort_key.as_ref(),
+                    )?))
+                    .projection(projection(&index.projection))
+                    .build()
+                    .map_err(StoreError::internal)?,
+            );
+        }
+        match request.send().await {
+            Ok(_) => Ok(()),
+            // The table exists (or is being created by a concurrent caller).
+            Err(err) if err.code() == Some("ResourceInUseException") => Ok(()),
+            Err(err) => Err(sdk_error(err)),
+        }
+    }
+
+    async fn wait_until_active(&self, name: &str) -> StoreResult<()> {
+        let deadline = tokio::time::Instant::now() + ACTIVE_TIMEOUT;
+        loop {
+            let described = self
+                .client
+                .describe_table()
+                .table_name(name)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            let active = described.table().is_some_and(|table| {
+                table.table_status() == Some(&TableStatus::Active)
+                    && table
+                        .global_secondary_indexes()
+                        .iter()
+                        .all(|index| index.index_status() == Some(&IndexStatus::Active))
+            });
+            if active {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(StoreError::internal(NotActive(name.to_owned())));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    async fn enable_ttl(&self, name: &str, attribute: &str) -> StoreResult<()> {
+        let current = self
+            .client
+            .describe_time_to_live()
+            .table_name(name)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        let status = current
+            .time_to_live_description()
+            .and_then(|d| d.time_to_live_status());
+        if matches!(
+            status,
+            Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
+        ) {
+            return Ok(());
+        }
+        self.client
+            .update_time_to_live()
+            .table_name(name)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .attribute_name(attribute)
+                    .enabled(true)
+                    .build()
+                    .map_err(StoreError::internal)?,
+            )
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_table_has_a_distinct_suffix_and_a_string_partition_key() {
+        let specs = schema();
+        let mut suffixes: Vec<_> = specs.iter().map(|s| s.suffix).collect();
+        suffixes.sort_unstable();
+        suffixes.dedup();
+        assert_eq!(suffixes.len(), specs.len());
+        assert!(
+            specs
+                .iter()
+                .all(|s| s.partition_key.kind == AttributeKind::String)
+        );
+    }
+
+    #[test]
+    fn attribute_definitions_name_each_key_attribute_once() {
+        let jobs = schema()
+            .into_iter()
+            .find(|s| s.suffix == JOBS)
+            .expect("jobs");
+        let names: Vec<String> = attribute_definitions(&jobs)
+            .unwrap()
+            .iter()
+            .map(|d| d.attribute_name().to_owned())
+            .collect();
+        assert_eq!(names, [JOB_ID, LIST_PK, STATUS]);
+    }
+
+    #[test]
+    fn only_sessions_expire_by_ttl() {
+        let with_ttl: Vec<_> = schema()
+            .into_iter()
+            .filter_map(|s| s.ttl_attribute.map(|a| (s.suffix, a)))
+            .collect();
+        assert_eq!(with_ttl, [(SESSIONS, TTL)]);
+    }
+}

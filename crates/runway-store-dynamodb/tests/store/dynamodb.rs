@@ -1,0 +1,595 @@
+//! DynamoDB-specific behaviour: the tables `create_tables` makes (compared with
+//! `schema()` through `DescribeTable`), TTL and lazy expiry, the raw item shapes
+//! that make conditions and sparse indexes work, and the mapping of an unreachable
+//! endpoint to `Unavailable`.
+
+use std::collections::BTreeSet;
+
+use aws_sdk_dynamodb::types::{
+    AttributeValue, BillingMode, KeyType, ProjectionType, ScalarAttributeType, TimeToLiveStatus,
+};
+use runway_core::agent::{Agent, AgentMetrics, AgentStatus, RegistrationToken};
+use runway_core::id::{AgentId, RegistrationTokenId, SessionId, UserId};
+use runway_core::job::{Job, JobSpec};
+use runway_core::lifecycle::JobStatus;
+use runway_core::page::PageRequest;
+use runway_core::secret::TokenHash;
+use runway_core::session::Session;
+use runway_core::store::{
+    AgentQuery, AgentStore, JobStore, RegistrationTokenStore, SessionStore, StoreError,
+    StoreHealth, UserStore,
+};
+use runway_core::user::{Role, User};
+use runway_store_dynamodb::{
+    AttributeKind, DynamoStore, KeyAttribute, Projection, TableSpec, schema,
+};
+use time::{Duration, OffsetDateTime};
+
+use crate::support::{config, fresh_store, loader, unique_prefix};
+
+fn t0() -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(1_750_000_000_123_456_789).unwrap()
+}
+
+fn session(user: UserId, created_at: OffsetDateTime) -> Session {
+    Session {
+        id: SessionId::new(),
+        user_id: user,
+        username: "ada".into(),
+        role: Role::Member,
+        device_name: None,
+        user_agent: Some("curl/8".into()),
+        ip: None,
+        created_at,
+        last_seen_at: created_at,
+        expires_at: created_at + Duration::days(7),
+        idle_timeout_seconds: 3600,
+        token_hash: TokenHash::of(&format!("s-{}", SessionId::new())),
+    }
+}
+
+async fn raw_item(
+    store: &DynamoStore,
+    table: &str,
+    key: &str,
+    id: String,
+) -> Option<std::collections::HashMap<String, AttributeValue>> {
+    store
+        .client()
+        .get_item()
+        .table_name(format!("{}{table}", store.table_prefix()))
+        .key(key, AttributeValue::S(id))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("get item")
+        .item
+}
+
+fn scalar(kind: AttributeKind) -> ScalarAttributeType {
+    match kind {
+        AttributeKind::String => ScalarAttributeType::S,
+        AttributeKind::Number => ScalarAttributeType::N,
+    }
+}
+
+/// `(name, HASH|RANGE)` pairs of a spec's key, for comparison with DescribeTable.
+fn keys(partition: &KeyAttribute, sort: Option<&KeyAttribute>) -> Vec<(String, KeyType)> {
+    let mut keys = vec![(partition.name.to_owned(), KeyType::Hash)];
+    keys.extend(sort.map(|s| (s.name.to_owned(), KeyType::Range)));
+    keys
+}
+
+fn key_attributes(spec: &TableSpec) -> BTreeSet<(String, ScalarAttributeType)> {
+    let mut all = vec![&spec.partition_key];
+    all.extend(&spec.sort_key);
+    for index in &spec.indexes {
+        all.push(&index.partition_key);
+        all.extend(&index.sort_key);
+    }
+    all.into_iter()
+        .map(|k| (k.name.to_owned(), scalar(k.kind)))
+        .collect()
+}
+
+#[tokio::test]
+async fn create_tables_is_idempotent_and_the_store_answers_as_dynamodb() {
+    let store = fresh_store().await;
+    store.create_tables().await.expect("a second call is fine");
+    store.ping().await.expect("ping");
+    assert_eq!(store.backend(), "dynamodb");
+    store
+        .create_user(&User {
+            id: UserId::new(),
+            username: "ada".into(),
+            role: Role::Admin,
+            created_at: t0(),
+            password_hash: "h".into(),
+        })
+        .await
+        .expect("create user");
+    store
+        .create_tables()
+        .await
+        .expect("a third call, with data");
+    assert!(store.has_users().await.expect("has users"), "data survives");
+}
+
+#[tokio::test]
+async fn the_tables_created_match_the_schema_key_for_key_and_index_for_index() {
+    let store = fresh_store().await;
+    let client = store.client();
+    for spec in schema() {
+        let name = format!("{}{}", store.table_prefix(), spec.suffix);
+        let table = client
+            .describe_table()
+            .table_name(&name)
+            .send()
+            .await
+            .expect("describe")
+            .table
+            .expect("a table");
+
+        let described_keys: Vec<_> = table
+            .key_schema()
+            .iter()
+            .map(|k| (k.attribute_name().to_owned(), k.key_type().clone()))
+            .collect();
+        assert_eq!(
+            described_keys,
+            keys(&spec.partition_key, spec.sort_key.as_ref()),
+            "{name}"
+        );
+        let described_attributes: BTreeSet<_> = table
+            .attribute_definitions()
+            .iter()
+            .map(|a| (a.attribute_name().to_owned(), a.attribute_type().clone()))
+            .collect();
+        assert_eq!(described_attributes, key_attributes(&spec), "{name}");
+        assert_eq!(
+            table
+                .billing_mode_summary()
+                .and_then(|b| b.billing_mode().cloned()),
+            Some(BillingMode::PayPerRequest),
+            "{name}"
+        );
+
+        let mut described_indexes: Vec<_> = table
+            .global_secondary_indexes()
+            .iter()
+            .map(|index| {
+                let keys: Vec<_> = index
+                    .key_schema()
+                    .iter()
+                    .map(|k| (k.attribute_name().to_owned(), k.key_type().clone()))
+                    .collect();
+                let projection = index
+                    .projection()
+                    .and_then(|p| p.projection_type().cloned());
+                (
+                    index.index_name().unwrap_or_default().to_owned(),
+                    keys,
+                    projection,
+                )
+            })
+            .collect();
+        described_indexes.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut expected_indexes: Vec<_> = spec
+            .indexes
+            .iter()
+            .map(|index| {
+                let projection = match index.projection {
+                    Projection::KeysOnly => ProjectionType::KeysOnly,
+                    Projection::All => ProjectionType::All,
+                    Projection::Include(_) => ProjectionType::Include,
+                };
+                (
+                    index.name.to_owned(),
+                    keys(&index.partition_key, index.sort_key.as_ref()),
+                    Some(projection),
+                )
+            })
+            .collect();
+        expected_indexes.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(described_indexes, expected_indexes, "{name}");
+
+        let ttl = client
+            .describe_time_to_live()
+            .table_name(&name)
+            .send()
+            .await
+            .expect("describe ttl")
+            .time_to_live_description
+            .expect("a ttl description");
+        match spec.ttl_attribute {
+            Some(attribute) => {
+                assert_eq!(ttl.attribute_name(), Some(attribute), "{name}");
+                assert_eq!(
+                    ttl.time_to_live_status(),
+                    Some(&TimeToLiveStatus::Enabled),
+                    "{name}"
+                );
+            }
+            None => assert_ne!(
+                ttl.time_to_live_status(),
+                Some(&TimeToLiveStatus::Enabled),
+                "{name}"
+            ),
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_expired_session_whose_item_still_exists_is_not_listed() {
+    let store = fresh_store().await;
+    let user = UserId::new();
+    let now = t0() + Duration::hours(3);
+    // Idle for three hours with a one-hour idle timeout: expired at t0 + 1 h.
+    let expired = session(user, t0());
+    let active = session(user, now - Duration::minutes(5));
+    store.create_session(&expired).await.expect("create");
+    store.create_session(&active).await.expect("create");
+
+    let item = raw_item(&store, "sessions", "session_id", expired.id.to_string())
+        .await
+        .expect("TTL deletes lazily: the item is still there");
+    let ttl = expired.effective_expiry().unix_timestamp() + 1;
+    assert_eq!(
+        item.get("ttl"),
+        Some(&AttributeValue::N(ttl.to_string())),
+        "ttl is the effective expiry in epoch seconds, rounded up"
+    );
+    assert_eq!(
+        store.list_user_sessions(user, now).await.expect("list"),
+        [active]
+    );
+    let read = store
+        .get_session(expired.id)
+        .await
+        .expect("get")
+        .expect("returned, for the caller to judge");
+    assert!(!read.is_active(now));
+}
+
+#[tokio::test]
+async fn touching_a_session_moves_its_ttl_with_the_idle_expiry() {
+    let store = fresh_store().await;
+    let s = session(UserId::new(), t0());
+    store.create_session(&s).await.expect("create");
+    let later = t0() + Duration::minutes(30);
+    store.touch_session(s.id, later).await.expect("touch");
+    let item = raw_item(&store, "sessions", "session_id", s.id.to_string())
+        .await
+        .expect("item");
+    let expected = (later + Duration::hours(1)).unix_timestamp() + 1;
+    assert_eq!(
+        item.get("ttl"),
+        Some(&AttributeValue::N(expected.to_string()))
+    );
+}
+
+#[tokio::test]
+async fn a_jobs_attempts_live_in_its_item_and_timestamps_are_nanosecond_numbers() {
+    let store = fresh_store().await;
+    let job = Job::new(
+        JobSpec {
+            name: "build".into(),
+            script: "make".into(),
+            env: Default::default(),
+            labels: vec![],
+            queue: "default".into(),
+            priority: 0,
+            timeout_seconds: 60,
+            max_retries: 2,
+        },
+        UserId::new(),
+        t0(),
+    );
+    store.create_job(&job).await.expect("create");
+    store
+        .transition_job(job.id, JobStatus::Claimed, t0())
+        .await
+        .expect("claim");
+    let item = raw_item(&store, "jobs", "job_id", job.id.to_string())
+        .await
+        .expect("item");
+    assert_eq!(item.get("attempts"), Some(&AttributeValue::L(vec![])));
+    assert_eq!(
+        item.get("status"),
+        Some(&AttributeValue::S("claimed".into()))
+    );
+    assert_eq!(
+        item.get("created_at"),
+        Some(&AttributeValue::N("1750000000123456789".into()))
+    );
+}
+
+#[tokio::test]
+async fn a_transition_moves_the_latest_attempt_with_the_job_and_keeps_the_history() {
+    let store = fresh_store().await;
+    let job = Job::new(
+        JobSpec {
+            name: "retried".into(),
+            script: "make".into(),
+            env: Default::default(),
+            labels: vec![],
+            queue: "default".into(),
+            priority: 0,
+            timeout_seconds: 60,
+            max_retries: 2,
+        },
+        UserId::new(),
+        t0(),
+    );
+    store.create_job(&job).await.expect("create");
+    // Claiming (which appends attempts) is not a store call yet: write the state a
+    // claim leaves behind, a lost first attempt and a claimed second one, directly.
+    let (first_agent, second_agent) = (AgentId::new(), AgentId::new());
+    let attempt = |number: u32, agent: AgentId, status: &str| {
+        AttributeValue::M(
+            [
+                ("number".to_owned(), AttributeValue::N(number.to_string())),
+                ("agent_id".to_owned(), AttributeValue::S(agent.to_string())),
+                ("status".to_owned(), AttributeValue::S(status.into())),
+                (
+                    "claimed_at".to_owned(),
+                    AttributeValue::N("1750000000123456789".into()),
+                ),
+            ]
+            .into(),
+        )
+    };
+    store
+        .client()
+        .update_item()
+        .table_name(format!("{}jobs", store.table_prefix()))
+        .key("job_id", AttributeValue::S(job.id.to_string()))
+        .update_expression("SET attempts = :attempts, attempt_count = :n, #status = :claimed")
+        .expression_attribute_names("#status", "status")
+        .expression_attribute_values(
+            ":attempts",
+            AttributeValue::L(vec![
+                attempt(1, first_agent, "lost"),
+                attempt(2, second_agent, "claimed"),
+            ]),
+        )
+        .expression_attribute_values(":n", AttributeValue::N("2".into()))
+        .expression_attribute_values(":claimed", AttributeValue::S("claimed".into()))
+        .send()
+        .await
+        .expect("raw update");
+
+    let at = t0() + Duration::seconds(9);
+    let moved = store
+        .transition_job(job.id, JobStatus::Running, at)
+        .await
+        .expect("start");
+    assert_eq!(moved.status, JobStatus::Running);
+    assert_eq!(moved.attempt_count, 2);
+    let detail = store.get_job(job.id).await.expect("get").expect("exists");
+    let statuses: Vec<_> = detail
+        .attempts
+        .iter()
+        .map(|a| (a.number, a.agent_id, a.status))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            (1, first_agent, JobStatus::Lost),
+            (2, second_agent, JobStatus::Running)
+        ]
+    );
+    assert_eq!(detail.job, moved);
+}
+
+#[tokio::test]
+async fn tokens_resolve_through_lookup_items_written_with_their_records() {
+    let store = fresh_store().await;
+    let token = RegistrationToken {
+        id: RegistrationTokenId::new(),
+        description: None,
+        created_by: UserId::new(),
+        created_at: t0(),
+        expires_at: None,
+        token_hash: TokenHash::of("rwr_x"),
+    };
+    store
+        .create_registration_token(&token)
+        .await
+        .expect("token");
+    let agent = Agent {
+        id: AgentId::new(),
+        name: "b".into(),
+        region: None,
+        labels: vec![],
+        queue: "default".into(),
+        capacity: 1,
+        version: None,
+        created_at: t0(),
+        last_heartbeat_at: None,
+        metrics: AgentMetrics::default(),
+        registration_token_id: RegistrationTokenId::new(),
+        token_hash: TokenHash::of("rwa_x"),
+    };
+    store
+        .register_agent(&token.token_hash, agent.clone(), t0())
+        .await
+        .expect("register");
+    let lookup = raw_item(
+        &store,
+        "lookups",
+        "lookup_key",
+        format!("agent_token#{}", agent.token_hash.as_str()),
+    )
+    .await
+    .expect("the agent's lookup item");
+    assert_eq!(
+        lookup.get("target_id"),
+        Some(&AttributeValue::S(agent.id.to_string()))
+    );
+    let stored = raw_item(&store, "agents", "agent_id", agent.id.to_string())
+        .await
+        .expect("agent item");
+    assert!(
+        !stored.contains_key("region"),
+        "no region attribute, so the agent stays out of the sparse by_region index"
+    );
+
+    store
+        .delete_registration_token(token.id)
+        .await
+        .expect("delete");
+    assert!(
+        raw_item(
+            &store,
+            "lookups",
+            "lookup_key",
+            format!("registration_token#{}", token.token_hash.as_str()),
+        )
+        .await
+        .is_none(),
+        "the token's lookup item goes with it"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_endpoint_is_reported_as_unavailable_with_a_retry_hint() {
+    // Port 9 on loopback: nothing listens there, so the connection is refused.
+    let store = DynamoStore::connect_with(
+        &config("http://127.0.0.1:9".into(), unique_prefix()),
+        loader(),
+    )
+    .await
+    .expect("connecting makes no request");
+    match store.ping().await {
+        Err(StoreError::Unavailable { retry_after, .. }) => {
+            assert_eq!(retry_after, Some(std::time::Duration::from_secs(1)));
+        }
+        other => panic!("expected unavailable, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_store_on_tables_that_do_not_exist_fails_as_internal_not_unavailable() {
+    let store = DynamoStore::connect_with(
+        &config(crate::support::endpoint(), unique_prefix()),
+        loader(),
+    )
+    .await
+    .expect("connect");
+    let err = store.ping().await.expect_err("no tables");
+    let StoreError::Internal(source) = err else {
+        panic!("a missing table is a deployment bug, not an outage: {err:?}");
+    };
+    let chain = format!("{source:?}");
+    assert!(chain.contains("ResourceNotFoundException"), "{chain}");
+}
+
+#[tokio::test]
+async fn a_health_filter_reads_ahead_past_many_non_matching_agents_without_skipping_any() {
+    let store = fresh_store().await;
+    let token = RegistrationToken {
+        id: RegistrationTokenId::new(),
+        description: None,
+        created_by: UserId::new(),
+        created_at: t0(),
+        expires_at: None,
+        token_hash: TokenHash::of("rwr_many"),
+    };
+    store
+        .create_registration_token(&token)
+        .await
+        .expect("token");
+    let now = t0() + Duration::hours(1);
+    let mut online = Vec::new();
+    // 3 online agents among 120, more than one 100-id chunk of the index.
+    for i in 0..120 {
+        let id = AgentId::new();
+        let agent = Agent {
+            id,
+            name: format!("builder-{i}"),
+            region: Some("eu-west-1".into()),
+            labels: vec![],
+            queue: "default".into(),
+            capacity: 1,
+            version: None,
+            created_at: t0(),
+            last_heartbeat_at: None,
+            metrics: AgentMetrics::default(),
+            registration_token_id: token.id,
+            token_hash: TokenHash::of(&format!("rwa_{id}")),
+        };
+        store
+            .register_agent(&token.token_hash, agent, t0())
+            .await
+            .expect("register");
+        if i % 50 == 0 {
+            store
+                .record_heartbeat(id, &AgentMetrics::default(), now)
+                .await
+                .expect("heartbeat");
+            online.push(id);
+        }
+    }
+    online.sort_by(|a, b| b.cmp(a));
+
+    let mut seen = Vec::new();
+    let mut sizes = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store
+            .list_agents(
+                &AgentQuery {
+                    region: Some("eu-west-1".into()),
+                    status: Some(AgentStatus::Online),
+                    page: PageRequest {
+                        limit: 2,
+                        after: cursor.take(),
+                    },
+                },
+                now,
+            )
+            .await
+            .expect("list");
+        sizes.push(page.items.len());
+        seen.extend(page.items.iter().map(|a| a.id));
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+        assert!(sizes.len() < 5, "pagination does not terminate");
+    }
+    assert_eq!(sizes, [2, 1]);
+    assert_eq!(seen, online);
+}
+
+#[tokio::test]
+async fn signing_out_everywhere_pages_through_more_sessions_than_one_index_page() {
+    let store = fresh_store().await;
+    let user = UserId::new();
+    for _ in 0..130 {
+        store
+            .create_session(&session(user, t0()))
+            .await
+            .expect("create");
+    }
+    let keep = session(user, t0());
+    store.create_session(&keep).await.expect("create");
+    assert_eq!(
+        store
+            .list_user_sessions(user, t0())
+            .await
+            .expect("list")
+            .len(),
+        131
+    );
+    let deleted = store
+        .revoke_user_sessions(user, Some(keep.id))
+        .await
+        .expect("revoke");
+    assert_eq!(deleted, 130);
+    assert_eq!(
+        store.list_user_sessions(user, t0()).await.expect("list"),
+        [keep]
+    );
+}
