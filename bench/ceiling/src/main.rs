@@ -19,15 +19,15 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 
-/// A session response shaped like Runway's `GET /api/v1/auth/session` (≈450 bytes):
+/// A session response shaped like Runway's `GET /api/v1/auth/session` (≈480 bytes):
 /// user and session objects with ULIDs, RFC 3339 timestamps and the device fields.
 const SESSION_BODY: &str = concat!(
     r#"{"user":{"id":"01K0BENCH0CE1L1NG0USER00001","username":"admin","role":"admin","#,
-    r#""created_at":"2025-01-01T00:00:00Z"},"session":{"id":"01K0BENCH0CE1L1NG0SESS00001","#,
+    r#""created_at":"2025-01-01T00:00:00.000000000Z"},"session":{"id":"01K0BENCH0CE1L1NG0SESS00001","#,
     r#""user_id":"01K0BENCH0CE1L1NG0USER00001","username":"admin","role":"admin","#,
-    r#""device_name":"bench","user_agent":"wrk","ip":"127.0.0.1","#,
-    r#""created_at":"2025-01-01T00:00:00Z","last_seen_at":"2025-01-01T00:00:00Z","#,
-    r#""expires_at":"2025-01-08T00:00:00Z","idle_timeout_seconds":86400}}"#,
+    r#""device_name":"bench","user_agent":"curl/7.88.1","ip":"127.0.0.1","#,
+    r#""created_at":"2025-01-01T00:00:00.000000000Z","last_seen_at":"2025-01-01T00:00:00.000000000Z","#,
+    r#""expires_at":"2025-01-08T00:00:00.000000000Z","idle_timeout_seconds":86400}}"#,
 );
 
 /// The `/health` body, identical to Runway's.

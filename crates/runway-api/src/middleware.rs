@@ -81,7 +81,9 @@ pub(crate) async fn observe(req: Request, next: Next) -> Response {
     }
 
     let route = route.as_ref().map_or("<unmatched>", MatchedPath::as_str);
-    let duration_ms = start.elapsed().as_secs_f64() * 1000.0;
+    // Whole microseconds divided by 1000 print as short decimals (`2.931`), not as
+    // the float noise of `as_secs_f64() * 1000.0` (`2.9306419999999997`).
+    let duration_ms = start.elapsed().as_micros() as f64 / 1000.0;
     let code = error.as_ref().map(|e| e.code);
     let cause = error.as_ref().and_then(|e| e.cause.as_deref());
     if status.is_server_error() {
