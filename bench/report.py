@@ -140,7 +140,8 @@ def main() -> None:
     )
 
     w("## Machine and method\n")
-    w(f"- **Command:** `make bench` (= `bash bench/run.sh`), at commit `{f['git_commit']}`")
+    dirty = " plus uncommitted changes" if f.get("git_dirty") == "yes" else ""
+    w(f"- **Command:** `make bench` (= `bash bench/run.sh`), at commit `{f['git_commit']}`{dirty}")
     w(f"- **Date:** {f['date']}")
     w(
         f"- **Machine:** `nproc` = {f['nproc']}, CPU model `{f['cpu_model']}` "
@@ -155,7 +156,8 @@ def main() -> None:
     w(
         f"- **Load generator:** {f['wrk_version']} on loopback, "
         f"`wrk -t{f['threads']} -c{f['connections']} -d{f['duration']}s --latency`, "
-        "HTTP/1.1 keep-alive, for every row, so the ratios are fair. wrk shares the "
+        "HTTP/1.1 keep-alive, for every row but the `-t` comparison, so the ratios are "
+        "fair. wrk shares the "
         f"{f['nproc']} cores with the server under test (whose tokio runtime has one "
         "worker thread per core). One wrk thread plus the server's workers is three "
         "busy threads on two cores; two wrk threads make four, and the extra context "
@@ -163,7 +165,9 @@ def main() -> None:
         f"run: with `-t{f['threads']}` {fmt_int(m['ceiling']['rps'])} req/s, p99 "
         f"{fmt_ms(m['ceiling']['p99'])}; with `-t{f['alt_threads']}` "
         f"{fmt_int(m['ceiling_alt']['rps'])} req/s, p99 {fmt_ms(m['ceiling_alt']['p99'])} "
-        "(medians). 64 connections keep every server worker busy."
+        f"(medians). `-t{f['threads']}` is the setting of record, so that p99 "
+        "measures the server rather than an oversubscribed scheduler. 64 connections "
+        "keep every server worker busy."
     )
     w(
         f"- **Runs:** {f['runs']} rounds after a 2 s unrecorded warm-up per endpoint. The "
@@ -191,8 +195,8 @@ def main() -> None:
     )
     w(
         "- **CPU columns:** the server's CPU time from /proc/PID/stat, wrk's from GNU "
-        "time, and everything else on the machine (busy time in /proc/stat minus those "
-        "two) over each run, divided by the run's wall time: cores busy, out of "
+        "time, and everything else on the machine, kernel threads included (busy time in "
+        "/proc/stat minus those two), over each run, divided by the run's wall time: cores busy, out of "
         f"{f['nproc']}. Server CPU per request = server CPU time ÷ requests served; it "
         "is the least noise-sensitive number here.\n"
     )
@@ -291,8 +295,9 @@ def main() -> None:
     )
     w("")
     w(
-        f"`runway` was back to {mb(f['runway_idle_after_load_rss_kb']):.1f} MB RSS 2 s after "
-        "the last load test (the allocator and SQLite's page cache keep some of the peak).\n"
+        f"2 s after the last load test, `runway`'s RSS was "
+        f"{mb(f['runway_idle_after_load_rss_kb']):.1f} MB: the allocator and SQLite's page "
+        "caches (one per pooled connection) keep what the busiest moment needed.\n"
     )
     w("## Binary size\n")
     w(f"- `target/release/runway`: {int(f['runway_binary_bytes']) / 1048576:.1f} MiB")
@@ -334,8 +339,10 @@ def main() -> None:
             "neighbour spends is one the server cannot, and the rounds differ mostly "
             "by how busy the neighbours were."
             if busy >= 0.85 * nproc
-            else "The cores were not saturated, so part of each request's time was "
-            "spent waiting (scheduling, a lock or the store) rather than computing."
+            else f"About {nproc - busy:.2f} cores stayed idle: wrk is a closed loop (each "
+            "connection sends its next request only after the previous response), so "
+            "with one wrk thread each side sometimes waits for the other; neither the "
+            "server nor wrk was CPU-bound all of the time."
         )
     )
     w(
