@@ -1,0 +1,362 @@
+//! The Terraform tables are the code's tables.
+//!
+//! `deploy/terraform/modules/runway/dynamodb.tf` declares every table in one
+//! `locals { tables = { … } }` map and builds them all with one
+//! `aws_dynamodb_table` resource (`for_each = local.tables`). These tests parse the
+//! `.tf` files with `hcl-rs` and compare that map with [`schema()`], in both
+//! directions: the same tables, hash and range keys, key attribute types, GSIs
+//! (name, keys, projection) and TTL attribute, and nothing extra. They also check
+//! that the resource really is built from that map and that the function gets the
+//! prefix the tables are named with, so the comparison cannot pass vacuously.
+//!
+//! No terraform binary and no AWS: `cargo test -p runway-store-dynamodb --test terraform`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use hcl::{Block, Body, Expression, Value};
+use runway_store_dynamodb::{
+    AttributeKind, IndexSpec, KeyAttribute, Projection, TableSpec, schema,
+};
+
+fn module_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/terraform/modules/runway")
+}
+
+fn parse(path: &Path) -> Body {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    hcl::parse(&text).unwrap_or_else(|e| panic!("{} is not valid HCL: {e}", path.display()))
+}
+
+/// Every `.tf` file under `dir`, recursively, sorted.
+fn tf_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read a terraform directory") {
+            let path = entry.expect("a directory entry").path();
+            if path.is_dir() {
+                // Provider caches of a local `terraform init` are not ours.
+                if path.file_name().is_some_and(|n| n != ".terraform") {
+                    pending.push(path);
+                }
+            } else if path.extension().is_some_and(|e| e == "tf") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+fn attribute<'a>(body: &'a Body, key: &str) -> Option<&'a Expression> {
+    body.attributes()
+        .find(|a| a.key() == key)
+        .map(hcl::Attribute::expr)
+}
+
+/// An expression as Terraform source would show it, e.g. `${local.tables}`.
+fn text(expr: &Expression) -> String {
+    match Value::from(expr.clone()) {
+        Value::String(s) => s,
+        other => panic!("expected a string-like expression, got {other:?}"),
+    }
+}
+
+fn dynamodb_tf() -> Body {
+    parse(&module_dir().join("dynamodb.tf"))
+}
+
+/// `local.tables`, as a plain value.
+fn terraform_tables() -> BTreeMap<String, Value> {
+    let body = dynamodb_tf();
+    let tables = body
+        .blocks()
+        .filter(|b| b.identifier() == "locals")
+        .find_map(|b| attribute(b.body(), "tables"))
+        .expect("dynamodb.tf has `locals { tables = { … } }`");
+    let Value::Object(tables) = Value::from(tables.clone()) else {
+        panic!("local.tables is not an object");
+    };
+    tables.into_iter().collect()
+}
+
+fn table_resource(body: &Body) -> &Block {
+    body.blocks()
+        .find(|b| {
+            b.identifier() == "resource"
+                && b.labels().first().map(hcl::BlockLabel::as_str) == Some("aws_dynamodb_table")
+        })
+        .expect("dynamodb.tf declares an aws_dynamodb_table resource")
+}
+
+fn field<'a>(object: &'a Value, key: &str, context: &str) -> &'a Value {
+    object
+        .as_object()
+        .unwrap_or_else(|| panic!("{context} is not an object"))
+        .get(key)
+        .unwrap_or_else(|| panic!("{context} has no `{key}`"))
+}
+
+fn string_field(object: &Value, key: &str, context: &str) -> Option<String> {
+    match field(object, key, context) {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        other => panic!("{context}.{key} is neither a string nor null: {other:?}"),
+    }
+}
+
+fn kind(kind: AttributeKind) -> &'static str {
+    match kind {
+        AttributeKind::String => "S",
+        AttributeKind::Number => "N",
+    }
+}
+
+fn projection(projection: &Projection) -> &'static str {
+    match projection {
+        Projection::KeysOnly => "KEYS_ONLY",
+        Projection::All => "ALL",
+        Projection::Include(_) => "INCLUDE",
+    }
+}
+
+fn terraform_table<'a>(tables: &'a BTreeMap<String, Value>, suffix: &str) -> &'a Value {
+    tables.get(suffix).unwrap_or_else(|| {
+        panic!("schema() has the table `{suffix}` but local.tables in dynamodb.tf does not")
+    })
+}
+
+/// Every key attribute of a table spec and its indexes with its type, once each.
+fn key_attributes(spec: &TableSpec) -> BTreeMap<String, String> {
+    let mut keys: Vec<&KeyAttribute> = vec![&spec.partition_key];
+    keys.extend(&spec.sort_key);
+    for index in &spec.indexes {
+        keys.push(&index.partition_key);
+        keys.extend(&index.sort_key);
+    }
+    keys.into_iter()
+        .map(|k| (k.name.to_owned(), kind(k.kind).to_owned()))
+        .collect()
+}
+
+#[test]
+fn every_table_in_the_schema_is_declared_in_terraform_with_the_same_keys() {
+    let tables = terraform_tables();
+    for spec in schema() {
+        let table = terraform_table(&tables, spec.suffix);
+        let context = format!("local.tables.{}", spec.suffix);
+        assert_eq!(
+            string_field(table, "hash_key", &context).as_deref(),
+            Some(spec.partition_key.name),
+            "{context}: hash key"
+        );
+        assert_eq!(
+            string_field(table, "range_key", &context).as_deref(),
+            spec.sort_key.as_ref().map(|k| k.name),
+            "{context}: range key"
+        );
+    }
+}
+
+#[test]
+fn attribute_definitions_are_exactly_the_key_attributes_with_their_types() {
+    let tables = terraform_tables();
+    for spec in schema() {
+        let context = format!("local.tables.{}", spec.suffix);
+        let declared: BTreeMap<String, String> = field(
+            terraform_table(&tables, spec.suffix),
+            "attributes",
+            &context,
+        )
+        .as_object()
+        .unwrap_or_else(|| panic!("{context}.attributes is not an object"))
+        .iter()
+        .map(|(name, kind)| {
+            let kind = kind
+                .as_str()
+                .unwrap_or_else(|| panic!("{context}.attributes.{name} is not a string"));
+            (name.clone(), kind.to_owned())
+        })
+        .collect();
+        // DynamoDB rejects an attribute definition that is not a key, so this is
+        // an equality, not a subset.
+        assert_eq!(declared, key_attributes(&spec), "{context}: attributes");
+    }
+}
+
+#[test]
+fn every_gsi_matches_the_schema_in_name_keys_and_projection() {
+    let tables = terraform_tables();
+    for spec in schema() {
+        let context = format!("local.tables.{}.indexes", spec.suffix);
+        let declared = field(terraform_table(&tables, spec.suffix), "indexes", &context)
+            .as_object()
+            .unwrap_or_else(|| panic!("{context} is not an object"));
+        let mut declared_names: Vec<&str> = declared.keys().map(String::as_str).collect();
+        declared_names.sort_unstable();
+        let mut expected_names: Vec<&str> = spec.indexes.iter().map(|i| i.name).collect();
+        expected_names.sort_unstable();
+        assert_eq!(declared_names, expected_names, "{context}: index names");
+
+        for IndexSpec {
+            name,
+            partition_key,
+            sort_key,
+            projection: expected,
+        } in &spec.indexes
+        {
+            let index = &declared[*name];
+            let context = format!("{context}.{name}");
+            assert_eq!(
+                string_field(index, "hash_key", &context).as_deref(),
+                Some(partition_key.name),
+                "{context}: hash key"
+            );
+            assert_eq!(
+                string_field(index, "range_key", &context).as_deref(),
+                sort_key.as_ref().map(|k| k.name),
+                "{context}: range key"
+            );
+            assert_eq!(
+                string_field(index, "projection_type", &context).as_deref(),
+                Some(projection(expected)),
+                "{context}: projection"
+            );
+            if let Projection::Include(attributes) = expected {
+                let declared: Vec<&str> = field(index, "non_key_attributes", &context)
+                    .as_array()
+                    .unwrap_or_else(|| panic!("{context}.non_key_attributes is not a list"))
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect();
+                assert_eq!(declared, *attributes, "{context}: non-key attributes");
+            }
+        }
+    }
+}
+
+#[test]
+fn ttl_attributes_match_the_schema() {
+    let tables = terraform_tables();
+    for spec in schema() {
+        let context = format!("local.tables.{}", spec.suffix);
+        assert_eq!(
+            string_field(
+                terraform_table(&tables, spec.suffix),
+                "ttl_attribute",
+                &context
+            )
+            .as_deref(),
+            spec.ttl_attribute,
+            "{context}: TTL attribute"
+        );
+    }
+}
+
+#[test]
+fn terraform_declares_no_table_the_code_does_not_use() {
+    let specs = schema();
+    for suffix in terraform_tables().keys() {
+        assert!(
+            specs.iter().any(|s| s.suffix == suffix),
+            "local.tables in dynamodb.tf declares `{suffix}`, which schema() does not have"
+        );
+    }
+}
+
+#[test]
+fn the_only_dynamodb_table_resource_is_built_from_the_tables_local() {
+    let terraform = module_dir().join("../..");
+    let mut resources = Vec::new();
+    for file in tf_files(&terraform) {
+        for block in parse(&file).blocks() {
+            let labels: Vec<&str> = block.labels().iter().map(hcl::BlockLabel::as_str).collect();
+            if block.identifier() == "resource" && labels.first() == Some(&"aws_dynamodb_table") {
+                resources.push(format!("{}: {}", file.display(), labels.join(".")));
+            }
+        }
+    }
+    assert_eq!(
+        resources.len(),
+        1,
+        "expected one aws_dynamodb_table resource under deploy/terraform, found {resources:#?}"
+    );
+
+    let body = dynamodb_tf();
+    let resource = table_resource(&body);
+    let for_each = attribute(resource.body(), "for_each").expect("the table resource has for_each");
+    assert_eq!(text(for_each), "${local.tables}");
+
+    let name = attribute(resource.body(), "name").expect("the table resource has a name");
+    assert_eq!(text(name), "${local.table_prefix}${each.key}");
+
+    // Keys, attributes, GSIs and TTL come from the map, not from literals.
+    for (key, source) in [
+        ("hash_key", "${each.value.hash_key}"),
+        ("range_key", "${each.value.range_key}"),
+    ] {
+        let expr = attribute(resource.body(), key).unwrap_or_else(|| panic!("no {key}"));
+        assert_eq!(text(expr), source, "{key}");
+    }
+    for (block, source) in [
+        ("attribute", "${each.value.attributes}"),
+        ("global_secondary_index", "${each.value.indexes}"),
+    ] {
+        let dynamic = resource
+            .body()
+            .blocks()
+            .find(|b| {
+                b.identifier() == "dynamic"
+                    && b.labels().first().map(hcl::BlockLabel::as_str) == Some(block)
+            })
+            .unwrap_or_else(|| panic!("no dynamic \"{block}\" block"));
+        let for_each = attribute(dynamic.body(), "for_each").expect("dynamic for_each");
+        assert_eq!(text(for_each), source, "dynamic {block}");
+    }
+    let ttl = resource
+        .body()
+        .blocks()
+        .find(|b| {
+            b.identifier() == "dynamic"
+                && b.labels().first().map(hcl::BlockLabel::as_str) == Some("ttl")
+        })
+        .expect("a dynamic \"ttl\" block");
+    assert!(
+        text(attribute(ttl.body(), "for_each").expect("ttl for_each"))
+            .contains("each.value.ttl_attribute"),
+        "the ttl block follows each.value.ttl_attribute"
+    );
+}
+
+#[test]
+fn the_function_reads_the_prefix_the_tables_are_named_with() {
+    let body = parse(&module_dir().join("lambda.tf"));
+    let function = body
+        .blocks()
+        .find(|b| {
+            b.identifier() == "resource"
+                && b.labels().first().map(hcl::BlockLabel::as_str) == Some("aws_lambda_function")
+        })
+        .expect("lambda.tf declares the function");
+    let variables = function
+        .body()
+        .blocks()
+        .find(|b| b.identifier() == "environment")
+        .and_then(|b| attribute(b.body(), "variables"))
+        .expect("the function has environment variables");
+    let Value::Object(variables) = Value::from(variables.clone()) else {
+        panic!("environment.variables is not an object");
+    };
+    assert_eq!(
+        variables
+            .get("RUNWAY_DYNAMODB_TABLE_PREFIX")
+            .and_then(Value::as_str),
+        Some("${local.table_prefix}")
+    );
+    assert_eq!(
+        variables.get("RUNWAY_STORE").and_then(Value::as_str),
+        Some("dynamodb")
+    );
+}

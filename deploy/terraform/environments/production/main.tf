@@ -1,0 +1,70 @@
+# Production: provisioned capacity with auto scaling on every table and GSI (cheaper
+# than on demand for steady load, see DEPLOYMENT.md, "Cost"), reserved concurrency
+# 100, a customer-managed key, deletion protection, a year of logs. Deployed by the
+# `production` GitHub environment, which requires an approval.
+
+terraform {
+  required_version = ">= 1.6"
+
+  required_providers {
+    aws = {
+      source  = "hashicorp/aws"
+      version = "~> 5.80"
+    }
+  }
+
+  # State in S3, configured at init time (see environments/staging/main.tf and
+  # DEPLOYMENT.md): key=runway/production.tfstate. Production should use its own
+  # AWS account, and so its own state bucket.
+  backend "s3" {}
+}
+
+provider "aws" {
+  region = var.region
+
+  default_tags {
+    tags = {
+      "app"         = "runway"
+      "environment" = "production"
+      "managed-by"  = "terraform"
+      "repository"  = "runway"
+    }
+  }
+}
+
+module "runway" {
+  source = "../../modules/runway"
+
+  environment     = "production"
+  lambda_zip_path = var.lambda_zip_path
+
+  billing_mode = "PROVISIONED"
+  # Floors sized for steady load; auto scaling adds capacity above them. Sessions
+  # are read on every user request (1 RCU each), agents on every agent call.
+  default_capacity = {
+    read_min  = 5
+    read_max  = 500
+    write_min = 5
+    write_max = 200
+  }
+  capacity_overrides = {
+    "sessions" = { read_min = 25, read_max = 2000, write_min = 10, write_max = 500 }
+    "lookups"  = { read_min = 10, read_max = 1000, write_min = 5, write_max = 200 }
+    "agents"   = { read_min = 10, read_max = 1000, write_min = 10, write_max = 500 }
+  }
+  autoscaling_target_utilization = 70
+
+  reserved_concurrency = 100
+  deletion_protection  = true
+  log_retention_days   = 365
+  log_level            = "info"
+
+  cors_origins = var.cors_origins
+
+  api_throttling_rate_limit  = 500
+  api_throttling_burst_limit = 1000
+
+  alarm_api_5xx_percent    = 1
+  alarm_api_p99_latency_ms = 1000
+  alarm_subscriptions      = var.alarm_subscriptions
+}

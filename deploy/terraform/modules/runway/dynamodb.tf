@@ -1,0 +1,156 @@
+# The DynamoDB tables: exactly `runway_store_dynamodb::schema()` (docs/dynamodb.md).
+#
+# `local.tables` below is the only place the layout is written down in Terraform.
+# `crates/runway-store-dynamodb/tests/terraform.rs` parses this file and compares
+# every table, key, attribute type, GSI (name, keys, projection) and TTL attribute
+# with the code's schema, in both directions, so a table the code reads cannot be
+# missing here and a table nobody reads cannot linger. Change both together.
+#
+# Every key is a string: ids are ULIDs, so an index sorted by id is sorted by
+# creation time. Every GSI is KEYS_ONLY: listings read ids from the index, then the
+# items with a strongly consistent BatchGetItem, so a lagging index can cost a read
+# but never show a stale record.
+
+locals {
+  tables = {
+    users = {
+      hash_key      = "user_id"
+      range_key     = null
+      attributes    = { user_id = "S" }
+      indexes       = {}
+      ttl_attribute = null
+    }
+
+    # Usernames and token hashes: `username#…`, `agent_token#…`,
+    # `registration_token#…` items pointing at their record. Unique by a condition,
+    # resolved by a consistent GetItem (a GSI can do neither).
+    lookups = {
+      hash_key      = "lookup_key"
+      range_key     = null
+      attributes    = { lookup_key = "S" }
+      indexes       = {}
+      ttl_attribute = null
+    }
+
+    # One item per signed-in device. Validating a token is one consistent GetItem
+    # by session_id; expiry is checked in code on every read, because TTL deletion
+    # is lazy (typically within 48 hours) and only collects the garbage.
+    sessions = {
+      hash_key   = "session_id"
+      range_key  = null
+      attributes = { session_id = "S", user_id = "S" }
+      indexes = {
+        by_user = { hash_key = "user_id", range_key = "session_id", projection_type = "KEYS_ONLY" }
+      }
+      ttl_attribute = "ttl"
+    }
+
+    registration_tokens = {
+      hash_key      = "token_id"
+      range_key     = null
+      attributes    = { token_id = "S" }
+      indexes       = {}
+      ttl_attribute = null
+    }
+
+    agents = {
+      hash_key   = "agent_id"
+      range_key  = null
+      attributes = { agent_id = "S", region = "S", list_pk = "S" }
+      indexes = {
+        # Sparse: agents without a region are not in it.
+        by_region  = { hash_key = "region", range_key = "agent_id", projection_type = "KEYS_ONLY" }
+        by_created = { hash_key = "list_pk", range_key = "agent_id", projection_type = "KEYS_ONLY" }
+      }
+      ttl_attribute = null
+    }
+
+    jobs = {
+      hash_key   = "job_id"
+      range_key  = null
+      attributes = { job_id = "S", list_pk = "S", status = "S" }
+      indexes = {
+        by_created = { hash_key = "list_pk", range_key = "job_id", projection_type = "KEYS_ONLY" }
+        by_status  = { hash_key = "status", range_key = "job_id", projection_type = "KEYS_ONLY" }
+      }
+      ttl_attribute = null
+    }
+  }
+
+  # Auto-scaling bounds per table and per GSI ("table/index"); the minimum is also
+  # the capacity Terraform sets when it creates them.
+  table_capacity = {
+    for table, spec in local.tables : table => try(var.capacity_overrides[table], var.default_capacity)
+  }
+  index_capacity = merge([
+    for table, spec in local.tables : {
+      for index, _ in spec.indexes :
+      "${table}/${index}" => try(var.capacity_overrides["${table}/${index}"], var.default_capacity)
+    }
+  ]...)
+}
+
+resource "aws_dynamodb_table" "this" {
+  for_each = local.tables
+
+  name         = "${local.table_prefix}${each.key}"
+  billing_mode = var.billing_mode
+  hash_key     = each.value.hash_key
+  range_key    = each.value.range_key
+
+  # Capacity is only meaningful when provisioned; on demand it must be unset.
+  read_capacity  = local.provisioned ? local.table_capacity[each.key].read_min : null
+  write_capacity = local.provisioned ? local.table_capacity[each.key].write_min : null
+
+  dynamic "attribute" {
+    for_each = each.value.attributes
+    content {
+      name = attribute.key
+      type = attribute.value
+    }
+  }
+
+  # GSI capacity stays under Terraform's management (there is no way to ignore
+  # it per index): an index schema change in the code is then always applied,
+  # never silently skipped. The price is that an apply resets an index that auto
+  # scaling raised back to its minimum, and auto scaling raises it again within
+  # minutes. Set the minimums (capacity_overrides) at the steady-state load so that
+  # dip stays harmless.
+  dynamic "global_secondary_index" {
+    for_each = each.value.indexes
+    content {
+      name            = global_secondary_index.key
+      hash_key        = global_secondary_index.value.hash_key
+      range_key       = global_secondary_index.value.range_key
+      projection_type = global_secondary_index.value.projection_type
+      read_capacity   = local.provisioned ? local.index_capacity["${each.key}/${global_secondary_index.key}"].read_min : null
+      write_capacity  = local.provisioned ? local.index_capacity["${each.key}/${global_secondary_index.key}"].write_min : null
+    }
+  }
+
+  dynamic "ttl" {
+    for_each = each.value.ttl_attribute == null ? [] : [each.value.ttl_attribute]
+    content {
+      attribute_name = ttl.value
+      enabled        = true
+    }
+  }
+
+  point_in_time_recovery {
+    enabled = var.point_in_time_recovery
+  }
+
+  server_side_encryption {
+    enabled     = true
+    kms_key_arn = local.kms_key_arn
+  }
+
+  deletion_protection_enabled = var.deletion_protection
+
+  tags = merge(local.tags, { "runway:table" = each.key })
+
+  lifecycle {
+    # Auto scaling owns the table's capacity once it exists (see autoscaling.tf).
+    ignore_changes = [read_capacity, write_capacity]
+  }
+}
