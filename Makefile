@@ -2,10 +2,10 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: help run test fmt lint lint-infra test-terraform bench clean
+.PHONY: help run test test-lambda fmt lint lint-infra test-terraform lambda lambda-x86 bench clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
 
 run: ## Serve on 127.0.0.1:8080 with the embedded SQLite store
 	$(CARGO) run --release
@@ -16,6 +16,15 @@ test: ## Format check, clippy, and every test (the DynamoDB store against a loca
 	scripts/lint-infra.sh
 	scripts/moto.sh install
 	scripts/moto.sh run $(CARGO) test --workspace
+
+test-lambda: ## The runway binary under `cargo lambda watch` on DynamoDB (moto), fed API Gateway v2 events
+	scripts/lambda-e2e.sh
+
+lambda: ## Package the Lambda function for arm64: target/lambda/runway/bootstrap.zip
+	scripts/cargo-lambda.sh build --release --arm64 --output-format zip -p runway-server --bin runway
+
+lambda-x86: ## Package the Lambda function for x86_64: target/lambda-x86/runway/bootstrap.zip
+	scripts/cargo-lambda.sh build --release --x86-64 --output-format zip --lambda-dir target/lambda-x86 -p runway-server --bin runway
 
 fmt: ## Format the code
 	$(CARGO) fmt --all

@@ -1,4 +1,5 @@
-//! `runway admin`: user management straight on the data directory's database.
+//! `runway admin`: user management straight on the store — the data directory's
+//! database, or the DynamoDB tables with `RUNWAY_STORE=dynamodb`.
 //!
 //! No server is involved: an operator who is locked out (lost admin password) has
 //! no session to call the API with, and the store already enforces every rule.
@@ -9,7 +10,10 @@
 //!
 //! The database must already exist: creating it here would make a typo in
 //! `--data-dir` silently start a second, empty installation, and a user created in
-//! a fresh database would also stop `serve` from bootstrapping `admin`.
+//! a fresh database would also stop `serve` from bootstrapping `admin`. On DynamoDB
+//! the tables are pinged first for the same reason, and because this is how the
+//! first user of a Lambda deployment is made: the function never prints a
+//! generated password.
 //!
 //! Passwords come from the first line of stdin (`--password-stdin`), never from a
 //! flag, which would leave them in shell history and `ps`; otherwise one is
@@ -17,16 +21,18 @@
 
 use std::io::BufRead;
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use runway_api::accounts;
 use runway_core::password::generate_password;
 use runway_core::secret::Secret;
+use runway_core::store::Store;
 use runway_core::user::Role;
 
-use crate::config::Config;
+use crate::config::{Config, StoreKind};
 use crate::output;
-use crate::serve::open_store;
+use crate::serve::{check_store, open_store};
 
 /// Reads a password from the first line of `input`, without its line ending.
 ///
@@ -66,6 +72,18 @@ fn ensure_database_exists(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Opens a store that must already exist.
+async fn open_existing_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    if config.store == StoreKind::Sqlite {
+        ensure_database_exists(&config.data_dir)?;
+    }
+    let store = open_store(config).await?;
+    if config.store == StoreKind::Dynamodb {
+        check_store(config, store.as_ref()).await?;
+    }
+    Ok(store)
+}
+
 fn show_generated(username: &str, password: &Secret) -> anyhow::Result<()> {
     output::lines(&[
         &format!("Password for `{username}`: {}", password.expose()),
@@ -76,16 +94,15 @@ fn show_generated(username: &str, password: &Secret) -> anyhow::Result<()> {
 /// `runway admin create-user`.
 ///
 /// # Errors
-/// A missing database, an invalid username, a weak password, a taken username, or
-/// a store failure.
+/// A missing database or tables, an invalid username, a weak password, a taken
+/// username, or a store failure.
 pub async fn create_user(
     config: &Config,
     username: &str,
     role: Role,
     password: Option<Secret>,
 ) -> anyhow::Result<()> {
-    ensure_database_exists(&config.data_dir)?;
-    let store = open_store(config).await?;
+    let store = open_existing_store(config).await?;
     let (password, generated) = password_or_generated(password);
     let user = accounts::create_user(store.as_ref(), username, &password, role)
         .await
@@ -105,14 +122,13 @@ pub async fn create_user(
 /// `runway admin reset-password`: sets the password and revokes every session.
 ///
 /// # Errors
-/// A missing database, no such user, a weak password, or a store failure.
+/// A missing database or tables, no such user, a weak password, or a store failure.
 pub async fn reset_password(
     config: &Config,
     username: &str,
     password: Option<Secret>,
 ) -> anyhow::Result<()> {
-    ensure_database_exists(&config.data_dir)?;
-    let store = open_store(config).await?;
+    let store = open_existing_store(config).await?;
     let (password, generated) = password_or_generated(password);
     accounts::reset_password(store.as_ref(), username, &password)
         .await

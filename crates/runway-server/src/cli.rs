@@ -7,6 +7,10 @@
 //! how Runway is configured. clap's own `env` support is deliberately not used: the
 //! layering (defaults → file → environment) lives in one place, [`crate::config`],
 //! and its error messages name the variable that was wrong.
+//!
+//! The same binary is the Lambda function: with no subcommand it serves API Gateway
+//! events when `AWS_LAMBDA_RUNTIME_API` is set (the Lambda runtime sets it, and only
+//! it), so the deployed `bootstrap` needs no arguments, and a socket otherwise.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -17,15 +21,20 @@ use runway_core::user::Role;
 const LONG_ABOUT: &str = "\
 Runway is the control plane of a CI/CD service: people sign in, build agents register \
 and pull jobs, and every job moves through one strict lifecycle. This binary serves the \
-HTTP API on an embedded SQLite database and administers that database directly.
+HTTP API on an embedded SQLite database or on DynamoDB, on a socket or as an AWS Lambda \
+function behind API Gateway, and administers the store directly.
 
-With no subcommand, `runway` runs `runway serve`.
+With no subcommand, `runway` runs `runway serve`, or `runway lambda` when \
+AWS_LAMBDA_RUNTIME_API is set (that is, inside AWS Lambda).
 
 Configuration comes from defaults, then a TOML file (--config, RUNWAY_CONFIG, or \
 ./runway.toml if present), then RUNWAY_* environment variables; the environment wins. \
 `runway config` prints the result. The main variables:
   RUNWAY_LISTEN        address to serve on        [default: 127.0.0.1:8080]
   RUNWAY_DATA_DIR      where the database lives   [default: ./runway-data]
+  RUNWAY_STORE         sqlite or dynamodb         [default: sqlite]
+  RUNWAY_DYNAMODB_TABLE_PREFIX, RUNWAY_DYNAMODB_ENDPOINT, RUNWAY_DYNAMODB_REGION
+                       where the DynamoDB tables are [default: runway_, AWS, the SDK's region]
   RUNWAY_ADMIN_PASSWORD  password of the first `admin` (else one is generated and printed once)
   RUNWAY_LOG, RUNWAY_LOG_FORMAT  log filter [default: info] and format (pretty|json)
 See .env.example for every variable.
@@ -36,7 +45,8 @@ Examples:
   RUNWAY_LOG=debug RUNWAY_LOG_FORMAT=json runway serve
   runway config                               # show the effective configuration
   runway admin create-user --username ada --role admin
-  printf '%s\\n' \"$PASSWORD\" | runway admin reset-password --username ada --password-stdin";
+  printf '%s\\n' \"$PASSWORD\" | runway admin reset-password --username ada --password-stdin
+  runway dynamodb create-tables --prefix runway-staging- --region eu-west-1";
 
 /// Runway: a CI/CD control plane.
 #[derive(Debug, Parser)]
@@ -44,7 +54,8 @@ Examples:
     name = "runway",
     version,
     about = "Runway, the control plane of a CI/CD service: serves the HTTP API for users and \
-             build agents on an embedded SQLite database, and administers that database.",
+             build agents on SQLite or DynamoDB, on a socket or on AWS Lambda, and administers \
+             the store.",
     long_about = LONG_ABOUT,
     args_conflicts_with_subcommands = true
 )]
@@ -64,10 +75,16 @@ pub struct Cli {
 }
 
 impl Cli {
-    /// The command to run: the one given, else `serve` with the top-level flags.
+    /// The command to run: the one given; else `lambda` inside AWS Lambda
+    /// (`on_lambda`: `AWS_LAMBDA_RUNTIME_API` is set) when no `serve` flag was given;
+    /// else `serve` with the top-level flags.
     #[must_use]
-    pub fn into_command(self) -> Command {
-        self.command.unwrap_or(Command::Serve(self.serve))
+    pub fn into_command(self, on_lambda: bool) -> Command {
+        match self.command {
+            Some(command) => command,
+            None if on_lambda && self.serve.is_empty() => Command::Lambda,
+            None => Command::Serve(self.serve),
+        }
     }
 }
 
@@ -89,10 +106,27 @@ Examples:
   runway serve --listen 0.0.0.0:8080 --data-dir /var/lib/runway
   runway serve --listen 127.0.0.1:0      # any free port; read the address from stdout")]
     Serve(ServeArgs),
+    /// Serve API Gateway HTTP API events as an AWS Lambda function (the default
+    /// command when AWS_LAMBDA_RUNTIME_API is set).
+    #[command(long_about = "\
+Serve API Gateway HTTP API (payload v2.0) events as an AWS Lambda function, through the \
+same Router as `runway serve`.
+
+This is what the deployed `bootstrap` runs: with no subcommand, `runway` picks it when \
+AWS_LAMBDA_RUNTIME_API is set. Configuration comes from the environment only (no file); \
+logs default to JSON. The store is opened once, at cold start. No admin is created with a \
+generated password (nobody would see it): set RUNWAY_ADMIN_PASSWORD for a first admin, or \
+create users from a workstation with `RUNWAY_STORE=dynamodb runway admin create-user`.
+
+Locally, run it under `cargo lambda watch`, which emulates the Lambda runtime API.")]
+    Lambda,
     /// Print the effective configuration as TOML, secrets redacted, and its sources.
     Config,
-    /// Manage users directly in the data directory; no server needed.
+    /// Manage users directly in the store (SQLite data directory or DynamoDB); no
+    /// server needed.
     Admin(AdminArgs),
+    /// DynamoDB operations: create the tables.
+    Dynamodb(DynamodbArgs),
     /// Print the version and the store backends compiled in.
     Version,
 }
@@ -111,18 +145,74 @@ pub struct ServeArgs {
     pub data_dir: Option<PathBuf>,
 }
 
+impl ServeArgs {
+    /// Whether no flag was given.
+    #[must_use]
+    pub const fn is_empty(&self) -> bool {
+        self.listen.is_none() && self.data_dir.is_none()
+    }
+}
+
+/// `runway dynamodb` and its subcommands.
+#[derive(Debug, Args)]
+pub struct DynamodbArgs {
+    /// The DynamoDB task.
+    #[command(subcommand)]
+    pub command: DynamodbCommand,
+}
+
+/// The DynamoDB tasks.
+#[derive(Debug, Subcommand)]
+pub enum DynamodbCommand {
+    /// Create Runway's tables (and their indexes and TTL) where missing.
+    #[command(long_about = "\
+Create Runway's DynamoDB tables, with their indexes and TTL, on on-demand billing, and \
+wait until they are active. Tables that exist are left as they are, so running it again \
+is safe. In production Terraform owns the tables; this is for moto, DynamoDB Local and \
+first experiments. AWS credentials and the region come from the usual AWS chain \
+(AWS_PROFILE, AWS_ACCESS_KEY_ID, AWS_REGION, …).
+
+Examples:
+  runway dynamodb create-tables --endpoint http://127.0.0.1:5000 --region us-east-1
+  RUNWAY_DYNAMODB_TABLE_PREFIX=runway-staging- runway dynamodb create-tables")]
+    CreateTables(CreateTablesArgs),
+}
+
+/// Flags of `runway dynamodb create-tables`.
+#[derive(Debug, Default, Args)]
+pub struct CreateTablesArgs {
+    /// Prepended to every table name.
+    /// Overrides RUNWAY_DYNAMODB_TABLE_PREFIX [env: RUNWAY_DYNAMODB_TABLE_PREFIX] [default: runway_].
+    #[arg(long, value_name = "PREFIX")]
+    pub prefix: Option<String>,
+
+    /// DynamoDB endpoint, e.g. moto's.
+    /// Overrides RUNWAY_DYNAMODB_ENDPOINT [env: RUNWAY_DYNAMODB_ENDPOINT] [default: AWS].
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+
+    /// The tables' region.
+    /// Overrides RUNWAY_DYNAMODB_REGION [env: RUNWAY_DYNAMODB_REGION] [default: AWS_REGION].
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+}
+
 /// `runway admin` and its flags.
 #[derive(Debug, Args)]
 #[command(long_about = "\
-Manage users directly in the data directory's database. This works while a server is \
-running on the same directory.
+Manage users directly in the store: the data directory's SQLite database, or with \
+RUNWAY_STORE=dynamodb the DynamoDB tables (no data directory needed then). This works \
+while a server is running on the same store. On AWS, this is how the first users are \
+created: the Lambda function never prints a generated password.
 
 Examples:
   runway admin create-user --username ada --role admin
   printf '%s\\n' \"$PASSWORD\" | runway admin create-user --username bob --password-stdin
-  runway admin reset-password --username ada")]
+  runway admin reset-password --username ada
+  RUNWAY_STORE=dynamodb RUNWAY_DYNAMODB_TABLE_PREFIX=runway-prod- runway admin create-user --username ada --role admin")]
 pub struct AdminArgs {
-    /// Directory holding the database; it must already exist (run `runway serve` once).
+    /// Directory holding the SQLite database; it must already exist (run `runway serve`
+    /// once). Not used with RUNWAY_STORE=dynamodb.
     /// Overrides RUNWAY_DATA_DIR [env: RUNWAY_DATA_DIR] [default: ./runway-data].
     #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
@@ -204,15 +294,51 @@ mod tests {
 
     #[test]
     fn no_subcommand_means_serve_with_the_top_level_flags() {
-        let Command::Serve(args) = Cli::try_parse_from(["runway"]).unwrap().into_command() else {
+        let Command::Serve(args) = Cli::try_parse_from(["runway"]).unwrap().into_command(false)
+        else {
             panic!("expected serve");
         };
         assert!(args.listen.is_none() && args.data_dir.is_none());
         let cli = Cli::try_parse_from(["runway", "--listen", "127.0.0.1:9"]).unwrap();
-        let Command::Serve(args) = cli.into_command() else {
+        let Command::Serve(args) = cli.into_command(false) else {
             panic!("expected serve");
         };
         assert_eq!(args.listen, Some("127.0.0.1:9".parse().unwrap()));
+    }
+
+    #[test]
+    fn no_subcommand_inside_lambda_means_lambda_unless_serve_flags_are_given() {
+        let cli = Cli::try_parse_from(["runway"]).unwrap();
+        assert!(matches!(cli.into_command(true), Command::Lambda));
+        let cli = Cli::try_parse_from(["runway", "--listen", "127.0.0.1:9"]).unwrap();
+        assert!(matches!(cli.into_command(true), Command::Serve(_)));
+        let cli = Cli::try_parse_from(["runway", "config"]).unwrap();
+        assert!(matches!(cli.into_command(true), Command::Config));
+        let cli = Cli::try_parse_from(["runway", "lambda"]).unwrap();
+        assert!(matches!(cli.into_command(false), Command::Lambda));
+    }
+
+    #[test]
+    fn dynamodb_create_tables_takes_a_prefix_an_endpoint_and_a_region() {
+        let cli = Cli::try_parse_from([
+            "runway",
+            "dynamodb",
+            "create-tables",
+            "--prefix",
+            "ci-",
+            "--endpoint",
+            "http://127.0.0.1:5000",
+        ])
+        .unwrap();
+        let Some(Command::Dynamodb(DynamodbArgs {
+            command: DynamodbCommand::CreateTables(args),
+        })) = cli.command
+        else {
+            panic!("expected dynamodb create-tables");
+        };
+        assert_eq!(args.prefix.as_deref(), Some("ci-"));
+        assert_eq!(args.endpoint.as_deref(), Some("http://127.0.0.1:5000"));
+        assert!(args.region.is_none());
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Runway's configuration: defaults, then an optional TOML file, then `RUNWAY_*`
 //! environment variables. The environment wins; `serve --listen` and
-//! `--data-dir` beat all three.
+//! `--data-dir` beat all three. On AWS Lambda ([`Config::from_env`]) there is no
+//! file: a function's configuration is its environment, set by Terraform, and a
+//! stray file baked into the zip must not change it.
 //!
 //! Variables read (the TOML key is the name without `RUNWAY_`, in lower case):
 //!
@@ -9,9 +11,16 @@
 //!   missing is an error, so a typo never silently falls back to the defaults.
 //! * `RUNWAY_LISTEN` — address and port to serve on. Default `127.0.0.1:8080`.
 //! * `RUNWAY_DATA_DIR` — where the SQLite database lives. Default `./runway-data`.
-//! * `RUNWAY_STORE` — the store backend: `sqlite` (default). `dynamodb` is planned.
+//! * `RUNWAY_STORE` — the store backend: `sqlite` (default) or `dynamodb`.
+//! * `RUNWAY_DYNAMODB_TABLE_PREFIX` — prepended to every DynamoDB table name.
+//!   Default `runway_` (so `runway_jobs`, `runway_sessions`, …).
+//! * `RUNWAY_DYNAMODB_ENDPOINT` — a DynamoDB endpoint override, e.g. moto or
+//!   DynamoDB Local. Unset: AWS, or the SDK's own `AWS_ENDPOINT_URL_DYNAMODB`.
+//! * `RUNWAY_DYNAMODB_REGION` — the tables' region. Unset: the SDK's default chain
+//!   (`AWS_REGION`, the profile; on Lambda, the function's region).
 //! * `RUNWAY_LOG` — a tracing `EnvFilter` directive. Default `info`.
-//! * `RUNWAY_LOG_FORMAT` — `pretty` (default, compact and human) or `json`.
+//! * `RUNWAY_LOG_FORMAT` — `pretty` (default, compact and human) or `json`. On
+//!   Lambda the default is `json`, which CloudWatch Logs Insights indexes.
 //! * `RUNWAY_ADMIN_PASSWORD` — password of the `admin` user created on the first
 //!   start, 12 to 1024 characters. Unset: a random one is generated and printed
 //!   once. Never logged, never echoed in an error.
@@ -72,7 +81,25 @@ const STORE: Setting = Setting {
     env: "RUNWAY_STORE",
     key: "store",
     default: Some("sqlite"),
-    expected: "`sqlite`",
+    expected: "`sqlite` or `dynamodb`",
+};
+const DYNAMODB_TABLE_PREFIX: Setting = Setting {
+    env: "RUNWAY_DYNAMODB_TABLE_PREFIX",
+    key: "dynamodb_table_prefix",
+    default: Some("runway_"),
+    expected: "1 to 200 letters, digits, `_`, `-` or `.` (DynamoDB table name characters)",
+};
+const DYNAMODB_ENDPOINT: Setting = Setting {
+    env: "RUNWAY_DYNAMODB_ENDPOINT",
+    key: "dynamodb_endpoint",
+    default: None,
+    expected: "an http:// or https:// URL such as http://127.0.0.1:5000",
+};
+const DYNAMODB_REGION: Setting = Setting {
+    env: "RUNWAY_DYNAMODB_REGION",
+    key: "dynamodb_region",
+    default: None,
+    expected: "an AWS region name such as eu-west-1",
 };
 const LOG: Setting = Setting {
     env: "RUNWAY_LOG",
@@ -124,10 +151,13 @@ const SHUTDOWN_GRACE: Setting = Setting {
 };
 
 /// Every setting, in the order `runway config` prints them.
-const ALL: [Setting; 11] = [
+const ALL: [Setting; 14] = [
     LISTEN,
     DATA_DIR,
     STORE,
+    DYNAMODB_TABLE_PREFIX,
+    DYNAMODB_ENDPOINT,
+    DYNAMODB_REGION,
     LOG,
     LOG_FORMAT,
     ADMIN_PASSWORD,
@@ -194,16 +224,6 @@ pub enum ConfigError {
         /// What would have been accepted.
         expected: &'static str,
     },
-    /// A backend that this binary does not contain.
-    #[error(
-        "{origin} is `{value}`: the {value} store is not available in this build yet (available: sqlite)"
-    )]
-    StoreNotAvailable {
-        /// Which variable or file key named it.
-        origin: Origin,
-        /// The backend asked for.
-        value: String,
-    },
     /// A file named by `--config` or `RUNWAY_CONFIG` that does not exist.
     #[error("the configuration file {path} (named by {named_by}) does not exist")]
     FileMissing {
@@ -258,6 +278,8 @@ impl LogFormat {
 pub enum StoreKind {
     /// The embedded SQLite database in the data directory.
     Sqlite,
+    /// Amazon DynamoDB tables (or an emulator), see [`DynamoSettings`].
+    Dynamodb,
 }
 
 impl StoreKind {
@@ -266,12 +288,64 @@ impl StoreKind {
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Sqlite => "sqlite",
+            Self::Dynamodb => "dynamodb",
         }
     }
 }
 
 /// The backends this binary contains, for `runway version`.
-pub const STORE_BACKENDS: &[&str] = &["sqlite"];
+pub const STORE_BACKENDS: &[&str] = &["sqlite", "dynamodb"];
+
+/// Where the DynamoDB tables are. Read whatever the backend, so `runway config`
+/// shows them and `runway dynamodb create-tables` can use them with a SQLite server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DynamoSettings {
+    /// Prepended to every table name.
+    pub table_prefix: String,
+    /// An endpoint override (moto, DynamoDB Local); `None` lets the SDK decide.
+    pub endpoint: Option<String>,
+    /// The region; `None` lets the SDK's default chain decide.
+    pub region: Option<String>,
+}
+
+impl DynamoSettings {
+    /// Where requests go, for messages: the override, else the AWS SDK's own
+    /// endpoint variables (`env` reads them), else `AWS`.
+    #[must_use]
+    pub fn endpoint_for_display(&self, env: impl Fn(&str) -> Option<String>) -> String {
+        if let Some(endpoint) = &self.endpoint {
+            return endpoint.clone();
+        }
+        ["AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL"]
+            .into_iter()
+            .find_map(|name| {
+                env(name)
+                    .filter(|v| !v.is_empty())
+                    .map(|v| format!("{v}, from {name}"))
+            })
+            .unwrap_or_else(|| "AWS".to_owned())
+    }
+
+    /// The store crate's connection settings.
+    #[must_use]
+    pub fn store_config(&self) -> runway_store_dynamodb::DynamoConfig {
+        runway_store_dynamodb::DynamoConfig {
+            table_prefix: self.table_prefix.clone(),
+            endpoint_url: self.endpoint.clone(),
+            region: self.region.clone(),
+        }
+    }
+}
+
+/// Where the process runs, which changes two things: whether a file is read, and
+/// the default log format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Host {
+    /// A shell, a container or a systemd unit.
+    Process,
+    /// An AWS Lambda function.
+    Lambda,
+}
 
 /// Where the configuration came from, for `runway config`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -313,6 +387,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Store backend.
     pub store: StoreKind,
+    /// The DynamoDB tables (used when `store` is `dynamodb`, and by `runway dynamodb`).
+    pub dynamodb: DynamoSettings,
     /// Tracing filter directive, already checked to parse.
     pub log: String,
     /// Log output format.
@@ -341,6 +417,9 @@ struct FileConfig {
     listen: Option<String>,
     data_dir: Option<PathBuf>,
     store: Option<String>,
+    dynamodb_table_prefix: Option<String>,
+    dynamodb_endpoint: Option<String>,
+    dynamodb_region: Option<String>,
     log: Option<String>,
     log_format: Option<String>,
     admin_password: Option<Secret>,
@@ -358,6 +437,9 @@ impl FileConfig {
             "listen" => self.listen.clone(),
             "data_dir" => self.data_dir.as_ref().map(|p| p.display().to_string()),
             "store" => self.store.clone(),
+            "dynamodb_table_prefix" => self.dynamodb_table_prefix.clone(),
+            "dynamodb_endpoint" => self.dynamodb_endpoint.clone(),
+            "dynamodb_region" => self.dynamodb_region.clone(),
             "log" => self.log.clone(),
             "log_format" => self.log_format.clone(),
             "admin_password" => self.admin_password.as_ref().map(|s| s.expose().to_owned()),
@@ -380,7 +462,18 @@ struct Layers<'a, E> {
     sources: Sources,
 }
 
-impl<E: Fn(&str) -> Option<String>> Layers<'_, E> {
+impl<'a, E: Fn(&str) -> Option<String>> Layers<'a, E> {
+    fn new(file: Option<(PathBuf, FileConfig)>, env: &'a E) -> Self {
+        Self {
+            sources: Sources {
+                file: file.as_ref().map(|(p, _)| p.clone()),
+                ..Sources::default()
+            },
+            file,
+            env,
+        }
+    }
+
     /// The winning text for a setting and where it came from; `None` only for a
     /// setting without a default that no layer sets.
     fn get(&mut self, setting: Setting) -> Option<(String, Origin)> {
@@ -420,6 +513,49 @@ impl<E: Fn(&str) -> Option<String>> Layers<'_, E> {
             expected: setting.expected,
         })
     }
+
+    /// Parses a setting without a default; `None` when no layer sets it.
+    fn parse_optional<T>(
+        &mut self,
+        setting: Setting,
+        parse: impl FnOnce(&str) -> Option<T>,
+    ) -> Result<Option<T>, ConfigError> {
+        let Some((value, origin)) = self.get(setting) else {
+            return Ok(None);
+        };
+        match parse(value.trim()) {
+            Some(parsed) => Ok(Some(parsed)),
+            None => Err(ConfigError::Invalid {
+                origin,
+                value,
+                expected: setting.expected,
+            }),
+        }
+    }
+}
+
+/// DynamoDB allows `[A-Za-z0-9_.-]` in table names, 3 to 255 of them; 200 leaves
+/// room for the longest suffix (`registration_tokens`).
+fn parse_table_prefix(s: &str) -> Option<String> {
+    let valid = (1..=200).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    valid.then(|| s.to_owned())
+}
+
+fn parse_endpoint(s: &str) -> Option<String> {
+    let rest = s
+        .strip_prefix("http://")
+        .or_else(|| s.strip_prefix("https://"))?;
+    let valid = !rest.is_empty() && !s.chars().any(char::is_whitespace);
+    valid.then(|| s.to_owned())
+}
+
+fn parse_region(s: &str) -> Option<String> {
+    let valid = (1..=64).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    valid.then(|| s.to_owned())
 }
 
 fn number_in<T: std::str::FromStr + PartialOrd>(
@@ -504,33 +640,33 @@ impl Config {
             }
             None => None,
         };
-        let mut layers = Layers {
-            sources: Sources {
-                file: file.as_ref().map(|(p, _)| p.clone()),
-                ..Sources::default()
-            },
-            file,
-            env: &env,
-        };
+        Self::from_layers(Layers::new(file, &env), Host::Process)
+    }
 
+    /// The configuration of a Lambda function: defaults, then `env`; no file. The
+    /// log format defaults to `json`.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the variable of the first bad value.
+    pub fn from_env(env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Self::from_layers(Layers::new(None, &env), Host::Lambda)
+    }
+
+    fn from_layers<E: Fn(&str) -> Option<String>>(
+        mut layers: Layers<'_, E>,
+        host: Host,
+    ) -> Result<Self, ConfigError> {
         let listen = layers.parse(LISTEN, |s| s.parse::<SocketAddr>().ok())?;
         let data_dir = layers.parse(DATA_DIR, |s| (!s.is_empty()).then(|| PathBuf::from(s)))?;
-        let (store_text, store_origin) = layers.required(STORE);
-        let store = match store_text.trim() {
-            "sqlite" => StoreKind::Sqlite,
-            "dynamodb" => {
-                return Err(ConfigError::StoreNotAvailable {
-                    origin: store_origin,
-                    value: "dynamodb".into(),
-                });
-            }
-            _ => {
-                return Err(ConfigError::Invalid {
-                    origin: store_origin,
-                    value: store_text,
-                    expected: STORE.expected,
-                });
-            }
+        let store = layers.parse(STORE, |s| match s {
+            "sqlite" => Some(StoreKind::Sqlite),
+            "dynamodb" => Some(StoreKind::Dynamodb),
+            _ => None,
+        })?;
+        let dynamodb = DynamoSettings {
+            table_prefix: layers.parse(DYNAMODB_TABLE_PREFIX, parse_table_prefix)?,
+            endpoint: layers.parse_optional(DYNAMODB_ENDPOINT, parse_endpoint)?,
+            region: layers.parse_optional(DYNAMODB_REGION, parse_region)?,
         };
         let log = layers.parse(LOG, |s| {
             tracing_subscriber::EnvFilter::builder()
@@ -538,7 +674,14 @@ impl Config {
                 .ok()
                 .map(|_| s.to_owned())
         })?;
-        let log_format = layers.parse(LOG_FORMAT, |s| match s {
+        let log_format_setting = match host {
+            Host::Process => LOG_FORMAT,
+            Host::Lambda => Setting {
+                default: Some("json"),
+                ..LOG_FORMAT
+            },
+        };
+        let log_format = layers.parse(log_format_setting, |s| match s {
             "pretty" => Some(LogFormat::Pretty),
             "json" => Some(LogFormat::Json),
             _ => None,
@@ -567,6 +710,7 @@ impl Config {
             listen,
             data_dir,
             store,
+            dynamodb,
             log,
             log_format,
             admin_password,
@@ -589,6 +733,58 @@ impl Config {
     pub fn override_data_dir(&mut self, dir: PathBuf) {
         self.data_dir = dir;
         self.sources.flags.push("--data-dir");
+    }
+
+    /// Applies `dynamodb create-tables --prefix/--endpoint/--region`, which beat
+    /// every other source.
+    ///
+    /// # Errors
+    /// A flag value that is not valid, naming the flag.
+    pub fn override_dynamodb(
+        &mut self,
+        prefix: Option<String>,
+        endpoint: Option<String>,
+        region: Option<String>,
+    ) -> Result<(), ConfigError> {
+        fn flag<T>(
+            value: Option<String>,
+            name: &'static str,
+            setting: Setting,
+            parse: fn(&str) -> Option<T>,
+            flags: &mut Vec<&'static str>,
+        ) -> Result<Option<T>, ConfigError> {
+            let Some(value) = value else { return Ok(None) };
+            let parsed = parse(value.trim()).ok_or(ConfigError::Invalid {
+                origin: Origin::Flag(name),
+                value,
+                expected: setting.expected,
+            })?;
+            flags.push(name);
+            Ok(Some(parsed))
+        }
+        let flags = &mut self.sources.flags;
+        if let Some(prefix) = flag(
+            prefix,
+            "--prefix",
+            DYNAMODB_TABLE_PREFIX,
+            parse_table_prefix,
+            flags,
+        )? {
+            self.dynamodb.table_prefix = prefix;
+        }
+        if let Some(endpoint) = flag(
+            endpoint,
+            "--endpoint",
+            DYNAMODB_ENDPOINT,
+            parse_endpoint,
+            flags,
+        )? {
+            self.dynamodb.endpoint = Some(endpoint);
+        }
+        if let Some(region) = flag(region, "--region", DYNAMODB_REGION, parse_region, flags)? {
+            self.dynamodb.region = Some(region);
+        }
+        Ok(())
     }
 
     /// The settings the API needs.
@@ -624,6 +820,27 @@ impl Config {
                 "listen" => toml_string(&self.listen.to_string()),
                 "data_dir" => toml_string(&self.data_dir.display().to_string()),
                 "store" => toml_string(self.store.as_str()),
+                "dynamodb_table_prefix" => toml_string(&self.dynamodb.table_prefix),
+                "dynamodb_endpoint" => match &self.dynamodb.endpoint {
+                    Some(endpoint) => toml_string(endpoint),
+                    None => {
+                        let _ = writeln!(
+                            out,
+                            "# dynamodb_endpoint is not set: the AWS SDK picks it (AWS_ENDPOINT_URL_DYNAMODB, else AWS)."
+                        );
+                        continue;
+                    }
+                },
+                "dynamodb_region" => match &self.dynamodb.region {
+                    Some(region) => toml_string(region),
+                    None => {
+                        let _ = writeln!(
+                            out,
+                            "# dynamodb_region is not set: the AWS SDK picks it (AWS_REGION, the profile)."
+                        );
+                        continue;
+                    }
+                },
                 "log" => toml_string(&self.log),
                 "log_format" => toml_string(self.log_format.as_str()),
                 "admin_password" => match &self.admin_password {
@@ -842,14 +1059,134 @@ mod tests {
     }
 
     #[test]
-    fn the_dynamodb_store_is_refused_with_a_clear_message() {
-        let err = load(None, &[("RUNWAY_STORE", "dynamodb")])
+    fn the_dynamodb_store_is_chosen_with_its_prefix_endpoint_and_region() {
+        let c = load(
+            None,
+            &[
+                ("RUNWAY_STORE", "dynamodb"),
+                ("RUNWAY_DYNAMODB_TABLE_PREFIX", "runway-prod-"),
+                ("RUNWAY_DYNAMODB_ENDPOINT", "http://127.0.0.1:5000"),
+                ("RUNWAY_DYNAMODB_REGION", "eu-west-1"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.store, StoreKind::Dynamodb);
+        let dynamo = c.dynamodb.store_config();
+        assert_eq!(dynamo.table_prefix, "runway-prod-");
+        assert_eq!(
+            dynamo.endpoint_url.as_deref(),
+            Some("http://127.0.0.1:5000")
+        );
+        assert_eq!(dynamo.region.as_deref(), Some("eu-west-1"));
+    }
+
+    #[test]
+    fn the_dynamodb_settings_default_to_the_runway_prefix_and_the_sdk_chain() {
+        let c = load(None, &[("RUNWAY_STORE", "dynamodb")]).unwrap();
+        assert_eq!(c.dynamodb.table_prefix, "runway_");
+        assert!(c.dynamodb.endpoint.is_none());
+        assert!(c.dynamodb.region.is_none());
+        let printed = c.to_toml();
+        assert!(printed.contains("store = \"dynamodb\""), "{printed}");
+        assert!(
+            printed.contains("dynamodb_table_prefix = \"runway_\""),
+            "{printed}"
+        );
+        assert!(
+            printed.contains("# dynamodb_endpoint is not set"),
+            "{printed}"
+        );
+        assert!(
+            printed.contains("# dynamodb_region is not set"),
+            "{printed}"
+        );
+    }
+
+    #[test]
+    fn the_dynamodb_endpoint_shown_is_the_override_else_the_sdk_variable_else_aws() {
+        let mut settings = load(None, &[]).unwrap().dynamodb;
+        assert_eq!(settings.endpoint_for_display(|_| None), "AWS");
+        let sdk = |name: &str| {
+            (name == "AWS_ENDPOINT_URL_DYNAMODB").then(|| "http://127.0.0.1:8000".to_owned())
+        };
+        assert_eq!(
+            settings.endpoint_for_display(sdk),
+            "http://127.0.0.1:8000, from AWS_ENDPOINT_URL_DYNAMODB"
+        );
+        settings.endpoint = Some("http://127.0.0.1:5000".into());
+        assert_eq!(settings.endpoint_for_display(sdk), "http://127.0.0.1:5000");
+    }
+
+    #[test]
+    fn bad_dynamodb_settings_name_the_variable() {
+        for (var, value) in [
+            ("RUNWAY_DYNAMODB_TABLE_PREFIX", "runway prod"),
+            ("RUNWAY_DYNAMODB_TABLE_PREFIX", "tables/"),
+            ("RUNWAY_DYNAMODB_ENDPOINT", "localhost:5000"),
+            ("RUNWAY_DYNAMODB_ENDPOINT", "http://"),
+            ("RUNWAY_DYNAMODB_REGION", "EU West"),
+        ] {
+            let err = load(None, &[(var, value)]).unwrap_err().to_string();
+            assert!(err.starts_with(var), "{var}: {err}");
+            assert!(err.contains("expected"), "{var}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_dynamodb_settings_read_from_the_file_and_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            &dir,
+            "store = \"dynamodb\"\ndynamodb_table_prefix = \"ci-\"\ndynamodb_region = \"us-east-2\"\n",
+        );
+        let c = load(Some(&path), &[]).unwrap();
+        assert_eq!(c.store, StoreKind::Dynamodb);
+        assert_eq!(c.dynamodb.table_prefix, "ci-");
+        assert_eq!(c.dynamodb.region.as_deref(), Some("us-east-2"));
+        let again_path = write(&dir, &c.to_toml());
+        let again = load(Some(&again_path), &[]).unwrap();
+        assert_eq!(again.dynamodb, c.dynamodb);
+        assert_eq!(again.store, StoreKind::Dynamodb);
+    }
+
+    #[test]
+    fn on_lambda_no_file_is_read_and_logs_default_to_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(&dir, "log = \"trace\"\n");
+        let c = Config::from_env(env(&[
+            ("RUNWAY_CONFIG", path.to_str().unwrap()),
+            ("RUNWAY_STORE", "dynamodb"),
+        ]))
+        .unwrap();
+        assert_eq!(c.log, "info", "the file named by RUNWAY_CONFIG is ignored");
+        assert_eq!(c.sources.file, None);
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.store, StoreKind::Dynamodb);
+        let pretty = Config::from_env(env(&[("RUNWAY_LOG_FORMAT", "pretty")])).unwrap();
+        assert_eq!(
+            pretty.log_format,
+            LogFormat::Pretty,
+            "the environment still wins"
+        );
+    }
+
+    #[test]
+    fn create_tables_flags_beat_the_environment_and_bad_ones_name_the_flag() {
+        let mut c = load(None, &[("RUNWAY_DYNAMODB_TABLE_PREFIX", "env-")]).unwrap();
+        c.override_dynamodb(
+            Some("flag-".into()),
+            Some("http://127.0.0.1:1".into()),
+            None,
+        )
+        .unwrap();
+        assert_eq!(c.dynamodb.table_prefix, "flag-");
+        assert_eq!(c.dynamodb.endpoint.as_deref(), Some("http://127.0.0.1:1"));
+        assert_eq!(c.sources.flags, vec!["--prefix", "--endpoint"]);
+        let err = c
+            .override_dynamodb(None, None, Some("Mars".into()))
             .unwrap_err()
             .to_string();
-        assert!(
-            err.contains("the dynamodb store is not available in this build yet"),
-            "{err}"
-        );
+        assert!(err.starts_with("--region is `Mars`"), "{err}");
     }
 
     #[test]

@@ -4,23 +4,30 @@
 //! and loads the configuration; everything else is here, so it is unit-tested and
 //! the binary stays a few dozen lines.
 //!
-//! * [`cli`] — the clap definition: `serve` (default), `config`, `admin`, `version`.
+//! * [`cli`] — the clap definition: `serve` (default), `lambda` (default inside
+//!   AWS Lambda), `config`, `admin`, `dynamodb`, `version`.
 //! * [`config`] — defaults → TOML file → `RUNWAY_*` environment, with errors that
-//!   name the variable at fault.
+//!   name the variable at fault; environment only on Lambda.
 //! * [`telemetry`] — tracing to stderr, compact or JSON.
-//! * [`serve`] — open the store, bootstrap `admin`, bind, serve, drain on SIGTERM.
-//! * [`admin`] — user management directly on the data directory.
+//! * [`serve`] — open the store (SQLite or DynamoDB), bootstrap `admin`, bind,
+//!   serve, drain on SIGTERM.
+//! * [`lambda`] — the same Router behind API Gateway, through `lambda_http`.
+//! * [`admin`] — user management directly on the store.
+//! * [`dynamodb`] — `runway dynamodb create-tables`.
 //! * [`output`] — the few things written to stdout.
 //!
 //! One Tokio runtime is built per command, here rather than with `#[tokio::main]`,
 //! so that `config` and `version` start no threads, and so that shutdown can bound
-//! how long leftover blocking work may delay the exit.
+//! how long leftover blocking work may delay the exit. `lambda` builds its own,
+//! single-threaded one.
 
 #![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod cli;
 pub mod config;
+pub mod dynamodb;
+pub mod lambda;
 pub mod output;
 pub mod serve;
 pub mod telemetry;
@@ -30,7 +37,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use runway_core::secret::Secret;
 
-use crate::cli::{AdminCommand, Command};
+use crate::cli::{AdminCommand, Command, DynamodbCommand};
 use crate::config::{Config, STORE_BACKENDS};
 
 /// How long leftover tasks may hold up the exit once a command is done.
@@ -67,6 +74,22 @@ fn password_from_stdin(wanted: bool) -> anyhow::Result<Option<Secret>> {
         .transpose()
 }
 
+/// Loads the configuration `command` runs with: on Lambda from the environment
+/// only, otherwise from defaults, the file and the environment.
+///
+/// # Errors
+/// A [`config::ConfigError`] naming the variable or file key at fault.
+pub fn load_config(
+    command: &Command,
+    file: Option<&std::path::Path>,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Config, config::ConfigError> {
+    match command {
+        Command::Lambda => Config::from_env(env),
+        _ => Config::load(file, env),
+    }
+}
+
 /// Runs `command` with the loaded configuration.
 ///
 /// # Errors
@@ -75,6 +98,14 @@ pub fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
     match command {
         Command::Version => version(),
         Command::Config => output::text(&config.to_toml()),
+        Command::Lambda => lambda::run(&config),
+        Command::Dynamodb(args) => match args.command {
+            DynamodbCommand::CreateTables(flags) => {
+                config.override_dynamodb(flags.prefix, flags.endpoint, flags.region)?;
+                telemetry::init(&config.log, config.log_format)?;
+                block_on(dynamodb::create_tables(&config))
+            }
+        },
         Command::Serve(args) => {
             if let Some(listen) = args.listen {
                 config.override_listen(listen);

@@ -10,8 +10,10 @@
 //! 2. The listener is bound before the store is touched: if the port is taken, the
 //!    run fails before a first-start admin password could be generated, printed and
 //!    then lost with the failed process.
-//! 3. The data directory and database are opened, then the first admin is ensured.
-//!    A generated password is printed once, to stdout, never logged.
+//! 3. The store is opened — the data directory's database, or the DynamoDB tables,
+//!    which are pinged so that missing tables or credentials fail here, in one
+//!    sentence, rather than on the first request — then the first admin is
+//!    ensured. A generated password is printed once, to stdout, never logged.
 //! 4. Only then is `Runway listening on http://ADDR` printed, with the address
 //!    actually bound, so `--listen 127.0.0.1:0` works and a reader of that line can
 //!    connect at once.
@@ -30,15 +32,18 @@ use runway_api::accounts::{self, Bootstrap};
 use runway_core::store::Store;
 use tokio::net::TcpListener;
 
-use crate::config::{Config, StoreKind};
+use crate::config::{Config, DynamoSettings, StoreKind};
 use crate::output;
 
-/// Opens the configured store, creating the data directory if needed.
+/// Opens the configured store, creating the data directory if needed. For DynamoDB
+/// this builds the client only; no request is made (see [`check_store`]).
 ///
 /// # Errors
-/// If the directory cannot be created or the database cannot be opened.
+/// If the directory cannot be created, the database cannot be opened, or no AWS
+/// region is configured.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     match config.store {
+        StoreKind::Dynamodb => Ok(Arc::new(open_dynamodb(&config.dynamodb).await?)),
         StoreKind::Sqlite => {
             let dir = config.data_dir.clone();
             std::fs::create_dir_all(&dir)
@@ -49,6 +54,44 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
             Ok(store)
         }
     }
+}
+
+/// Builds the DynamoDB client (credentials, region, endpoint from the AWS chain and
+/// the settings). Makes no request.
+///
+/// # Errors
+/// If no region is configured.
+pub async fn open_dynamodb(
+    settings: &DynamoSettings,
+) -> anyhow::Result<runway_store_dynamodb::DynamoStore> {
+    runway_store_dynamodb::DynamoStore::connect(&settings.store_config())
+        .await
+        .context("cannot set up the DynamoDB client")
+}
+
+/// One cheap round trip to the store, so that missing DynamoDB tables, credentials
+/// or permissions are reported at start-up with what to do about them.
+///
+/// # Errors
+/// If the store does not answer.
+pub async fn check_store(config: &Config, store: &dyn Store) -> anyhow::Result<()> {
+    store.ping().await.with_context(|| match config.store {
+        StoreKind::Sqlite => format!(
+            "the database in {} does not answer",
+            config.data_dir.display()
+        ),
+        StoreKind::Dynamodb => format!(
+            "cannot reach the DynamoDB tables `{prefix}*` at {at}: check the AWS credentials \
+             and region, and create the tables with `runway dynamodb create-tables --prefix {prefix}`",
+            prefix = config.dynamodb.table_prefix,
+            at = config.dynamodb.endpoint_for_display(env_var),
+        ),
+    })
+}
+
+/// A process environment variable, lossily decoded (for messages only).
+pub(crate) fn env_var(name: &str) -> Option<String> {
+    std::env::var_os(name).map(|v| v.to_string_lossy().into_owned())
 }
 
 fn open_sqlite(dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
@@ -127,6 +170,7 @@ pub async fn serve(config: &Config) -> anyhow::Result<()> {
         .local_addr()
         .context("cannot read the bound address")?;
     let store = open_store(config).await?;
+    check_store(config, store.as_ref()).await?;
     let bootstrap = accounts::ensure_admin(store.as_ref(), config.admin_password.clone())
         .await
         .context("cannot create the first admin user")?;
@@ -136,12 +180,20 @@ pub async fn serve(config: &Config) -> anyhow::Result<()> {
         &format!("Runway listening on http://{addr}"),
         &format!("API docs: http://{addr}/docs"),
     ])?;
-    tracing::info!(
-        listen.addr = %addr,
-        data_dir = %config.data_dir.display(),
-        store = config.store.as_str(),
-        "runway listening"
-    );
+    match config.store {
+        StoreKind::Sqlite => tracing::info!(
+            listen.addr = %addr,
+            store = "sqlite",
+            data_dir = %config.data_dir.display(),
+            "runway listening"
+        ),
+        StoreKind::Dynamodb => tracing::info!(
+            listen.addr = %addr,
+            store = "dynamodb",
+            dynamodb.table_prefix = %config.dynamodb.table_prefix,
+            "runway listening"
+        ),
+    }
 
     let router = runway_api::router(store, config.api_config());
     let grace = Duration::from_secs(config.shutdown_grace_seconds);

@@ -79,7 +79,7 @@ pub struct DynamoConfig {
 impl Default for DynamoConfig {
     fn default() -> Self {
         Self {
-            table_prefix: "runway-".into(),
+            table_prefix: "runway_".into(),
             endpoint_url: None,
             region: None,
         }

@@ -70,16 +70,54 @@ async fn an_unknown_key_in_the_config_file_fails_naming_the_key() {
 }
 
 #[tokio::test]
-async fn the_dynamodb_store_is_refused_until_it_exists() {
+async fn runway_config_shows_the_dynamodb_settings() {
     let tmp = tempfile::tempdir().unwrap();
     let mut cmd = runway(tmp.path());
-    cmd.arg("serve").env("RUNWAY_STORE", "dynamodb");
+    cmd.arg("config")
+        .env("RUNWAY_STORE", "dynamodb")
+        .env("RUNWAY_DYNAMODB_TABLE_PREFIX", "runway-staging-")
+        .env("RUNWAY_DYNAMODB_ENDPOINT", "http://127.0.0.1:4566");
+    let (status, stdout, stderr) = run_to_end(cmd, None).await;
+    assert!(status.success(), "{stderr}");
+    assert!(stdout.contains("store = \"dynamodb\""), "{stdout}");
+    assert!(
+        stdout.contains("dynamodb_table_prefix = \"runway-staging-\""),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("dynamodb_endpoint = \"http://127.0.0.1:4566\""),
+        "{stdout}"
+    );
+    assert!(stdout.contains("# dynamodb_region is not set"), "{stdout}");
+}
+
+#[tokio::test]
+async fn an_unknown_store_fails_naming_both_backends() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cmd = runway(tmp.path());
+    cmd.arg("serve").env("RUNWAY_STORE", "postgres");
     let (status, _, stderr) = run_to_end(cmd, None).await;
     assert_eq!(status.code(), Some(1));
     assert!(
-        stderr.contains("the dynamodb store is not available in this build yet"),
+        stderr.starts_with("error: RUNWAY_STORE is `postgres`"),
         "{stderr}"
     );
+    assert!(stderr.contains("`sqlite` or `dynamodb`"), "{stderr}");
+}
+
+#[tokio::test]
+async fn runway_lambda_outside_lambda_fails_with_a_sentence_not_a_panic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cmd = runway(tmp.path());
+    cmd.arg("lambda").env_remove("AWS_LAMBDA_RUNTIME_API");
+    let (status, _, stderr) = run_to_end(cmd, None).await;
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with("error: `runway lambda` runs only inside AWS Lambda"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("AWS_LAMBDA_RUNTIME_API"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 #[tokio::test]

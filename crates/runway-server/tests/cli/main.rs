@@ -6,11 +6,16 @@
 //! directory as working directory (so no stray `./runway.toml` is read), finds the
 //! port in the `Runway listening on http://…` line, talks HTTP with reqwest and stops
 //! the server with a real SIGTERM.
+//!
+//! The `dynamodb` tests run the binary on DynamoDB tables in `moto_server`, named by
+//! `RUNWAY_TEST_DYNAMODB_ENDPOINT` (`scripts/moto.sh run cargo test …` sets it);
+//! without it they fail with the command to run, never skip.
 
 mod support;
 
 mod admin;
 mod config;
+mod dynamodb;
 mod restart;
 mod shutdown;
 mod startup;

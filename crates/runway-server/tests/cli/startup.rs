@@ -102,5 +102,8 @@ async fn version_names_the_store_backends_compiled_in() {
     let (status, stdout, _) = run_to_end(cmd, None).await;
     assert!(status.success());
     assert!(stdout.starts_with(&format!("runway {}", env!("CARGO_PKG_VERSION"))));
-    assert!(stdout.contains("store backends: sqlite"), "{stdout}");
+    assert!(
+        stdout.contains("store backends: sqlite, dynamodb"),
+        "{stdout}"
+    );
 }

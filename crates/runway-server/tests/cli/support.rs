@@ -23,6 +23,8 @@ pub fn runway(dir: &Path) -> Command {
             cmd.env_remove(name);
         }
     }
+    // Inside Lambda the default command would be `lambda`; the tests choose.
+    cmd.env_remove("AWS_LAMBDA_RUNTIME_API");
     cmd.current_dir(dir)
         .env("RUNWAY_LOG", "info")
         .stdin(Stdio::null())

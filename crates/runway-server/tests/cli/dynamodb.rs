@@ -1,0 +1,283 @@
+//! The binary on DynamoDB (moto): `dynamodb create-tables`, `serve` with the
+//! first-start admin, and `admin` without a data directory. Every test uses its own
+//! table prefix, so the tests share one emulator without seeing each other.
+
+use std::path::Path;
+
+use crate::support::{
+    ADMIN_PASSWORD, Server, Start, data_dir, generated_password, run_to_end, runway,
+};
+
+/// The variable naming the emulator, as in the store crate's tests.
+const ENDPOINT_VAR: &str = "RUNWAY_TEST_DYNAMODB_ENDPOINT";
+
+/// The emulator's endpoint, or a panic saying how to start it.
+fn endpoint() -> String {
+    match std::env::var(ENDPOINT_VAR) {
+        Ok(endpoint) if !endpoint.trim().is_empty() => endpoint,
+        _ => panic!(
+            "{ENDPOINT_VAR} is not set: the DynamoDB backend of `runway` is tested against \
+             moto_server. Run:\n\n    \
+             scripts/moto.sh install && scripts/moto.sh run cargo test -p runway-server\n"
+        ),
+    }
+}
+
+/// A table prefix no other test uses.
+fn unique_prefix() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("cli{}{nanos}_", std::process::id())
+}
+
+/// The environment that points the binary at the emulator with dummy
+/// credentials, so no real AWS account or profile is ever touched.
+fn dynamo_env(prefix: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("RUNWAY_STORE", "dynamodb".into()),
+        ("RUNWAY_DYNAMODB_TABLE_PREFIX", prefix.into()),
+        ("RUNWAY_DYNAMODB_ENDPOINT", endpoint()),
+        ("RUNWAY_DYNAMODB_REGION", "us-east-1".into()),
+        ("AWS_ACCESS_KEY_ID", "test".into()),
+        ("AWS_SECRET_ACCESS_KEY", "test".into()),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ("AWS_CONFIG_FILE", "/dev/null".into()),
+        ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null".into()),
+    ]
+}
+
+/// Runs `runway ARGS…` on the emulator: (success, stdout, stderr).
+async fn run(
+    dir: &Path,
+    prefix: &str,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> (bool, String, String) {
+    let mut cmd = runway(dir);
+    cmd.args(args)
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL");
+    for (k, v) in dynamo_env(prefix) {
+        cmd.env(k, v);
+    }
+    let (status, stdout, stderr) = run_to_end(cmd, stdin).await;
+    (status.success(), stdout, stderr)
+}
+
+async fn create_tables(dir: &Path, prefix: &str) -> String {
+    let (ok, stdout, stderr) = run(dir, prefix, &["dynamodb", "create-tables"], None).await;
+    assert!(ok, "create-tables failed:\n{stdout}\n{stderr}");
+    stdout
+}
+
+fn start_options(prefix: &str, admin_password: Option<&'static str>) -> Start {
+    Start {
+        admin_password,
+        env: dynamo_env(prefix),
+        without_subcommand: false,
+    }
+}
+
+#[tokio::test]
+async fn create_tables_creates_every_table_and_a_second_run_reports_them_as_existing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let prefix = unique_prefix();
+    let first = create_tables(tmp.path(), &prefix).await;
+    assert!(
+        first.contains(&format!("with prefix `{prefix}` in us-east-1")),
+        "{first}"
+    );
+    for table in [
+        "users",
+        "lookups",
+        "sessions",
+        "registration_tokens",
+        "agents",
+        "jobs",
+    ] {
+        let line = first
+            .lines()
+            .find(|l| l.contains(&format!("{prefix}{table} ")))
+            .unwrap_or_else(|| panic!("no line for {table}:\n{first}"));
+        assert!(line.trim_start().starts_with("created"), "{line}");
+    }
+    assert!(first.contains("6 created, 0 already existed"), "{first}");
+    assert!(
+        first.contains("TTL on `"),
+        "the sessions table has TTL: {first}"
+    );
+
+    let second = create_tables(tmp.path(), &prefix).await;
+    assert_eq!(
+        second
+            .lines()
+            .filter(|l| l.trim_start().starts_with("exists"))
+            .count(),
+        6,
+        "{second}"
+    );
+    assert!(second.contains("0 created, 6 already existed"), "{second}");
+}
+
+#[tokio::test]
+async fn create_tables_flags_beat_the_environment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let env_prefix = unique_prefix();
+    let flag_prefix = format!("{env_prefix}flag_");
+    let (ok, stdout, stderr) = run(
+        tmp.path(),
+        &env_prefix,
+        &[
+            "dynamodb",
+            "create-tables",
+            "--prefix",
+            &flag_prefix,
+            "--endpoint",
+            &endpoint(),
+        ],
+        None,
+    )
+    .await;
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains(&format!("{flag_prefix}jobs")), "{stdout}");
+    let (ok, _, stderr) = run(
+        tmp.path(),
+        &env_prefix,
+        &["dynamodb", "create-tables", "--prefix", "bad prefix!"],
+        None,
+    )
+    .await;
+    assert!(!ok);
+    assert!(
+        stderr.starts_with("error: --prefix is `bad prefix!`"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn the_sdks_own_endpoint_variable_works_too() {
+    let tmp = tempfile::tempdir().unwrap();
+    let prefix = unique_prefix();
+    let mut cmd = runway(tmp.path());
+    cmd.args(["dynamodb", "create-tables"]);
+    for (k, v) in dynamo_env(&prefix) {
+        cmd.env(k, v);
+    }
+    cmd.env_remove("RUNWAY_DYNAMODB_ENDPOINT")
+        .env("AWS_ENDPOINT_URL_DYNAMODB", endpoint());
+    let (status, stdout, stderr) = run_to_end(cmd, None).await;
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stdout.contains(&format!("({}, from AWS_ENDPOINT_URL_DYNAMODB)", endpoint())),
+        "{stdout}"
+    );
+    assert!(stdout.contains("6 created"), "{stdout}");
+}
+
+#[tokio::test]
+async fn serve_on_dynamodb_bootstraps_admin_once_and_needs_no_data_dir() {
+    let (_tmp, data) = data_dir();
+    let prefix = unique_prefix();
+    create_tables(data.parent().unwrap(), &prefix).await;
+
+    let server = Server::start(&data, start_options(&prefix, None)).await;
+    let password = generated_password(&server.stdout()).expect("a generated admin password");
+    let token = server.sign_in("admin", &password).await;
+    let (status, info) = server.get("/api/v1/info", &token).await;
+    assert_eq!(status, 200);
+    assert_eq!(info["store"], "dynamodb", "{info}");
+    let (_, stderr) = server.stop().await;
+    assert!(!stderr.contains(&password), "the password is never logged");
+
+    let again = Server::start(&data, start_options(&prefix, None)).await;
+    assert!(
+        generated_password(&again.stdout()).is_none(),
+        "admin exists already: {}",
+        again.stdout()
+    );
+    again.sign_in("admin", &password).await;
+    again.stop().await;
+    assert!(!data.exists(), "DynamoDB needs no data directory");
+}
+
+#[tokio::test]
+async fn admin_commands_work_against_dynamodb_without_a_data_dir() {
+    let (_tmp, data) = data_dir();
+    let dir = data.parent().unwrap();
+    let prefix = unique_prefix();
+    create_tables(dir, &prefix).await;
+
+    let (ok, stdout, stderr) = run(
+        dir,
+        &prefix,
+        &[
+            "admin",
+            "create-user",
+            "--username",
+            "ada",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
+        Some("adas-long-password-1\n"),
+    )
+    .await;
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("Created user `ada` with role admin."),
+        "{stdout}"
+    );
+
+    let (ok, stdout, stderr) = run(
+        dir,
+        &prefix,
+        &["admin", "reset-password", "--username", "ada"],
+        None,
+    )
+    .await;
+    assert!(ok, "{stderr}");
+    let new_password = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Password for `ada`: "))
+        .expect("a generated password")
+        .trim()
+        .to_owned();
+
+    let server = Server::start(&data, start_options(&prefix, Some(ADMIN_PASSWORD))).await;
+    assert_eq!(
+        server.try_sign_in("ada", "adas-long-password-1").await.0,
+        401
+    );
+    server.sign_in("ada", &new_password).await;
+    // A user existed before the first start, so no `admin` was bootstrapped.
+    assert_eq!(server.try_sign_in("admin", ADMIN_PASSWORD).await.0, 401);
+    server.stop().await;
+    assert!(!data.exists(), "DynamoDB needs no data directory");
+}
+
+#[tokio::test]
+async fn serve_and_admin_without_tables_fail_saying_how_to_create_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let prefix = unique_prefix();
+    for args in [
+        &["serve", "--listen", "127.0.0.1:0"][..],
+        &["admin", "create-user", "--username", "ada"][..],
+    ] {
+        let (ok, stdout, stderr) = run(tmp.path(), &prefix, args, None).await;
+        assert!(!ok, "{args:?}: {stdout}");
+        assert!(
+            stderr.starts_with(&format!(
+                "error: cannot reach the DynamoDB tables `{prefix}*` at {}",
+                endpoint()
+            )),
+            "{args:?}: {stderr}"
+        );
+        assert!(stderr.contains("runway dynamodb create-tables"), "{stderr}");
+        assert!(
+            !stdout.contains("password"),
+            "nothing is bootstrapped: {stdout}"
+        );
+    }
+}
