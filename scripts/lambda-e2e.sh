@@ -31,11 +31,13 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 FIXTURES="$ROOT/crates/runway-server/tests/fixtures"
 CARGO="${CARGO:-cargo}"
+# Honour CARGO_TARGET_DIR (CI may keep the build directory outside the clone).
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 PROFILE_FLAG=()
-BIN="$ROOT/target/debug/runway"
+BIN="$TARGET_DIR/debug/runway"
 if [[ "${1:-}" == "--release" ]]; then
   PROFILE_FLAG=(--release)
-  BIN="$ROOT/target/release/runway"
+  BIN="$TARGET_DIR/release/runway"
 elif [[ $# -gt 0 ]]; then
   echo "usage: scripts/lambda-e2e.sh [--release]" >&2
   exit 2
