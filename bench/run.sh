@@ -23,10 +23,18 @@
 #   6. cold start with bench/coldstart.py: exec → first 200 on /health, 10 starts on
 #      an existing data directory, 10 on brand-new ones (argon2 hashing of the admin
 #      password included), and 10 of the ceiling binary (the floor of the harness);
-#   7. bench/report.py turns target/bench/ (raw wrk output and facts) into the file.
+#   7. Lambda: the arm64 package (`make lambda`, or `make lambda-x86` if the aarch64
+#      standard library is missing) and its zip and uncompressed sizes; then, with
+#      bench/lambda_runtime.py (a local Lambda Runtime API emulator) driving the
+#      x86_64 release binary (the same code) on DynamoDB in a moto_server
+#      (scripts/moto.sh) and on SQLite: 10 cold starts (exec → first response to an
+#      API Gateway event) and BENCH_LAMBDA_N (2,000) warm invocations each of
+#      GET /health and of session validation, back to back in one process;
+#   8. bench/report.py turns target/bench/ (raw wrk output and facts) into the file.
 #
 # Knobs (environment): BENCH_DURATION=10 BENCH_RUNS=3 BENCH_THREADS=1
-# BENCH_CONNECTIONS=64 BENCH_JOBS=10000 BENCH_COLD_RUNS=10 BENCH_OUT=BENCHMARKS.md;
+# BENCH_CONNECTIONS=64 BENCH_JOBS=10000 BENCH_COLD_RUNS=10 BENCH_LAMBDA_N=2000
+# BENCH_OUT=BENCHMARKS.md;
 # for testing the script itself: BENCH_SKIP_BUILD=1, BENCH_RUNWAY_BIN=PATH.
 # Only loopback is ever loaded, and every load loop is bounded in time.
 set -euo pipefail
@@ -40,6 +48,7 @@ THREADS="${BENCH_THREADS:-1}"
 CONNS="${BENCH_CONNECTIONS:-64}"
 JOBS="${BENCH_JOBS:-10000}"
 COLD_RUNS="${BENCH_COLD_RUNS:-10}"
+LAMBDA_N="${BENCH_LAMBDA_N:-2000}"
 OUT="${BENCH_OUT:-$ROOT/BENCHMARKS.md}"
 RESULTS="$ROOT/target/bench"
 RUNWAY="${BENCH_RUNWAY_BIN:-$ROOT/target/release/runway}"
@@ -75,6 +84,27 @@ if [[ -z "${BENCH_SKIP_BUILD:-}" ]]; then
     cargo build --release -p runway-server -p runway-bench-ceiling
 fi
 
+# The Lambda package, for its size. The deployed architecture is arm64; if the
+# aarch64 standard library is missing, the x86_64 package stands in (and the report
+# says so).
+LAMBDA_ARCH=arm64
+LAMBDA_ZIP="$ROOT/target/lambda/runway/bootstrap.zip"
+LAMBDA_BUILD_S=""
+if [[ -z "${BENCH_SKIP_BUILD:-}" ]]; then
+    log "building the Lambda package (make lambda, arm64)"
+    lambda_start="$(date +%s)"
+    if ! make lambda >&2; then
+        log "make lambda failed; falling back to make lambda-x86"
+        LAMBDA_ARCH=x86_64
+        LAMBDA_ZIP="$ROOT/target/lambda-x86/runway/bootstrap.zip"
+        make lambda-x86 >&2 || die "make lambda-x86 failed too"
+    fi
+    LAMBDA_BUILD_S="$(($(date +%s) - lambda_start))"
+elif [[ ! -f "$LAMBDA_ZIP" ]]; then
+    LAMBDA_ARCH=x86_64
+    LAMBDA_ZIP="$ROOT/target/lambda-x86/runway/bootstrap.zip"
+fi
+
 rm -rf "$RESULTS"
 mkdir -p "$RESULTS/wrk" "$RESULTS/cold"
 WORK="$(mktemp -d -t runway-bench.XXXXXX)"
@@ -86,6 +116,9 @@ cleanup() {
     for name in "${!SRV_PID[@]}"; do
         kill -TERM "${SRV_PID[$name]}" 2>/dev/null || true
     done
+    if [[ -n "${MOTO_STARTED:-}" ]]; then
+        scripts/moto.sh stop || true
+    fi
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -107,6 +140,13 @@ fact connections "$CONNS"
 fact cold_runs "$COLD_RUNS"
 fact runway_binary_bytes "$(stat -c %s "$RUNWAY")"
 fact ceiling_binary_bytes "$(stat -c %s "$CEILING")"
+fact release_profile "$(python3 -c 'import tomllib; p = tomllib.load(open("Cargo.toml", "rb"))["profile"]["release"]; print(", ".join(f"{k} = {v!r}" for k, v in p.items()))')"
+[[ -f "$LAMBDA_ZIP" ]] || die "no Lambda package at $LAMBDA_ZIP"
+fact lambda_arch "$LAMBDA_ARCH"
+fact lambda_zip_path "${LAMBDA_ZIP#"$ROOT"/}"
+fact lambda_zip_bytes "$(stat -c %s "$LAMBDA_ZIP")"
+fact lambda_bootstrap_bytes "$(python3 -c 'import sys, zipfile; print(zipfile.ZipFile(sys.argv[1]).getinfo("bootstrap").file_size)' "$LAMBDA_ZIP")"
+fact lambda_build_s "$LAMBDA_BUILD_S"
 CLK_TCK="$(getconf CLK_TCK)"
 
 ADMIN_PASSWORD="$(head -c 24 /dev/urandom | base64 | tr -d '/+=')"
@@ -288,7 +328,46 @@ python3 bench/coldstart.py --runs "$COLD_RUNS" --data-dir none -- \
     "$CEILING" '127.0.0.1:{port}' >"$RESULTS/cold/ceiling.json"
 
 # ---------------------------------------------------------------------------------
-# 7. Report
+# 7. Lambda: cold start and warm invocations on a local Runtime API
+# ---------------------------------------------------------------------------------
+FIXTURES="$ROOT/crates/runway-server/tests/fixtures"
+# The password in the sign-in fixture's (base64) body.
+LAMBDA_ADMIN_PASSWORD="correct-horse-battery-staple"
+mkdir -p "$RESULTS/lambda"
+scripts/moto.sh install
+moto_line="$(scripts/moto.sh start)" || die "cannot start moto_server"
+MOTO_STARTED=1
+MOTO_ENDPOINT="${moto_line#MOTO_ENDPOINT=}"
+AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 \
+    "$RUNWAY" dynamodb create-tables --prefix bench_ --endpoint "$MOTO_ENDPOINT" \
+    --region us-east-1 >"$RESULTS/lambda/create-tables.txt" ||
+    die "create-tables failed: $(cat "$RESULTS/lambda/create-tables.txt")"
+DYNAMO=(--store dynamodb --endpoint "$MOTO_ENDPOINT" --prefix bench_)
+
+log "Lambda cold start: DynamoDB store (moto), $COLD_RUNS runs"
+python3 bench/lambda_runtime.py cold --runs "$COLD_RUNS" \
+    --event "$FIXTURES/apigw-v2-health.json" "${DYNAMO[@]}" \
+    --stderr "$RESULTS/lambda/function.log" -- "$RUNWAY" >"$RESULTS/lambda/cold_dynamodb.json"
+log "Lambda warm invocations: DynamoDB store (moto), $LAMBDA_N each"
+python3 bench/lambda_runtime.py warm --n "$LAMBDA_N" \
+    --event "$FIXTURES/apigw-v2-health.json" --signin "$FIXTURES/apigw-v2-sign-in.json" \
+    --admin-password "$LAMBDA_ADMIN_PASSWORD" "${DYNAMO[@]}" \
+    --stderr "$RESULTS/lambda/function.log" -- "$RUNWAY" >"$RESULTS/lambda/warm_dynamodb.json"
+scripts/moto.sh stop
+MOTO_STARTED=""
+log "Lambda warm invocations: SQLite store, $LAMBDA_N each"
+python3 bench/lambda_runtime.py warm --n "$LAMBDA_N" \
+    --event "$FIXTURES/apigw-v2-health.json" --signin "$FIXTURES/apigw-v2-sign-in.json" \
+    --admin-password "$LAMBDA_ADMIN_PASSWORD" --store sqlite --data-dir "$WORK/lambda-data" \
+    --stderr "$RESULTS/lambda/function.log" -- "$RUNWAY" >"$RESULTS/lambda/warm_sqlite.json"
+log "Lambda cold start: SQLite store, existing data directory, $COLD_RUNS runs"
+python3 bench/lambda_runtime.py cold --runs "$COLD_RUNS" \
+    --event "$FIXTURES/apigw-v2-health.json" --store sqlite --data-dir "$WORK/lambda-data" \
+    --stderr "$RESULTS/lambda/function.log" -- "$RUNWAY" >"$RESULTS/lambda/cold_sqlite.json"
+fact loadavg_lambda_end "$(cut -d' ' -f1-3 /proc/loadavg)"
+
+# ---------------------------------------------------------------------------------
+# 8. Report
 # ---------------------------------------------------------------------------------
 python3 bench/report.py "$RESULTS" >"$OUT"
 log "wrote $OUT (raw output in $RESULTS)"
