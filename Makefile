@@ -12,10 +12,10 @@ run: ## Serve on 127.0.0.1:8080 with the embedded SQLite store
 
 test: ## Format check, clippy, and every test (the DynamoDB store against a local moto_server)
 	$(CARGO) fmt --all --check
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 	scripts/lint-infra.sh
 	scripts/moto.sh install
-	scripts/moto.sh run $(CARGO) test --workspace
+	scripts/moto.sh run $(CARGO) test --workspace --locked
 
 test-lambda: ## The runway binary under `cargo lambda watch` on DynamoDB (moto), fed API Gateway v2 events
 	scripts/lambda-e2e.sh
