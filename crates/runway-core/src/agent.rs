@@ -12,6 +12,8 @@ use crate::secret::TokenHash;
 
 /// How long after its last heartbeat an agent counts as offline.
 pub const OFFLINE_AFTER: Duration = Duration::seconds(90);
+/// The largest load average a heartbeat may report.
+pub const MAX_LOAD_AVERAGE: f64 = 1e6;
 /// How often the server asks agents to heartbeat.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::seconds(30);
 
@@ -61,13 +63,28 @@ impl AgentMetrics {
             }
         }
         if let Some(v) = self.load_average
-            && (!v.is_finite() || v < 0.0)
+            && (!v.is_finite() || !(0.0..=MAX_LOAD_AVERAGE).contains(&v))
         {
             return Err(format!(
-                "load_average must be a non-negative number, got {v}"
+                "load_average must be between 0 and {MAX_LOAD_AVERAGE}, got {v}"
             ));
         }
         Ok(())
+    }
+
+    /// The metrics rounded to three decimals, which is all a dashboard shows and
+    /// keeps every value inside the range any store can hold (DynamoDB numbers
+    /// cannot be smaller than 1e-130, for one).
+    #[must_use]
+    pub fn rounded(&self) -> Self {
+        let round = |v: Option<f64>| v.map(|x| (x * 1000.0).round() / 1000.0);
+        Self {
+            cpu_percent: round(self.cpu_percent),
+            memory_percent: round(self.memory_percent),
+            disk_percent: round(self.disk_percent),
+            load_average: round(self.load_average),
+            running_jobs: self.running_jobs,
+        }
     }
 }
 
@@ -193,6 +210,23 @@ mod tests {
         };
         assert!(m.validate().unwrap_err().starts_with("load_average"));
         assert!(AgentMetrics::default().validate().is_ok());
+    }
+
+    #[test]
+    fn an_absurd_load_average_is_refused_and_tiny_values_round_to_zero() {
+        let m = AgentMetrics {
+            load_average: Some(1e200),
+            ..AgentMetrics::default()
+        };
+        assert!(m.validate().unwrap_err().starts_with("load_average"));
+        let m = AgentMetrics {
+            cpu_percent: Some(1e-140),
+            load_average: Some(1.23456),
+            ..AgentMetrics::default()
+        };
+        let r = m.rounded();
+        assert_eq!(r.cpu_percent, Some(0.0));
+        assert_eq!(r.load_average, Some(1.235));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::lifecycle::JobStatus;
 
 /// Limits on a job spec.
 pub mod limits {
-    /// Longest job name, in bytes.
+    /// Longest job name, in characters.
     pub const NAME_MAX: usize = 200;
     /// Largest script, in bytes.
     pub const SCRIPT_MAX: usize = 64 * 1024;
@@ -36,6 +36,10 @@ pub mod limits {
     pub const TIMEOUT_SECONDS: std::ops::RangeInclusive<u32> = 1..=172_800;
     /// Most automatic retries of a lost job.
     pub const MAX_RETRIES: u32 = 10;
+    /// Most bytes of name, script, env and labels together. Each field has its own
+    /// cap, but the caps add up to more than a DynamoDB item may hold (400 KB), so
+    /// the whole spec has one too, leaving room for the job's other attributes.
+    pub const SPEC_TOTAL_MAX: usize = 300 * 1024;
 }
 
 /// The queue a job goes to when none is named.
@@ -152,10 +156,16 @@ impl JobSpec {
     /// The first field that is out of bounds.
     pub fn validate(&self) -> Result<(), FieldError> {
         let name = self.name.trim();
-        if name.is_empty() || self.name.len() > limits::NAME_MAX {
+        if name.is_empty() || self.name.chars().count() > limits::NAME_MAX {
             return Err(FieldError::new(
                 "name",
                 format!("must be 1 to {} characters", limits::NAME_MAX),
+            ));
+        }
+        if self.name.chars().any(char::is_control) {
+            return Err(FieldError::new(
+                "name",
+                "must not contain control characters",
             ));
         }
         if self.script.trim().is_empty() {
@@ -210,6 +220,23 @@ impl JobSpec {
         }
         if self.max_retries > limits::MAX_RETRIES {
             return Err(FieldError::new("max_retries", "must be between 0 and 10"));
+        }
+        let total = self.name.len()
+            + self.script.len()
+            + self
+                .env
+                .iter()
+                .map(|(k, v)| k.len() + v.len())
+                .sum::<usize>()
+            + self.labels.iter().map(String::len).sum::<usize>();
+        if total > limits::SPEC_TOTAL_MAX {
+            return Err(FieldError::new(
+                "script",
+                format!(
+                    "the script, env and labels together must be at most {} bytes, got {total}",
+                    limits::SPEC_TOTAL_MAX
+                ),
+            ));
         }
         Ok(())
     }
@@ -317,6 +344,16 @@ mod tests {
         let cases: Vec<(&str, Mutation)> = vec![
             ("name", Box::new(|s| s.name = " ".into())),
             ("name", Box::new(|s| s.name = "x".repeat(201))),
+            ("name", Box::new(|s| s.name = "a\u{7}b".into())),
+            (
+                "script",
+                Box::new(|s| {
+                    s.script = "x".repeat(60 * 1024);
+                    for i in 0..100 {
+                        s.env.insert(format!("V{i}"), "y".repeat(4096));
+                    }
+                }),
+            ),
             ("script", Box::new(|s| s.script = String::new())),
             ("script", Box::new(|s| s.script = "x".repeat(64 * 1024 + 1))),
             (
@@ -347,6 +384,13 @@ mod tests {
             mutate(&mut s);
             assert_eq!(s.validate().unwrap_err().field, field);
         }
+    }
+
+    #[test]
+    fn a_name_is_measured_in_characters_not_bytes() {
+        let mut s = spec();
+        s.name = "é".repeat(200);
+        assert!(s.validate().is_ok());
     }
 
     #[test]

@@ -76,10 +76,13 @@ impl Session {
         now < self.effective_expiry()
     }
 
-    /// Whether `last_seen_at` is stale enough to be written again.
+    /// Whether `last_seen_at` is stale enough to be written again: after
+    /// [`TOUCH_INTERVAL`], or after half the idle timeout if that is shorter, so a
+    /// client that keeps calling never lapses between two writes.
     #[must_use]
     pub fn needs_touch(&self, now: OffsetDateTime) -> bool {
-        now - self.last_seen_at >= TOUCH_INTERVAL
+        let half_idle = Duration::seconds(self.idle_timeout_seconds / 2);
+        now - self.last_seen_at >= TOUCH_INTERVAL.min(half_idle)
     }
 }
 
@@ -119,6 +122,15 @@ mod tests {
         s.last_seen_at = t0 + Duration::days(7) - Duration::minutes(1);
         assert!(s.is_active(t0 + Duration::days(7) - Duration::seconds(1)));
         assert!(!s.is_active(t0 + Duration::days(7)));
+    }
+
+    #[test]
+    fn a_short_idle_timeout_is_refreshed_often_enough_to_keep_an_active_session() {
+        let t0 = OffsetDateTime::UNIX_EPOCH;
+        let mut s = session(t0);
+        s.idle_timeout_seconds = 60;
+        assert!(!s.needs_touch(t0 + Duration::seconds(29)));
+        assert!(s.needs_touch(t0 + Duration::seconds(30)));
     }
 
     #[test]

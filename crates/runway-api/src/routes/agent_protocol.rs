@@ -226,6 +226,7 @@ pub(crate) async fn heartbeat(
     ApiJson(metrics): ApiJson<AgentMetrics>,
 ) -> Result<Json<HeartbeatResponse>, ApiError> {
     metrics.validate().map_err(ApiError::Validation)?;
+    let metrics = metrics.rounded();
     let now = OffsetDateTime::now_utc();
     let agent = state
         .store

@@ -70,6 +70,10 @@ pub(crate) async fn list(
     _user: CurrentUser,
     ApiQuery(q): ApiQuery<AgentListQuery>,
 ) -> Result<Json<AgentPage>, ApiError> {
+    if let Some(region) = &q.region {
+        runway_core::job::validate_label("region", region)
+            .map_err(|e| ApiError::InvalidQuery(e.to_string()))?;
+    }
     let query = AgentQuery {
         region: q.region,
         status: q.status,

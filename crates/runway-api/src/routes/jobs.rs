@@ -13,7 +13,7 @@ use runway_core::id::JobId;
 use runway_core::job::{Job, JobDetail, JobSpec};
 use runway_core::lifecycle::{IllegalTransition, JobStatus, cancel_target};
 use runway_core::page::Cursor;
-use runway_core::store::JobQuery;
+use runway_core::store::{JobQuery, StoreError};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -132,25 +132,38 @@ pub(crate) async fn cancel(
     _user: CurrentUser,
     IdPath(id): IdPath<JobId>,
 ) -> Result<Json<Job>, ApiError> {
-    let detail = state
-        .store
-        .get_job(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("job"))?;
-    let from = detail.job.status;
-    let Some(to) = cancel_target(from) else {
-        return Err(ApiError::IllegalTransition(
-            IllegalTransition {
-                from,
-                to: JobStatus::Canceled,
+    // The target depends on the status (queued → canceled, claimed or running →
+    // canceling), and an agent may move the job between the read and the write. The
+    // store's conditional write then refuses, and the cancel is worked out again
+    // from the new status; a handful of rounds is plenty, since every move is
+    // forward.
+    let mut attempts_left = 4;
+    loop {
+        let detail = state
+            .store
+            .get_job(id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("job"))?;
+        let from = detail.job.status;
+        let Some(to) = cancel_target(from) else {
+            return Err(ApiError::IllegalTransition(
+                IllegalTransition {
+                    from,
+                    to: JobStatus::Canceled,
+                }
+                .to_string(),
+            ));
+        };
+        match state
+            .store
+            .transition_job(id, to, OffsetDateTime::now_utc())
+            .await
+        {
+            Ok(job) => return Ok(Json(job)),
+            Err(StoreError::IllegalTransition(t)) if t.from != from && attempts_left > 1 => {
+                attempts_left -= 1;
             }
-            .to_string(),
-        ));
-    };
-    let job = state
-        .store
-        .transition_job(id, to, OffsetDateTime::now_utc())
-        .await
-        .map_err(or_not_found("job"))?;
-    Ok(Json(job))
+            Err(err) => return Err(or_not_found("job")(err)),
+        }
+    }
 }

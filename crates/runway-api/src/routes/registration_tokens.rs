@@ -14,6 +14,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{check_text, expose_secret, or_not_found};
+
+/// The furthest `expires_at` accepted. Every store keeps timestamps as 64-bit
+/// nanoseconds, which end in 2262; a token meant to live forever omits the field.
+const MAX_TOKEN_LIFETIME: time::Duration = time::Duration::days(3650);
 use crate::AppState;
 use crate::auth::AdminUser;
 use crate::error::{ApiError, ErrorBody};
@@ -76,6 +80,14 @@ pub(crate) async fn create(
         && at <= now
     {
         return Err(ApiError::field("expires_at", "must be in the future"));
+    }
+    if let Some(at) = req.expires_at
+        && at > now + MAX_TOKEN_LIFETIME
+    {
+        return Err(ApiError::field(
+            "expires_at",
+            "must be at most 10 years away; omit it for a token that never expires",
+        ));
     }
     let issued = IssuedToken::new(TokenKind::Registration);
     let record = RegistrationToken {

@@ -8,6 +8,8 @@ use axum::extract::State;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use runway_core::store::StoreError;
+
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
 
@@ -58,7 +60,12 @@ pub(crate) async fn health() -> Json<Health> {
     (status = 200, description = "Ready to serve", body = Ready),
     (status = 503, description = "The store does not answer", body = ErrorBody)))]
 pub(crate) async fn ready(State(state): State<AppState>) -> Result<Json<Ready>, ApiError> {
-    state.store.ping().await?;
+    // Whatever the reason the store does not answer (down, throttled, tables
+    // missing, access denied), the instance is not ready: 503, never 500.
+    state.store.ping().await.map_err(|err| match err {
+        StoreError::Unavailable { .. } => ApiError::from(err),
+        other => ApiError::from(StoreError::unavailable(other, None)),
+    })?;
     Ok(Json(Ready {
         status: "ready",
         store: state.store.backend(),

@@ -215,3 +215,34 @@ async fn the_agent_config_carries_the_server_timings_and_a_strong_etag() {
         .await
         .assert_error(401, "unauthorized");
 }
+
+#[tokio::test]
+async fn heartbeat_metrics_are_bounded_and_rounded_to_what_any_store_can_hold() {
+    let app = TestApp::new().await;
+    let admin = app.admin_token().await;
+    let (id, token) = app.agent(&admin, "builder").await;
+    let r = app
+        .post_json(
+            "/agent/v1/heartbeat",
+            Some(&token),
+            &json!({"load_average": 1e200}),
+        )
+        .await;
+    let message = r.assert_error(422, "validation_failed");
+    assert!(message.contains("load_average"), "{message}");
+
+    let r = app
+        .post_json(
+            "/agent/v1/heartbeat",
+            Some(&token),
+            &json!({"cpu_percent": 1e-140, "load_average": 0.123456}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json());
+    let agent = app
+        .get(&format!("/api/v1/agents/{id}"), Some(&admin))
+        .await
+        .json();
+    assert_eq!(agent["metrics"]["cpu_percent"], 0.0);
+    assert_eq!(agent["metrics"]["load_average"], 0.123);
+}

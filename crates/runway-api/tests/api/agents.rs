@@ -117,3 +117,16 @@ async fn one_agent_is_fetched_by_id() {
         .await
         .assert_error(401, "unauthorized");
 }
+
+#[tokio::test]
+async fn an_empty_or_malformed_region_filter_is_a_bad_query() {
+    let app = TestApp::new().await;
+    let member = app.member_token().await;
+    for query in ["region=", "region=has%20space"] {
+        let r = app
+            .get(&format!("/api/v1/agents?{query}"), Some(&member))
+            .await;
+        let message = r.assert_error(400, "invalid_query");
+        assert!(message.contains("region"), "{message}");
+    }
+}

@@ -284,8 +284,11 @@ async fn a_store_bug_is_a_500_with_a_fixed_message_that_hides_the_cause() {
     let app =
         failing_app(|| StoreError::internal(std::io::Error::other("secret table xyz is corrupt")));
     let token = format!("rws_{}_{}", SessionId::new(), "a".repeat(43));
+    // Readiness reports any store failure as "not ready", still without the cause.
+    let ready = app.get("/ready", None).await;
+    let message = ready.assert_error(503, "store_unavailable");
+    assert!(!message.contains("xyz"), "{message}");
     for r in [
-        app.get("/ready", None).await,
         app.get("/api/v1/auth/session", Some(&token)).await,
         app.send(
             TestApp::request(Method::GET, "/api/v1/jobs", Some(&token))

@@ -247,3 +247,21 @@ async fn unknown_and_malformed_job_ids_are_not_found() {
         .await
         .assert_error(401, "unauthorized");
 }
+
+#[tokio::test]
+async fn a_job_whose_fields_together_exceed_the_spec_limit_is_refused() {
+    let app = TestApp::new().await;
+    let token = app.member_token().await;
+    let env: serde_json::Map<String, Value> = (0..100)
+        .map(|i| (format!("V{i}"), json!("y".repeat(4096))))
+        .collect();
+    let r = app
+        .post_json(
+            "/api/v1/jobs",
+            Some(&token),
+            &json!({"name": "big", "script": "x".repeat(60 * 1024), "env": env}),
+        )
+        .await;
+    let message = r.assert_error(422, "validation_failed");
+    assert!(message.contains("together"), "{message}");
+}

@@ -99,3 +99,18 @@ async fn registration_token_fields_are_validated_by_name() {
         assert!(message.contains(field), "{body}: {message}");
     }
 }
+
+#[tokio::test]
+async fn a_registration_token_may_not_expire_centuries_from_now() {
+    let app = TestApp::new().await;
+    let admin = app.admin_token().await;
+    let r = app
+        .post_json(
+            "/api/v1/registration-tokens",
+            Some(&admin),
+            &json!({"expires_at": "2300-01-01T00:00:00Z"}),
+        )
+        .await;
+    let message = r.assert_error(422, "validation_failed");
+    assert!(message.contains("expires_at"), "{message}");
+}
