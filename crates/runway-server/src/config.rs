@@ -589,10 +589,25 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
         path: path.to_owned(),
         source,
     })?;
-    toml::from_str(&text).map_err(|err| ConfigError::FileInvalid {
-        path: path.to_owned(),
-        line: err.span().map_or(1, |span| line_of(&text, span.start)),
-        message: err.message().trim().to_owned(),
+    toml::from_str(&text).map_err(|err| {
+        let line = err.span().map_or(1, |span| line_of(&text, span.start));
+        // serde's messages quote the offending value ("invalid type: integer
+        // `1234…`"); on the password's line that value is the secret, so the
+        // message says only what is expected.
+        let on_secret_line = text
+            .lines()
+            .nth(line - 1)
+            .is_some_and(|l| l.trim_start().starts_with("admin_password"));
+        let message = if on_secret_line {
+            "admin_password must be a string of 12 to 1024 characters".to_owned()
+        } else {
+            err.message().trim().to_owned()
+        };
+        ConfigError::FileInvalid {
+            path: path.to_owned(),
+            line,
+            message,
+        }
     })
 }
 
@@ -896,6 +911,16 @@ fn toml_string(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_malformed_admin_password_in_the_file_is_not_echoed_in_the_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("runway.toml");
+        std::fs::write(&path, "admin_password = 918273645546372\n").unwrap();
+        let err = read_file(&path).unwrap_err().to_string();
+        assert!(!err.contains("918273645546372"), "{err}");
+        assert!(err.contains("admin_password"), "{err}");
+    }
     use std::collections::HashMap;
 
     use super::*;
