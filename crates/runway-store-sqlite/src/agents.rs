@@ -246,17 +246,7 @@ pub(crate) fn list_sql(
             values.push(Value::Integer(ts(now - OFFLINE_AFTER)?));
         }
     }
-    if let Some(before) = &seek.before {
-        conditions.push("id < ?");
-        values.push(Value::Text(before.clone()));
-    }
-    values.push(Value::Integer(seek.fetch()));
-    let filter = if conditions.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", conditions.join(" AND "))
-    };
     // At most 2 × 4 × 2 distinct texts, so the statement cache holds them all.
-    let sql = format!("SELECT {AGENT_COLUMNS} FROM agents {filter} ORDER BY id DESC LIMIT ?");
+    let sql = seek.select(AGENT_COLUMNS, "agents", conditions, &mut values);
     Ok((sql, values))
 }

@@ -160,16 +160,6 @@ pub(crate) fn list_sql(query: &JobQuery, seek: &Seek) -> (String, Vec<Value>) {
         conditions.push("status = ?");
         values.push(Value::Text(status.as_str().to_owned()));
     }
-    if let Some(before) = &seek.before {
-        conditions.push("id < ?");
-        values.push(Value::Text(before.clone()));
-    }
-    values.push(Value::Integer(seek.fetch()));
-    let filter = if conditions.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", conditions.join(" AND "))
-    };
-    let sql = format!("SELECT {JOB_COLUMNS} FROM jobs {filter} ORDER BY id DESC LIMIT ?");
+    let sql = seek.select(JOB_COLUMNS, "jobs", conditions, &mut values);
     (sql, values)
 }

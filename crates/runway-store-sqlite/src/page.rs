@@ -9,6 +9,7 @@
 
 use runway_core::page::{Cursor, MAX_LIMIT, Page, PageRequest};
 use runway_core::store::{StoreError, StoreResult};
+use rusqlite::types::Value;
 use ulid::Ulid;
 
 /// A decoded page request.
@@ -36,10 +37,32 @@ impl Seek {
     }
 
     /// The SQL `LIMIT`: one more than the page, to see whether there is a next one.
-    pub(crate) fn fetch(&self) -> i64 {
+    fn fetch(&self) -> i64 {
         i64::try_from(self.limit)
             .unwrap_or(i64::MAX)
             .saturating_add(1)
+    }
+
+    /// Completes a newest-first listing: adds the cursor bound to `conditions`, binds
+    /// it and the `LIMIT` after `values`, and returns the statement over `table`.
+    pub(crate) fn select(
+        &self,
+        columns: &str,
+        table: &str,
+        mut conditions: Vec<&'static str>,
+        values: &mut Vec<Value>,
+    ) -> String {
+        if let Some(before) = &self.before {
+            conditions.push("id < ?");
+            values.push(Value::Text(before.clone()));
+        }
+        values.push(Value::Integer(self.fetch()));
+        let filter = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        };
+        format!("SELECT {columns} FROM {table} {filter} ORDER BY id DESC LIMIT ?")
     }
 
     /// Trims the extra row and sets the cursor from the last item kept.
