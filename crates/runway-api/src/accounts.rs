@@ -12,7 +12,7 @@ use runway_core::OffsetDateTime;
 use runway_core::id::UserId;
 use runway_core::password::{MIN_PASSWORD_LEN, generate_password, hash_password};
 use runway_core::secret::Secret;
-use runway_core::store::{Store, StoreError, UserStore};
+use runway_core::store::{StoreError, UserStore};
 use runway_core::user::{Role, User, validate_username};
 
 use crate::routes::sessions::MAX_PASSWORD_LEN;
@@ -132,12 +132,14 @@ pub async fn create_user(
     }
 }
 
-/// Sets a user's password and signs them out everywhere.
+/// Sets a user's password and signs them out everywhere, in one store write
+/// ([`UserStore::set_password_hash`] deletes the sessions with the hash change), so
+/// a failure part-way cannot leave the new password live beside old sessions.
 ///
 /// # Errors
 /// [`AccountError::WeakPassword`], [`AccountError::NoSuchUser`], or a store failure.
 pub async fn reset_password(
-    store: &dyn Store,
+    store: &dyn UserStore,
     username: &str,
     password: &Secret,
 ) -> Result<(), AccountError> {
@@ -148,10 +150,9 @@ pub async fn reset_password(
         .ok_or_else(|| AccountError::NoSuchUser(username.to_owned()))?;
     let hashed = hash(password).await;
     match store.set_password_hash(user.id, &hashed).await {
-        Ok(()) => {}
-        Err(StoreError::NotFound) => return Err(AccountError::NoSuchUser(username.to_owned())),
-        Err(e) => return Err(e.into()),
+        Ok(()) => Ok(()),
+        // Deleted between the lookup and the write.
+        Err(StoreError::NotFound) => Err(AccountError::NoSuchUser(username.to_owned())),
+        Err(e) => Err(e.into()),
     }
-    store.revoke_user_sessions(user.id, None).await?;
-    Ok(())
 }

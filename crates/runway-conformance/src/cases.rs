@@ -188,6 +188,71 @@ pub async fn setting_a_password_hash_replaces_it<S: Store + 'static>(store: S) {
     assert!(matches!(err, StoreError::NotFound), "{err:?}");
 }
 
+/// A password change deletes every session of that user, expired ones included,
+/// and none of anyone else's.
+pub async fn a_password_change_revokes_every_session_of_that_user_and_no_one_elses<
+    S: Store + 'static,
+>(
+    store: S,
+) {
+    let (ada, bob) = (user("ada"), user("bob"));
+    store.create_user(&ada).await.expect("create");
+    store.create_user(&bob).await.expect("create");
+    let mut adas = vec![session(&ada, t0() - Duration::days(30))];
+    for _ in 0..3 {
+        adas.push(session(&ada, t0()));
+    }
+    let bobs = session(&bob, t0());
+    for s in adas.iter().chain([&bobs]) {
+        store.create_session(s).await.expect("create");
+    }
+
+    store
+        .set_password_hash(ada.id, "$argon2id$new")
+        .await
+        .expect("set");
+    for s in &adas {
+        assert_eq!(store.get_session(s.id).await.expect("get"), None);
+    }
+    assert_eq!(
+        store.list_user_sessions(ada.id, t0()).await.expect("list"),
+        []
+    );
+    assert_eq!(store.get_session(bobs.id).await.expect("get"), Some(bobs));
+    assert_eq!(
+        store.get_user(bob.id).await.expect("get"),
+        Some(bob),
+        "the other user's password is untouched"
+    );
+}
+
+/// Changing the password of a user who does not exist is `NotFound` and deletes
+/// nothing, not even sessions that name that user id.
+pub async fn a_password_change_for_an_unknown_user_is_not_found_and_revokes_nothing<
+    S: Store + 'static,
+>(
+    store: S,
+) {
+    let (ghost, ada) = (user("ghost"), user("ada"));
+    store.create_user(&ada).await.expect("create");
+    let ghosts = session(&ghost, t0());
+    let adas = session(&ada, t0());
+    store.create_session(&ghosts).await.expect("create");
+    store.create_session(&adas).await.expect("create");
+
+    let err = store
+        .set_password_hash(ghost.id, "$argon2id$x")
+        .await
+        .expect_err("unknown user");
+    assert!(matches!(err, StoreError::NotFound), "{err:?}");
+    assert_eq!(
+        store.get_session(ghosts.id).await.expect("get"),
+        Some(ghosts)
+    );
+    assert_eq!(store.get_session(adas.id).await.expect("get"), Some(adas));
+    assert_eq!(store.get_user(ghost.id).await.expect("get"), None);
+}
+
 /// `has_users` is false on an empty store and true once a user exists.
 pub async fn has_users_is_false_until_the_first_user_exists<S: Store + 'static>(store: S) {
     assert!(!store.has_users().await.expect("has_users"));

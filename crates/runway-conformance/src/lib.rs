@@ -77,6 +77,8 @@ macro_rules! __for_each_case {
             a_user_round_trips_by_id_and_by_username,
             usernames_are_unique,
             setting_a_password_hash_replaces_it,
+            a_password_change_revokes_every_session_of_that_user_and_no_one_elses,
+            a_password_change_for_an_unknown_user_is_not_found_and_revokes_nothing,
             has_users_is_false_until_the_first_user_exists,
             a_session_round_trips_exactly,
             touching_a_session_updates_last_seen_at,

@@ -89,7 +89,15 @@ pub trait UserStore: Send + Sync {
     async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>>;
     /// Looks a user up by id.
     async fn get_user(&self, id: UserId) -> StoreResult<Option<User>>;
-    /// Replaces a user's password hash. [`StoreError::NotFound`] if there is no such user.
+    /// Replaces a user's password hash and deletes every one of their sessions, as
+    /// one atomic write: a crash or a store error can leave the old password (with
+    /// some sessions already gone, where a backend must split a very large delete),
+    /// or the new one with none, never the new password beside sessions opened
+    /// with the old one. [`StoreError::NotFound`] if there is no
+    /// such user, and then no session is deleted.
+    ///
+    /// Sessions carry a copy of the user's name and role and must not outlive a
+    /// credential change, which is why the two cannot be separate calls.
     async fn set_password_hash(&self, id: UserId, password_hash: &str) -> StoreResult<()>;
     /// Whether any user exists (first-start bootstrap).
     async fn has_users(&self) -> StoreResult<bool>;

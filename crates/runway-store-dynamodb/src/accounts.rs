@@ -14,9 +14,15 @@
 //!   `revoke_session` is a `DeleteItem` conditional on `user_id = :user`;
 //!   `revoke_user_sessions` deletes each listed session the same way and counts the
 //!   deletes whose condition held, so the count is exact even when the index lags.
+//! * **A password change** is the new hash and the deletion of every listed session
+//!   in one `TransactWriteItems`; past 99 sessions the surplus is deleted first, in
+//!   earlier transactions, so the new hash is only ever written together with the
+//!   last deletes (see `set_password_hash`).
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{Put, ReturnValue, TransactWriteItem};
+use aws_sdk_dynamodb::types::{
+    ConditionCheck, Delete, Put, ReturnValue, TransactWriteItem, Update,
+};
 use runway_core::id::{SessionId, UserId};
 use runway_core::page::{MAX_LIMIT, PageRequest};
 use runway_core::session::Session;
@@ -101,6 +107,36 @@ impl DynamoStore {
     }
 }
 
+/// Session deletes per `TransactWriteItems`: the API's limit of 100 actions, less
+/// the one action on the user that each of a password change's transactions has.
+const SESSIONS_PER_TRANSACTION: usize = 99;
+
+impl DynamoStore {
+    /// One transaction of `user_action` (conditional on the user existing, at index
+    /// 0) and `deletes`. [`StoreError::NotFound`] if the user's condition failed.
+    async fn transact_on_user(
+        &self,
+        user_action: TransactWriteItem,
+        deletes: &[TransactWriteItem],
+    ) -> StoreResult<()> {
+        let mut items = Vec::with_capacity(1 + deletes.len());
+        items.push(user_action);
+        items.extend_from_slice(deletes);
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Only the user's action has a condition.
+            Err(err) if failed_condition(&err).is_some() => Err(StoreError::NotFound),
+            Err(err) => Err(transaction_error(err)),
+        }
+    }
+}
+
 /// A transaction action that puts `item` only if its `key` is not taken yet.
 pub(crate) fn put_new(table: &str, item: Item, key: &str) -> StoreResult<TransactWriteItem> {
     Ok(TransactWriteItem::builder()
@@ -161,23 +197,70 @@ impl UserStore for DynamoStore {
             .transpose()
     }
 
+    /// The user's sessions (found through `by_user`) are deleted in
+    /// `TransactWriteItems` of at most [`SESSIONS_PER_TRANSACTION`] deletes plus one
+    /// action on the user, and the **last** transaction is the one that carries the
+    /// `UpdateItem` of the hash (`attribute_exists(user_id)`). The earlier ones, only
+    /// for a user with more sessions than fit in one, carry a `ConditionCheck` that
+    /// the user exists instead.
+    ///
+    /// Why the deletes come first and the new hash last: a crash or an error
+    /// between two transactions then leaves the *old* password with some sessions
+    /// already signed out — the reset failed, the operator sees the error and runs
+    /// it again — and never the new password live beside sessions opened with the
+    /// old one, which is what a reset must prevent. Updating first and deleting the
+    /// overflow afterwards would reopen exactly that window. The `ConditionCheck`
+    /// keeps an unknown user's reset from deleting anything, whatever its size.
+    ///
+    /// Deletes are unconditional: a session revoked meanwhile is simply already
+    /// gone, and a condition failing would cancel the password change for nothing.
+    /// The `by_user` index is eventually consistent, so a session created in the
+    /// same instant (typically well under a second before) may not be listed yet
+    /// and survive, the same known gap as `revoke_user_sessions`.
     async fn set_password_hash(&self, id: UserId, password_hash: &str) -> StoreResult<()> {
-        let result = self
-            .client
-            .update_item()
+        let sessions = self.sessions_of(id).await?;
+        let deletes = sessions
+            .iter()
+            .map(|s| {
+                Delete::builder()
+                    .table_name(&self.tables.sessions)
+                    .key(SESSION_ID, string(s.id.to_string()))
+                    .build()
+                    .map(|d| TransactWriteItem::builder().delete(d).build())
+                    .map_err(StoreError::internal)
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        let mut chunks: Vec<&[TransactWriteItem]> =
+            deletes.chunks(SESSIONS_PER_TRANSACTION).collect();
+        let last = chunks.pop().unwrap_or_default();
+        let user_key = || string(id.to_string());
+        for chunk in chunks {
+            let user_exists = ConditionCheck::builder()
+                .table_name(&self.tables.users)
+                .key(USER_ID, user_key())
+                .condition_expression("attribute_exists(#id)")
+                .expression_attribute_names("#id", USER_ID)
+                .build()
+                .map_err(StoreError::internal)?;
+            self.transact_on_user(
+                TransactWriteItem::builder()
+                    .condition_check(user_exists)
+                    .build(),
+                chunk,
+            )
+            .await?;
+        }
+        let update = Update::builder()
             .table_name(&self.tables.users)
-            .key(USER_ID, string(id.to_string()))
+            .key(USER_ID, user_key())
             .update_expression("SET password_hash = :hash")
             .condition_expression("attribute_exists(#id)")
             .expression_attribute_names("#id", USER_ID)
             .expression_attribute_values(":hash", string(password_hash))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) if is_condition_failure(&err) => Err(StoreError::NotFound),
-            Err(err) => Err(sdk_error(err)),
-        }
+            .build()
+            .map_err(StoreError::internal)?;
+        self.transact_on_user(TransactWriteItem::builder().update(update).build(), last)
+            .await
     }
 
     /// A consistent `Scan` that stops at the first item: 0.5 RCU however many users.

@@ -13,7 +13,7 @@ use runway_core::id::{SessionId, UserId};
 use runway_core::session::Session;
 use runway_core::store::{SessionStore, StoreError, StoreResult, UserStore};
 use runway_core::user::User;
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use time::OffsetDateTime;
 
 use crate::SqliteStore;
@@ -80,18 +80,27 @@ impl UserStore for SqliteStore {
         })
     }
 
+    /// The update and the deletion of the user's sessions share one `BEGIN
+    /// IMMEDIATE` transaction: an unknown user returns before the delete, and the
+    /// dropped transaction rolls back, so nothing at all is written.
     async fn set_password_hash(&self, id: UserId, password_hash: &str) -> StoreResult<()> {
         let password_hash = password_hash.to_owned();
         self.db
             .write(move |conn| {
-                let changed = conn
+                let tx = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(store_error)?;
+                let changed = tx
                     .prepare_cached("UPDATE users SET password_hash = ?1 WHERE id = ?2")
                     .and_then(|mut stmt| stmt.execute(params![password_hash, id.to_string()]))
                     .map_err(store_error)?;
                 if changed == 0 {
                     return Err(StoreError::NotFound);
                 }
-                Ok(())
+                tx.prepare_cached("DELETE FROM sessions WHERE user_id = ?1")
+                    .and_then(|mut stmt| stmt.execute([id.to_string()]))
+                    .map_err(store_error)?;
+                tx.commit().map_err(store_error)
             })
             .await
     }

@@ -35,6 +35,8 @@
 //! writer, never a read on one connection followed by a blind write:
 //!
 //! * unique usernames: a UNIQUE index, whose violation becomes `Conflict`;
+//! * a password change: the new hash and the deletion of all the user's sessions
+//!   share a transaction, so no old session outlives the old password;
 //! * registering an agent: the token lookup (by hash, usable at `now`) and the
 //!   insert share a transaction, so a token deleted concurrently cannot admit it;
 //! * job transitions: read the status, `lifecycle::check`, then

@@ -593,3 +593,52 @@ async fn signing_out_everywhere_pages_through_more_sessions_than_one_index_page(
         [keep]
     );
 }
+
+#[tokio::test]
+async fn a_password_change_revokes_more_sessions_than_one_transaction_holds() {
+    let store = fresh_store().await;
+    let ada = User {
+        id: UserId::new(),
+        username: "ada".into(),
+        role: Role::Member,
+        created_at: t0(),
+        password_hash: "$argon2id$old".into(),
+    };
+    store.create_user(&ada).await.expect("create");
+    // 130 of ada's sessions need two transactions; as many under an id with no user
+    // must all survive the refused change, the earlier transaction's check included.
+    let ghost = UserId::new();
+    for _ in 0..130 {
+        for user in [ada.id, ghost] {
+            store
+                .create_session(&session(user, t0()))
+                .await
+                .expect("create");
+        }
+    }
+
+    let err = store
+        .set_password_hash(ghost, "$argon2id$x")
+        .await
+        .expect_err("no such user");
+    assert!(matches!(err, StoreError::NotFound), "{err:?}");
+    assert_eq!(
+        store
+            .list_user_sessions(ghost, t0())
+            .await
+            .expect("list")
+            .len(),
+        130
+    );
+
+    store
+        .set_password_hash(ada.id, "$argon2id$new")
+        .await
+        .expect("set");
+    assert_eq!(
+        store.list_user_sessions(ada.id, t0()).await.expect("list"),
+        []
+    );
+    let user = store.get_user(ada.id).await.expect("get").expect("user");
+    assert_eq!(user.password_hash, "$argon2id$new");
+}
