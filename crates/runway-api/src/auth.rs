@@ -24,10 +24,12 @@ use runway_core::OffsetDateTime;
 use runway_core::agent::Agent;
 use runway_core::secret::{TokenHash, TokenKind, session_id_of};
 use runway_core::session::Session;
+use runway_core::store::StoreError;
 use runway_core::user::Role;
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::middleware::RequestId;
 
 /// The bearer token of a request, if it has the `Authorization: Bearer <token>` shape.
 pub(crate) fn bearer(parts: &Parts) -> Option<&str> {
@@ -71,8 +73,18 @@ impl FromRequestParts<AppState> for CurrentUser {
         }
         let mut session = session;
         if session.needs_touch(now) {
-            state.store.touch_session(session.id, now).await?;
-            session.last_seen_at = now;
+            match state.store.touch_session(session.id, now).await {
+                Ok(()) => session.last_seen_at = now,
+                // `last_seen_at` is bookkeeping (the device list, the idle clock): a
+                // store that cannot take the write right now must not fail a request
+                // whose session was just read and checked. The next request retries.
+                Err(StoreError::Unavailable { .. }) => tracing::warn!(
+                    session.id = %session.id,
+                    request_id = RequestId::of(parts),
+                    "could not record last_seen_at; the store is unavailable"
+                ),
+                Err(err) => return Err(err.into()),
+            }
         }
         Ok(Self { session })
     }

@@ -65,6 +65,10 @@ pub enum ApiError {
     /// A field is missing, unknown, of the wrong type or out of range.
     #[error("{0}")]
     Validation(String),
+    /// Too much password hashing is already under way; sign-in sheds load instead
+    /// of queueing without bound.
+    #[error("the server is busy verifying other sign-ins; retry in a moment")]
+    Overloaded,
     /// The store is down or throttling.
     #[error("the store is unavailable; retry later")]
     Unavailable {
@@ -108,7 +112,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Overloaded | Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -128,6 +132,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::Validation(_) => "validation_failed",
+            Self::Overloaded => "overloaded",
             Self::Unavailable { .. } => "store_unavailable",
             Self::Internal(_) => "internal",
         }
@@ -182,8 +187,12 @@ impl IntoResponse for ApiError {
         let mut response = status.into_response();
         let headers = response.headers_mut();
         match &self {
-            Self::Unauthorized(_) => {
+            // RFC 9110 §15.5.2: every 401 names the scheme it wants.
+            Self::Unauthorized(_) | Self::InvalidCredentials => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Self::Overloaded => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(1));
             }
             Self::Unavailable { retry_after, .. } => {
                 let seconds = retry_after.map_or(1, |d| d.as_secs().max(1));

@@ -50,6 +50,9 @@ pub struct ApiConfig {
     pub cors_allowed_origins: Vec<String>,
     /// The largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// How many sign-in password verifications (argon2id) may run at once; more wait
+    /// up to 5 s for a turn, then get 503 `overloaded`. Default: two per core.
+    pub concurrent_password_checks: usize,
 }
 
 impl Default for ApiConfig {
@@ -59,6 +62,8 @@ impl Default for ApiConfig {
             session_idle_timeout: time::Duration::hours(24),
             cors_allowed_origins: Vec::new(),
             max_body_bytes: 1024 * 1024,
+            concurrent_password_checks: std::thread::available_parallelism()
+                .map_or(2, |n| n.get() * 2),
         }
     }
 }
@@ -70,6 +75,12 @@ pub(crate) struct AppState {
     pub(crate) session_ttl: time::Duration,
     pub(crate) session_idle_timeout: time::Duration,
     pub(crate) max_body_bytes: usize,
+    /// Permits for argon2id verifications. Each one holds about 19 MiB for tens of
+    /// milliseconds on a blocking thread; without a bound, a burst of sign-ins (the
+    /// one unauthenticated, expensive route) could ask tokio's blocking pool for
+    /// hundreds of them at once. Two per core (the default) keeps every core busy and
+    /// memory flat.
+    pub(crate) password_checks: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -79,6 +90,10 @@ impl std::fmt::Debug for AppState {
             .field("session_ttl", &self.session_ttl)
             .field("session_idle_timeout", &self.session_idle_timeout)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field(
+                "password_checks_free",
+                &self.password_checks.available_permits(),
+            )
             .finish()
     }
 }
@@ -96,12 +111,14 @@ pub fn router(store: Arc<dyn Store>, config: ApiConfig) -> Router {
         session_idle_timeout,
         cors_allowed_origins,
         max_body_bytes,
+        concurrent_password_checks,
     } = config;
     let state = AppState {
         store,
         session_ttl,
         session_idle_timeout,
         max_body_bytes,
+        password_checks: Arc::new(tokio::sync::Semaphore::new(concurrent_password_checks)),
     };
 
     let api = Router::new()

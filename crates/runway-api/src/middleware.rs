@@ -39,6 +39,22 @@ pub fn is_acceptable_request_id(value: &[u8]) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
+/// The request's id, in the request's extensions for any handler or extractor that
+/// logs something of its own (the access line carries it already).
+#[derive(Debug, Clone)]
+pub(crate) struct RequestId(pub(crate) HeaderValue);
+
+impl RequestId {
+    /// The id of `parts`' request, or `""` outside [`observe`] (unit tests).
+    pub(crate) fn of(parts: &axum::http::request::Parts) -> &str {
+        parts
+            .extensions
+            .get::<Self>()
+            .and_then(|id| id.0.to_str().ok())
+            .unwrap_or_default()
+    }
+}
+
 /// The caller's request id if acceptable, else a new ULID.
 fn request_id(req: &Request) -> HeaderValue {
     match req.headers().get(&X_REQUEST_ID) {
@@ -54,9 +70,10 @@ fn new_request_id() -> HeaderValue {
 }
 
 /// Assigns the request id, renders error envelopes and logs the request once.
-pub(crate) async fn observe(req: Request, next: Next) -> Response {
+pub(crate) async fn observe(mut req: Request, next: Next) -> Response {
     let start = Instant::now();
     let id = request_id(&req);
+    req.extensions_mut().insert(RequestId(id.clone()));
     let method = req.method().clone();
     let route = req.extensions().get::<MatchedPath>().cloned();
 

@@ -810,6 +810,7 @@ impl Config {
             session_idle_timeout: seconds(self.session_idle_timeout_seconds),
             cors_allowed_origins: self.cors_origins.clone(),
             max_body_bytes: self.max_body_bytes,
+            ..runway_api::ApiConfig::default()
         }
     }
 

@@ -38,8 +38,9 @@ pub fn init(filter: &str, format: LogFormat) -> anyhow::Result<()> {
         LogFormat::Json => builder
             .json()
             .flatten_event(true)
-            // The request span (method, path, request id) rides along on every
-            // event; the full span list would repeat it.
+            // No span is opened per request (runway-api's access line carries
+            // the request id itself, which keeps the hot path cheap); the current
+            // span, where one exists, rides along, and the full list would repeat it.
             .with_current_span(true)
             .with_span_list(false)
             .with_ansi(false)

@@ -30,7 +30,7 @@ use super::{check_text, expose_secret};
 use crate::AppState;
 use crate::auth::{CurrentAgent, RegistrationBearer};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, OptionalJson};
 
 /// The longest agent name.
 pub(crate) const MAX_AGENT_NAME_LEN: usize = 100;
@@ -215,7 +215,8 @@ pub(crate) async fn register(
 /// Reports the agent's metrics; the answer says what to do next.
 #[utoipa::path(post, path = "/agent/v1/heartbeat", tag = "agent protocol",
     security(("bearer" = [])),
-    request_body = AgentMetrics,
+    request_body(content = Option<AgentMetrics>,
+        description = "Optional: every metric may be left out, and so may the whole body"),
     responses(
         (status = 200, description = "Recorded", body = HeartbeatResponse),
         (status = 401, description = "No valid agent token", body = ErrorBody),
@@ -223,7 +224,7 @@ pub(crate) async fn register(
 pub(crate) async fn heartbeat(
     State(state): State<AppState>,
     CurrentAgent(agent): CurrentAgent,
-    ApiJson(metrics): ApiJson<AgentMetrics>,
+    OptionalJson(metrics): OptionalJson<AgentMetrics>,
 ) -> Result<Json<HeartbeatResponse>, ApiError> {
     metrics.validate().map_err(ApiError::Validation)?;
     let metrics = metrics.rounded();

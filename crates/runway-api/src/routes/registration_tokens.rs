@@ -21,7 +21,7 @@ const MAX_TOKEN_LIFETIME: time::Duration = time::Duration::days(3650);
 use crate::AppState;
 use crate::auth::AdminUser;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ApiJson, IdPath};
+use crate::extract::{IdPath, OptionalJson};
 
 /// The longest description.
 pub(crate) const MAX_DESCRIPTION_LEN: usize = 200;
@@ -60,7 +60,8 @@ pub(crate) struct RegistrationTokenList {
 /// Creates a registration token.
 #[utoipa::path(post, path = "/api/v1/registration-tokens", tag = "registration tokens",
     security(("bearer" = [])),
-    request_body = CreateRegistrationToken,
+    request_body(content = Option<CreateRegistrationToken>,
+        description = "Optional: with no body the token has no description and never expires"),
     responses(
         (status = 201, description = "Created", body = CreatedRegistrationToken),
         (status = 401, description = "No valid session", body = ErrorBody),
@@ -69,7 +70,7 @@ pub(crate) struct RegistrationTokenList {
 pub(crate) async fn create(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,
-    ApiJson(req): ApiJson<CreateRegistrationToken>,
+    OptionalJson(req): OptionalJson<CreateRegistrationToken>,
 ) -> Result<(StatusCode, Json<CreatedRegistrationToken>), ApiError> {
     let description = req.description.filter(|d| !d.trim().is_empty());
     if let Some(d) = &description {
@@ -95,7 +96,8 @@ pub(crate) async fn create(
         description,
         created_by: admin.session.user_id,
         created_at: now,
-        expires_at: req.expires_at,
+        // Stored and echoed in UTC whatever offset the caller wrote it in.
+        expires_at: req.expires_at.map(|at| at.to_offset(time::UtcOffset::UTC)),
         token_hash: issued.hash,
     };
     state.store.create_registration_token(&record).await?;

@@ -1,7 +1,10 @@
 //! Signing in and managing one's own sessions (devices).
 //!
 //! Sign-in verifies the argon2id hash on a blocking thread: it takes tens of
-//! milliseconds on purpose and would otherwise stall a runtime worker. An unknown
+//! milliseconds on purpose and would otherwise stall a runtime worker. At most
+//! `AppState::password_checks` verifications run at once; a sign-in that waits
+//! longer than [`PASSWORD_CHECK_WAIT`] for a turn gets 503 `overloaded` with
+//! `Retry-After`, so a flood of guesses costs bounded memory and CPU. An unknown
 //! username is verified against a dummy hash, so the response time does not reveal
 //! which usernames exist, and both failures are the same 401 `invalid_credentials`.
 //!
@@ -33,6 +36,8 @@ use crate::extract::{ApiJson, IdPath, OptionalJson};
 
 /// The longest password accepted at sign-in; bounds the argon2 work an attacker can ask for.
 pub(crate) const MAX_PASSWORD_LEN: usize = 1024;
+/// How long a sign-in waits for a free argon2 slot before it is shed with a 503.
+pub(crate) const PASSWORD_CHECK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// The longest device name.
 pub(crate) const MAX_DEVICE_NAME_LEN: usize = 100;
 /// The longest `User-Agent` kept on a session; longer ones are cut.
@@ -159,7 +164,8 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientMeta {
     responses(
         (status = 201, description = "Signed in", body = SignInResponse),
         (status = 401, description = "Wrong username or password (`invalid_credentials`)", body = ErrorBody),
-        (status = 422, description = "A field is missing or too long", body = ErrorBody)))]
+        (status = 422, description = "A field is missing or too long", body = ErrorBody),
+        (status = 503, description = "Too many sign-ins at once (`overloaded`); retry after `Retry-After` seconds", body = ErrorBody)))]
 pub(crate) async fn sign_in(
     State(state): State<AppState>,
     meta: ClientMeta,
@@ -186,7 +192,15 @@ pub(crate) async fn sign_in(
     let user = state.store.user_by_username(&req.username).await?;
     let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
     let password = req.password;
+    let permit = tokio::time::timeout(
+        PASSWORD_CHECK_WAIT,
+        std::sync::Arc::clone(&state.password_checks).acquire_owned(),
+    )
+    .await
+    .map_err(|_elapsed| ApiError::Overloaded)?
+    .map_err(|closed| ApiError::Internal(Box::new(closed)))?;
     let verified = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         // An unknown user costs the same argon2 work as a known one.
         let hash = stored_hash.as_deref().unwrap_or_else(|| dummy_hash());
         verify_password(&password, hash)

@@ -8,6 +8,7 @@ mod agents;
 mod app;
 mod errors;
 mod jobs;
+mod matrix;
 mod openapi;
 mod registration_tokens;
 mod sessions;

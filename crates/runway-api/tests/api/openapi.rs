@@ -1,31 +1,7 @@
 use axum::http::StatusCode;
 
 use crate::app::TestApp;
-
-/// Every route the router serves, besides the documents themselves.
-const ROUTES: &[(&str, &str)] = &[
-    ("get", "/health"),
-    ("get", "/ready"),
-    ("get", "/api/v1/info"),
-    ("post", "/api/v1/auth/sessions"),
-    ("get", "/api/v1/auth/sessions"),
-    ("get", "/api/v1/auth/session"),
-    ("delete", "/api/v1/auth/session"),
-    ("delete", "/api/v1/auth/sessions/{id}"),
-    ("post", "/api/v1/auth/sessions/revoke-all"),
-    ("post", "/api/v1/registration-tokens"),
-    ("get", "/api/v1/registration-tokens"),
-    ("delete", "/api/v1/registration-tokens/{id}"),
-    ("get", "/api/v1/agents"),
-    ("get", "/api/v1/agents/{id}"),
-    ("post", "/api/v1/jobs"),
-    ("get", "/api/v1/jobs"),
-    ("get", "/api/v1/jobs/{id}"),
-    ("post", "/api/v1/jobs/{id}/cancel"),
-    ("post", "/agent/v1/register"),
-    ("post", "/agent/v1/heartbeat"),
-    ("get", "/agent/v1/config"),
-];
+use crate::matrix::{Caller, ROUTES};
 
 #[tokio::test]
 async fn the_openapi_document_is_3_1_and_lists_every_route() {
@@ -41,11 +17,17 @@ async fn the_openapi_document_is_3_1_and_lists_every_route() {
     );
     assert_eq!(doc["info"]["version"], env!("CARGO_PKG_VERSION"));
     let paths = doc["paths"].as_object().unwrap();
-    for (method, path) in ROUTES {
-        assert!(
-            paths.get(*path).and_then(|p| p.get(*method)).is_some(),
-            "{method} {path} is missing from the OpenAPI document"
-        );
+    for &(method, path, caller, _) in ROUTES {
+        let op = paths
+            .get(path)
+            .and_then(|p| p.get(method))
+            .unwrap_or_else(|| panic!("{method} {path} is missing from the OpenAPI document"));
+        if caller != Caller::Anyone {
+            assert!(
+                op["responses"]["401"].is_object(),
+                "{method} {path} does not document its 401"
+            );
+        }
     }
     let listed: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
     assert_eq!(
@@ -96,7 +78,7 @@ async fn every_schema_the_document_refers_to_is_defined() {
 #[tokio::test]
 async fn every_documented_route_is_served() {
     let app = TestApp::new().await;
-    for (method, path) in ROUTES {
+    for &(method, path, _, _) in ROUTES {
         let path = path.replace("{id}", &ulid::Ulid::new().to_string());
         let method = method.to_uppercase().parse().unwrap();
         let r = app

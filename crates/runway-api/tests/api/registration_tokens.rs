@@ -114,3 +114,32 @@ async fn a_registration_token_may_not_expire_centuries_from_now() {
     let message = r.assert_error(422, "validation_failed");
     assert!(message.contains("expires_at"), "{message}");
 }
+
+#[tokio::test]
+async fn an_expiry_given_with_an_offset_is_stored_and_shown_in_utc() {
+    let app = TestApp::new().await;
+    let admin = app.admin_token().await;
+    let local = (time::OffsetDateTime::now_utc() + time::Duration::days(2))
+        .replace_nanosecond(0)
+        .unwrap()
+        .to_offset(time::macros::offset!(+05:30));
+    let r = app
+        .post_json(
+            "/api/v1/registration-tokens",
+            Some(&admin),
+            &json!({"expires_at": local.format(&Rfc3339).unwrap()}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json());
+    let shown = r.json()["registration_token"]["expires_at"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(shown.ends_with('Z'), "{shown}");
+    assert_eq!(
+        time::OffsetDateTime::parse(&shown, &Rfc3339).unwrap(),
+        local
+    );
+    let listed = app.get("/api/v1/registration-tokens", Some(&admin)).await;
+    assert_eq!(listed.json()["items"][0]["expires_at"], shown.as_str());
+}

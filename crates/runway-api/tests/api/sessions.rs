@@ -50,6 +50,38 @@ async fn a_wrong_password_and_an_unknown_user_get_the_same_401() {
     }
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_sign_in_that_cannot_get_a_password_check_slot_is_shed_with_a_503() {
+    let app = TestApp::with_config(ApiConfig {
+        concurrent_password_checks: 0,
+        ..ApiConfig::default()
+    })
+    .await;
+    let r = app
+        .post_json(
+            "/api/v1/auth/sessions",
+            None,
+            &json!({"username": "admin", "password": ADMIN_PASSWORD}),
+        )
+        .await;
+    r.assert_error(503, "overloaded");
+    assert_eq!(r.header("retry-after"), "1");
+}
+
+#[tokio::test]
+async fn a_wrong_password_carries_www_authenticate_like_every_401() {
+    let app = TestApp::new().await;
+    let r = app
+        .post_json(
+            "/api/v1/auth/sessions",
+            None,
+            &json!({"username": "admin", "password": "wrong"}),
+        )
+        .await;
+    r.assert_error(401, "invalid_credentials");
+    assert_eq!(r.header("www-authenticate"), "Bearer");
+}
+
 #[tokio::test]
 async fn sign_in_fields_are_validated_by_name() {
     let app = TestApp::new().await;
