@@ -13,7 +13,10 @@
 //!   not `NULL`, for the item to stay out of a sparse index. Agent metrics are the
 //!   exception: they are one map attribute, replaced whole by a heartbeat, in which
 //!   an unreported metric is `NULL`;
-//! * labels and env are a List and a Map: they are only ever read whole.
+//! * labels and env are a List and a Map: they are only ever read whole;
+//! * a queued job also carries `claim_queue` and `claim_rank`, the keys of the
+//!   sparse `claimable` index (see [`claim_rank`] and `schema.rs`); they are absent
+//!   in every other status.
 //!
 //! An item that does not decode is corrupt data or a bug, never user input, so it
 //! becomes `Internal` with [`BadItem`] naming the table.
@@ -384,6 +387,20 @@ impl From<AgentItem> for Agent {
 
 // ---------------------------------------------------------------- jobs
 
+/// The `claimable` sort key of a queued job: its priority inverted and zero-padded
+/// to ten digits, then `#` and the job id.
+///
+/// Ascending order of this string is the claim order: a higher priority first (the
+/// inversion), then the oldest job (ULIDs sort by creation time). The inversion is
+/// taken from `i32::MAX`, so every `i32` maps to 0..=4,294,967,295 and fits ten
+/// digits: the order holds for any stored priority, not only for the validated
+/// −1000..=1000. A job that goes back to `queued` (a lost attempt with retries
+/// left) gets the same rank again, so a retry keeps its place in the queue.
+pub(crate) fn claim_rank(priority: i32, id: JobId) -> String {
+    let inverted = i64::from(i32::MAX) - i64::from(priority);
+    format!("{inverted:010}#{id}")
+}
+
 /// A job with its attempts inside it (see `jobs.rs` for why).
 #[derive(Serialize, Deserialize)]
 pub(crate) struct JobItem {
@@ -408,6 +425,13 @@ pub(crate) struct JobItem {
     /// Oldest first.
     #[serde(default)]
     attempts: Vec<AttemptItem>,
+    /// The job's queue while it is `queued`, absent otherwise: the partition key of
+    /// the sparse `claimable` index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    claim_queue: Option<String>,
+    /// [`claim_rank`] while the job is `queued`, absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    claim_rank: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -429,6 +453,7 @@ impl JobItem {
     /// A new job's item: its attempts are those of the record (none, when created
     /// through the store traits).
     pub(crate) fn new(job: &Job) -> Self {
+        let queued = job.status == JobStatus::Queued;
         Self {
             job_id: job.id,
             list_pk: JOB_LIST_PK.into(),
@@ -446,7 +471,19 @@ impl JobItem {
             updated_at: job.updated_at,
             attempt_count: job.attempt_count,
             attempts: Vec::new(),
+            claim_queue: queued.then(|| job.spec.queue.clone()),
+            claim_rank: queued.then(|| claim_rank(job.spec.priority, job.id)),
         }
+    }
+
+    /// The job's queue, which is its `claim_queue` whenever it is queued.
+    pub(crate) fn queue(&self) -> &str {
+        &self.queue
+    }
+
+    /// The job's [`claim_rank`], whatever its status.
+    pub(crate) fn rank(&self) -> String {
+        claim_rank(self.priority, self.job_id)
     }
 
     pub(crate) fn status(&self) -> JobStatus {
@@ -577,6 +614,76 @@ mod tests {
         assert_eq!(item["list_pk"], AttributeValue::S(AGENT_LIST_PK.into()));
         let back: AgentItem = from_item("agents", item).unwrap();
         assert_eq!(Agent::from(back), agent);
+    }
+
+    fn job(priority: i32) -> Job {
+        Job::new(
+            JobSpec {
+                name: "build".into(),
+                script: "make".into(),
+                env: BTreeMap::new(),
+                labels: vec!["linux".into()],
+                queue: "gpu".into(),
+                priority,
+                timeout_seconds: 60,
+                max_retries: 0,
+            },
+            UserId::new(),
+            t0(),
+        )
+    }
+
+    #[test]
+    fn the_claim_rank_orders_higher_priority_first_then_older_jobs_first() {
+        let ulid = |ms: u64| JobId::from_ulid(ulid::Ulid::from_parts(ms, 0));
+        let (older, newer) = (ulid(1_000), ulid(2_000));
+        // The expected claim order, first to last.
+        let expected = [
+            claim_rank(i32::MAX, newer),
+            claim_rank(1000, older),
+            claim_rank(1000, newer),
+            claim_rank(1, older),
+            claim_rank(0, older),
+            claim_rank(0, newer),
+            claim_rank(-1, older),
+            claim_rank(-999, newer),
+            claim_rank(-1000, older),
+            claim_rank(i32::MIN, older),
+        ];
+        let mut sorted = expected.clone();
+        sorted.sort();
+        assert_eq!(sorted, expected);
+    }
+
+    #[test]
+    fn the_claim_rank_is_ten_padded_digits_a_hash_and_the_job_id() {
+        let id = JobId::new();
+        assert_eq!(claim_rank(0, id), format!("2147483647#{id}"));
+        assert_eq!(claim_rank(1000, id), format!("2147482647#{id}"));
+        assert_eq!(claim_rank(i32::MAX, id), format!("0000000000#{id}"));
+        assert_eq!(claim_rank(i32::MIN, id), format!("4294967295#{id}"));
+    }
+
+    #[test]
+    fn a_queued_job_carries_its_claim_keys_and_other_statuses_do_not() {
+        let queued = job(5);
+        let item = to_item("jobs", &JobItem::new(&queued)).unwrap();
+        assert_eq!(item["claim_queue"], AttributeValue::S("gpu".into()));
+        assert_eq!(
+            item["claim_rank"],
+            AttributeValue::S(claim_rank(5, queued.id))
+        );
+        let back: JobItem = from_item("jobs", item).unwrap();
+        assert_eq!(back.into_job(), queued);
+
+        let mut running = job(5);
+        running.status = JobStatus::Running;
+        let item = to_item("jobs", &JobItem::new(&running)).unwrap();
+        assert!(
+            !item.contains_key("claim_queue"),
+            "sparse: absent, not NULL"
+        );
+        assert!(!item.contains_key("claim_rank"));
     }
 
     #[test]

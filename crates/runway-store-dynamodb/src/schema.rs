@@ -7,11 +7,40 @@
 //! the code, the emulator and production cannot drift apart. The types are plain
 //! public structs with no SDK type in them, so that comparison needs no AWS crate.
 //!
-//! Every GSI is `KEYS_ONLY`: listings read the ids from the index and the items
-//! themselves with a strongly consistent `BatchGetItem` (see `page.rs`). That keeps
-//! index writes at one small entry per key change, whatever the item's size (a job
-//! carries its script, up to 64 KiB), and means a heartbeat or a job transition that
-//! changes no index key writes no index at all.
+//! Every listing GSI is `KEYS_ONLY`: listings read the ids from the index and the
+//! items themselves with a strongly consistent `BatchGetItem` (see `page.rs`). That
+//! keeps index writes at one small entry per key change, whatever the item's size (a
+//! job carries its script, up to 64 KiB), and means a heartbeat or a job transition
+//! that changes no index key writes no index at all.
+//!
+//! The one exception is `jobs/claimable`, which also copies `labels`: an agent polls
+//! it every few seconds and must drop the jobs whose labels it lacks, and without the
+//! labels in the index it would have to fetch whole job items (scripts included, up
+//! to 16 RCU each) only to throw most of them away. A job's labels never change, so
+//! the copy cannot go stale; the claim itself is a conditional write on the item, so
+//! an index entry that lags (a job claimed a moment ago) costs a failed condition,
+//! never a double claim.
+//!
+//! ## The claim and lease keys of `jobs`
+//!
+//! * `claimable` (`claim_queue`, `claim_rank`) is sparse: both attributes exist only
+//!   while the job is `queued`. `create_job` writes them, and `transition_job`
+//!   removes them in the same `UpdateItem` that moves the job out of `queued` (and
+//!   writes them again when a lost job goes back to `queued`). `claim_queue` is the
+//!   job's queue; `claim_rank` is [`crate::items::claim_rank`], the priority
+//!   inverted and zero-padded, then `#` and the job id, so one ascending `Query` of
+//!   a queue yields the highest priority first and, within a priority, the oldest.
+//! * `by_lease` (`lease_pk`, `lease_expires`) is sparse too, and is the reaper's:
+//!   `lease_pk` is the constant `"lease"` and `lease_expires` the lease's expiry as
+//!   19-digit zero-padded unix nanoseconds, then `#` and the job id, so "leases that
+//!   expired before `now`" is one key condition (`lease_expires < :now`). **Nothing
+//!   writes these attributes yet**: the claim and lease-renewal calls of the agent
+//!   protocol will. `transition_job` already removes them whenever a job moves to a
+//!   status in which no agent holds it, so that issue needs no migration and no
+//!   backfill, only the writes.
+//! * Queued jobs past their queue TTL need no index of their own: `by_status` with
+//!   `status = "queued"`, read in ascending `job_id` order, is oldest first, and a
+//!   ULID built from the cutoff time bounds the key condition.
 //!
 //! Billing is on demand; provisioned capacity and auto scaling are Terraform's
 //! business in production.
@@ -49,12 +78,24 @@ pub(crate) const STATUS: &str = "status";
 /// The constant partition of the "everything, newest first" indexes.
 pub(crate) const LIST_PK: &str = "list_pk";
 pub(crate) const TTL: &str = "ttl";
+/// A queued job's queue, present only while it is queued (`claimable`).
+pub(crate) const CLAIM_QUEUE: &str = "claim_queue";
+/// A queued job's place in its queue, present only while it is queued.
+pub(crate) const CLAIM_RANK: &str = "claim_rank";
+/// The constant partition of `by_lease`, present only while an agent holds the job.
+pub(crate) const LEASE_PK: &str = "lease_pk";
+/// When the lease runs out, then the job id; present only while an agent holds it.
+pub(crate) const LEASE_EXPIRES: &str = "lease_expires";
+/// A job's (or agent's) labels: copied into `claimable`.
+pub(crate) const LABELS: &str = "labels";
 
 // Index names.
 pub(crate) const BY_USER: &str = "by_user";
 pub(crate) const BY_REGION: &str = "by_region";
 pub(crate) const BY_CREATED: &str = "by_created";
 pub(crate) const BY_STATUS: &str = "by_status";
+pub(crate) const CLAIMABLE: &str = "claimable";
+pub(crate) const BY_LEASE: &str = "by_lease";
 
 /// How long [`DynamoStore::create_tables`] waits for a table to become ACTIVE.
 const ACTIVE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -182,6 +223,13 @@ pub fn schema() -> Vec<TableSpec> {
             indexes: vec![
                 keys_only(BY_CREATED, LIST_PK, JOB_ID),
                 keys_only(BY_STATUS, STATUS, JOB_ID),
+                IndexSpec {
+                    name: CLAIMABLE,
+                    partition_key: string(CLAIM_QUEUE),
+                    sort_key: Some(string(CLAIM_RANK)),
+                    projection: Projection::Include(vec![LABELS]),
+                },
+                keys_only(BY_LEASE, LEASE_PK, LEASE_EXPIRES),
             ],
             ttl_attribute: None,
         },
@@ -414,7 +462,46 @@ mod tests {
             .iter()
             .map(|d| d.attribute_name().to_owned())
             .collect();
-        assert_eq!(names, [JOB_ID, LIST_PK, STATUS]);
+        assert_eq!(
+            names,
+            [
+                JOB_ID,
+                LIST_PK,
+                STATUS,
+                CLAIM_QUEUE,
+                CLAIM_RANK,
+                LEASE_PK,
+                LEASE_EXPIRES
+            ]
+        );
+    }
+
+    #[test]
+    fn the_claim_and_lease_indexes_of_jobs_are_string_keyed_and_only_claimable_copies_labels() {
+        let jobs = schema()
+            .into_iter()
+            .find(|s| s.suffix == JOBS)
+            .expect("jobs");
+        let index = |name: &str| {
+            jobs.indexes
+                .iter()
+                .find(|i| i.name == name)
+                .unwrap_or_else(|| panic!("jobs has no {name} index"))
+        };
+        let claimable = index(CLAIMABLE);
+        assert_eq!(claimable.partition_key, string(CLAIM_QUEUE));
+        assert_eq!(claimable.sort_key, Some(string(CLAIM_RANK)));
+        assert_eq!(claimable.projection, Projection::Include(vec![LABELS]));
+        let by_lease = index(BY_LEASE);
+        assert_eq!(by_lease.partition_key, string(LEASE_PK));
+        assert_eq!(by_lease.sort_key, Some(string(LEASE_EXPIRES)));
+        let copying: Vec<_> = schema()
+            .iter()
+            .flat_map(|t| t.indexes.iter().map(move |i| (t.suffix, i)))
+            .filter(|(_, i)| i.projection != Projection::KeysOnly)
+            .map(|(t, i)| (t, i.name))
+            .collect();
+        assert_eq!(copying, [(JOBS, CLAIMABLE)]);
     }
 
     #[test]

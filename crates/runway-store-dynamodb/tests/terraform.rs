@@ -256,6 +256,23 @@ fn ttl_attributes_match_the_schema() {
 }
 
 #[test]
+fn no_table_has_more_gsis_than_its_throttle_alarm_can_watch() {
+    // alarms.tf watches Read and WriteThrottleEvents of the table and of each GSI in
+    // one metric-math alarm, and CloudWatch allows at most 10 metrics per alarm.
+    const ALARM_METRICS_MAX: usize = 10;
+    for spec in schema() {
+        let metrics = 2 + 2 * spec.indexes.len();
+        assert!(
+            metrics <= ALARM_METRICS_MAX,
+            "{}: {} GSIs need {metrics} metrics in its throttle alarm, more than \
+             CloudWatch's {ALARM_METRICS_MAX}; split the alarm in alarms.tf",
+            spec.suffix,
+            spec.indexes.len()
+        );
+    }
+}
+
+#[test]
 fn terraform_declares_no_table_the_code_does_not_use() {
     let specs = schema();
     for suffix in terraform_tables().keys() {

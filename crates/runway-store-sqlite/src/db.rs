@@ -49,10 +49,16 @@ const STATEMENT_CACHE: usize = 64;
 
 /// The embedded migrations, in order. Migration `n` (1-based) moves the database
 /// from `user_version = n - 1` to `n`. Never edit a shipped migration: add one.
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_initial",
-    include_str!("../migrations/0001_initial.sql"),
-)];
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_initial",
+        include_str!("../migrations/0001_initial.sql"),
+    ),
+    (
+        "0002_claimable_jobs",
+        include_str!("../migrations/0002_claimable_jobs.sql"),
+    ),
+];
 
 /// The schema version this build writes.
 pub(crate) fn latest_version() -> i64 {

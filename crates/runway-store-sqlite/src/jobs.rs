@@ -12,6 +12,12 @@
 //!
 //! `get_job` reads the job and its attempts inside one read transaction, so the
 //! attempts always belong to the job version returned.
+//!
+//! Claiming (the agent protocol) will read `jobs_claimable`, a partial index on
+//! `(queue, priority DESC, id) WHERE status = 'queued'` (migration 2): the claim
+//! order, highest priority then oldest, with no sort. It is maintained by SQLite
+//! itself, so no write here changes for it; a test below pins the query shape that
+//! uses it.
 
 use async_trait::async_trait;
 use runway_core::id::JobId;
@@ -162,4 +168,30 @@ pub(crate) fn list_sql(query: &JobQuery, seek: &Seek) -> (String, Vec<Value>) {
     }
     let sql = seek.select(JOB_COLUMNS, "jobs", conditions, &mut values);
     (sql, values)
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::params;
+
+    /// The shape of the claim query the agent protocol will run: one queue's queued
+    /// jobs in claim order, read ahead in a batch for the label check.
+    const CLAIM_CANDIDATES: &str = "SELECT id, labels FROM jobs \
+         WHERE status = 'queued' AND queue = ?1 ORDER BY priority DESC, id LIMIT ?2";
+
+    #[test]
+    fn claim_candidates_are_read_from_the_partial_index_in_claim_order_without_sorting() {
+        let store = crate::open_in_memory().unwrap();
+        let plan = store
+            .db
+            .read(|conn| {
+                conn.prepare(&format!("EXPLAIN QUERY PLAN {CLAIM_CANDIDATES}"))?
+                    .query_map(params!["default", 100], |row| row.get::<_, String>(3))?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .unwrap()
+            .join("; ");
+        assert!(plan.contains("jobs_claimable"), "{plan}");
+        assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+    }
 }

@@ -5,8 +5,11 @@
 //! * `conformance` runs the backend-agnostic suite from `runway-conformance`, each
 //!   case on its own fresh set of tables (a unique table prefix);
 //! * `dynamodb` covers what only this backend has: table creation and layout, TTL,
-//!   the raw item shapes, and how an unreachable endpoint is reported.
+//!   the raw item shapes, and how an unreachable endpoint is reported;
+//! * `claims` reads the claim and lease keys of jobs, and queries their sparse
+//!   indexes, raw: no store trait claims jobs yet.
 
+mod claims;
 mod conformance;
 mod dynamodb;
 mod support;

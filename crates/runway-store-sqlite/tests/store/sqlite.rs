@@ -161,6 +161,48 @@ async fn a_failed_migration_leaves_the_database_as_it_was() {
 }
 
 #[tokio::test]
+async fn a_version_one_database_is_upgraded_in_place_and_gains_the_claim_index() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("runway.db");
+    // A database as the first release left it: migration 1 only, with a job in it.
+    let job = job();
+    {
+        let conn = raw(&path);
+        conn.execute_batch(include_str!("../../migrations/0001_initial.sql"))
+            .unwrap();
+        conn.execute(
+            "INSERT INTO jobs (id, name, script, env, labels, queue, priority, \
+             timeout_seconds, max_retries, status, created_by, created_at, updated_at, \
+             attempt_count) VALUES (?1, 'build', 'make', '{\"A\":\"1\"}', '[\"linux\"]', \
+             'default', 5, 60, 2, 'queued', ?2, ?3, ?3, 0)",
+            rusqlite::params![
+                job.id.to_string(),
+                job.created_by.to_string(),
+                i64::try_from(t0().unix_timestamp_nanos()).unwrap(),
+            ],
+        )
+        .unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+    }
+
+    let store = runway_store_sqlite::open(&path).unwrap();
+    assert_eq!(store.get_job(job.id).await.unwrap().unwrap().job, job);
+    let conn = raw(&path);
+    assert_eq!(user_version(&conn), SqliteStore::schema_version());
+    let claim_index: String = conn
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = 'jobs_claimable'",
+            [],
+            |row| row.get(0),
+        )
+        .expect("migration 2 created jobs_claimable");
+    assert!(
+        claim_index.contains("WHERE status = 'queued'"),
+        "{claim_index}"
+    );
+}
+
+#[tokio::test]
 async fn a_failed_registration_leaves_no_agent_behind() {
     let tmp = tempfile::tempdir().unwrap();
     let store = runway_store_sqlite::open_data_dir(tmp.path()).unwrap();

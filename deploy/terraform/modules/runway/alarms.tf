@@ -148,6 +148,9 @@ resource "aws_cloudwatch_metric_alarm" "lambda_throttles" {
 
 # Throttled reads or writes on a table or any of its GSIs, in 2 of 5 minutes. GSI
 # write throttling is included because it throttles writes to the base table.
+# One alarm reads at most 10 metrics (a hard CloudWatch limit): the table's two and
+# two per GSI, so a table may have at most four GSIs (jobs has exactly four);
+# crates/runway-store-dynamodb/tests/terraform.rs checks it.
 resource "aws_cloudwatch_metric_alarm" "dynamodb_throttles" {
   for_each = aws_dynamodb_table.this
 

@@ -7,9 +7,11 @@
 # missing here and a table nobody reads cannot linger. Change both together.
 #
 # Every key is a string: ids are ULIDs, so an index sorted by id is sorted by
-# creation time. Every GSI is KEYS_ONLY: listings read ids from the index, then the
-# items with a strongly consistent BatchGetItem, so a lagging index can cost a read
-# but never show a stale record.
+# creation time. Every listing GSI is KEYS_ONLY: listings read ids from the index,
+# then the items with a strongly consistent BatchGetItem, so a lagging index can
+# cost a read but never show a stale record. The one exception, jobs/claimable,
+# also copies `labels`, so an agent polling for work can skip jobs it cannot run
+# without fetching whole job items (see docs/dynamodb.md).
 
 locals {
   tables = {
@@ -66,12 +68,34 @@ locals {
     }
 
     jobs = {
-      hash_key   = "job_id"
-      range_key  = null
-      attributes = { job_id = "S", list_pk = "S", status = "S" }
+      hash_key  = "job_id"
+      range_key = null
+      attributes = {
+        job_id        = "S"
+        list_pk       = "S"
+        status        = "S"
+        claim_queue   = "S"
+        claim_rank    = "S"
+        lease_pk      = "S"
+        lease_expires = "S"
+      }
       indexes = {
         by_created = { hash_key = "list_pk", range_key = "job_id", projection_type = "KEYS_ONLY" }
-        by_status  = { hash_key = "status", range_key = "job_id", projection_type = "KEYS_ONLY" }
+        # Also the queue TTL: status = "queued" in ascending job_id is oldest first.
+        by_status = { hash_key = "status", range_key = "job_id", projection_type = "KEYS_ONLY" }
+        # Sparse, queued jobs only: claim_rank is the priority inverted and
+        # zero-padded, then "#<job_id>", so ascending is highest priority, then oldest.
+        claimable = {
+          hash_key           = "claim_queue"
+          range_key          = "claim_rank"
+          projection_type    = "INCLUDE"
+          non_key_attributes = ["labels"]
+        }
+        # Sparse, jobs an agent holds: lease_pk = "lease", lease_expires = 19-digit
+        # expiry nanoseconds + "#<job_id>". Written by the agent protocol's claim and
+        # lease calls (not yet implemented); the code already removes the keys when
+        # an agent lets go of a job.
+        by_lease = { hash_key = "lease_pk", range_key = "lease_expires", projection_type = "KEYS_ONLY" }
       }
       ttl_attribute = null
     }
@@ -110,12 +134,17 @@ resource "aws_dynamodb_table" "this" {
     }
   }
 
-  # GSI capacity stays under Terraform's management (there is no way to ignore
-  # it per index): an index schema change in the code is then always applied,
-  # never silently skipped. The price is that an apply resets an index that auto
-  # scaling raised back to its minimum, and auto scaling raises it again within
-  # minutes. Set the minimums (capacity_overrides) at the steady-state load so that
-  # dip stays harmless.
+  # GSI capacity stays under Terraform's management. In the AWS provider 5.x
+  # `global_secondary_index` is a set, and ignore_changes cannot address an
+  # attribute of a set element (`global_secondary_index[0].read_capacity` is
+  # "Cannot index a set value"); the only option, ignoring the whole block, would
+  # also silently skip every new, changed or removed index. So in PROVISIONED mode
+  # every apply that finds auto scaling above the minimum resets that index to its
+  # minimum (one of DynamoDB's limited daily decreases), and auto scaling raises it
+  # again within minutes. The minimums (capacity_overrides in
+  # environments/production) are therefore set at the steady-state load, so the
+  # dip stays harmless; DEPLOYMENT.md ("On-demand in staging, provisioned in
+  # production") has the trade-off.
   dynamic "global_secondary_index" {
     for_each = each.value.indexes
     content {
@@ -123,8 +152,10 @@ resource "aws_dynamodb_table" "this" {
       hash_key        = global_secondary_index.value.hash_key
       range_key       = global_secondary_index.value.range_key
       projection_type = global_secondary_index.value.projection_type
-      read_capacity   = local.provisioned ? local.index_capacity["${each.key}/${global_secondary_index.key}"].read_min : null
-      write_capacity  = local.provisioned ? local.index_capacity["${each.key}/${global_secondary_index.key}"].write_min : null
+      # Only INCLUDE indexes list attributes; null (unset) for the others.
+      non_key_attributes = try(global_secondary_index.value.non_key_attributes, null)
+      read_capacity      = local.provisioned ? local.index_capacity["${each.key}/${global_secondary_index.key}"].read_min : null
+      write_capacity     = local.provisioned ? local.index_capacity["${each.key}/${global_secondary_index.key}"].write_min : null
     }
   }
 
