@@ -2,7 +2,9 @@
 //!
 //! By the time an error reaches here the SDK has already retried it (the standard
 //! retry mode: three attempts with exponential backoff and jitter for throttling,
-//! 5xx and transient network failures). What is left is sorted into three kinds:
+//! 5xx, timeouts and transient network failures), within the per-attempt and
+//! per-call timeouts set in `lib.rs`, so a stalled call ends as a `TimeoutError`
+//! rather than hanging. What is left is sorted into three kinds:
 //!
 //! * **transient** — throttling (`ProvisionedThroughputExceeded`, `Throttling`,
 //!   `RequestLimitExceeded`), DynamoDB's own 5xx, transaction conflicts, timeouts,

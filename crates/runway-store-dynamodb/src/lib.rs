@@ -27,7 +27,8 @@
 //!   attribute (epoch seconds of their effective expiry) so DynamoDB deletes them
 //!   eventually, but TTL deletion is lazy (typically within two days), so it is
 //!   garbage collection, never the rule.
-//! * **Errors** go through one module (`error.rs`): throttling and outages become
+//! * **Errors** go through one module (`error.rs`): throttling, outages and timeouts
+//!   (every call is bounded: 1 s to connect, 2 s an attempt, 5 s in all) become
 //!   `Unavailable` (after the SDK's own retries with backoff), condition failures
 //!   become domain errors, the rest `Internal` with the SDK error as its source.
 //!
@@ -49,8 +50,11 @@ mod page;
 mod schema;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, ConfigLoader, Region};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -138,6 +142,45 @@ fn http_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
         .build_https()
 }
 
+/// How long one call may take, retries and backoff included. Without a bound a
+/// stalled connection hangs the request until the Lambda's own timeout kills it,
+/// and the client gets a gateway error instead of a 503 with `Retry-After`. A
+/// DynamoDB data-plane call takes ~10 ms, so 5 s is far past any healthy answer
+/// yet well inside API Gateway's 29 s and a typical function timeout.
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
+/// One attempt: short enough that a stalled connection still leaves time for a
+/// retry on a fresh one (the retry strategy reconnects after a transient error).
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Establishing a TCP (and TLS) connection to a regional endpoint.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// The first retry's backoff ceiling (then doubling, with full jitter). The SDK's
+/// default of 1 s is sized for slow control-plane calls; here it would spend most
+/// of [`OPERATION_TIMEOUT`] asleep and leave no room for the third attempt.
+const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Timeouts for every call; see the constants for why these values.
+fn timeout_config() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+        .operation_timeout(OPERATION_TIMEOUT)
+        .build()
+}
+
+/// Standard mode, three attempts: throttling, 5xx, timeouts and broken
+/// connections are retried with exponential backoff and jitter, and the retry
+/// quota stops retrying when most calls fail (an outage, not a blip), so Runway
+/// answers 503 quickly instead of piling retries onto DynamoDB. Not adaptive mode:
+/// its client-side rate limiter learns a rate per client, and on Lambda every
+/// instance has its own short-lived client, so it mostly adds delay to requests
+/// that would have succeeded; the caller, told `Retry-After`, is the better place
+/// to back off.
+fn retry_config() -> RetryConfig {
+    RetryConfig::standard()
+        .with_max_attempts(3)
+        .with_initial_backoff(INITIAL_BACKOFF)
+}
+
 impl DynamoStore {
     /// Builds the client from aws-config's default chain (environment, profile,
     /// web identity, container and instance credentials), honouring the config's
@@ -152,12 +195,16 @@ impl DynamoStore {
 
     /// As [`Self::connect`], starting from the caller's loader, e.g. one with static
     /// credentials for an emulator. The endpoint and region overrides of `config`
-    /// are applied on top, and the HTTP client is always Runway's.
+    /// are applied on top, and the HTTP client, timeouts and retry policy are
+    /// always Runway's.
     ///
     /// # Errors
     /// As [`Self::connect`].
     pub async fn connect_with(config: &DynamoConfig, loader: ConfigLoader) -> StoreResult<Self> {
-        let mut loader = loader.http_client(http_client());
+        let mut loader = loader
+            .http_client(http_client())
+            .timeout_config(timeout_config())
+            .retry_config(retry_config());
         if let Some(region) = &config.region {
             loader = loader.region(Region::new(region.clone()));
         }

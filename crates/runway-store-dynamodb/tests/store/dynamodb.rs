@@ -642,3 +642,37 @@ async fn a_password_change_revokes_more_sessions_than_one_transaction_holds() {
     let user = store.get_user(ada.id).await.expect("get").expect("user");
     assert_eq!(user.password_hash, "$argon2id$new");
 }
+
+#[tokio::test]
+async fn an_endpoint_that_accepts_but_never_answers_is_unavailable_within_the_call_timeout() {
+    // Accepts every connection and holds it open without reading or writing: the
+    // stalled server that, without timeouts, would hang a call until the Lambda died.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let endpoint = format!("http://{}", listener.local_addr().expect("address"));
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    let store = DynamoStore::connect_with(&config(endpoint, unique_prefix()), loader())
+        .await
+        .expect("connecting makes no request");
+
+    let started = std::time::Instant::now();
+    let result = store.get_session(SessionId::new()).await;
+    let elapsed = started.elapsed();
+    silent.abort();
+    match result {
+        Err(StoreError::Unavailable { retry_after, .. }) => {
+            assert_eq!(retry_after, Some(std::time::Duration::from_secs(1)));
+        }
+        other => panic!("expected unavailable, got {other:?}"),
+    }
+    assert!(
+        elapsed < std::time::Duration::from_secs(15),
+        "the call took {elapsed:?}"
+    );
+}
