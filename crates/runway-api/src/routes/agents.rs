@@ -11,7 +11,7 @@ use runway_core::store::AgentQuery;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::page_request;
+use super::{Listing, page_request};
 use crate::AppState;
 use crate::auth::CurrentUser;
 use crate::error::{ApiError, ErrorBody};
@@ -77,7 +77,7 @@ pub(crate) async fn list(
     let query = AgentQuery {
         region: q.region,
         status: q.status,
-        page: page_request(q.limit, q.cursor)?,
+        page: page_request(Listing::Agents, q.limit, q.cursor)?,
     };
     let now = OffsetDateTime::now_utc();
     let page = state.store.list_agents(&query, now).await?;
@@ -87,7 +87,7 @@ pub(crate) async fn list(
             .into_iter()
             .map(|a| AgentView::at(a, now))
             .collect(),
-        next_cursor: page.next_cursor,
+        next_cursor: Listing::Agents.seal(page.next_cursor),
     }))
 }
 

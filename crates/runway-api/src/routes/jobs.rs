@@ -17,7 +17,7 @@ use runway_core::store::{JobQuery, StoreError};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{or_not_found, page_request};
+use super::{Listing, or_not_found, page_request};
 use crate::AppState;
 use crate::auth::CurrentUser;
 use crate::error::{ApiError, ErrorBody};
@@ -88,12 +88,12 @@ pub(crate) async fn list(
 ) -> Result<Json<JobPage>, ApiError> {
     let query = JobQuery {
         status: q.status,
-        page: page_request(q.limit, q.cursor)?,
+        page: page_request(Listing::Jobs, q.limit, q.cursor)?,
     };
     let page = state.store.list_jobs(&query).await?;
     Ok(Json(JobPage {
         items: page.items,
-        next_cursor: page.next_cursor,
+        next_cursor: Listing::Jobs.seal(page.next_cursor),
     }))
 }
 

@@ -32,9 +32,56 @@ pub(crate) fn or_not_found(kind: &'static str) -> impl FnOnce(StoreError) -> Api
     }
 }
 
+/// Which listing a cursor belongs to.
+///
+/// The stores' cursors are positions (SQLite: the last id; DynamoDB: the last key),
+/// which would be accepted by any other listing over the same kind of key and invite
+/// clients to build their own. So the API seals each one on the way out as
+/// base64url(`tag` `.` position) and opens it on the way in, refusing with 400
+/// `invalid_cursor` one that is malformed or was issued by another listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Listing {
+    Jobs,
+    Agents,
+}
+
+impl Listing {
+    const fn tag(self) -> &'static str {
+        match self {
+            Self::Jobs => "jobs",
+            Self::Agents => "agents",
+        }
+    }
+
+    /// The client's form of a store's cursor.
+    pub(crate) fn seal(self, cursor: Option<Cursor>) -> Option<Cursor> {
+        use base64::Engine as _;
+        cursor.map(|Cursor(position)| {
+            let text = format!("{}.{position}", self.tag());
+            Cursor(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text))
+        })
+    }
+
+    /// The store's cursor inside a client's, if this listing issued it.
+    fn open(self, sealed: &str) -> Result<Cursor, ApiError> {
+        use base64::Engine as _;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(sealed)
+            .map_err(|_| ApiError::InvalidCursor)?;
+        let text = String::from_utf8(bytes).map_err(|_| ApiError::InvalidCursor)?;
+        text.strip_prefix(self.tag())
+            .and_then(|rest| rest.strip_prefix('.'))
+            .filter(|position| !position.is_empty())
+            .map(|position| Cursor(position.to_owned()))
+            .ok_or(ApiError::InvalidCursor)
+    }
+}
+
 /// Builds a page request from query parameters; `limit` outside 1–100 is a 400
-/// `invalid_query` like any other bad query value.
+/// `invalid_query` like any other bad query value, and a cursor that `listing` did
+/// not issue is a 400 `invalid_cursor`.
 pub(crate) fn page_request(
+    listing: Listing,
     limit: Option<u32>,
     cursor: Option<String>,
 ) -> Result<PageRequest, ApiError> {
@@ -47,7 +94,7 @@ pub(crate) fn page_request(
         }
         page.limit = limit;
     }
-    page.after = cursor.map(Cursor);
+    page.after = cursor.map(|c| listing.open(&c)).transpose()?;
     Ok(page)
 }
 
@@ -75,15 +122,45 @@ mod tests {
     #[test]
     fn a_limit_outside_1_to_100_is_an_invalid_query() {
         assert!(matches!(
-            page_request(Some(0), None),
+            page_request(Listing::Jobs, Some(0), None),
             Err(ApiError::InvalidQuery(_))
         ));
         assert!(matches!(
-            page_request(Some(101), None),
+            page_request(Listing::Jobs, Some(101), None),
             Err(ApiError::InvalidQuery(_))
         ));
-        assert_eq!(page_request(Some(100), None).unwrap().limit, 100);
-        assert_eq!(page_request(None, None).unwrap().limit, 50);
+        assert_eq!(
+            page_request(Listing::Jobs, Some(100), None).unwrap().limit,
+            100
+        );
+        assert_eq!(page_request(Listing::Jobs, None, None).unwrap().limit, 50);
+    }
+
+    #[test]
+    fn a_sealed_cursor_opens_only_in_the_listing_that_issued_it() {
+        let sealed = Listing::Jobs
+            .seal(Some(Cursor("01JDQ5V8ZK4M3X9T2B7N6C1F0R".into())))
+            .unwrap();
+        assert!(!sealed.0.contains("01JDQ5V8ZK4M3X9T2B7N6C1F0R"));
+        let page = page_request(Listing::Jobs, None, Some(sealed.0.clone())).unwrap();
+        assert_eq!(
+            page.after,
+            Some(Cursor("01JDQ5V8ZK4M3X9T2B7N6C1F0R".into()))
+        );
+        assert!(matches!(
+            page_request(Listing::Agents, None, Some(sealed.0)),
+            Err(ApiError::InvalidCursor)
+        ));
+        for bad in ["", "!!!", "01JDQ5V8ZK4M3X9T2B7N6C1F0R", "am9icy4"] {
+            assert!(
+                matches!(
+                    page_request(Listing::Jobs, None, Some(bad.into())),
+                    Err(ApiError::InvalidCursor)
+                ),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(Listing::Jobs.seal(None), None);
     }
 
     #[test]

@@ -122,6 +122,19 @@ async fn jobs_are_listed_newest_first_two_at_a_time() {
     }
     assert_eq!(pages, 3);
     assert_eq!(seen, created);
+    // The cursor is opaque: no job id shows through, and it means nothing elsewhere.
+    let first = app.get("/api/v1/jobs?limit=1", Some(&token)).await.json();
+    let cursor = first["next_cursor"].as_str().unwrap();
+    assert!(
+        created.iter().all(|id| !cursor.contains(id.as_str())),
+        "{cursor}"
+    );
+    app.get(&format!("/api/v1/agents?cursor={cursor}"), Some(&token))
+        .await
+        .assert_error(400, "invalid_cursor");
+    app.get(&format!("/api/v1/jobs?cursor={}", created[0]), Some(&token))
+        .await
+        .assert_error(400, "invalid_cursor");
     assert_eq!(
         ids(&app.get("/api/v1/jobs", Some(&token)).await.json()),
         created
