@@ -299,6 +299,32 @@ pub async fn touching_a_session_updates_last_seen_at<S: Store + 'static>(store: 
         .expect("touching a missing session is not an error");
 }
 
+/// Touches that arrive out of order never move `last_seen_at` back: an older
+/// `now` after a newer one (or the same one again) leaves the newer time.
+pub async fn a_late_touch_with_an_older_time_leaves_the_newer_last_seen_at<S: Store + 'static>(
+    store: S,
+) {
+    let mut s = session(&user("ada"), t0());
+    store.create_session(&s).await.expect("create");
+    let newer = t0() + Duration::minutes(10) + Duration::nanoseconds(7);
+    let older = t0() + Duration::minutes(3);
+    store.touch_session(s.id, newer).await.expect("touch");
+    store
+        .touch_session(s.id, older)
+        .await
+        .expect("a late touch is not an error");
+    store
+        .touch_session(s.id, newer - Duration::nanoseconds(1))
+        .await
+        .expect("a late touch is not an error");
+    store
+        .touch_session(s.id, newer)
+        .await
+        .expect("the same time again is not an error");
+    s.last_seen_at = newer;
+    assert_eq!(store.get_session(s.id).await.expect("get"), Some(s));
+}
+
 /// Only the user's sessions active at `now` are listed, newest first: absolutely
 /// expired, idle-expired and other users' sessions are left out.
 pub async fn listing_sessions_returns_only_the_users_active_sessions_newest_first<

@@ -82,6 +82,7 @@ macro_rules! __for_each_case {
             has_users_is_false_until_the_first_user_exists,
             a_session_round_trips_exactly,
             touching_a_session_updates_last_seen_at,
+            a_late_touch_with_an_older_time_leaves_the_newer_last_seen_at,
             listing_sessions_returns_only_the_users_active_sessions_newest_first,
             a_user_can_revoke_one_of_their_sessions,
             revoking_another_users_session_is_not_found_and_it_survives,

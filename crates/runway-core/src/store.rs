@@ -111,7 +111,10 @@ pub trait SessionStore: Send + Sync {
     /// One strongly consistent read by id. Returns the record even if expired: the
     /// caller applies [`Session::is_active`].
     async fn get_session(&self, id: SessionId) -> StoreResult<Option<Session>>;
-    /// Sets `last_seen_at` to `now`. A session that is gone is not an error.
+    /// Sets `last_seen_at` to `now`, unless it is already at or after `now`:
+    /// concurrent requests touch in any order, and the record must keep the latest
+    /// time, never move back. A session that is gone (or already touched later) is
+    /// not an error.
     async fn touch_session(&self, id: SessionId, now: OffsetDateTime) -> StoreResult<()>;
     /// The user's sessions that are active at `now`, newest first.
     async fn list_user_sessions(

@@ -312,25 +312,29 @@ impl SessionStore for DynamoStore {
             .transpose()
     }
 
-    /// Reads the session (the TTL depends on its fixed `expires_at` and idle
-    /// timeout), then sets `last_seen_at` and the recomputed `ttl`, on condition
-    /// that the session still exists so a revoked one is not resurrected.
+    /// One conditional `UpdateItem`, no read first: `attribute_exists` so a revoked
+    /// session is not resurrected, and `last_seen_at < :now` so racing touches
+    /// never move it back. Either condition failing is success: the session is gone,
+    /// or a later touch already landed.
+    ///
+    /// The `ttl` becomes the idle expiry, `idle_timeout_seconds + ⌈now⌉`, computed
+    /// by DynamoDB from the item's own attribute. An update expression has no
+    /// `min`, so it cannot also cap that at the absolute `expires_at` as
+    /// `create_session` does; that only lets DynamoDB's garbage collection run up
+    /// to one idle timeout late, never early, and expiry is decided in code anyway.
+    /// Saving the `GetItem` halves the cost of a touch.
     async fn touch_session(&self, id: SessionId, now: OffsetDateTime) -> StoreResult<()> {
-        let Some(mut session) = self.get_session(id).await? else {
-            return Ok(());
-        };
-        session.last_seen_at = now;
         let result = self
             .client
             .update_item()
             .table_name(&self.tables.sessions)
             .key(SESSION_ID, string(id.to_string()))
-            .update_expression("SET last_seen_at = :now, #ttl = :ttl")
-            .condition_expression("attribute_exists(#id)")
+            .update_expression("SET last_seen_at = :now, #ttl = idle_timeout_seconds + :now_ttl")
+            .condition_expression("attribute_exists(#id) AND last_seen_at < :now")
             .expression_attribute_names("#id", SESSION_ID)
             .expression_attribute_names("#ttl", crate::schema::TTL)
             .expression_attribute_values(":now", number(nanos(now)?))
-            .expression_attribute_values(":ttl", number(ttl_seconds(session.effective_expiry())))
+            .expression_attribute_values(":now_ttl", number(ttl_seconds(now)))
             .send()
             .await;
         match result {

@@ -24,9 +24,9 @@
 //!   stale index entry can only cost a wasted read, never a wrong answer; and
 //!   heartbeats and transitions, which change no index key, write no index at all.
 //! * **Expiry is decided in code** from the caller's `now`. Sessions carry a `ttl`
-//!   attribute (epoch seconds of their effective expiry) so DynamoDB deletes them
-//!   eventually, but TTL deletion is lazy (typically within two days), so it is
-//!   garbage collection, never the rule.
+//!   attribute (epoch seconds, never before their effective expiry) so DynamoDB
+//!   deletes them eventually, but TTL deletion is lazy (typically within two
+//!   days), so it is garbage collection, never the rule.
 //! * **Errors** go through one module (`error.rs`): throttling, outages and timeouts
 //!   (every call is bounded: 1 s to connect, 2 s an attempt, 5 s in all) become
 //!   `Unavailable` (after the SDK's own retries with backoff), condition failures

@@ -155,13 +155,17 @@ impl SessionStore for SqliteStore {
         })
     }
 
+    /// `last_seen_at < ?1` keeps the column monotonic when touches race: zero rows
+    /// changed means the session is gone or someone already wrote a later time.
     async fn touch_session(&self, id: SessionId, now: OffsetDateTime) -> StoreResult<()> {
         let now = ts(now)?;
         self.db
             .write(move |conn| {
-                conn.prepare_cached("UPDATE sessions SET last_seen_at = ?1 WHERE id = ?2")
-                    .and_then(|mut stmt| stmt.execute(params![now, id.to_string()]))
-                    .map_err(store_error)?;
+                conn.prepare_cached(
+                    "UPDATE sessions SET last_seen_at = ?1 WHERE id = ?2 AND last_seen_at < ?1",
+                )
+                .and_then(|mut stmt| stmt.execute(params![now, id.to_string()]))
+                .map_err(store_error)?;
                 Ok(())
             })
             .await
