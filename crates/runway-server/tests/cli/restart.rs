@@ -98,14 +98,46 @@ async fn start(data: &Path) -> Server {
     .await
 }
 
-#[tokio::test]
-async fn everything_acknowledged_before_a_sigterm_is_there_after_a_restart() {
+/// How the first run ends.
+#[derive(Debug, Clone, Copy)]
+enum Ending {
+    /// SIGTERM: a graceful shutdown.
+    Sigterm,
+    /// SIGKILL right after the last acknowledged write: a crash, with no shutdown
+    /// code run, so only what each commit made durable is left.
+    Sigkill,
+}
+
+/// Populates a fresh data directory, ends the server as `ending` says, restarts it
+/// on the same directory and checks everything acknowledged is there.
+async fn survives_a_restart_after(ending: Ending) {
     let (_tmp, data) = data_dir();
     let server = start(&data).await;
+    // `populate` returns after its last write (the cancel) was answered with 2xx.
     let p = populate(&server).await;
-    server.stop().await;
+    match ending {
+        Ending::Sigterm => {
+            server.stop().await;
+        }
+        Ending::Sigkill => {
+            server.kill().await;
+            // Proof that recovery is exercised: no connection was closed cleanly,
+            // so the write-ahead log is still there for the next open to replay.
+            assert!(
+                data.join("runway.db-wal").exists(),
+                "a killed server leaves its write-ahead log behind"
+            );
+        }
+    }
 
     let server = start(&data).await;
+    assert_everything_is_there(&server, &p).await;
+    server.stop().await;
+}
+
+/// The session, jobs (with the cancel), agent (with its heartbeat), registration
+/// token and agent token from `populate` are all there and usable.
+async fn assert_everything_is_there(server: &Server, p: &Populated) {
     let (status, me) = server.get("/api/v1/auth/session", &p.session_token).await;
     assert_eq!(status, 200, "the session survives: {me}");
     assert_eq!(me["user"]["username"], "admin");
@@ -173,7 +205,16 @@ async fn everything_acknowledged_before_a_sigterm_is_there_after_a_restart() {
         .post("/agent/v1/heartbeat", &p.agent_token, json!({}))
         .await;
     assert_eq!(status, 200, "{beat}");
-    server.stop().await;
+}
+
+#[tokio::test]
+async fn everything_acknowledged_before_a_sigterm_is_there_after_a_restart() {
+    survives_a_restart_after(Ending::Sigterm).await;
+}
+
+#[tokio::test]
+async fn everything_acknowledged_before_a_sigkill_is_there_after_a_restart() {
+    survives_a_restart_after(Ending::Sigkill).await;
 }
 
 /// Every file of the data directory, as bytes, concatenated.

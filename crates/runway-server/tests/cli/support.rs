@@ -188,6 +188,19 @@ impl Server {
         (self.stdout(), self.stderr())
     }
 
+    /// SIGKILL (`kill -9`), then wait: the process dies at once and runs no shutdown
+    /// code at all (no graceful drain, no final checkpoint), as in a crash or an
+    /// OOM kill. Asserts that it really was the signal that ended it.
+    pub async fn kill(mut self) {
+        self.child.kill().await.expect("SIGKILL is delivered");
+        let status = self.wait().await;
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(9),
+            "runway was not killed by SIGKILL but exited with {status}"
+        );
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
