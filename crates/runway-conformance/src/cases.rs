@@ -17,13 +17,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use runway_core::agent::{Agent, AgentMetrics, AgentStatus, RegistrationToken};
-use runway_core::id::{AgentId, JobId, RegistrationTokenId, SessionId, UserId};
+use runway_core::audit::{Actor, AuditAction, AuditEvent, limits as audit_limits};
+use runway_core::id::{AgentId, AuditId, JobId, RegistrationTokenId, SessionId, UserId};
 use runway_core::job::{Job, JobSpec};
 use runway_core::lifecycle::{IllegalTransition, JobStatus};
 use runway_core::page::{Cursor, Page, PageRequest};
 use runway_core::secret::TokenHash;
 use runway_core::session::Session;
-use runway_core::store::{AgentQuery, JobQuery, Store, StoreError};
+use runway_core::store::{AgentQuery, AuditQuery, JobQuery, Store, StoreError};
 use runway_core::user::{Role, User};
 use time::{Duration, OffsetDateTime};
 
@@ -998,6 +999,182 @@ pub async fn exactly_one_of_sixteen_concurrent_claims_wins<S: Store + 'static>(s
     let stored = store.get_job(j.id).await.expect("get").expect("exists");
     assert_eq!(stored.job, winners[0], "the stored job is the winner's");
     assert_eq!(stored.job.status, JobStatus::Claimed);
+}
+
+// ---------------------------------------------------------------- audit log
+
+/// An event by a user, with every optional field set and a nanosecond timestamp.
+fn audit_event(action: AuditAction, at: OffsetDateTime) -> AuditEvent {
+    AuditEvent::new(
+        Actor::User {
+            id: UserId::new(),
+            username: "ada".into(),
+        },
+        action,
+        Some(JobId::new().to_string()),
+        at,
+    )
+    .with_request_id("req-0001")
+    .with_detail("priority 5, queue \"default\", héllo")
+    .expect("a short detail")
+}
+
+fn audit_query(limit: u32, after: Option<Cursor>) -> AuditQuery {
+    AuditQuery {
+        page: page(limit, after),
+    }
+}
+
+fn audit_ids(page: &Page<AuditEvent>) -> Vec<AuditId> {
+    page.items.iter().map(|e| e.id).collect()
+}
+
+/// Appended events come back newest first, whole; an empty log is an empty page.
+pub async fn audit_events_are_listed_newest_first<S: Store + 'static>(store: S) {
+    let empty = store
+        .list_audit(&AuditQuery::default())
+        .await
+        .expect("list an empty log");
+    assert_eq!(empty.items, []);
+    assert_eq!(empty.next_cursor, None);
+
+    let events: Vec<AuditEvent> = [
+        AuditAction::UserCreated,
+        AuditAction::SessionCreated,
+        AuditAction::JobCreated,
+        AuditAction::JobCanceled,
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, action)| audit_event(action, t0() + Duration::seconds(i64::try_from(i).unwrap())))
+    .collect();
+    for event in &events {
+        store.append_audit(event).await.expect("append");
+    }
+    let listed = store
+        .list_audit(&AuditQuery::default())
+        .await
+        .expect("list");
+    let mut expected = events.clone();
+    expected.sort_by_key(|e| Reverse(e.id));
+    assert_eq!(listed.items, expected);
+    assert_eq!(listed.next_cursor, None);
+}
+
+/// Pages of 3 over 7 events: 3, 3, 1, no duplicates or gaps, and the last page
+/// carries no cursor; a cursor that is not the store's is rejected.
+pub async fn audit_events_paginate_without_duplicates_or_gaps<S: Store + 'static>(store: S) {
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        let event = audit_event(AuditAction::SessionRevoked, t0() + Duration::minutes(i));
+        store.append_audit(&event).await.expect("append");
+        ids.push(event.id);
+    }
+    let mut seen = Vec::new();
+    let mut sizes = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .list_audit(&audit_query(3, after))
+            .await
+            .expect("page");
+        sizes.push(page.items.len());
+        seen.extend(audit_ids(&page));
+        match page.next_cursor {
+            Some(cursor) => after = Some(cursor),
+            None => break,
+        }
+    }
+    assert_eq!(sizes, [3, 3, 1]);
+    assert_eq!(seen, newest_first(ids));
+
+    let garbage = store
+        .list_audit(&audit_query(3, Some(Cursor("not a cursor".into()))))
+        .await;
+    assert!(
+        matches!(garbage, Err(StoreError::InvalidCursor)),
+        "{garbage:?}"
+    );
+}
+
+/// Users, agents and the system as actors, with and without the optional fields,
+/// all read back exactly.
+pub async fn audit_events_round_trip_every_actor_and_optional_field<S: Store + 'static>(store: S) {
+    let by_agent = AuditEvent::new(
+        Actor::Agent {
+            id: AgentId::new(),
+            name: "builder-7".into(),
+        },
+        AuditAction::AgentRegistered,
+        Some(AgentId::new().to_string()),
+        t0(),
+    );
+    let by_system = AuditEvent::new(
+        Actor::System,
+        AuditAction::UserPasswordReset,
+        None,
+        t0() + Duration::nanoseconds(1),
+    );
+    let by_user = audit_event(AuditAction::SessionsRevokedAll, t0())
+        .with_detail("3 sessions")
+        .expect("detail");
+    let at_limits = AuditEvent::new(
+        Actor::User {
+            id: UserId::new(),
+            username: "u".repeat(audit_limits::ACTOR_NAME_MAX),
+        },
+        AuditAction::RegistrationTokenDeleted,
+        Some("s".repeat(audit_limits::SUBJECT_MAX)),
+        t0(),
+    )
+    .with_request_id("r".repeat(audit_limits::REQUEST_ID_MAX))
+    .with_detail("é".repeat(audit_limits::DETAIL_MAX))
+    .expect("a detail at the limit");
+    let events = [by_agent, by_system, by_user, at_limits];
+    for event in &events {
+        store.append_audit(event).await.expect("append");
+    }
+    let mut listed = store
+        .list_audit(&AuditQuery::default())
+        .await
+        .expect("list")
+        .items;
+    listed.sort_by_key(|e| e.id);
+    let mut expected = events.to_vec();
+    expected.sort_by_key(|e| e.id);
+    assert_eq!(listed, expected);
+}
+
+/// The log is append-only: a second event with a taken id is a conflict and the
+/// first one is kept as it was.
+pub async fn appending_an_audit_event_with_a_taken_id_is_a_conflict<S: Store + 'static>(store: S) {
+    let first = audit_event(AuditAction::JobCreated, t0());
+    store.append_audit(&first).await.expect("append");
+    let mut rewrite = audit_event(AuditAction::JobCanceled, t0() + Duration::hours(1));
+    rewrite.id = first.id;
+    let err = store.append_audit(&rewrite).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    let listed = store
+        .list_audit(&AuditQuery::default())
+        .await
+        .expect("list");
+    assert_eq!(listed.items, [first]);
+}
+
+/// An event past the limits (only possible by setting fields directly) is refused
+/// as a bug on every backend, and nothing is stored.
+pub async fn an_audit_event_past_its_limits_is_refused_and_not_stored<S: Store + 'static>(
+    store: S,
+) {
+    let mut event = audit_event(AuditAction::JobCreated, t0());
+    event.detail = Some("d".repeat(audit_limits::DETAIL_MAX + 1));
+    let err = store.append_audit(&event).await.unwrap_err();
+    assert!(matches!(err, StoreError::Internal(_)), "{err:?}");
+    let listed = store
+        .list_audit(&AuditQuery::default())
+        .await
+        .expect("list");
+    assert_eq!(listed.items, []);
 }
 
 // ---------------------------------------------------------------- health

@@ -101,6 +101,11 @@ macro_rules! __for_each_case {
             an_illegal_transition_is_refused_naming_both_states,
             transitioning_an_unknown_job_is_not_found,
             exactly_one_of_sixteen_concurrent_claims_wins,
+            audit_events_are_listed_newest_first,
+            audit_events_paginate_without_duplicates_or_gaps,
+            audit_events_round_trip_every_actor_and_optional_field,
+            appending_an_audit_event_with_a_taken_id_is_a_conflict,
+            an_audit_event_past_its_limits_is_refused_and_not_stored,
             the_store_answers_a_ping,
         }
     };

@@ -128,6 +128,10 @@ ulid_id!(
     /// Identifies a [`crate::job::Job`].
     JobId
 );
+ulid_id!(
+    /// Identifies an [`crate::audit::AuditEvent`].
+    AuditId
+);
 
 #[cfg(test)]
 mod tests {

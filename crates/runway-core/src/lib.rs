@@ -7,6 +7,7 @@
 //! * [`password`] — argon2id password hashing.
 //! * [`user`], [`session`], [`agent`], [`job`] — the records the stores keep.
 //! * [`lifecycle`] — the one job-state transition table.
+//! * [`audit`] — the append-only audit log's events: who did what to which object.
 //! * [`store`] — narrow, domain-shaped store traits and the single [`store::StoreError`].
 //!
 //! Time is always passed in (`now: OffsetDateTime`) rather than read from a clock
@@ -16,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 pub mod agent;
+pub mod audit;
 pub mod id;
 pub mod job;
 pub mod lifecycle;

@@ -22,6 +22,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::agent::{Agent, AgentMetrics, AgentStatus, RegistrationToken};
+use crate::audit::AuditEvent;
 use crate::id::{AgentId, JobId, RegistrationTokenId, SessionId, UserId};
 use crate::job::{Job, JobDetail};
 use crate::lifecycle::{IllegalTransition, JobStatus};
@@ -213,6 +214,25 @@ pub trait JobStore: Send + Sync {
     ) -> StoreResult<Job>;
 }
 
+/// Which audit events to list.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    /// The page.
+    pub page: PageRequest,
+}
+
+/// The append-only audit log. There is deliberately no method that changes or
+/// deletes an event.
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Appends `event` after checking it with [`AuditEvent::validate`] (an event
+    /// out of bounds is a bug: `Internal`). [`StoreError::Conflict`] if an event
+    /// with its id exists; the stored one is left as it was.
+    async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()>;
+    /// Events, newest first (by id, so by the time they were made).
+    async fn list_audit(&self, query: &AuditQuery) -> StoreResult<Page<AuditEvent>>;
+}
+
 /// Health of the store itself.
 #[async_trait]
 pub trait StoreHealth: Send + Sync {
@@ -224,11 +244,17 @@ pub trait StoreHealth: Send + Sync {
 
 /// Every capability, for wiring a server. Handlers should take the narrow traits.
 pub trait Store:
-    UserStore + SessionStore + RegistrationTokenStore + AgentStore + JobStore + StoreHealth
+    UserStore + SessionStore + RegistrationTokenStore + AgentStore + JobStore + AuditStore + StoreHealth
 {
 }
 
 impl<T> Store for T where
-    T: UserStore + SessionStore + RegistrationTokenStore + AgentStore + JobStore + StoreHealth
+    T: UserStore
+        + SessionStore
+        + RegistrationTokenStore
+        + AgentStore
+        + JobStore
+        + AuditStore
+        + StoreHealth
 {
 }

@@ -25,7 +25,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use runway_core::agent::{Agent, AgentMetrics, RegistrationToken};
-use runway_core::id::{AgentId, JobId, RegistrationTokenId, SessionId, UserId};
+use runway_core::audit::{Actor, AuditAction, AuditEvent, InvalidActor};
+use runway_core::id::{AgentId, AuditId, JobId, RegistrationTokenId, SessionId, UserId};
 use runway_core::job::{Attempt, Job, JobDetail, JobSpec};
 use runway_core::lifecycle::JobStatus;
 use runway_core::secret::TokenHash;
@@ -43,6 +44,8 @@ pub(crate) type Item = HashMap<String, AttributeValue>;
 pub(crate) const AGENT_LIST_PK: &str = "agent";
 /// The `list_pk` of every job.
 pub(crate) const JOB_LIST_PK: &str = "job";
+/// The `list_pk` of every audit event.
+pub(crate) const AUDIT_LIST_PK: &str = "audit";
 
 /// An item that could not be encoded or decoded.
 #[derive(Debug, thiserror::Error)]
@@ -535,6 +538,81 @@ impl JobItem {
     }
 }
 
+// ---------------------------------------------------------------- audit
+
+/// An audit event. The actor is flat (`actor_kind`, `actor_id`?, `actor_name`?),
+/// as in SQLite, through [`Actor::kind`] and [`Actor::from_parts`].
+#[derive(Serialize, Deserialize)]
+pub(crate) struct AuditItem {
+    audit_id: AuditId,
+    /// Always [`AUDIT_LIST_PK`]: puts every event in the `by_created` index.
+    list_pk: String,
+    #[serde(with = "ns")]
+    at: OffsetDateTime,
+    actor_kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    actor_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    actor_name: Option<String>,
+    action: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    subject: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    request_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    detail: Option<String>,
+}
+
+/// A stored audit action this build does not know.
+#[derive(Debug, thiserror::Error)]
+#[error("an item of `audit` has the unknown action `{0}`")]
+pub(crate) struct UnknownAction(String);
+
+/// A stored actor that does not decode.
+#[derive(Debug, thiserror::Error)]
+#[error("an item of `audit` has a bad actor")]
+pub(crate) struct BadActor(#[source] InvalidActor);
+
+impl From<&AuditEvent> for AuditItem {
+    fn from(e: &AuditEvent) -> Self {
+        Self {
+            audit_id: e.id,
+            list_pk: AUDIT_LIST_PK.into(),
+            at: e.at,
+            actor_kind: e.actor.kind().into(),
+            actor_id: e.actor.id(),
+            actor_name: e.actor.name().map(Into::into),
+            action: e.action.as_str().into(),
+            subject: e.subject.clone(),
+            request_id: e.request_id.clone(),
+            detail: e.detail.clone(),
+        }
+    }
+}
+
+impl AuditItem {
+    /// The event, or `Internal` if the stored actor or action does not decode.
+    pub(crate) fn into_event(self) -> StoreResult<AuditEvent> {
+        let actor = Actor::from_parts(
+            &self.actor_kind,
+            self.actor_id.as_deref(),
+            self.actor_name.as_deref(),
+        )
+        .map_err(|e| StoreError::internal(BadActor(e)))?;
+        let action = AuditAction::parse(&self.action)
+            .ok_or_else(|| StoreError::internal(UnknownAction(self.action.clone())))?;
+        Ok(AuditEvent {
+            id: self.audit_id,
+            at: self.at,
+            actor,
+            action,
+            subject: self.subject,
+            request_id: self.request_id,
+            detail: self.detail,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use runway_core::agent::AgentMetrics;
@@ -684,6 +762,43 @@ mod tests {
             "sparse: absent, not NULL"
         );
         assert!(!item.contains_key("claim_rank"));
+    }
+
+    #[test]
+    fn an_audit_event_is_stored_with_a_flat_actor_and_a_dotted_action() {
+        let user = UserId::new();
+        let event = AuditEvent::new(
+            Actor::User {
+                id: user,
+                username: "ada".into(),
+            },
+            AuditAction::SessionsRevokedAll,
+            Some(user.to_string()),
+            t0(),
+        );
+        let item = to_item("audit", &AuditItem::from(&event)).unwrap();
+        assert_eq!(item["actor_kind"], AttributeValue::S("user".into()));
+        assert_eq!(item["actor_id"], AttributeValue::S(user.to_string()));
+        assert_eq!(
+            item["action"],
+            AttributeValue::S("sessions.revoked_all".into())
+        );
+        assert_eq!(item["list_pk"], AttributeValue::S(AUDIT_LIST_PK.into()));
+        assert!(!item.contains_key("detail"));
+        let back: AuditItem = from_item("audit", item).unwrap();
+        assert_eq!(back.into_event().unwrap(), event);
+    }
+
+    #[test]
+    fn an_audit_item_with_an_unknown_action_is_an_internal_error() {
+        let event = AuditEvent::new(Actor::System, AuditAction::JobCreated, None, t0());
+        let mut item = to_item("audit", &AuditItem::from(&event)).unwrap();
+        item.insert("action".into(), AttributeValue::S("job.exploded".into()));
+        let back: AuditItem = from_item("audit", item).unwrap();
+        let Err(StoreError::Internal(source)) = back.into_event() else {
+            panic!("an unknown action decoded")
+        };
+        assert!(source.to_string().contains("job.exploded"), "{source}");
     }
 
     #[test]

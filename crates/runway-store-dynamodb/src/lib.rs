@@ -8,9 +8,10 @@
 //!
 //! ## Design in one screen
 //!
-//! * **Six tables**, one per aggregate plus `lookups`, a strongly consistent
-//!   secondary key: `username#…`, `agent_token#…` and `registration_token#…` items
-//!   point at the record they name. A GSI would be eventually consistent, so a
+//! * **Seven tables**, one per aggregate (the append-only `audit` log among them)
+//!   plus `lookups`, a strongly consistent secondary key: `username#…`,
+//!   `agent_token#…` and `registration_token#…` items point at the record they
+//!   name. A GSI would be eventually consistent, so a
 //!   freshly registered agent could fail to authenticate; a lookup item written in
 //!   the same `TransactWriteItems` as its record cannot.
 //! * **Invariants are conditions**, never read-then-write: unique usernames
@@ -37,12 +38,14 @@
 //! `schema.rs` tables, [`schema()`] and [`DynamoStore::create_tables`] ·
 //! `error.rs` the mapping to `StoreError` · `items.rs` item shapes ·
 //! `page.rs` cursors and the GSI-then-`BatchGetItem` listing · `accounts.rs` users
-//! and sessions · `agents.rs` registration tokens and agents · `jobs.rs` jobs.
+//! and sessions · `agents.rs` registration tokens and agents · `jobs.rs` jobs ·
+//! `audit.rs` the audit log.
 
 #![forbid(unsafe_code)]
 
 mod accounts;
 mod agents;
+mod audit;
 mod error;
 mod items;
 mod jobs;
@@ -108,6 +111,7 @@ pub(crate) struct Tables {
     pub(crate) registration_tokens: String,
     pub(crate) agents: String,
     pub(crate) jobs: String,
+    pub(crate) audit: String,
 }
 
 impl Tables {
@@ -121,6 +125,7 @@ impl Tables {
             registration_tokens: name(schema::REGISTRATION_TOKENS),
             agents: name(schema::AGENTS),
             jobs: name(schema::JOBS),
+            audit: name(schema::AUDIT),
         }
     }
 }

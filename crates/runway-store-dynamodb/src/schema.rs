@@ -65,6 +65,7 @@ pub(crate) const SESSIONS: &str = "sessions";
 pub(crate) const REGISTRATION_TOKENS: &str = "registration_tokens";
 pub(crate) const AGENTS: &str = "agents";
 pub(crate) const JOBS: &str = "jobs";
+pub(crate) const AUDIT: &str = "audit";
 
 // Key attributes.
 pub(crate) const USER_ID: &str = "user_id";
@@ -73,6 +74,7 @@ pub(crate) const SESSION_ID: &str = "session_id";
 pub(crate) const TOKEN_ID: &str = "token_id";
 pub(crate) const AGENT_ID: &str = "agent_id";
 pub(crate) const JOB_ID: &str = "job_id";
+pub(crate) const AUDIT_ID: &str = "audit_id";
 pub(crate) const REGION: &str = "region";
 pub(crate) const STATUS: &str = "status";
 /// The constant partition of the "everything, newest first" indexes.
@@ -231,6 +233,15 @@ pub fn schema() -> Vec<TableSpec> {
                 },
                 keys_only(BY_LEASE, LEASE_PK, LEASE_EXPIRES),
             ],
+            ttl_attribute: None,
+        },
+        // Append-only: `append_audit` is a conditional PutItem and nothing updates
+        // or deletes an event (the function's IAM policy cannot, either).
+        TableSpec {
+            suffix: AUDIT,
+            partition_key: string(AUDIT_ID),
+            sort_key: None,
+            indexes: vec![keys_only(BY_CREATED, LIST_PK, AUDIT_ID)],
             ttl_attribute: None,
         },
     ]

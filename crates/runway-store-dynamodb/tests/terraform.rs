@@ -348,6 +348,59 @@ fn the_only_dynamodb_table_resource_is_built_from_the_tables_local() {
 }
 
 #[test]
+fn the_function_may_only_append_to_and_read_the_audit_log() {
+    let body = parse(&module_dir().join("iam.tf"));
+    let table_arns = body
+        .blocks()
+        .filter(|b| b.identifier() == "locals")
+        .find_map(|b| attribute(b.body(), "table_arns"))
+        .map(text)
+        .expect("iam.tf has local.table_arns");
+    assert!(
+        table_arns.contains(r#"if name != "audit""#),
+        "local.table_arns must leave the audit table out: {table_arns}"
+    );
+    let policy = body
+        .blocks()
+        .find(|b| {
+            b.identifier() == "data"
+                && b.labels()
+                    .iter()
+                    .map(hcl::BlockLabel::as_str)
+                    .eq(["aws_iam_policy_document", "function"])
+        })
+        .expect("iam.tf has the function's policy document");
+    let mut audit_actions = Vec::new();
+    for statement in policy
+        .body()
+        .blocks()
+        .filter(|b| b.identifier() == "statement")
+    {
+        // A list of ARNs or one local naming them; either way its source text.
+        let resources = format!(
+            "{:?}",
+            Value::from(
+                attribute(statement.body(), "resources")
+                    .expect("resources")
+                    .clone()
+            )
+        );
+        if resources.contains("audit") {
+            let Value::Array(actions) = Value::from(
+                attribute(statement.body(), "actions")
+                    .expect("actions")
+                    .clone(),
+            ) else {
+                panic!("actions is not a list");
+            };
+            audit_actions.extend(actions.iter().filter_map(Value::as_str).map(str::to_owned));
+        }
+    }
+    audit_actions.sort();
+    assert_eq!(audit_actions, ["dynamodb:BatchGetItem", "dynamodb:PutItem"]);
+}
+
+#[test]
 fn the_function_reads_the_prefix_the_tables_are_named_with() {
     let body = parse(&module_dir().join("lambda.tf"));
     let function = body

@@ -58,6 +58,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0002_claimable_jobs",
         include_str!("../migrations/0002_claimable_jobs.sql"),
     ),
+    (
+        "0003_audit_events",
+        include_str!("../migrations/0003_audit_events.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

@@ -47,12 +47,14 @@
 //!
 //! `db.rs` connections, pool and migrations · `error.rs` the mapping to
 //! `StoreError` · `rows.rs` column encodings · `accounts.rs` users and sessions ·
-//! `agents.rs` registration tokens and agents · `jobs.rs` jobs and pagination.
+//! `agents.rs` registration tokens and agents · `jobs.rs` jobs and pagination ·
+//! `audit.rs` the append-only audit log.
 
 #![forbid(unsafe_code)]
 
 mod accounts;
 mod agents;
+mod audit;
 mod db;
 mod error;
 mod jobs;

@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use runway_core::agent::{Agent, AgentMetrics, RegistrationToken};
+use runway_core::audit::{Actor, AuditAction, AuditEvent};
 use runway_core::job::{Attempt, Job, JobSpec};
 use runway_core::lifecycle::JobStatus;
 use runway_core::secret::TokenHash;
@@ -225,6 +226,34 @@ pub(crate) fn job(row: &Row<'_>) -> rusqlite::Result<Job> {
         created_at: get_ts(row, 11, "jobs.created_at")?,
         updated_at: get_ts(row, 12, "jobs.updated_at")?,
         attempt_count: get_u32(row, 13, "jobs.attempt_count")?,
+    })
+}
+
+/// The columns [`audit_event`] decodes, in order.
+pub(crate) const AUDIT_COLUMNS: &str =
+    "id, at, actor_kind, actor_id, actor_name, action, subject, request_id, detail";
+
+pub(crate) fn audit_event(row: &Row<'_>) -> rusqlite::Result<AuditEvent> {
+    let kind: String = row.get(2)?;
+    let (id, name): (Option<String>, Option<String>) = (row.get(3)?, row.get(4)?);
+    let actor = Actor::from_parts(&kind, id.as_deref(), name.as_deref())
+        .map_err(|e| bad(2, "audit_events.actor_kind", e.to_string()))?;
+    let action = row.get_ref(5)?.as_str()?;
+    let action = AuditAction::parse(action).ok_or_else(|| {
+        bad(
+            5,
+            "audit_events.action",
+            format!("unknown action `{action}`"),
+        )
+    })?;
+    Ok(AuditEvent {
+        id: get_parsed(row, 0, "audit_events.id")?,
+        at: get_ts(row, 1, "audit_events.at")?,
+        actor,
+        action,
+        subject: row.get(6)?,
+        request_id: row.get(7)?,
+        detail: row.get(8)?,
     })
 }
 

@@ -4,12 +4,14 @@
 use std::path::Path;
 
 use runway_core::agent::{Agent, AgentMetrics, RegistrationToken};
+use runway_core::audit::{Actor, AuditAction, AuditEvent};
 use runway_core::id::{AgentId, RegistrationTokenId, UserId};
 use runway_core::job::{Job, JobSpec};
 use runway_core::lifecycle::JobStatus;
 use runway_core::secret::TokenHash;
 use runway_core::store::{
-    AgentStore, JobStore, RegistrationTokenStore, StoreError, StoreHealth, UserStore,
+    AgentStore, AuditQuery, AuditStore, JobStore, RegistrationTokenStore, StoreError, StoreHealth,
+    UserStore,
 };
 use runway_core::user::{Role, User};
 use runway_store_sqlite::{DB_FILE_NAME, SchemaTooNew, SqliteStore};
@@ -200,6 +202,26 @@ async fn a_version_one_database_is_upgraded_in_place_and_gains_the_claim_index()
         claim_index.contains("WHERE status = 'queued'"),
         "{claim_index}"
     );
+}
+
+#[tokio::test]
+async fn the_audit_log_refuses_updates_and_deletes_even_from_another_connection() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("runway.db");
+    let store = runway_store_sqlite::open(&path).unwrap();
+    let event = AuditEvent::new(Actor::System, AuditAction::UserCreated, None, t0());
+    store.append_audit(&event).await.unwrap();
+
+    let conn = raw(&path);
+    for sql in [
+        "UPDATE audit_events SET detail = 'rewritten'",
+        "DELETE FROM audit_events",
+    ] {
+        let err = conn.execute(sql, []).unwrap_err();
+        assert!(err.to_string().contains("append-only"), "{sql}: {err}");
+    }
+    let listed = store.list_audit(&AuditQuery::default()).await.unwrap();
+    assert_eq!(listed.items, [event]);
 }
 
 #[tokio::test]

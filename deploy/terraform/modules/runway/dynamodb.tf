@@ -99,6 +99,19 @@ locals {
       }
       ttl_attribute = null
     }
+
+    # The append-only audit log: one item per mutation, newest first through
+    # by_created. The function may only put and read here (iam.tf), never update
+    # or delete.
+    audit = {
+      hash_key   = "audit_id"
+      range_key  = null
+      attributes = { audit_id = "S", list_pk = "S" }
+      indexes = {
+        by_created = { hash_key = "list_pk", range_key = "audit_id", projection_type = "KEYS_ONLY" }
+      }
+      ttl_attribute = null
+    }
   }
 
   # Auto-scaling bounds per table and per GSI ("table/index"); the minimum is also

@@ -24,7 +24,9 @@ resource "aws_iam_role" "function" {
 }
 
 locals {
-  table_arns = [for table in aws_dynamodb_table.this : table.arn]
+  # The audit log is append-only, so its table gets its own, narrower statement.
+  table_arns = [for name, table in aws_dynamodb_table.this : table.arn if name != "audit"]
+  audit_arn  = aws_dynamodb_table.this["audit"].arn
   index_arns = [for table in aws_dynamodb_table.this : "${table.arn}/index/*"]
 }
 
@@ -33,7 +35,8 @@ data "aws_iam_policy_document" "function" {
   #   GetItem            every point read (sessions, users, lookups, agents, jobs, ping)
   #   BatchGetItem       listings: the items behind the ids a GSI returned
   #   Scan               has_users (Limit 1) and listing registration tokens
-  #   PutItem            create_session, create_job; Put inside TransactWriteItems
+  #   PutItem            create_session, create_job, append_audit; Put inside
+  #                      TransactWriteItems
   #   UpdateItem         touch_session, set_password_hash, heartbeats, job transitions
   #   DeleteItem         revoking sessions; Delete inside TransactWriteItems
   #   ConditionCheckItem the registration-token check inside TransactWriteItems
@@ -51,6 +54,15 @@ data "aws_iam_policy_document" "function" {
       "dynamodb:ConditionCheckItem",
     ]
     resources = local.table_arns
+  }
+
+  # The audit log: append_audit is a conditional PutItem, list_audit a BatchGetItem
+  # of the ids its index returned. No UpdateItem, no DeleteItem: not even a bug in
+  # the function can rewrite or erase an event.
+  statement {
+    sid       = "AppendAndReadAuditLog"
+    actions   = ["dynamodb:PutItem", "dynamodb:BatchGetItem"]
+    resources = [local.audit_arn]
   }
 
   # The code queries only its GSIs (listings newest first), never a base table.

@@ -1,0 +1,102 @@
+//! The audit log: append, and list newest first.
+//!
+//! `audit_events` (migration 3) is append-only. This module holds its only SQL:
+//! one `INSERT` and one keyset `SELECT`, with no `UPDATE` or `DELETE` anywhere, and
+//! triggers in the schema refuse either from any other connection. A duplicate id
+//! is a PRIMARY KEY violation, hence `Conflict`, and the stored event is left as it
+//! was (a plain `INSERT`, never `OR REPLACE`).
+//!
+//! Listing is the keyset seek of every listing ([`Seek::select`]): `ORDER BY id
+//! DESC` on the primary key, so newest first (ids are ULIDs) at the same cost on
+//! every page.
+
+use async_trait::async_trait;
+use runway_core::audit::AuditEvent;
+use runway_core::page::Page;
+use runway_core::store::{AuditQuery, AuditStore, StoreError, StoreResult};
+use rusqlite::{params, params_from_iter};
+
+use crate::SqliteStore;
+use crate::error::store_error_or_conflict;
+use crate::page::Seek;
+use crate::rows::{self, AUDIT_COLUMNS, ts};
+
+#[async_trait]
+impl AuditStore for SqliteStore {
+    async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()> {
+        event.validate().map_err(StoreError::internal)?;
+        let event = event.clone();
+        let at = ts(event.at)?;
+        self.db
+            .write(move |conn| {
+                conn.prepare_cached(&format!(
+                    "INSERT INTO audit_events ({AUDIT_COLUMNS}) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                ))
+                .and_then(|mut stmt| {
+                    stmt.execute(params![
+                        event.id.to_string(),
+                        at,
+                        event.actor.kind(),
+                        event.actor.id(),
+                        event.actor.name(),
+                        event.action.as_str(),
+                        event.subject,
+                        event.request_id,
+                        event.detail,
+                    ])
+                })
+                .map_err(|e| {
+                    store_error_or_conflict(e, || format!("audit event {} exists", event.id))
+                })?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn list_audit(&self, query: &AuditQuery) -> StoreResult<Page<AuditEvent>> {
+        let seek = Seek::new(&query.page)?;
+        let mut values = Vec::new();
+        let sql = seek.select(AUDIT_COLUMNS, "audit_events", Vec::new(), &mut values);
+        let events = self.db.read(|conn| {
+            conn.prepare_cached(&sql)?
+                .query_map(params_from_iter(values), rows::audit_event)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        Ok(seek.finish(events, |e| e.id.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use runway_core::page::{Cursor, PageRequest};
+    use rusqlite::types::Value;
+
+    use super::*;
+
+    #[test]
+    fn the_audit_listing_walks_the_primary_key_backwards_without_sorting() {
+        let store = crate::open_in_memory().unwrap();
+        for page in [
+            PageRequest::default(),
+            PageRequest {
+                limit: 10,
+                after: Some(Cursor(ulid::Ulid::new().to_string())),
+            },
+        ] {
+            let seek = Seek::new(&page).unwrap();
+            let mut values: Vec<Value> = Vec::new();
+            let sql = seek.select(AUDIT_COLUMNS, "audit_events", Vec::new(), &mut values);
+            let plan = store
+                .db
+                .read(|conn| {
+                    conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?
+                        .query_map(params_from_iter(values), |row| row.get::<_, String>(3))?
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .unwrap()
+                .join("; ");
+            assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+        }
+    }
+}
