@@ -209,6 +209,18 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The response to a handler that panicked: a 500 like any other bug, its message
+/// logged as the cause (with the request id) and never shown. Installed with
+/// `CatchPanicLayer`, inside the middleware that renders envelopes.
+pub(crate) fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let what = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("a payload that is not a string");
+    ApiError::Internal(format!("a handler panicked: {what}").into()).into_response()
+}
+
 /// The error envelope, as documented in the OpenAPI schema.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {

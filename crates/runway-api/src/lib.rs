@@ -160,7 +160,12 @@ pub fn router(store: Arc<dyn Store>, config: ApiConfig) -> Router {
         .method_not_allowed_fallback(system::method_not_allowed)
         .with_state(state);
 
-    let api = api.layer(DefaultBodyLimit::max(max_body_bytes));
+    let api = api
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        // A panic is a bug in one request, not a reason to drop the others.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            error::panic_response,
+        ));
     let api = match middleware::cors(cors_allowed_origins) {
         Some(cors) => api.layer(cors),
         None => api,

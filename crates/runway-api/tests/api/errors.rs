@@ -9,6 +9,7 @@ use axum::http::{Method, StatusCode};
 use runway_api::{ApiConfig, router};
 use runway_core::OffsetDateTime;
 use runway_core::agent::{Agent, AgentMetrics, RegistrationToken};
+use runway_core::audit::AuditEvent;
 use runway_core::id::{AgentId, JobId, RegistrationTokenId, SessionId, UserId};
 use runway_core::job::{Job, JobDetail};
 use runway_core::lifecycle::JobStatus;
@@ -16,8 +17,8 @@ use runway_core::page::Page;
 use runway_core::secret::TokenHash;
 use runway_core::session::Session;
 use runway_core::store::{
-    AgentQuery, AgentStore, JobQuery, JobStore, RegistrationTokenStore, SessionStore, StoreError,
-    StoreHealth, StoreResult, UserStore,
+    AgentQuery, AgentStore, AuditQuery, AuditStore, JobQuery, JobStore, RegistrationTokenStore,
+    SessionStore, StoreError, StoreHealth, StoreResult, UserStore,
 };
 use runway_core::user::User;
 use serde_json::json;
@@ -248,6 +249,16 @@ impl StoreHealth for FailingStore {
     }
 }
 
+#[async_trait]
+impl AuditStore for FailingStore {
+    async fn append_audit(&self, _: &AuditEvent) -> StoreResult<()> {
+        self.fail()
+    }
+    async fn list_audit(&self, _: &AuditQuery) -> StoreResult<Page<AuditEvent>> {
+        self.fail()
+    }
+}
+
 fn failing_app(make: fn() -> StoreError) -> TestApp {
     let store: Arc<dyn runway_core::store::Store> = Arc::new(FailingStore { make });
     TestApp {
@@ -301,4 +312,16 @@ async fn a_store_bug_is_a_500_with_a_fixed_message_that_hides_the_cause() {
         assert!(!message.contains("xyz"), "{message}");
         assert!(!String::from_utf8_lossy(&r.body).contains("corrupt"));
     }
+}
+
+#[tokio::test]
+async fn a_panicking_handler_is_a_500_envelope_and_the_server_keeps_serving() {
+    let app = failing_app(|| panic!("the store exploded near secret xyz"));
+    let token = format!("rws_{}_{}", SessionId::new(), "a".repeat(43));
+    for _ in 0..2 {
+        let r = app.get("/api/v1/auth/session", Some(&token)).await;
+        let message = r.assert_error(500, "internal");
+        assert!(!message.contains("xyz"), "{message}");
+    }
+    assert_eq!(app.get("/health", None).await.status, StatusCode::OK);
 }
