@@ -7,12 +7,16 @@
 //!
 //! Changing a user's password revokes all their sessions, because sessions carry a
 //! copy of the user's name and role and must not outlive a credential change.
+//!
+//! Each change is recorded in the audit log with the actor `system`: these run on
+//! the operator's side (first start, `runway admin`), not as a signed-in user.
 
 use runway_core::OffsetDateTime;
+use runway_core::audit::{Actor, AuditAction, AuditEvent};
 use runway_core::id::UserId;
 use runway_core::password::{MIN_PASSWORD_LEN, generate_password, hash_password};
 use runway_core::secret::Secret;
-use runway_core::store::{StoreError, UserStore};
+use runway_core::store::{AuditStore, StoreError, UserStore};
 use runway_core::user::{Role, User, validate_username};
 
 use crate::routes::sessions::MAX_PASSWORD_LEN;
@@ -73,10 +77,10 @@ async fn hash(password: &Secret) -> String {
 ///
 /// # Errors
 /// [`AccountError::WeakPassword`] if a given password is too short; store failures.
-pub async fn ensure_admin(
-    store: &dyn UserStore,
-    password: Option<Secret>,
-) -> Result<Bootstrap, AccountError> {
+pub async fn ensure_admin<S>(store: &S, password: Option<Secret>) -> Result<Bootstrap, AccountError>
+where
+    S: UserStore + AuditStore + ?Sized,
+{
     if let Some(p) = &password {
         check_password(p)?;
     }
@@ -98,7 +102,10 @@ pub async fn ensure_admin(
         password_hash: hash(&password).await,
     };
     match store.create_user(&user).await {
-        Ok(()) => Ok(outcome),
+        Ok(()) => {
+            record(store, AuditAction::UserCreated, &user, "first start").await;
+            Ok(outcome)
+        }
         // Another process bootstrapped at the same moment.
         Err(StoreError::Conflict(_)) => Ok(Bootstrap::AlreadyInitialized),
         Err(e) => Err(e.into()),
@@ -110,12 +117,15 @@ pub async fn ensure_admin(
 /// # Errors
 /// [`AccountError::InvalidUsername`], [`AccountError::WeakPassword`],
 /// [`AccountError::UsernameTaken`], or a store failure.
-pub async fn create_user(
-    store: &dyn UserStore,
+pub async fn create_user<S>(
+    store: &S,
     username: &str,
     password: &Secret,
     role: Role,
-) -> Result<User, AccountError> {
+) -> Result<User, AccountError>
+where
+    S: UserStore + AuditStore + ?Sized,
+{
     validate_username(username).map_err(AccountError::InvalidUsername)?;
     check_password(password)?;
     let user = User {
@@ -126,7 +136,11 @@ pub async fn create_user(
         password_hash: hash(password).await,
     };
     match store.create_user(&user).await {
-        Ok(()) => Ok(user),
+        Ok(()) => {
+            let detail = format!("{} `{}`", user.role.as_str(), user.username);
+            record(store, AuditAction::UserCreated, &user, &detail).await;
+            Ok(user)
+        }
         Err(StoreError::Conflict(_)) => Err(AccountError::UsernameTaken(username.to_owned())),
         Err(e) => Err(e.into()),
     }
@@ -138,11 +152,14 @@ pub async fn create_user(
 ///
 /// # Errors
 /// [`AccountError::WeakPassword`], [`AccountError::NoSuchUser`], or a store failure.
-pub async fn reset_password(
-    store: &dyn UserStore,
+pub async fn reset_password<S>(
+    store: &S,
     username: &str,
     password: &Secret,
-) -> Result<(), AccountError> {
+) -> Result<(), AccountError>
+where
+    S: UserStore + AuditStore + ?Sized,
+{
     check_password(password)?;
     let user = store
         .user_by_username(username)
@@ -150,9 +167,27 @@ pub async fn reset_password(
         .ok_or_else(|| AccountError::NoSuchUser(username.to_owned()))?;
     let hashed = hash(password).await;
     match store.set_password_hash(user.id, &hashed).await {
-        Ok(()) => Ok(()),
+        Ok(()) => {
+            let detail = format!("`{}`, signed out everywhere", user.username);
+            record(store, AuditAction::UserPasswordReset, &user, &detail).await;
+            Ok(())
+        }
         // Deleted between the lookup and the write.
         Err(StoreError::NotFound) => Err(AccountError::NoSuchUser(username.to_owned())),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Records an account change made by the system (see the module documentation).
+async fn record<S>(store: &S, action: AuditAction, user: &User, detail: &str)
+where
+    S: AuditStore + ?Sized,
+{
+    let event = AuditEvent::new(
+        Actor::System,
+        action,
+        Some(user.id.to_string()),
+        OffsetDateTime::now_utc(),
+    );
+    crate::audit::append(store, event, Some(detail.to_owned())).await;
 }

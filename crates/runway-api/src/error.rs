@@ -212,6 +212,10 @@ impl IntoResponse for ApiError {
 /// The response to a handler that panicked: a 500 like any other bug, its message
 /// logged as the cause (with the request id) and never shown. Installed with
 /// `CatchPanicLayer`, inside the middleware that renders envelopes.
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "the signature CatchPanicLayer calls: it hands the payload over by value"
+)]
 pub(crate) fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
     let what = panic
         .downcast_ref::<String>()

@@ -15,6 +15,7 @@
 //! * `middleware` — request ids, the error envelope, the access log, CORS;
 //! * `routes::*` — one module per group of endpoints;
 //! * [`accounts`] — user bootstrap and administration, shared with the CLI;
+//! * `audit` — recording every mutation in the audit log, and `GET /api/v1/audit`;
 //! * `openapi` — the OpenAPI 3.1 document and the `/docs` page.
 //!
 //! The handlers depend only on `Arc<dyn Store>`, so the same router runs on SQLite
@@ -30,6 +31,7 @@ use axum::routing::{delete, get, post};
 use runway_core::store::Store;
 
 pub mod accounts;
+mod audit;
 mod auth;
 mod error;
 mod extract;
@@ -154,6 +156,7 @@ pub fn router(store: Arc<dyn Store>, config: ApiConfig) -> Router {
         .route("/agent/v1/register", post(agent_protocol::register))
         .route("/agent/v1/heartbeat", post(agent_protocol::heartbeat))
         .route("/agent/v1/config", get(agent_protocol::config))
+        .route("/api/v1/audit", get(audit::list))
         .merge(openapi::routes())
         .fallback(system::not_found)
         // Applies to the routes registered above, so it comes after them.

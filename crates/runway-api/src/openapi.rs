@@ -48,6 +48,7 @@ use crate::routes::{agent_protocol, agents, jobs, registration_tokens, sessions,
         agent_protocol::register,
         agent_protocol::heartbeat,
         agent_protocol::config,
+        crate::audit::list,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),
     modifiers(&BearerAuth),
@@ -58,6 +59,7 @@ use crate::routes::{agent_protocol, agents, jobs, registration_tokens, sessions,
         (name = "agents", description = "Build agents as users see them"),
         (name = "jobs", description = "Submitting and following jobs"),
         (name = "agent protocol", description = "The calls build agents make"),
+        (name = "audit", description = "Who changed what, newest first (admins)"),
     )
 )]
 struct ApiDoc;

@@ -17,6 +17,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use runway_core::OffsetDateTime;
 use runway_core::agent::{Agent, AgentMetrics, AgentStatus, HEARTBEAT_INTERVAL, OFFLINE_AFTER};
+use runway_core::audit::AuditAction;
 use runway_core::id::{AgentId, JobId, RegistrationTokenId};
 use runway_core::job::{DEFAULT_QUEUE, validate_label, validate_labels};
 use runway_core::secret::{IssuedToken, Secret, TokenKind};
@@ -28,6 +29,7 @@ use utoipa::ToSchema;
 use super::agents::AgentView;
 use super::{check_text, expose_secret};
 use crate::AppState;
+use crate::audit::Audit;
 use crate::auth::{CurrentAgent, RegistrationBearer};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, OptionalJson};
@@ -171,6 +173,7 @@ impl RegisterRequest {
         (status = 422, description = "A field is missing or out of range", body = ErrorBody)))]
 pub(crate) async fn register(
     State(state): State<AppState>,
+    audit: Audit,
     RegistrationBearer(registration): RegistrationBearer,
     ApiJson(req): ApiJson<RegisterRequest>,
 ) -> Result<(StatusCode, Json<RegisterResponse>), ApiError> {
@@ -202,6 +205,17 @@ pub(crate) async fn register(
             }
             other => other.into(),
         })?;
+    audit
+        .record_with(
+            (&agent).into(),
+            AuditAction::AgentRegistered,
+            agent.id,
+            Some(format!(
+                "with registration token {}",
+                agent.registration_token_id
+            )),
+        )
+        .await;
     Ok((
         StatusCode::CREATED,
         Json(RegisterResponse {

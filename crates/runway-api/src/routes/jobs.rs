@@ -9,6 +9,7 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use runway_core::OffsetDateTime;
+use runway_core::audit::AuditAction;
 use runway_core::id::JobId;
 use runway_core::job::{Job, JobDetail, JobSpec};
 use runway_core::lifecycle::{IllegalTransition, JobStatus, cancel_target};
@@ -19,6 +20,7 @@ use utoipa::ToSchema;
 
 use super::{Listing, or_not_found, page_request};
 use crate::AppState;
+use crate::audit::Audit;
 use crate::auth::CurrentUser;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiQuery, IdPath};
@@ -56,6 +58,7 @@ pub(crate) struct JobListQuery {
         (status = 422, description = "A field is missing or out of range", body = ErrorBody)))]
 pub(crate) async fn create(
     State(state): State<AppState>,
+    audit: Audit,
     CurrentUser { session }: CurrentUser,
     ApiJson(spec): ApiJson<JobSpec>,
 ) -> Result<Response, ApiError> {
@@ -63,6 +66,9 @@ pub(crate) async fn create(
         .map_err(|e| ApiError::Validation(e.to_string()))?;
     let job = Job::new(spec, session.user_id, OffsetDateTime::now_utc());
     state.store.create_job(&job).await?;
+    audit
+        .record((&session).into(), AuditAction::JobCreated, job.id)
+        .await;
     let location = HeaderValue::try_from(format!("/api/v1/jobs/{}", job.id))
         .map_err(|e| ApiError::Internal(Box::new(e)))?;
     Ok((
@@ -129,7 +135,8 @@ pub(crate) async fn get(
         (status = 409, description = "The job is already finished or canceling (`illegal_transition`)", body = ErrorBody)))]
 pub(crate) async fn cancel(
     State(state): State<AppState>,
-    _user: CurrentUser,
+    audit: Audit,
+    CurrentUser { session }: CurrentUser,
     IdPath(id): IdPath<JobId>,
 ) -> Result<Json<Job>, ApiError> {
     // The target depends on the status (queued → canceled, claimed or running →
@@ -159,7 +166,17 @@ pub(crate) async fn cancel(
             .transition_job(id, to, OffsetDateTime::now_utc())
             .await
         {
-            Ok(job) => return Ok(Json(job)),
+            Ok(job) => {
+                audit
+                    .record_with(
+                        (&session).into(),
+                        AuditAction::JobCanceled,
+                        id,
+                        Some(format!("{from} → {}", job.status)),
+                    )
+                    .await;
+                return Ok(Json(job));
+            }
             Err(StoreError::IllegalTransition(t)) if t.from != from && attempts_left > 1 => {
                 attempts_left -= 1;
             }

@@ -43,6 +43,7 @@ pub(crate) fn or_not_found(kind: &'static str) -> impl FnOnce(StoreError) -> Api
 pub(crate) enum Listing {
     Jobs,
     Agents,
+    Audit,
 }
 
 impl Listing {
@@ -50,6 +51,7 @@ impl Listing {
         match self {
             Self::Jobs => "jobs",
             Self::Agents => "agents",
+            Self::Audit => "audit",
         }
     }
 

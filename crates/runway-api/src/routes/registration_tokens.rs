@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use runway_core::OffsetDateTime;
 use runway_core::agent::RegistrationToken;
+use runway_core::audit::AuditAction;
 use runway_core::id::RegistrationTokenId;
 use runway_core::secret::{IssuedToken, Secret, TokenKind};
 use serde::{Deserialize, Serialize};
@@ -19,6 +20,7 @@ use super::{check_text, expose_secret, or_not_found};
 /// nanoseconds, which end in 2262; a token meant to live forever omits the field.
 const MAX_TOKEN_LIFETIME: time::Duration = time::Duration::days(3650);
 use crate::AppState;
+use crate::audit::Audit;
 use crate::auth::AdminUser;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{IdPath, OptionalJson};
@@ -69,6 +71,7 @@ pub(crate) struct RegistrationTokenList {
         (status = 422, description = "A field is out of range", body = ErrorBody)))]
 pub(crate) async fn create(
     State(state): State<AppState>,
+    audit: Audit,
     AdminUser(admin): AdminUser,
     OptionalJson(req): OptionalJson<CreateRegistrationToken>,
 ) -> Result<(StatusCode, Json<CreatedRegistrationToken>), ApiError> {
@@ -101,6 +104,13 @@ pub(crate) async fn create(
         token_hash: issued.hash,
     };
     state.store.create_registration_token(&record).await?;
+    audit
+        .record(
+            (&admin.session).into(),
+            AuditAction::RegistrationTokenCreated,
+            record.id,
+        )
+        .await;
     Ok((
         StatusCode::CREATED,
         Json(CreatedRegistrationToken {
@@ -136,7 +146,8 @@ pub(crate) async fn list(
         (status = 404, description = "No such token", body = ErrorBody)))]
 pub(crate) async fn delete(
     State(state): State<AppState>,
-    _admin: AdminUser,
+    audit: Audit,
+    AdminUser(admin): AdminUser,
     IdPath(id): IdPath<RegistrationTokenId>,
 ) -> Result<StatusCode, ApiError> {
     state
@@ -144,5 +155,12 @@ pub(crate) async fn delete(
         .delete_registration_token(id)
         .await
         .map_err(or_not_found("registration token"))?;
+    audit
+        .record(
+            (&admin.session).into(),
+            AuditAction::RegistrationTokenDeleted,
+            id,
+        )
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }

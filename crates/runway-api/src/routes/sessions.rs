@@ -19,6 +19,7 @@ use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use runway_core::OffsetDateTime;
+use runway_core::audit::AuditAction;
 use runway_core::id::{SessionId, UserId};
 use runway_core::password::{dummy_hash, verify_password};
 use runway_core::secret::{IssuedToken, Secret};
@@ -30,6 +31,7 @@ use utoipa::ToSchema;
 
 use super::{check_text, expose_secret, or_not_found};
 use crate::AppState;
+use crate::audit::Audit;
 use crate::auth::CurrentUser;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, IdPath, OptionalJson};
@@ -168,6 +170,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientMeta {
         (status = 503, description = "Too many sign-ins at once (`overloaded`); retry after `Retry-After` seconds", body = ErrorBody)))]
 pub(crate) async fn sign_in(
     State(state): State<AppState>,
+    audit: Audit,
     meta: ClientMeta,
     ApiJson(req): ApiJson<SignInRequest>,
 ) -> Result<(StatusCode, Json<SignInResponse>), ApiError> {
@@ -229,6 +232,14 @@ pub(crate) async fn sign_in(
         token_hash: issued.hash,
     };
     state.store.create_session(&session).await?;
+    audit
+        .record_with(
+            (&session).into(),
+            AuditAction::SessionCreated,
+            session.id,
+            session.device_name.as_ref().map(|d| format!("device: {d}")),
+        )
+        .await;
     let user = SessionUser::of(&session);
     Ok((
         StatusCode::CREATED,
@@ -261,6 +272,7 @@ pub(crate) async fn current(CurrentUser { session }: CurrentUser) -> Json<Curren
         (status = 401, description = "No valid session", body = ErrorBody)))]
 pub(crate) async fn sign_out(
     State(state): State<AppState>,
+    audit: Audit,
     CurrentUser { session }: CurrentUser,
 ) -> Result<StatusCode, ApiError> {
     match state
@@ -268,8 +280,19 @@ pub(crate) async fn sign_out(
         .revoke_session(session.user_id, session.id)
         .await
     {
-        // A concurrent sign-out already removed it: the outcome is the same.
-        Ok(()) | Err(StoreError::NotFound) => Ok(StatusCode::NO_CONTENT),
+        Ok(()) => {
+            audit
+                .record_with(
+                    (&session).into(),
+                    AuditAction::SessionRevoked,
+                    session.id,
+                    Some("signed out".into()),
+                )
+                .await;
+            Ok(StatusCode::NO_CONTENT)
+        }
+        // A concurrent sign-out already removed it (and recorded it): same outcome.
+        Err(StoreError::NotFound) => Ok(StatusCode::NO_CONTENT),
         Err(e) => Err(e.into()),
     }
 }
@@ -308,6 +331,7 @@ pub(crate) async fn list(
         (status = 404, description = "Not one of the caller's sessions", body = ErrorBody)))]
 pub(crate) async fn revoke(
     State(state): State<AppState>,
+    audit: Audit,
     CurrentUser { session: me }: CurrentUser,
     IdPath(id): IdPath<SessionId>,
 ) -> Result<StatusCode, ApiError> {
@@ -316,6 +340,9 @@ pub(crate) async fn revoke(
         .revoke_session(me.user_id, id)
         .await
         .map_err(or_not_found("session"))?;
+    audit
+        .record((&me).into(), AuditAction::SessionRevoked, id)
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -329,10 +356,24 @@ pub(crate) async fn revoke(
         (status = 401, description = "No valid session", body = ErrorBody)))]
 pub(crate) async fn revoke_all(
     State(state): State<AppState>,
+    audit: Audit,
     CurrentUser { session: me }: CurrentUser,
     OptionalJson(req): OptionalJson<RevokeAllRequest>,
 ) -> Result<Json<Revoked>, ApiError> {
     let keep = req.keep_current.then_some(me.id);
     let revoked = state.store.revoke_user_sessions(me.user_id, keep).await?;
+    let kept = if keep.is_some() {
+        ", kept the current one"
+    } else {
+        ""
+    };
+    audit
+        .record_with(
+            (&me).into(),
+            AuditAction::SessionsRevokedAll,
+            me.user_id,
+            Some(format!("revoked {revoked}{kept}")),
+        )
+        .await;
     Ok(Json(Revoked { revoked }))
 }

@@ -6,6 +6,7 @@
 mod agent_protocol;
 mod agents;
 mod app;
+mod audit;
 mod errors;
 mod jobs;
 mod matrix;

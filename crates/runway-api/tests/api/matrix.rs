@@ -107,6 +107,7 @@ pub const ROUTES: &[Route] = &[
         Takes::OptionalJson,
     ),
     ("get", "/agent/v1/config", Caller::Agent, Takes::Nothing),
+    ("get", "/api/v1/audit", Caller::Admin, Takes::Nothing),
 ];
 
 /// The tokens of every kind, minted once per app.
