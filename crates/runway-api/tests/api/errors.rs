@@ -2,6 +2,7 @@
 //! problems, and store failures, which a store that always fails stands in for.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -14,13 +15,13 @@ use runway_core::id::{AgentId, JobId, RegistrationTokenId, SessionId, UserId};
 use runway_core::job::{Job, JobDetail};
 use runway_core::lifecycle::JobStatus;
 use runway_core::page::Page;
-use runway_core::secret::TokenHash;
+use runway_core::secret::{IssuedToken, TokenHash};
 use runway_core::session::Session;
 use runway_core::store::{
     AgentQuery, AgentStore, AuditQuery, AuditStore, JobQuery, JobStore, RegistrationTokenStore,
     SessionStore, StoreError, StoreHealth, StoreResult, UserStore,
 };
-use runway_core::user::User;
+use runway_core::user::{Role, User};
 use serde_json::json;
 
 use crate::app::TestApp;
@@ -129,9 +130,13 @@ async fn json_of_the_wrong_shape_is_a_422_naming_the_field() {
         .assert_error(422, "validation_failed");
 }
 
-/// A store that fails every call with the error `make` builds.
+/// A store that fails every call with the error `make` builds, except that it can
+/// hold one session, and counts how often that session is read and touched.
 struct FailingStore {
     make: fn() -> StoreError,
+    session: Option<Session>,
+    session_reads: AtomicUsize,
+    touches: AtomicUsize,
 }
 
 impl FailingStore {
@@ -164,10 +169,17 @@ impl SessionStore for FailingStore {
     async fn create_session(&self, _: &Session) -> StoreResult<()> {
         self.fail()
     }
-    async fn get_session(&self, _: SessionId) -> StoreResult<Option<Session>> {
-        self.fail()
+    async fn get_session(&self, id: SessionId) -> StoreResult<Option<Session>> {
+        match &self.session {
+            Some(s) => {
+                self.session_reads.fetch_add(1, Ordering::SeqCst);
+                Ok(Some(s.clone()).filter(|s| s.id == id))
+            }
+            None => self.fail(),
+        }
     }
     async fn touch_session(&self, _: SessionId, _: OffsetDateTime) -> StoreResult<()> {
+        self.touches.fetch_add(1, Ordering::SeqCst);
         self.fail()
     }
     async fn list_user_sessions(&self, _: UserId, _: OffsetDateTime) -> StoreResult<Vec<Session>> {
@@ -260,11 +272,79 @@ impl AuditStore for FailingStore {
 }
 
 fn failing_app(make: fn() -> StoreError) -> TestApp {
-    let store: Arc<dyn runway_core::store::Store> = Arc::new(FailingStore { make });
+    let store: Arc<dyn runway_core::store::Store> = Arc::new(FailingStore {
+        make,
+        session: None,
+        session_reads: AtomicUsize::new(0),
+        touches: AtomicUsize::new(0),
+    });
     TestApp {
         router: router(Arc::clone(&store), ApiConfig::default()),
         store,
     }
+}
+
+/// A store holding one session last seen `idle` ago, whose every other call fails
+/// as unavailable; returns the router, the store and the session's token.
+fn one_session_app(idle: time::Duration) -> (axum::Router, Arc<FailingStore>, String) {
+    let now = OffsetDateTime::now_utc();
+    let id = SessionId::new();
+    let issued = IssuedToken::session(id);
+    let session = Session {
+        id,
+        user_id: UserId::new(),
+        username: "ada".into(),
+        role: Role::Member,
+        device_name: None,
+        user_agent: None,
+        ip: None,
+        created_at: now - idle,
+        last_seen_at: now - idle,
+        expires_at: now + time::Duration::days(1),
+        idle_timeout_seconds: 86_400,
+        token_hash: issued.hash,
+    };
+    let store = Arc::new(FailingStore {
+        make: || StoreError::unavailable(std::io::Error::other("throttled"), None),
+        session: Some(session),
+        session_reads: AtomicUsize::new(0),
+        touches: AtomicUsize::new(0),
+    });
+    let dyn_store: Arc<dyn runway_core::store::Store> = store.clone();
+    let router = router(dyn_store, ApiConfig::default());
+    (router, store, issued.plaintext.expose().to_owned())
+}
+
+async fn get_current_session(router: &axum::Router, token: &str) -> StatusCode {
+    use tower::ServiceExt as _;
+    router
+        .clone()
+        .oneshot(
+            TestApp::request(Method::GET, "/api/v1/auth/session", Some(token))
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test]
+async fn validating_a_session_is_one_store_read_and_no_write_within_the_minute() {
+    let (router, store, token) = one_session_app(time::Duration::seconds(5));
+    for round in 1..=3 {
+        assert_eq!(get_current_session(&router, &token).await, StatusCode::OK);
+        assert_eq!(store.session_reads.load(Ordering::SeqCst), round);
+        assert_eq!(store.touches.load(Ordering::SeqCst), 0);
+    }
+}
+
+#[tokio::test]
+async fn a_session_idle_for_minutes_is_touched_and_a_throttled_touch_does_not_fail_the_call() {
+    let (router, store, token) = one_session_app(time::Duration::minutes(3));
+    assert_eq!(get_current_session(&router, &token).await, StatusCode::OK);
+    assert_eq!(store.session_reads.load(Ordering::SeqCst), 1);
+    assert_eq!(store.touches.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test]
