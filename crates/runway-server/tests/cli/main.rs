@@ -16,6 +16,7 @@ mod support;
 mod admin;
 mod config;
 mod dynamodb;
+mod logs;
 mod restart;
 mod shutdown;
 mod startup;
