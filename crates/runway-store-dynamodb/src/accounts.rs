@@ -198,7 +198,7 @@ impl UserStore for DynamoStore {
     }
 
     /// The user's sessions (found through `by_user`) are deleted in
-    /// `TransactWriteItems` of at most [`SESSIONS_PER_TRANSACTION`] deletes plus one
+    /// `TransactWriteItems` of at most `SESSIONS_PER_TRANSACTION` deletes plus one
     /// action on the user, and the **last** transaction is the one that carries the
     /// `UpdateItem` of the hash (`attribute_exists(user_id)`). The earlier ones, only
     /// for a user with more sessions than fit in one, carry a `ConditionCheck` that
