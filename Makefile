@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: help run test test-lambda fmt lint lint-infra test-terraform lambda lambda-x86 bench clean
+.PHONY: help run test test-lambda readme-smoke fmt lint lint-infra test-terraform lambda lambda-x86 bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -19,6 +19,9 @@ test: ## Format check, clippy, and every test (the DynamoDB store against a loca
 
 test-lambda: ## The runway binary under `cargo lambda watch` on DynamoDB (moto), fed API Gateway v2 events
 	scripts/lambda-e2e.sh
+
+readme-smoke: ## The README's `cargo run --release` and its "API at a glance" curl block, run as written
+	scripts/readme-smoke.sh
 
 lambda: ## Package the Lambda function for arm64: target/lambda/runway/bootstrap.zip
 	scripts/cargo-lambda.sh build --release --arm64 --output-format zip -p runway-server --bin runway

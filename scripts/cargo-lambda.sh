@@ -2,7 +2,8 @@
 # cargo-lambda.sh — run cargo-lambda from the repository's tools venv.
 #
 #   scripts/cargo-lambda.sh install        install cargo-lambda (PyPI, brings zig) into
-#                                          .venv-tools if it is missing, then exit
+#                                          .venv-tools if it is missing or another
+#                                          version, then exit
 #   scripts/cargo-lambda.sh ARGS…          install if missing, then `cargo lambda ARGS…`
 #
 # Examples (what `make lambda`, `make lambda-x86` and `make test-lambda` use):
@@ -13,7 +14,14 @@
 #
 # The PyPI package `cargo-lambda` ships the cargo-lambda binary and `ziglang`, which
 # cargo-lambda uses as the cross linker, so nothing outside the venv is installed.
-# The venv is shared with other tools (checkov, zizmor): `pip install` only adds.
+# Both are pinned: a new release of either (a new zig can link differently) should
+# be a deliberate upgrade, not something a CI run picks up. The venv is shared with
+# other tools (checkov, zizmor): `pip install` only adds.
+#
+# An arm64 build (`--arm64`, or `--target aarch64-unknown-linux-gnu`) needs the Rust
+# standard library for aarch64-unknown-linux-gnu; if rustup lacks it, this script
+# runs `rustup target add aarch64-unknown-linux-gnu` first (a download from
+# rustup's own server) and stops with what to do only if that fails.
 # Progress and errors go to stderr; stdout is cargo-lambda's own.
 
 set -euo pipefail
@@ -21,12 +29,22 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv-tools"
 BIN="$VENV/bin/cargo-lambda"
+# Exact versions (see the header). To upgrade: `pip index versions cargo-lambda`,
+# change these, and run `make lambda` and `make test-lambda`.
+CARGO_LAMBDA_VERSION="1.9.2"
+ZIGLANG_VERSION="0.17.1"
+ARM64_TARGET="aarch64-unknown-linux-gnu"
 
 say() { printf 'cargo-lambda.sh: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
 
+installed_version() {
+  "$VENV/bin/python" -c 'import importlib.metadata as m, sys; print(m.version(sys.argv[1]))' "$1" 2>/dev/null
+}
+
 install() {
-  if [[ -x "$BIN" ]]; then
+  if [[ -x "$BIN" && "$(installed_version cargo-lambda)" == "$CARGO_LAMBDA_VERSION" \
+    && "$(installed_version ziglang)" == "$ZIGLANG_VERSION" ]]; then
     return 0
   fi
   command -v python3 >/dev/null || die "python3 is required (apt-get install python3 python3-venv)"
@@ -34,31 +52,50 @@ install() {
     say "creating $VENV"
     python3 -m venv "$VENV" || die "python3 -m venv failed (apt-get install python3-venv)"
   fi
-  say "installing cargo-lambda (and zig) into $VENV (once)"
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check cargo-lambda \
-    || die "pip install cargo-lambda failed"
+  say "installing cargo-lambda $CARGO_LAMBDA_VERSION (and zig $ZIGLANG_VERSION) into $VENV (once)"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+    "cargo-lambda==$CARGO_LAMBDA_VERSION" "ziglang==$ZIGLANG_VERSION" \
+    || die "pip install cargo-lambda==$CARGO_LAMBDA_VERSION ziglang==$ZIGLANG_VERSION failed"
   [[ -x "$BIN" ]] || die "$BIN is missing after the install"
 }
 
-# An arm64 build needs the Rust standard library for aarch64 (zig only links). Say so
-# plainly instead of letting cargo fail deep in the build.
+# An arm64 build needs the Rust standard library for aarch64 (zig only links).
 needs_arm64_std() {
   local arg
   for arg in "$@"; do
-    [[ "$arg" == "--arm64" || "$arg" == "aarch64-unknown-linux-gnu" ]] && return 0
+    [[ "$arg" == "--arm64" || "$arg" == "$ARM64_TARGET" || "$arg" == "--target=$ARM64_TARGET" ]] && return 0
   done
   return 1
+}
+
+# Adds the aarch64 standard library with rustup when it is missing; if that fails,
+# says what to do instead of letting cargo fail deep in the build.
+has_arm64_std() {
+  # No `grep -q`: under pipefail an early exit could fail the pipeline by SIGPIPE.
+  rustup target list --installed 2>/dev/null | grep -x "$ARM64_TARGET" >/dev/null
+}
+
+ensure_arm64_std() {
+  command -v rustup >/dev/null || return 0 # not a rustup toolchain: cargo will say
+  if has_arm64_std; then
+    return 0
+  fi
+  say "the Rust standard library for $ARM64_TARGET is missing; running 'rustup target add $ARM64_TARGET'"
+  if rustup target add "$ARM64_TARGET" >&2 && has_arm64_std; then
+    return 0
+  fi
+  die "the Rust standard library for $ARM64_TARGET is not installed and \
+'rustup target add $ARM64_TARGET' failed (it downloads it; output above): run it \
+where it can reach rustup's server, or build for x86_64 with 'make lambda-x86' and \
+deploy with lambda_architecture = \"x86_64\""
 }
 
 install
 if [[ "${1:-}" == "install" ]]; then
   exit 0
 fi
-if [[ "${1:-}" == "build" ]] && needs_arm64_std "$@" && command -v rustup >/dev/null \
-  && ! rustup target list --installed | grep -qx aarch64-unknown-linux-gnu; then
-  die "the Rust standard library for aarch64-unknown-linux-gnu is not installed: run \
-'rustup target add aarch64-unknown-linux-gnu' (it downloads it), or build for x86_64 \
-with 'make lambda-x86' and deploy with lambda_architecture = \"x86_64\""
+if [[ "${1:-}" == "build" ]] && needs_arm64_std "$@"; then
+  ensure_arm64_std
 fi
 # cargo-lambda finds zig through PATH (the venv's `python -m ziglang` wrapper).
 export PATH="$VENV/bin:$PATH"
