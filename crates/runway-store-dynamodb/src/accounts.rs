@@ -30,7 +30,6 @@ use runway_core::store::{SessionStore, StoreError, StoreResult, UserStore};
 use runway_core::user::User;
 use time::OffsetDateTime;
 
-use crate::DynamoStore;
 use crate::error::{failed_condition, is_condition_failure, sdk_error, transaction_error};
 use crate::items::{
     Item, LookupItem, SessionItem, UserItem, from_item, nanos, number, string, to_item,
@@ -38,6 +37,7 @@ use crate::items::{
 };
 use crate::page::{IndexQuery, Seek};
 use crate::schema::{BY_USER, LOOKUP_KEY, SESSION_ID, USER_ID};
+use crate::{DynamoStore, PutNew};
 
 impl DynamoStore {
     /// A strongly consistent read of one item by its key.
@@ -284,22 +284,15 @@ impl UserStore for DynamoStore {
 impl SessionStore for DynamoStore {
     async fn create_session(&self, session: &Session) -> StoreResult<()> {
         let item = to_item("sessions", &SessionItem::from(session))?;
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.tables.sessions)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(#id)")
-            .expression_attribute_names("#id", SESSION_ID)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) if is_condition_failure(&err) => Err(StoreError::Conflict(format!(
+        match self
+            .put_new(&self.tables.sessions, item, SESSION_ID)
+            .await?
+        {
+            PutNew::Written => Ok(()),
+            PutNew::Taken => Err(StoreError::Conflict(format!(
                 "session {} exists",
                 session.id
             ))),
-            Err(err) => Err(sdk_error(err)),
         }
     }
 

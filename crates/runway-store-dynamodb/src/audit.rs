@@ -23,11 +23,10 @@ use runway_core::audit::AuditEvent;
 use runway_core::page::Page;
 use runway_core::store::{AuditQuery, AuditStore, StoreError, StoreResult};
 
-use crate::DynamoStore;
-use crate::error::{is_condition_failure, sdk_error};
 use crate::items::{AUDIT_LIST_PK, AuditItem, Item, from_item, string, to_item};
 use crate::page::{IndexQuery, Seek};
 use crate::schema::{AUDIT_ID, BY_CREATED, LIST_PK};
+use crate::{DynamoStore, PutNew};
 
 fn decode_audit(item: Item) -> StoreResult<AuditItem> {
     from_item("audit", item)
@@ -38,22 +37,12 @@ impl AuditStore for DynamoStore {
     async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()> {
         event.validate().map_err(StoreError::internal)?;
         let item = to_item("audit", &AuditItem::from(event))?;
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.tables.audit)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(#id)")
-            .expression_attribute_names("#id", AUDIT_ID)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) if is_condition_failure(&err) => Err(StoreError::Conflict(format!(
+        match self.put_new(&self.tables.audit, item, AUDIT_ID).await? {
+            PutNew::Written => Ok(()),
+            PutNew::Taken => Err(StoreError::Conflict(format!(
                 "audit event {} exists",
                 event.id
             ))),
-            Err(err) => Err(sdk_error(err)),
         }
     }
 

@@ -494,6 +494,11 @@ impl JobItem {
     }
 
     /// How many attempts the item holds (the index after the latest one).
+    /// When the job's status last changed.
+    pub(crate) const fn updated_at(&self) -> OffsetDateTime {
+        self.updated_at
+    }
+
     pub(crate) fn attempts_len(&self) -> usize {
         self.attempts.len()
     }

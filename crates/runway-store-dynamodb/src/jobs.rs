@@ -69,7 +69,6 @@ use runway_core::page::Page;
 use runway_core::store::{JobQuery, JobStore, StoreError, StoreResult};
 use time::OffsetDateTime;
 
-use crate::DynamoStore;
 use crate::error::{RETRY_AFTER, is_condition_failure, sdk_error};
 use crate::items::{Item, JOB_LIST_PK, JobItem, from_item, nanos, number, string, to_item};
 use crate::page::{IndexQuery, Seek};
@@ -77,6 +76,7 @@ use crate::schema::{
     BY_CREATED, BY_STATUS, CLAIM_QUEUE, CLAIM_RANK, JOB_ID, LEASE_EXPIRES, LEASE_PK, LIST_PK,
     STATUS,
 };
+use crate::{DynamoStore, PutNew};
 
 /// Whether an agent holds a job in `status`, and so whether it has a lease (and a
 /// `by_lease` entry, once the agent protocol writes them).
@@ -159,21 +159,9 @@ impl DynamoStore {
 impl JobStore for DynamoStore {
     async fn create_job(&self, job: &Job) -> StoreResult<()> {
         let item = to_item("jobs", &JobItem::new(job))?;
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.tables.jobs)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(#id)")
-            .expression_attribute_names("#id", JOB_ID)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) if is_condition_failure(&err) => {
-                Err(StoreError::Conflict(format!("job {} exists", job.id)))
-            }
-            Err(err) => Err(sdk_error(err)),
+        match self.put_new(&self.tables.jobs, item, JOB_ID).await? {
+            PutNew::Written => Ok(()),
+            PutNew::Taken => Err(StoreError::Conflict(format!("job {} exists", job.id))),
         }
     }
 
@@ -212,10 +200,18 @@ impl JobStore for DynamoStore {
         to: JobStatus,
         now: OffsetDateTime,
     ) -> StoreResult<Job> {
+        let stamp = now;
         let now = number(nanos(now)?);
         for _ in 0..MAX_ROUNDS {
             let current = self.job_item(id).await?.ok_or(StoreError::NotFound)?;
             let from = current.status();
+            // This very write already landed: the SDK retried it after its response
+            // was lost, and the retry failed the condition on our own update. The
+            // job is where we asked, stamped with our `now` (to the nanosecond), so
+            // it is our success, not someone else's `IllegalTransition { to, to }`.
+            if from == to && current.updated_at() == stamp {
+                return Ok(current.into_job());
+            }
             lifecycle::check(from, to)?;
             let attempts = current.attempts_len();
             let update = TransitionUpdate::new(to, attempts);

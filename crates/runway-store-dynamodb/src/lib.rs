@@ -69,6 +69,7 @@ pub use schema::{
 };
 
 use crate::error::sdk_error;
+use crate::items::Item;
 
 /// Where the tables are and how to reach them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,6 +138,56 @@ impl Tables {
 pub struct DynamoStore {
     client: Client,
     tables: Arc<Tables>,
+}
+
+/// What a `PutItem` of a new item, conditional on its key being free, came to.
+#[derive(Debug)]
+pub(crate) enum PutNew {
+    /// Written (or written before by this same call, see [`DynamoStore::put_new`]).
+    Written,
+    /// The key holds a different item.
+    Taken,
+}
+
+impl DynamoStore {
+    /// Puts `item` into `table` if no item has its `key` yet.
+    ///
+    /// The SDK retries a write whose response was lost (a timeout, a 500 after the
+    /// write landed), and the retry then finds its own item and fails the
+    /// condition. Reporting that as a conflict would turn a successful write into a
+    /// 409 or 500. So the put asks for the item it collided with
+    /// (`ReturnValuesOnConditionCheckFailure=ALL_OLD`, no extra read or cost) and
+    /// counts a collision with an identical item as written. Every item written
+    /// this way has a fresh ULID key, so an identical item can only be this write.
+    pub(crate) async fn put_new(&self, table: &str, item: Item, key: &str) -> StoreResult<PutNew> {
+        use aws_sdk_dynamodb::operation::put_item::PutItemError;
+        use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
+        let result = self
+            .client
+            .put_item()
+            .table_name(table)
+            .set_item(Some(item.clone()))
+            .condition_expression("attribute_not_exists(#key)")
+            .expression_attribute_names("#key", key)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(PutNew::Written),
+            Err(err) if error::is_condition_failure(&err) => {
+                let existing = match err.as_service_error() {
+                    Some(PutItemError::ConditionalCheckFailedException(e)) => e.item(),
+                    _ => None,
+                };
+                Ok(if existing == Some(&item) {
+                    PutNew::Written
+                } else {
+                    PutNew::Taken
+                })
+            }
+            Err(err) => Err(sdk_error(err)),
+        }
+    }
 }
 
 /// The HTTPS client: rustls on `ring` with the platform's root certificates. It

@@ -676,3 +676,72 @@ async fn an_endpoint_that_accepts_but_never_answers_is_unavailable_within_the_ca
         "the call took {elapsed:?}"
     );
 }
+
+/// The write a lost response makes the SDK send twice: the same item, the same
+/// key, the same instant.
+fn retried_job() -> Job {
+    Job::new(
+        JobSpec {
+            name: "deploy".into(),
+            script: "make deploy".into(),
+            env: Default::default(),
+            labels: vec![],
+            queue: "default".into(),
+            priority: 0,
+            timeout_seconds: 60,
+            max_retries: 2,
+        },
+        UserId::new(),
+        t0(),
+    )
+}
+
+#[tokio::test]
+async fn a_create_whose_retry_finds_its_own_item_succeeds_and_a_different_item_still_conflicts() {
+    let store = fresh_store().await;
+    let job = retried_job();
+    store.create_job(&job).await.expect("create");
+    // The SDK's retry of the same PutItem: the item is already there, and it is ours.
+    store.create_job(&job).await.expect("the retried create");
+    let mut other = retried_job();
+    other.id = job.id;
+    let err = store.create_job(&other).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    assert_eq!(store.get_job(job.id).await.unwrap().unwrap().job, job);
+
+    let user = UserId::new();
+    let s = session(user, t0());
+    store.create_session(&s).await.expect("create");
+    store.create_session(&s).await.expect("the retried create");
+    let mut impostor = session(user, t0());
+    impostor.id = s.id;
+    let err = store.create_session(&impostor).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_transition_whose_retry_finds_its_own_write_returns_it_instead_of_a_conflict() {
+    let store = fresh_store().await;
+    let job = retried_job();
+    store.create_job(&job).await.expect("create");
+    let at = t0() + Duration::seconds(5);
+    let first = store
+        .transition_job(job.id, JobStatus::Canceled, at)
+        .await
+        .expect("cancel");
+    // The same call again (what the SDK's retry amounts to): our write, not a race lost.
+    let again = store
+        .transition_job(job.id, JobStatus::Canceled, at)
+        .await
+        .expect("the retried cancel");
+    assert_eq!(again, first);
+    // Anyone else asking for the same move later is refused as the lifecycle says.
+    let later = store
+        .transition_job(job.id, JobStatus::Canceled, at + Duration::seconds(1))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(later, StoreError::IllegalTransition(_)),
+        "{later:?}"
+    );
+}
