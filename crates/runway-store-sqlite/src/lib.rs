@@ -15,6 +15,9 @@
 //!   change an agent was told about would silently vanish. Runway promises that
 //!   nothing acknowledged is lost, and its writes are few and small (sign-ins, job
 //!   submissions, transitions, heartbeats), so one fsync per commit is an easy price.
+//!   The one exception is an audit event (`audit.rs`): it commits with `NORMAL` and
+//!   is made durable by the next `FULL` commit, so an audited change costs one
+//!   fsync, not two.
 //! * **`foreign_keys=ON`**, `busy_timeout` of 5 s for other processes (a `sqlite3`
 //!   shell, a backup) holding a lock.
 //! * **Migrations** are embedded (`migrations/NNNN_name.sql`), tracked by
