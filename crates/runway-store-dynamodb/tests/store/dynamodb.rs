@@ -271,20 +271,7 @@ async fn touching_a_session_moves_its_ttl_with_the_idle_expiry() {
 #[tokio::test]
 async fn a_jobs_attempts_live_in_its_item_and_timestamps_are_nanosecond_numbers() {
     let store = fresh_store().await;
-    let job = Job::new(
-        JobSpec {
-            name: "build".into(),
-            script: "make".into(),
-            env: Default::default(),
-            labels: vec![],
-            queue: "default".into(),
-            priority: 0,
-            timeout_seconds: 60,
-            max_retries: 2,
-        },
-        UserId::new(),
-        t0(),
-    );
+    let job = job_named("build");
     store.create_job(&job).await.expect("create");
     store
         .transition_job(job.id, JobStatus::Claimed, t0())
@@ -307,20 +294,7 @@ async fn a_jobs_attempts_live_in_its_item_and_timestamps_are_nanosecond_numbers(
 #[tokio::test]
 async fn a_transition_moves_the_latest_attempt_with_the_job_and_keeps_the_history() {
     let store = fresh_store().await;
-    let job = Job::new(
-        JobSpec {
-            name: "retried".into(),
-            script: "make".into(),
-            env: Default::default(),
-            labels: vec![],
-            queue: "default".into(),
-            priority: 0,
-            timeout_seconds: 60,
-            max_retries: 2,
-        },
-        UserId::new(),
-        t0(),
-    );
+    let job = job_named("retried");
     store.create_job(&job).await.expect("create");
     // Claiming (which appends attempts) is not a store call yet: write the state a
     // claim leaves behind, a lost first attempt and a claimed second one, directly.
@@ -677,13 +651,12 @@ async fn an_endpoint_that_accepts_but_never_answers_is_unavailable_within_the_ca
     );
 }
 
-/// The write a lost response makes the SDK send twice: the same item, the same
-/// key, the same instant.
-fn retried_job() -> Job {
+/// A queued job named `name`, submitted at [`t0`].
+fn job_named(name: &str) -> Job {
     Job::new(
         JobSpec {
-            name: "deploy".into(),
-            script: "make deploy".into(),
+            name: name.into(),
+            script: "make".into(),
             env: Default::default(),
             labels: vec![],
             queue: "default".into(),
@@ -699,11 +672,11 @@ fn retried_job() -> Job {
 #[tokio::test]
 async fn a_create_whose_retry_finds_its_own_item_succeeds_and_a_different_item_still_conflicts() {
     let store = fresh_store().await;
-    let job = retried_job();
+    let job = job_named("deploy");
     store.create_job(&job).await.expect("create");
     // The SDK's retry of the same PutItem: the item is already there, and it is ours.
     store.create_job(&job).await.expect("the retried create");
-    let mut other = retried_job();
+    let mut other = job_named("deploy");
     other.id = job.id;
     let err = store.create_job(&other).await.unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
@@ -722,7 +695,7 @@ async fn a_create_whose_retry_finds_its_own_item_succeeds_and_a_different_item_s
 #[tokio::test]
 async fn a_transition_whose_retry_finds_its_own_write_returns_it_instead_of_a_conflict() {
     let store = fresh_store().await;
-    let job = retried_job();
+    let job = job_named("deploy");
     store.create_job(&job).await.expect("create");
     let at = t0() + Duration::seconds(5);
     let first = store
