@@ -92,7 +92,6 @@ mod tests {
 
     #[test]
     fn the_audit_listing_walks_the_primary_key_backwards_without_sorting() {
-        let store = crate::open_in_memory().unwrap();
         for page in [
             PageRequest::default(),
             PageRequest {
@@ -103,15 +102,7 @@ mod tests {
             let seek = Seek::new(&page).unwrap();
             let mut values: Vec<Value> = Vec::new();
             let sql = seek.select(AUDIT_COLUMNS, "audit_events", Vec::new(), &mut values);
-            let plan = store
-                .db
-                .read(|conn| {
-                    conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?
-                        .query_map(params_from_iter(values), |row| row.get::<_, String>(3))?
-                        .collect::<rusqlite::Result<Vec<_>>>()
-                })
-                .unwrap()
-                .join("; ");
+            let plan = crate::query_plans::plan(&sql, values);
             assert!(!plan.contains("TEMP B-TREE"), "{plan}");
         }
     }

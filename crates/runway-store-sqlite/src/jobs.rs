@@ -172,7 +172,9 @@ pub(crate) fn list_sql(query: &JobQuery, seek: &Seek) -> (String, Vec<Value>) {
 
 #[cfg(test)]
 mod tests {
-    use rusqlite::params;
+    use rusqlite::types::Value;
+
+    use crate::query_plans::plan;
 
     /// The shape of the claim query the agent protocol will run: one queue's queued
     /// jobs in claim order, read ahead in a batch for the label check.
@@ -181,16 +183,10 @@ mod tests {
 
     #[test]
     fn claim_candidates_are_read_from_the_partial_index_in_claim_order_without_sorting() {
-        let store = crate::open_in_memory().unwrap();
-        let plan = store
-            .db
-            .read(|conn| {
-                conn.prepare(&format!("EXPLAIN QUERY PLAN {CLAIM_CANDIDATES}"))?
-                    .query_map(params!["default", 100], |row| row.get::<_, String>(3))?
-                    .collect::<rusqlite::Result<Vec<_>>>()
-            })
-            .unwrap()
-            .join("; ");
+        let plan = plan(
+            CLAIM_CANDIDATES,
+            vec![Value::Text("default".into()), Value::Integer(100)],
+        );
         assert!(plan.contains("jobs_claimable"), "{plan}");
         assert!(!plan.contains("TEMP B-TREE"), "{plan}");
     }

@@ -144,7 +144,7 @@ impl StoreHealth for SqliteStore {
 }
 
 #[cfg(test)]
-mod query_plans {
+pub(crate) mod query_plans {
     //! Every listing must be served by an index in `id DESC` order: a sort in a
     //! temporary B-tree would read the whole table for each page.
 
@@ -158,7 +158,8 @@ mod query_plans {
 
     use crate::page::Seek;
 
-    fn plan(sql: &str, values: Vec<Value>) -> String {
+    /// SQLite's plan for `sql` with `values`, its steps joined by `; `.
+    pub(crate) fn plan(sql: &str, values: Vec<Value>) -> String {
         let store = crate::open_in_memory().unwrap();
         store
             .db
