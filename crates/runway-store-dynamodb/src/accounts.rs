@@ -285,7 +285,7 @@ impl SessionStore for DynamoStore {
     async fn create_session(&self, session: &Session) -> StoreResult<()> {
         let item = to_item("sessions", &SessionItem::from(session))?;
         match self
-            .put_new(&self.tables.sessions, item, SESSION_ID)
+            .put_if_absent(&self.tables.sessions, item, SESSION_ID)
             .await?
         {
             PutNew::Written => Ok(()),

@@ -37,7 +37,10 @@ impl AuditStore for DynamoStore {
     async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()> {
         event.validate().map_err(StoreError::internal)?;
         let item = to_item("audit", &AuditItem::from(event))?;
-        match self.put_new(&self.tables.audit, item, AUDIT_ID).await? {
+        match self
+            .put_if_absent(&self.tables.audit, item, AUDIT_ID)
+            .await?
+        {
             PutNew::Written => Ok(()),
             PutNew::Taken => Err(StoreError::Conflict(format!(
                 "audit event {} exists",

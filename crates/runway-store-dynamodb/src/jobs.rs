@@ -159,7 +159,7 @@ impl DynamoStore {
 impl JobStore for DynamoStore {
     async fn create_job(&self, job: &Job) -> StoreResult<()> {
         let item = to_item("jobs", &JobItem::new(job))?;
-        match self.put_new(&self.tables.jobs, item, JOB_ID).await? {
+        match self.put_if_absent(&self.tables.jobs, item, JOB_ID).await? {
             PutNew::Written => Ok(()),
             PutNew::Taken => Err(StoreError::Conflict(format!("job {} exists", job.id))),
         }

@@ -143,7 +143,7 @@ pub struct DynamoStore {
 /// What a `PutItem` of a new item, conditional on its key being free, came to.
 #[derive(Debug)]
 pub(crate) enum PutNew {
-    /// Written (or written before by this same call, see [`DynamoStore::put_new`]).
+    /// Written (or written before by this same call, see [`DynamoStore::put_if_absent`]).
     Written,
     /// The key holds a different item.
     Taken,
@@ -159,7 +159,12 @@ impl DynamoStore {
     /// (`ReturnValuesOnConditionCheckFailure=ALL_OLD`, no extra read or cost) and
     /// counts a collision with an identical item as written. Every item written
     /// this way has a fresh ULID key, so an identical item can only be this write.
-    pub(crate) async fn put_new(&self, table: &str, item: Item, key: &str) -> StoreResult<PutNew> {
+    pub(crate) async fn put_if_absent(
+        &self,
+        table: &str,
+        item: Item,
+        key: &str,
+    ) -> StoreResult<PutNew> {
         use aws_sdk_dynamodb::operation::put_item::PutItemError;
         use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
         let result = self
