@@ -1,24 +1,9 @@
-//! Writing the audit log from the handlers, and reading it back.
+//! Who the caller is, for the audit log, and reading the log back.
 //!
-//! Every mutation that a person or an agent makes through the API, and every
-//! account change made by `runway admin` or the first start, appends one
-//! [`AuditEvent`] once it has succeeded: who (the session's user, the agent, or the
-//! system), what, to which object, and under which request id. Handlers take the
-//! [`Audit`] extractor, which carries the store and the request id, and call
-//! [`Audit::record`] as their last step.
-//!
-//! **Why after the mutation, not inside its transaction.** Putting the event in the
-//! same write would make every store method take an event, and on DynamoDB turn
-//! every single-item write into a `TransactWriteItems` at twice the write units.
-//! The price of appending afterwards is that a crash between the two writes loses
-//! that one event. A failed append is never silent: it is logged at ERROR with the
-//! action, subject and request id, and the request still succeeds, because the
-//! change it reports has already happened and an error would invite a retry that
-//! repeats it.
-//!
-//! **What is not recorded:** heartbeats and `last_seen_at` refreshes. They are
-//! bookkeeping that happens every few seconds per agent or session, not decisions
-//! anyone needs to audit, and they would bury the events that matter.
+//! The events themselves are written by `runway-service` (every mutation records
+//! one as its last step; its `audit` module explains when and why after the
+//! change). Handlers take the [`Audit`] extractor, which carries the request id,
+//! and turn it into a [`Caller`] for the service with [`Audit::caller`].
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -26,10 +11,10 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
-use runway_core::OffsetDateTime;
 use runway_core::audit::{Actor, AuditAction, AuditEvent};
 use runway_core::page::Cursor;
-use runway_core::store::{AuditQuery, AuditStore, Store};
+use runway_core::store::{AuditQuery, Store};
+use runway_service::audit::Caller;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -70,6 +55,14 @@ impl FromRequestParts<AppState> for Audit {
 }
 
 impl Audit {
+    /// The caller for a service call: `actor`, under this request's id.
+    pub(crate) fn caller(&self, actor: Actor) -> Caller {
+        Caller {
+            actor,
+            request_id: (!self.request_id.is_empty()).then(|| self.request_id.clone()),
+        }
+    }
+
     /// Appends `actor` did `action` to `subject` (an id), now.
     pub(crate) async fn record(
         &self,
@@ -88,45 +81,9 @@ impl Audit {
         subject: impl std::fmt::Display,
         detail: Option<String>,
     ) {
-        let mut event = AuditEvent::new(
-            actor,
-            action,
-            Some(subject.to_string()),
-            OffsetDateTime::now_utc(),
-        );
-        if !self.request_id.is_empty() {
-            event = event.with_request_id(self.request_id.clone());
-        }
-        append(self.store.as_ref(), event, detail).await;
-    }
-}
-
-/// Appends `event` with `detail`, logging (never returning) a failure: the change
-/// it describes has already been made. See the module documentation.
-pub(crate) async fn append<S>(store: &S, event: AuditEvent, detail: Option<String>)
-where
-    S: AuditStore + ?Sized,
-{
-    let event = match detail {
-        None => event,
-        Some(detail) => match event.clone().with_detail(detail) {
-            Ok(with) => with,
-            Err(err) => {
-                // A bug in the note, not a reason to lose the event.
-                tracing::error!(audit.action = event.action.as_str(), error = %err, "audit detail refused");
-                event
-            }
-        },
-    };
-    if let Err(err) = store.append_audit(&event).await {
-        tracing::error!(
-            audit.action = event.action.as_str(),
-            audit.subject = event.subject.as_deref(),
-            audit.actor = event.actor.kind(),
-            request_id = event.request_id.as_deref(),
-            error = %err,
-            "could not append to the audit log; the change itself was made"
-        );
+        self.caller(actor)
+            .record(self.store.as_ref(), action, subject, detail)
+            .await;
     }
 }
 

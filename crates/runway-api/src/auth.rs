@@ -9,6 +9,7 @@
 //! | [`AdminUser`] | a [`CurrentUser`] whose role is admin | 403 |
 //! | [`CurrentAgent`] | `Bearer rwa_…`, a registered agent | 401 |
 //! | [`RegistrationBearer`] | the shape `Bearer rwr_…` (the store checks it when registering) | 401 |
+//! | [`CurrentJob`] | `Bearer rwj_…`, the token of an attempt of the job in the path | 401; 404 no such job |
 //!
 //! Validating a session is the hot path of the whole API, so it is exactly one store
 //! read: the token embeds its session id ([`session_id_of`]), the session carries the
@@ -27,8 +28,12 @@ use runway_core::session::Session;
 use runway_core::store::StoreError;
 use runway_core::user::Role;
 
+use runway_core::id::JobId;
+use runway_service::dispatch::{HeldJob, JobTokenError};
+
 use crate::AppState;
 use crate::error::ApiError;
+use crate::extract::IdPath;
 use crate::middleware::RequestId;
 
 /// The bearer token of a request, if it has the `Authorization: Bearer <token>` shape.
@@ -130,6 +135,40 @@ impl FromRequestParts<AppState> for CurrentAgent {
             .await?
             .map(Self)
             .ok_or_else(ApiError::unauthorized)
+    }
+}
+
+/// An attempt of the job named by the route's `{id}`, authenticated by the job
+/// token its claim returned. Whether the attempt is still held is for the call
+/// itself to find out (409 `job_not_held`), so a superseded agent is told to stop,
+/// not that its credentials are bad.
+#[derive(Debug, Clone)]
+pub struct CurrentJob(pub HeldJob);
+
+impl FromRequestParts<AppState> for CurrentJob {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer(parts)
+            .filter(|t| t.starts_with(TokenKind::Job.prefix()))
+            .ok_or_else(ApiError::unauthorized)?
+            .to_owned();
+        let IdPath(id) = IdPath::<JobId>::from_request_parts(parts, state).await?;
+        state
+            .service
+            .authenticate_job(id, &token)
+            .await
+            .map(Self)
+            .map_err(|err| match err {
+                JobTokenError::Unauthorized => {
+                    ApiError::Unauthorized("the job token is unknown, expired, or not this job's")
+                }
+                JobTokenError::NoSuchJob => ApiError::not_found("job"),
+                JobTokenError::Service(err) => err.into(),
+            })
     }
 }
 

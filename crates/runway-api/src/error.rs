@@ -19,7 +19,8 @@ use std::time::Duration;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use runway_core::store::StoreError;
+use runway_core::store::{Conflict, StoreError};
+use runway_service::ServiceError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -50,18 +51,38 @@ pub enum ApiError {
     /// The route exists but not with this method.
     #[error("this route does not accept the method")]
     MethodNotAllowed,
-    /// A unique name is taken.
+    /// A unique name is taken, or a record exists.
     #[error("{0}")]
     Conflict(String),
+    /// An agent called about an attempt that is no longer its own.
+    #[error(
+        "this attempt is no longer held by the agent (it ended, was lost, or was retried elsewhere); stop the job"
+    )]
+    NotHeld,
+    /// A log chunk that would leave a gap.
+    #[error("the log continues at byte {expected}; send the chunk that starts there")]
+    LogOffset {
+        /// Where the next chunk must start.
+        expected: u64,
+    },
+    /// The log is at its size cap.
+    #[error(
+        "the log is full (at most {} bytes per attempt); send no more",
+        runway_core::log::LOG_MAX_BYTES
+    )]
+    LogFull,
+    /// A finish whose log count or checksum disagrees with the server's.
+    #[error("{0}")]
+    LogMismatch(String),
     /// The job lifecycle forbids the change.
     #[error("{0}")]
     IllegalTransition(String),
     /// The body is over the limit.
     #[error("the request body is larger than the {0}-byte limit")]
     PayloadTooLarge(usize),
-    /// The body is not declared as JSON.
-    #[error("the request body must be sent with `Content-Type: application/json`")]
-    UnsupportedMediaType,
+    /// The body is not declared with the media type the route takes (named).
+    #[error("the request body must be sent with `Content-Type: {0}`")]
+    UnsupportedMediaType(&'static str),
     /// A field is missing, unknown, of the wrong type or out of range.
     #[error("{0}")]
     Validation(String),
@@ -108,9 +129,11 @@ impl ApiError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Conflict(_) | Self::IllegalTransition(_) => StatusCode::CONFLICT,
-            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Conflict(_) | Self::IllegalTransition(_) | Self::NotHeld => StatusCode::CONFLICT,
+            Self::LogOffset { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
+            Self::PayloadTooLarge(_) | Self::LogFull => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::LogMismatch(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Overloaded | Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -128,9 +151,13 @@ impl ApiError {
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Conflict(_) => "conflict",
+            Self::NotHeld => "job_not_held",
+            Self::LogOffset { .. } => "log_offset_mismatch",
+            Self::LogFull => "log_full",
+            Self::LogMismatch(_) => "log_mismatch",
             Self::IllegalTransition(_) => "illegal_transition",
             Self::PayloadTooLarge(_) => "payload_too_large",
-            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::Validation(_) => "validation_failed",
             Self::Overloaded => "overloaded",
             Self::Unavailable { .. } => "store_unavailable",
@@ -139,11 +166,50 @@ impl ApiError {
     }
 }
 
+impl From<Conflict> for ApiError {
+    /// The one place a conflict's client message is written.
+    fn from(conflict: Conflict) -> Self {
+        match conflict {
+            Conflict::UsernameTaken(name) => {
+                Self::Conflict(format!("the username `{name}` is taken"))
+            }
+            Conflict::Exists(kind) => {
+                Self::Conflict(format!("a {} with this id already exists", kind.as_str()))
+            }
+            Conflict::NotHeld => Self::NotHeld,
+            Conflict::LogOffset { expected } => Self::LogOffset { expected },
+            Conflict::LogFull => Self::LogFull,
+        }
+    }
+}
+
+impl From<runway_core::job::FieldError> for ApiError {
+    fn from(err: runway_core::job::FieldError) -> Self {
+        Self::Validation(err.to_string())
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(err: ServiceError) -> Self {
+        match err {
+            ServiceError::NotFound(kind) => Self::not_found(kind),
+            ServiceError::Forbidden(why) => Self::Forbidden(why),
+            ServiceError::Invalid(field) => Self::Validation(field.to_string()),
+            ServiceError::IllegalTransition(t) => Self::IllegalTransition(t.to_string()),
+            ServiceError::Conflict(conflict) => conflict.into(),
+            err @ ServiceError::LogMismatch { .. } => {
+                Self::LogMismatch(format!("{err}; the agent must resend the log from byte 0"))
+            }
+            ServiceError::Store(store) => store.into(),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::NotFound => Self::NotFound(Cow::Borrowed("no such record")),
-            StoreError::Conflict(what) => Self::Conflict(what),
+            StoreError::Conflict(conflict) => conflict.into(),
             StoreError::IllegalTransition(t) => Self::IllegalTransition(t.to_string()),
             StoreError::InvalidCursor => Self::InvalidCursor,
             StoreError::Unavailable { retry_after, .. } => Self::Unavailable {
@@ -197,6 +263,12 @@ impl IntoResponse for ApiError {
             Self::Unavailable { retry_after, .. } => {
                 let seconds = retry_after.map_or(1, |d| d.as_secs().max(1));
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            }
+            Self::LogOffset { expected } => {
+                headers.insert(
+                    runway_protocol::LOG_NEXT_OFFSET_HEADER,
+                    HeaderValue::from(*expected),
+                );
             }
             _ => {}
         }
@@ -310,7 +382,18 @@ mod tests {
     fn store_errors_map_to_their_documented_status_and_code() {
         let cases = [
             (StoreError::NotFound, 404, "not_found"),
-            (StoreError::Conflict("taken".into()), 409, "conflict"),
+            (
+                StoreError::Conflict(Conflict::UsernameTaken("ada".into())),
+                409,
+                "conflict",
+            ),
+            (StoreError::Conflict(Conflict::NotHeld), 409, "job_not_held"),
+            (
+                StoreError::Conflict(Conflict::LogOffset { expected: 7 }),
+                416,
+                "log_offset_mismatch",
+            ),
+            (StoreError::Conflict(Conflict::LogFull), 413, "log_full"),
             (StoreError::InvalidCursor, 400, "invalid_cursor"),
             (
                 StoreError::unavailable(std::io::Error::other("busy"), None),
@@ -328,6 +411,15 @@ mod tests {
             assert_eq!(s.as_u16(), status);
             assert_eq!(i.code, code);
         }
+    }
+
+    #[test]
+    fn a_log_gap_names_the_offset_to_resend_from_in_a_header() {
+        let (status, info, response) =
+            info(StoreError::Conflict(Conflict::LogOffset { expected: 4096 }).into());
+        assert_eq!(status, StatusCode::RANGE_NOT_SATISFIABLE);
+        assert!(info.message.contains("4096"), "{}", info.message);
+        assert_eq!(response.headers()["x-log-next-offset"], "4096");
     }
 
     #[test]

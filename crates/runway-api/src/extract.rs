@@ -7,6 +7,8 @@
 //!   Syntax errors are 400 `invalid_json`; well-formed JSON of the wrong shape is 422
 //!   `validation_failed`.
 //! * [`OptionalJson`] is the same for endpoints whose body may be left out.
+//! * [`Octets`] is a raw `application/octet-stream` body (log chunks), with the
+//!   same 413 and 415 answers.
 //! * [`ApiQuery`] maps a bad query string to 400 `invalid_query`.
 //! * [`IdPath`] parses a ULID path segment; a malformed id is a 404, because no record
 //!   can have it, which is what the client needs to know.
@@ -96,10 +98,36 @@ where
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         if !is_json(req.headers()) {
-            return Err(ApiError::UnsupportedMediaType);
+            return Err(ApiError::UnsupportedMediaType(JSON));
         }
         let bytes = read_body(req, state).await?;
         parse_json(&bytes).map(Self)
+    }
+}
+
+/// The media type JSON bodies are declared with.
+const JSON: &str = "application/json";
+/// The media type raw bodies are declared with.
+const OCTET_STREAM: &str = "application/octet-stream";
+
+/// A raw `application/octet-stream` body, or an [`ApiError`].
+#[derive(Debug, Clone, Default)]
+pub struct Octets(pub Bytes);
+
+impl FromRequest<AppState> for Octets {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let declared = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case(OCTET_STREAM));
+        if !declared {
+            return Err(ApiError::UnsupportedMediaType(OCTET_STREAM));
+        }
+        read_body(req, state).await.map(Self)
     }
 }
 
@@ -116,7 +144,7 @@ where
             return Ok(Self(T::default()));
         }
         if !declared {
-            return Err(ApiError::UnsupportedMediaType);
+            return Err(ApiError::UnsupportedMediaType(JSON));
         }
         parse_json(&bytes).map(Self)
     }

@@ -13,13 +13,16 @@
 //! * `extract` — JSON, query and path extractors whose rejections are `ApiError`s;
 //! * `auth` — the extractors that say who may call a handler;
 //! * `middleware` — request ids, the error envelope, the access log, CORS;
-//! * `routes::*` — one module per group of endpoints;
-//! * [`accounts`] — user bootstrap and administration, shared with the CLI;
-//! * `audit` — recording every mutation in the audit log, and `GET /api/v1/audit`;
+//! * `routes::*` — one module per group of endpoints: `/api/v1` for people and
+//!   `/agent/v1` (`routes::agent_protocol`) for agents;
+//! * `audit` — who the caller is for the audit log, and `GET /api/v1/audit`;
 //! * `openapi` — the OpenAPI 3.1 document and the `/docs` page.
 //!
-//! The handlers depend only on `Arc<dyn Store>`, so the same router runs on SQLite
-//! and DynamoDB, and no backend type appears here.
+//! Handlers extract (authenticate, validate), call one function of
+//! [`runway_service::Service`] (or one read of the store), and shape the answer;
+//! the rules themselves live in `runway-service`. Everything is behind
+//! `Arc<dyn Store>` and `Arc<dyn LogStore>`, so the same router runs on SQLite and
+//! on DynamoDB + S3, and no backend type appears here.
 
 #![forbid(unsafe_code)]
 
@@ -27,10 +30,10 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use runway_core::store::Store;
+use runway_service::Service;
 
-pub mod accounts;
 mod audit;
 mod auth;
 mod error;
@@ -55,6 +58,11 @@ pub struct ApiConfig {
     /// How many sign-in password verifications (argon2id) may run at once; more wait
     /// up to 5 s for a turn, then get 503 `overloaded`. Default: two per core.
     pub concurrent_password_checks: usize,
+    /// Whether `GET /api/v1/jobs/{id}/log/stream` holds the response open and
+    /// follows the log. False on Lambda, where an HTTP API cannot stream a
+    /// response: the endpoint then sends what there is and a `retry:` hint, and the
+    /// browser's `EventSource` reconnects from the last event id.
+    pub live_log_streams: bool,
 }
 
 impl Default for ApiConfig {
@@ -66,6 +74,7 @@ impl Default for ApiConfig {
             max_body_bytes: 1024 * 1024,
             concurrent_password_checks: std::thread::available_parallelism()
                 .map_or(2, |n| n.get() * 2),
+            live_log_streams: true,
         }
     }
 }
@@ -73,7 +82,12 @@ impl Default for ApiConfig {
 /// What every handler can reach: the store and the few settings it needs.
 #[derive(Clone)]
 pub(crate) struct AppState {
+    /// The application rules; every mutation goes through it.
+    pub(crate) service: Service,
+    /// The same store the service uses, for plain reads.
     pub(crate) store: Arc<dyn Store>,
+    /// See [`ApiConfig::live_log_streams`].
+    pub(crate) live_log_streams: bool,
     pub(crate) session_ttl: time::Duration,
     pub(crate) session_idle_timeout: time::Duration,
     pub(crate) max_body_bytes: usize,
@@ -89,6 +103,7 @@ impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppState")
             .field("store", &self.store.backend())
+            .field("live_log_streams", &self.live_log_streams)
             .field("session_ttl", &self.session_ttl)
             .field("session_idle_timeout", &self.session_idle_timeout)
             .field("max_body_bytes", &self.max_body_bytes)
@@ -105,8 +120,8 @@ impl std::fmt::Debug for AppState {
 /// Serve it with `into_make_service_with_connect_info::<SocketAddr>()` so sessions
 /// record the client address; without `ConnectInfo` everything works and `ip` is
 /// simply absent.
-pub fn router(store: Arc<dyn Store>, config: ApiConfig) -> Router {
-    use routes::{agent_protocol, agents, jobs, registration_tokens, sessions, system};
+pub fn router(service: Service, config: ApiConfig) -> Router {
+    use routes::{agent_protocol, agents, jobs, logs, registration_tokens, sessions, system};
 
     let ApiConfig {
         session_ttl,
@@ -114,9 +129,12 @@ pub fn router(store: Arc<dyn Store>, config: ApiConfig) -> Router {
         cors_allowed_origins,
         max_body_bytes,
         concurrent_password_checks,
+        live_log_streams,
     } = config;
     let state = AppState {
-        store,
+        store: Arc::clone(service.store()),
+        service,
+        live_log_streams,
         session_ttl,
         session_idle_timeout,
         max_body_bytes,
@@ -149,13 +167,28 @@ pub fn router(store: Arc<dyn Store>, config: ApiConfig) -> Router {
             delete(registration_tokens::delete),
         )
         .route("/api/v1/agents", get(agents::list))
-        .route("/api/v1/agents/{id}", get(agents::get))
+        .route(
+            "/api/v1/agents/{id}",
+            get(agents::get).delete(agents::delete),
+        )
+        .route("/api/v1/agents/{id}/pause", post(agents::pause))
+        .route("/api/v1/agents/{id}/resume", post(agents::resume))
+        .route("/api/v1/agents/{id}/drain", post(agents::drain))
         .route("/api/v1/jobs", post(jobs::create).get(jobs::list))
         .route("/api/v1/jobs/{id}", get(jobs::get))
         .route("/api/v1/jobs/{id}/cancel", post(jobs::cancel))
+        .route("/api/v1/jobs/{id}/log", get(logs::read))
+        .route("/api/v1/jobs/{id}/log/stream", get(logs::stream))
         .route("/agent/v1/register", post(agent_protocol::register))
         .route("/agent/v1/heartbeat", post(agent_protocol::heartbeat))
         .route("/agent/v1/config", get(agent_protocol::config))
+        .route("/agent/v1/jobs/claim", post(agent_protocol::claim))
+        .route("/agent/v1/jobs/{id}/start", post(agent_protocol::start))
+        .route("/agent/v1/jobs/{id}/lease", post(agent_protocol::lease))
+        .route("/agent/v1/jobs/{id}/logs", put(agent_protocol::logs))
+        .route("/agent/v1/jobs/{id}/finish", post(agent_protocol::finish))
+        .route("/agent/v1/token/rotate", post(agent_protocol::rotate_token))
+        .route("/agent/v1/disconnect", post(agent_protocol::disconnect))
         .route("/api/v1/audit", get(audit::list))
         .merge(openapi::routes())
         .fallback(system::not_found)

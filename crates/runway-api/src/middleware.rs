@@ -55,6 +55,29 @@ impl RequestId {
     }
 }
 
+/// This request's id as an extractor, for the service's audit records.
+#[derive(Debug, Clone)]
+pub(crate) struct CallId(Option<String>);
+
+impl CallId {
+    /// The id, or `None` outside [`observe`] (unit tests).
+    pub(crate) fn into_option(self) -> Option<String> {
+        self.0
+    }
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for CallId {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let id = RequestId::of(parts);
+        Ok(Self((!id.is_empty()).then(|| id.to_owned())))
+    }
+}
+
 /// The caller's request id if acceptable, else a new ULID.
 fn request_id(req: &Request) -> HeaderValue {
     match req.headers().get(&X_REQUEST_ID) {

@@ -17,7 +17,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_scalar::Scalar;
 
 use crate::AppState;
-use crate::routes::{agent_protocol, agents, jobs, registration_tokens, sessions, system};
+use crate::routes::{agent_protocol, agents, jobs, logs, registration_tokens, sessions, system};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -41,13 +41,26 @@ use crate::routes::{agent_protocol, agents, jobs, registration_tokens, sessions,
         registration_tokens::delete,
         agents::list,
         agents::get,
+        agents::pause,
+        agents::resume,
+        agents::drain,
+        agents::delete,
         jobs::create,
         jobs::list,
         jobs::get,
         jobs::cancel,
+        logs::read,
+        logs::stream,
         agent_protocol::register,
         agent_protocol::heartbeat,
         agent_protocol::config,
+        agent_protocol::claim,
+        agent_protocol::start,
+        agent_protocol::lease,
+        agent_protocol::logs,
+        agent_protocol::finish,
+        agent_protocol::rotate_token,
+        agent_protocol::disconnect,
         crate::audit::list,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),
@@ -76,8 +89,10 @@ impl Modify for BearerAuth {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .description(Some(
-                        "A session token (`rws_…`) on /api/v1, an agent token (`rwa_…`) or, \
-                         for register, a registration token (`rwr_…`) on /agent/v1",
+                        "A session token (`rws_…`) on /api/v1; on /agent/v1 a registration \
+                         token (`rwr_…`) for register, a job token (`rwj_…`) for a job's \
+                         start, lease, logs and finish, and the agent token (`rwa_…`) for \
+                         everything else",
                     ))
                     .build(),
             ),

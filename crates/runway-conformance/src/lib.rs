@@ -18,9 +18,14 @@
 //! broke (`conformance::usernames_are_unique`), cases run in parallel, and one can
 //! be run alone with `cargo test usernames`. A plain function looping over cases
 //! would report a single pass/fail. The case bodies are ordinary generic functions
-//! in [`cases`] (`pub async fn name<S: Store + 'static>(store: S)`), readable and
+//! in [`cases`] (`pub async fn name<S: Backend>(store: S)`), readable and
 //! type-checked here; the macro only stamps out one small test per case that builds
 //! a fresh store and calls it.
+//!
+//! A backend is a [`Backend`]: every record trait ([`Store`]) and the
+//! [`LogStore`], on one value. On AWS the logs live in S3 behind the same type, so
+//! one fixture serves both, and the cases can check that a job's log and its
+//! attempts agree.
 //!
 //! ## The factory
 //!
@@ -48,7 +53,14 @@
 
 #![forbid(unsafe_code)]
 
+use runway_core::store::{LogStore, Store};
+
 pub mod cases;
+
+/// What the suite runs against: the records and the logs of one backend.
+pub trait Backend: Store + LogStore + 'static {}
+
+impl<T: Store + LogStore + 'static> Backend for T {}
 
 #[doc(hidden)]
 pub mod __private {
@@ -90,7 +102,12 @@ macro_rules! __for_each_case {
             registration_tokens_are_listed_newest_first_and_can_be_deleted,
             registering_with_a_usable_token_records_the_token_and_round_trips,
             registering_with_an_unknown_expired_or_deleted_token_is_not_found,
+            a_registration_token_admits_as_many_agents_as_its_uses_allow,
+            racing_registrations_for_a_tokens_last_use_admit_exactly_one,
             a_heartbeat_records_its_time_and_metrics,
+            setting_an_agents_state_returns_and_stores_it,
+            rotating_an_agents_token_retires_the_old_hash_at_once,
+            deleting_an_agent_retires_its_token_and_a_second_delete_is_not_found,
             agents_are_listed_by_region_and_by_status_at_a_given_time,
             agents_paginate_newest_first_without_duplicates_or_gaps,
             a_garbage_cursor_is_rejected,
@@ -100,7 +117,46 @@ macro_rules! __for_each_case {
             a_legal_transition_updates_status_and_updated_at,
             an_illegal_transition_is_refused_naming_both_states,
             transitioning_an_unknown_job_is_not_found,
+            exactly_one_of_sixteen_concurrent_transitions_wins,
+            a_claim_takes_the_highest_priority_job_then_the_oldest,
+            a_claim_never_takes_a_job_from_another_queue,
+            a_claim_takes_only_jobs_whose_labels_are_all_the_agents_and_star_takes_any,
+            an_agent_never_holds_more_jobs_than_its_capacity,
+            a_paused_draining_or_deleted_agent_claims_nothing,
+            a_claim_records_the_attempt_number_agent_lease_and_job_token_hash,
+            a_claim_hands_over_the_secrets_and_no_other_read_does,
+            secrets_survive_a_retry_and_no_read_returns_them_once_the_job_is_final,
             exactly_one_of_sixteen_concurrent_claims_wins,
+            eight_agents_claiming_fifty_jobs_concurrently_claim_each_exactly_once,
+            starting_moves_a_claimed_job_to_running_and_a_retried_start_only_extends_the_lease,
+            starting_a_job_that_is_being_canceled_keeps_it_canceling,
+            renewing_a_lease_extends_it_and_returns_the_status_the_agent_acts_on,
+            an_attempt_that_was_superseded_or_finished_is_not_held_and_nothing_changes,
+            a_reported_result_ends_the_attempt_and_the_job_with_its_exit_code,
+            a_result_the_lifecycle_forbids_is_refused_and_changes_nothing,
+            an_abandoned_attempt_is_requeued_with_its_history_while_retries_remain_then_lost,
+            a_requeued_job_is_claimable_at_once_and_its_next_attempt_is_number_two,
+            an_abandoned_attempt_of_a_job_being_canceled_is_canceled_not_retried,
+            an_overdue_attempt_times_out_unless_it_never_started,
+            canceling_a_queued_job_cancels_it_and_canceling_a_held_one_asks_its_agent_to_stop,
+            a_queued_job_that_expired_is_never_claimed,
+            canceling_a_requeued_job_leaves_its_finished_attempt_as_it_was,
+            a_job_moved_out_of_a_held_status_loses_its_lease,
+            due_attempts_are_expired_leases_and_passed_deadlines_soonest_first,
+            stale_queued_jobs_are_those_waiting_since_before_the_cutoff_oldest_first,
+            held_by_lists_exactly_the_attempts_an_agent_holds,
+            a_deleted_agents_jobs_stay_held_until_they_are_ended_as_abandoned,
+            a_new_attempts_log_is_empty,
+            a_chunk_at_the_end_is_written_and_a_resend_is_a_duplicate,
+            a_chunk_that_overlaps_the_end_writes_only_its_new_tail,
+            a_chunk_past_the_end_is_refused_with_the_offset_expected,
+            a_chunk_that_would_take_the_log_past_its_cap_is_refused_whole,
+            a_log_reads_by_offset_from_the_start_the_middle_and_past_the_end,
+            a_read_returns_at_most_max_bytes_even_across_chunk_boundaries,
+            the_log_summary_is_the_size_and_crc32_of_everything_written,
+            concurrent_appends_at_one_offset_write_exactly_once,
+            each_attempt_has_its_own_log,
+            the_log_of_an_attempt_that_does_not_exist_is_not_found,
             audit_events_are_listed_newest_first,
             audit_events_paginate_without_duplicates_or_gaps,
             audit_events_round_trip_every_actor_and_optional_field,

@@ -29,6 +29,41 @@ pub enum AgentStatus {
     NeverConnected,
 }
 
+/// What an admin has asked of an agent. Stored, unlike health, because it is a
+/// decision and not an observation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentState {
+    /// Claims jobs.
+    #[default]
+    Active,
+    /// Claims nothing until resumed; keeps running what it holds.
+    Paused,
+    /// Claims nothing, finishes what it holds, then disconnects.
+    Draining,
+}
+
+impl AgentState {
+    /// Every state.
+    pub const ALL: [Self; 3] = [Self::Active, Self::Paused, Self::Draining];
+
+    /// The wire and storage form.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Paused => "paused",
+            Self::Draining => "draining",
+        }
+    }
+
+    /// Parses the wire and storage form.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|state| state.as_str() == s)
+    }
+}
+
 /// What an agent reports in a heartbeat. Every field is optional.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -103,6 +138,8 @@ pub struct Agent {
     pub queue: String,
     /// How many jobs it runs at once.
     pub capacity: u32,
+    /// Active, paused or draining, as an admin set it.
+    pub state: AgentState,
     /// The agent's own version string.
     pub version: Option<String>,
     /// When it registered.
@@ -147,17 +184,35 @@ pub struct RegistrationToken {
     /// When it stops working, if ever.
     #[serde(with = "time::serde::rfc3339::option")]
     pub expires_at: Option<OffsetDateTime>,
+    /// How many agents it may register in all; `None` for no limit.
+    pub max_uses: Option<u32>,
+    /// How many agents it has registered.
+    pub uses: u32,
     /// SHA-256 of the token. Never serialized.
     #[serde(skip)]
     pub token_hash: TokenHash,
 }
 
+/// A registration token's lifetime when the admin gives none.
+pub const REGISTRATION_TOKEN_DEFAULT_TTL: Duration = Duration::days(7);
+
 impl RegistrationToken {
-    /// Whether the token may be used at `now`.
+    /// Whether the token may be used at `now`: unexpired, with a use left.
     #[must_use]
     pub fn is_usable(&self, now: OffsetDateTime) -> bool {
-        self.expires_at.is_none_or(|at| now < at)
+        self.expires_at.is_none_or(|at| now < at) && self.max_uses.is_none_or(|max| self.uses < max)
     }
+}
+
+/// Whether an agent with `agent_labels` may run a job that asks for `job_labels`:
+/// every label the job asks for is among the agent's, and an agent label `*`
+/// matches any. The routing rule of every backend's claim.
+#[must_use]
+pub fn labels_satisfy(agent_labels: &[String], job_labels: &[String]) -> bool {
+    agent_labels.iter().any(|l| l == "*")
+        || job_labels
+            .iter()
+            .all(|wanted| agent_labels.contains(wanted))
 }
 
 #[cfg(test)]
@@ -172,6 +227,7 @@ mod tests {
             labels: vec![],
             queue: "default".into(),
             capacity: 1,
+            state: AgentState::Active,
             version: None,
             created_at: OffsetDateTime::UNIX_EPOCH,
             last_heartbeat_at: last,
@@ -238,11 +294,41 @@ mod tests {
             created_by: UserId::new(),
             created_at: t0,
             expires_at: None,
+            max_uses: None,
+            uses: 0,
             token_hash: TokenHash::of("r"),
         };
         assert!(t.is_usable(t0 + Duration::days(9999)));
         t.expires_at = Some(t0 + Duration::hours(1));
         assert!(t.is_usable(t0));
         assert!(!t.is_usable(t0 + Duration::hours(1)));
+    }
+
+    #[test]
+    fn a_registration_token_with_no_uses_left_is_unusable() {
+        let t0 = OffsetDateTime::UNIX_EPOCH;
+        let mut t = RegistrationToken {
+            id: RegistrationTokenId::new(),
+            description: None,
+            created_by: UserId::new(),
+            created_at: t0,
+            expires_at: None,
+            max_uses: Some(2),
+            uses: 1,
+            token_hash: TokenHash::of("r"),
+        };
+        assert!(t.is_usable(t0));
+        t.uses = 2;
+        assert!(!t.is_usable(t0));
+    }
+
+    #[test]
+    fn a_job_runs_only_where_every_label_it_asks_for_is_found_or_the_agent_takes_any() {
+        let v = |ls: &[&str]| ls.iter().map(|&l| l.to_owned()).collect::<Vec<_>>();
+        assert!(labels_satisfy(&v(&["linux", "docker"]), &v(&["docker"])));
+        assert!(labels_satisfy(&v(&["linux"]), &v(&[])));
+        assert!(!labels_satisfy(&v(&["linux"]), &v(&["linux", "gpu"])));
+        assert!(!labels_satisfy(&v(&[]), &v(&["linux"])));
+        assert!(labels_satisfy(&v(&["*"]), &v(&["linux", "gpu"])));
     }
 }

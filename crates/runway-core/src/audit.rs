@@ -214,11 +214,38 @@ pub enum AuditAction {
     /// A cancel was asked for (subject: the job id).
     #[serde(rename = "job.canceled")]
     JobCanceled,
+    /// An admin paused, resumed or drained an agent (subject: the agent id; detail: the new state).
+    #[serde(rename = "agent.state_changed")]
+    AgentStateChanged,
+    /// An agent replaced its own token (subject: the agent id).
+    #[serde(rename = "agent.token_rotated")]
+    AgentTokenRotated,
+    /// An admin deleted an agent; its token stopped working (subject: the agent id).
+    #[serde(rename = "agent.deleted")]
+    AgentDeleted,
+    /// An agent said it is leaving (subject: the agent id).
+    #[serde(rename = "agent.disconnected")]
+    AgentDisconnected,
+    /// An agent claimed a job (subject: the job id; detail: the attempt).
+    #[serde(rename = "job.claimed")]
+    JobClaimed,
+    /// An agent started a job's script (subject: the job id).
+    #[serde(rename = "job.started")]
+    JobStarted,
+    /// An agent reported a job's result (subject: the job id; detail: the status).
+    #[serde(rename = "job.finished")]
+    JobFinished,
+    /// The reaper ended an attempt: lost (and perhaps re-queued), timed out, expired or canceled (subject: the job id; detail: what).
+    #[serde(rename = "job.reaped")]
+    JobReaped,
+    /// A user asked for a finished job to run again (subject: the job id).
+    #[serde(rename = "job.retried")]
+    JobRetried,
 }
 
 impl AuditAction {
     /// Every action.
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 19] = [
         Self::SessionCreated,
         Self::SessionRevoked,
         Self::SessionsRevokedAll,
@@ -229,6 +256,15 @@ impl AuditAction {
         Self::AgentRegistered,
         Self::JobCreated,
         Self::JobCanceled,
+        Self::AgentStateChanged,
+        Self::AgentTokenRotated,
+        Self::AgentDeleted,
+        Self::AgentDisconnected,
+        Self::JobClaimed,
+        Self::JobStarted,
+        Self::JobFinished,
+        Self::JobReaped,
+        Self::JobRetried,
     ];
 
     /// The wire and storage form, e.g. `job.canceled`.
@@ -245,6 +281,15 @@ impl AuditAction {
             Self::AgentRegistered => "agent.registered",
             Self::JobCreated => "job.created",
             Self::JobCanceled => "job.canceled",
+            Self::AgentStateChanged => "agent.state_changed",
+            Self::AgentTokenRotated => "agent.token_rotated",
+            Self::AgentDeleted => "agent.deleted",
+            Self::AgentDisconnected => "agent.disconnected",
+            Self::JobClaimed => "job.claimed",
+            Self::JobStarted => "job.started",
+            Self::JobFinished => "job.finished",
+            Self::JobReaped => "job.reaped",
+            Self::JobRetried => "job.retried",
         }
     }
 

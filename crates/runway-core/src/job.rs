@@ -4,6 +4,15 @@
 //! every backend can store (a DynamoDB item is at most 400 KB). A [`Job`] is the
 //! stored record; each time an agent claims it an [`Attempt`] is added, and attempts
 //! are never rewritten once finished, so a retried job keeps its history.
+//!
+//! ## Secrets
+//!
+//! [`JobSpec::secrets`] is write-only: it deserializes from a submission but is never
+//! serialized (`skip_serializing`), and its `Debug` names the variables without
+//! their values, so no response, log line or panic message can carry one. The
+//! stores keep the values only while the job can still run, hand them back only from
+//! a claim (every other read returns the spec with `secrets` empty), and delete them
+//! in the write that moves the job to a final state.
 
 use std::collections::BTreeMap;
 
@@ -13,6 +22,7 @@ use utoipa::ToSchema;
 
 use crate::id::{AgentId, JobId, UserId};
 use crate::lifecycle::JobStatus;
+use crate::secret::{Secret, TokenHash};
 
 /// Limits on a job spec.
 pub mod limits {
@@ -20,7 +30,7 @@ pub mod limits {
     pub const NAME_MAX: usize = 200;
     /// Largest script, in bytes.
     pub const SCRIPT_MAX: usize = 64 * 1024;
-    /// Most environment variables.
+    /// Most environment variables, secrets included.
     pub const ENV_MAX: usize = 100;
     /// Longest environment variable name.
     pub const ENV_KEY_MAX: usize = 128;
@@ -59,6 +69,43 @@ const fn default_retries() -> u32 {
     DEFAULT_MAX_RETRIES
 }
 
+/// A job's secret variables: name → value. `Debug` shows the names only; serde
+/// reads them from a submission and never writes them anywhere (see the module docs).
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct JobSecrets(pub BTreeMap<String, Secret>);
+
+impl JobSecrets {
+    /// Whether there are none.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// How many.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Names and values, for a store writing them or a claim handing them over.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.expose()))
+    }
+}
+
+impl std::fmt::Debug for JobSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
+impl FromIterator<(String, String)> for JobSecrets {
+    fn from_iter<I: IntoIterator<Item = (String, String)>>(iter: I) -> Self {
+        Self(iter.into_iter().map(|(k, v)| (k, Secret::new(v))).collect())
+    }
+}
+
 /// What a user submits to run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -87,6 +134,20 @@ pub struct JobSpec {
     /// Automatic retries when the agent is lost, 0 to 10.
     #[serde(default = "default_retries")]
     pub max_retries: u32,
+    /// Secret variables: exported to the script like `env`, masked as `***` in its
+    /// log, never returned by any API, deleted when the job is final.
+    #[serde(default, skip_serializing)]
+    #[schema(write_only, value_type = BTreeMap<String, String>)]
+    pub secrets: JobSecrets,
+}
+
+/// Whether `name` may name an environment variable: letters, digits and `_`, not
+/// starting with a digit, at most [`limits::ENV_KEY_MAX`] bytes.
+fn is_env_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= limits::ENV_KEY_MAX
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// A field that failed validation, and why.
@@ -177,32 +238,42 @@ impl JobSpec {
                 format!("must be at most {} bytes", limits::SCRIPT_MAX),
             ));
         }
-        if self.env.len() > limits::ENV_MAX {
+        if self.env.len() + self.secrets.len() > limits::ENV_MAX {
             return Err(FieldError::new(
                 "env",
-                format!("at most {} variables", limits::ENV_MAX),
+                format!(
+                    "at most {} variables, env and secrets together",
+                    limits::ENV_MAX
+                ),
             ));
         }
-        for (key, value) in &self.env {
-            let valid_key = !key.is_empty()
-                && key.len() <= limits::ENV_KEY_MAX
-                && !key.starts_with(|c: char| c.is_ascii_digit())
-                && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-            if !valid_key {
+        let variables = self
+            .env
+            .iter()
+            .map(|(k, v)| ("env", k.as_str(), v.as_str()))
+            .chain(self.secrets.iter().map(|(k, v)| ("secrets", k, v)));
+        for (group, key, value) in variables {
+            if !is_env_name(key) {
                 return Err(FieldError::new(
-                    format!("env.{key}"),
+                    format!("{group}.{key}"),
                     "names are letters, digits and _, not starting with a digit",
                 ));
             }
             if value.len() > limits::ENV_VALUE_MAX || value.contains('\0') {
                 return Err(FieldError::new(
-                    format!("env.{key}"),
+                    format!("{group}.{key}"),
                     format!(
                         "values are at most {} bytes with no NUL",
                         limits::ENV_VALUE_MAX
                     ),
                 ));
             }
+        }
+        if let Some(key) = self.secrets.0.keys().find(|k| self.env.contains_key(*k)) {
+            return Err(FieldError::new(
+                format!("secrets.{key}"),
+                "is also in env; a variable is either plain or secret",
+            ));
         }
         validate_labels(&self.labels)?;
         validate_label("queue", &self.queue)?;
@@ -228,12 +299,17 @@ impl JobSpec {
                 .iter()
                 .map(|(k, v)| k.len() + v.len())
                 .sum::<usize>()
+            + self
+                .secrets
+                .iter()
+                .map(|(k, v)| k.len() + v.len())
+                .sum::<usize>()
             + self.labels.iter().map(String::len).sum::<usize>();
         if total > limits::SPEC_TOTAL_MAX {
             return Err(FieldError::new(
                 "script",
                 format!(
-                    "the script, env and labels together must be at most {} bytes, got {total}",
+                    "the script, env, secrets and labels together must be at most {} bytes, got {total}",
                     limits::SPEC_TOTAL_MAX
                 ),
             ));
@@ -300,6 +376,39 @@ pub struct Attempt {
     pub finished_at: Option<OffsetDateTime>,
     /// The script's exit code, when it exited.
     pub exit_code: Option<i32>,
+    /// While an agent holds the attempt: when its lease runs out unless renewed.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub lease_expires_at: Option<OffsetDateTime>,
+    /// Bytes of log received so far.
+    pub log_bytes: u64,
+    /// SHA-256 of the attempt's job token. Never serialized.
+    #[serde(skip)]
+    pub job_token_hash: TokenHash,
+}
+
+/// How long past its timeout a held attempt may go before the reaper ends it as
+/// `timed_out`: the agent enforces the timeout itself (and needs the cancel grace
+/// to stop the script), so the reaper only acts for an agent that is gone.
+pub const DEADLINE_GRACE: time::Duration = time::Duration::seconds(60);
+
+/// How long past its timeout a job token keeps working, so that an agent can
+/// still upload the last of the log and finish.
+pub const JOB_TOKEN_GRACE: time::Duration = time::Duration::minutes(10);
+
+impl Attempt {
+    /// When the reaper ends the attempt as `timed_out` if it is still held: the
+    /// claim, plus the job's timeout, plus [`DEADLINE_GRACE`].
+    #[must_use]
+    pub fn deadline(&self, timeout_seconds: u32) -> OffsetDateTime {
+        self.claimed_at + time::Duration::seconds(i64::from(timeout_seconds)) + DEADLINE_GRACE
+    }
+
+    /// When the attempt's job token stops working: the claim, plus the job's
+    /// timeout, plus [`JOB_TOKEN_GRACE`].
+    #[must_use]
+    pub fn job_token_expires_at(&self, timeout_seconds: u32) -> OffsetDateTime {
+        self.claimed_at + time::Duration::seconds(i64::from(timeout_seconds)) + JOB_TOKEN_GRACE
+    }
 }
 
 /// A job together with its attempts, oldest attempt first.

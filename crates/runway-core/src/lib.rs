@@ -6,9 +6,12 @@
 //! * [`secret`] — token generation, hashing and the redacting `Secret` wrapper.
 //! * [`password`] — argon2id password hashing.
 //! * [`user`], [`session`], [`agent`], [`job`] — the records the stores keep.
-//! * [`lifecycle`] — the one job-state transition table.
+//! * [`lifecycle`] — the one job-state transition table, and how an attempt's end
+//!   settles a job (the retry rule).
+//! * [`log`] — job logs: chunks placed by byte offset, sizes and checksums.
 //! * [`audit`] — the append-only audit log's events: who did what to which object.
-//! * [`store`] — narrow, domain-shaped store traits and the single [`store::StoreError`].
+//! * [`store`] — narrow, domain-shaped store traits and the single [`store::StoreError`],
+//!   whose conflicts are typed ([`store::Conflict`]).
 //!
 //! Time is always passed in (`now: OffsetDateTime`) rather than read from a clock
 //! inside the stores, so that expiry rules are deterministic and testable, and so
@@ -21,6 +24,7 @@ pub mod audit;
 pub mod id;
 pub mod job;
 pub mod lifecycle;
+pub mod log;
 pub mod page;
 pub mod password;
 pub mod secret;

@@ -162,6 +162,97 @@ pub const fn cancel_target(status: JobStatus) -> Option<JobStatus> {
     }
 }
 
+/// How an agent's attempt at a job ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptEnd {
+    /// The agent reported the result: `succeeded`, `failed`, `canceled` (it stopped
+    /// the script on a cancel request) or `timed_out` (it stopped it at its timeout).
+    Reported(JobStatus),
+    /// Nobody holds the attempt any more: its lease ran out, or its agent was
+    /// deleted. Lost, and retried while retries remain; a job that was being
+    /// canceled is simply canceled.
+    Abandoned,
+    /// Still held past its deadline with no result (the reaper): `timed_out`. An
+    /// attempt that never started has no timeout running, so that is `Abandoned`.
+    Overdue,
+}
+
+/// Where an ended attempt leaves the attempt and its job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settlement {
+    /// The attempt's final status.
+    pub attempt: JobStatus,
+    /// The job's new status: the same, or `queued` for a retry.
+    pub job: JobStatus,
+}
+
+/// Whether an agent holds a job in `status` (and so it has a lease).
+#[must_use]
+pub const fn is_held(status: JobStatus) -> bool {
+    matches!(
+        status,
+        JobStatus::Claimed | JobStatus::Running | JobStatus::Canceling
+    )
+}
+
+/// What `end` does to a held job in `status` that has had `attempts` attempts
+/// (this one included) and allows `max_retries` automatic retries. This is the one
+/// place the retry rule lives: automatic retries apply only to lost attempts.
+///
+/// # Errors
+/// [`IllegalTransition`] if the table does not allow the move, e.g. an agent
+/// reporting `canceled` for a job nobody asked to cancel.
+pub fn settle(
+    status: JobStatus,
+    end: AttemptEnd,
+    attempts: u32,
+    max_retries: u32,
+) -> Result<Settlement, IllegalTransition> {
+    use JobStatus::{Canceled, Canceling, Claimed, Lost, Queued, TimedOut};
+    let settlement = match end {
+        AttemptEnd::Reported(result) if !result.is_terminal() || result == Lost => {
+            return Err(IllegalTransition {
+                from: status,
+                to: result,
+            });
+        }
+        AttemptEnd::Reported(result) => Settlement {
+            attempt: result,
+            job: result,
+        },
+        AttemptEnd::Overdue if status != Claimed => Settlement {
+            attempt: TimedOut,
+            job: TimedOut,
+        },
+        AttemptEnd::Abandoned | AttemptEnd::Overdue => {
+            if status == Canceling {
+                Settlement {
+                    attempt: Canceled,
+                    job: Canceled,
+                }
+            } else if attempts <= max_retries {
+                Settlement {
+                    attempt: Lost,
+                    job: Queued,
+                }
+            } else {
+                Settlement {
+                    attempt: Lost,
+                    job: Lost,
+                }
+            }
+        }
+    };
+    if !is_held(status) {
+        return Err(IllegalTransition {
+            from: status,
+            to: settlement.job,
+        });
+    }
+    check(status, settlement.job)?;
+    Ok(settlement)
+}
+
 #[cfg(test)]
 mod tests {
     use super::JobStatus::*;
@@ -252,6 +343,109 @@ mod tests {
         for s in JobStatus::ALL {
             if let Some(t) = cancel_target(s) {
                 assert!(is_allowed(s, t), "cancel must follow the table: {s} -> {t}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_lost_attempt_is_retried_while_retries_remain_then_the_job_is_lost() {
+        let retried = settle(Running, AttemptEnd::Abandoned, 1, 2).unwrap();
+        assert_eq!(
+            retried,
+            Settlement {
+                attempt: Lost,
+                job: Queued
+            }
+        );
+        assert_eq!(
+            settle(Claimed, AttemptEnd::Abandoned, 3, 2).unwrap().job,
+            Lost
+        );
+        assert_eq!(
+            settle(Running, AttemptEnd::Abandoned, 3, 2).unwrap(),
+            Settlement {
+                attempt: Lost,
+                job: Lost
+            }
+        );
+        assert_eq!(
+            settle(Running, AttemptEnd::Abandoned, 1, 0).unwrap().job,
+            Lost
+        );
+    }
+
+    #[test]
+    fn an_abandoned_job_that_was_being_canceled_is_canceled_not_retried() {
+        assert_eq!(
+            settle(Canceling, AttemptEnd::Abandoned, 1, 5).unwrap(),
+            Settlement {
+                attempt: Canceled,
+                job: Canceled
+            }
+        );
+    }
+
+    #[test]
+    fn an_overdue_attempt_times_out_unless_it_never_started() {
+        assert_eq!(
+            settle(Running, AttemptEnd::Overdue, 1, 2).unwrap().job,
+            TimedOut
+        );
+        assert_eq!(
+            settle(Canceling, AttemptEnd::Overdue, 1, 2).unwrap().job,
+            TimedOut
+        );
+        assert_eq!(
+            settle(Claimed, AttemptEnd::Overdue, 1, 2).unwrap().job,
+            Queued
+        );
+    }
+
+    #[test]
+    fn reported_results_follow_the_table() {
+        assert_eq!(
+            settle(Running, AttemptEnd::Reported(Succeeded), 1, 2).unwrap(),
+            Settlement {
+                attempt: Succeeded,
+                job: Succeeded
+            }
+        );
+        assert_eq!(
+            settle(Canceling, AttemptEnd::Reported(Canceled), 1, 2)
+                .unwrap()
+                .job,
+            Canceled
+        );
+        assert_eq!(
+            settle(Canceling, AttemptEnd::Reported(Succeeded), 1, 2)
+                .unwrap()
+                .job,
+            Succeeded
+        );
+        assert_eq!(
+            settle(Claimed, AttemptEnd::Reported(Failed), 1, 2)
+                .unwrap()
+                .job,
+            Failed
+        );
+        // Nobody asked to cancel a running job; a job must start before it succeeds.
+        assert!(settle(Running, AttemptEnd::Reported(Canceled), 1, 2).is_err());
+        assert!(settle(Claimed, AttemptEnd::Reported(Succeeded), 1, 2).is_err());
+        // Not results an agent can report.
+        for not_a_result in [Queued, Claimed, Running, Canceling, Lost, Expired] {
+            assert!(settle(Running, AttemptEnd::Reported(not_a_result), 1, 2).is_err());
+        }
+    }
+
+    #[test]
+    fn only_a_held_job_can_end_an_attempt() {
+        for s in JobStatus::ALL.into_iter().filter(|s| !is_held(*s)) {
+            for end in [
+                AttemptEnd::Abandoned,
+                AttemptEnd::Overdue,
+                AttemptEnd::Reported(Failed),
+            ] {
+                assert!(settle(s, end, 1, 2).is_err(), "{s} {end:?}");
             }
         }
     }

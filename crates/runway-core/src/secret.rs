@@ -1,8 +1,8 @@
 //! Tokens and secrets.
 //!
-//! Runway hands out three kinds of bearer token — session, agent and registration —
-//! each with a short prefix so a leaked token is recognisable in a scanner and a log
-//! line (`rws_`, `rwa_`, `rwr_`). Every token carries 256 bits from the operating
+//! Runway hands out four kinds of bearer token — session, agent, registration and
+//! job — each with a short prefix so a leaked token is recognisable in a scanner and
+//! a log line (`rws_`, `rwa_`, `rwr_`, `rwj_`). Every token carries 256 bits from the operating
 //! system's CSPRNG. Only the SHA-256 of a token is ever stored: a token is already
 //! high-entropy, so a slow password hash would add latency to every request without
 //! adding safety.
@@ -117,6 +117,10 @@ pub enum TokenKind {
     Agent,
     /// An admin-created registration token (`rwr_`).
     Registration,
+    /// The credential of one claimed attempt of one job (`rwj_`). It is only ever
+    /// presented on a route that names its job, so it need not embed the job id:
+    /// the job's attempt record holds its hash.
+    Job,
 }
 
 impl TokenKind {
@@ -127,6 +131,7 @@ impl TokenKind {
             Self::Session => "rws_",
             Self::Agent => "rwa_",
             Self::Registration => "rwr_",
+            Self::Job => "rwj_",
         }
     }
 }
@@ -155,7 +160,7 @@ impl IssuedToken {
         }
     }
 
-    /// A new agent or registration token.
+    /// A new agent, registration or job token.
     ///
     /// # Panics
     /// If asked for a session token: those must embed their id, see [`Self::session`].

@@ -21,11 +21,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::agent::{Agent, AgentMetrics, AgentStatus, RegistrationToken};
+use crate::agent::{Agent, AgentMetrics, AgentState, AgentStatus, RegistrationToken};
 use crate::audit::AuditEvent;
 use crate::id::{AgentId, JobId, RegistrationTokenId, SessionId, UserId};
-use crate::job::{Job, JobDetail};
-use crate::lifecycle::{IllegalTransition, JobStatus};
+use crate::job::{Attempt, Job, JobDetail};
+use crate::lifecycle::{AttemptEnd, IllegalTransition, JobStatus};
+use crate::log::{LogAppend, LogChunk, LogSlice, LogSummary};
 use crate::page::{Page, PageRequest};
 use crate::secret::TokenHash;
 use crate::session::Session;
@@ -40,9 +41,10 @@ pub enum StoreError {
     /// The record does not exist (or is not visible to the caller).
     #[error("not found")]
     NotFound,
-    /// A uniqueness rule was broken, e.g. a username already taken.
+    /// A rule about the current state of a record was broken: what, in
+    /// [`Conflict`]. The client's wording is the API's, not the store's.
     #[error("conflict: {0}")]
-    Conflict(String),
+    Conflict(#[from] Conflict),
     /// The job lifecycle does not allow the change.
     #[error(transparent)]
     IllegalTransition(#[from] IllegalTransition),
@@ -76,6 +78,63 @@ impl StoreError {
             source: err.into(),
         }
     }
+}
+
+/// Which kind of record a [`Conflict::Exists`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordKind {
+    /// A user.
+    User,
+    /// A session.
+    Session,
+    /// A registration token.
+    RegistrationToken,
+    /// An agent.
+    Agent,
+    /// A job.
+    Job,
+    /// An audit event.
+    AuditEvent,
+}
+
+impl RecordKind {
+    /// A short name, for messages: `registration token`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Session => "session",
+            Self::RegistrationToken => "registration token",
+            Self::Agent => "agent",
+            Self::Job => "job",
+            Self::AuditEvent => "audit event",
+        }
+    }
+}
+
+/// What a [`StoreError::Conflict`] conflicted with. `Display` is for logs; the API
+/// writes the client's message from the variant.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Conflict {
+    /// The username is taken.
+    #[error("username `{0}` is taken")]
+    UsernameTaken(String),
+    /// A record with this id already exists.
+    #[error("a {} with this id exists", .0.as_str())]
+    Exists(RecordKind),
+    /// The attempt named is not the job's current one, or no agent holds the job
+    /// any more (it finished, was lost, or was given to another agent).
+    #[error("the attempt is not held")]
+    NotHeld,
+    /// A log chunk does not start at or before the end of the log.
+    #[error("the log continues at byte {expected}")]
+    LogOffset {
+        /// The log's size: where the next chunk must start.
+        expected: u64,
+    },
+    /// The log is at its cap and takes no more bytes.
+    #[error("the log is full")]
+    LogFull,
 }
 
 /// Shorthand for store results.
@@ -156,8 +215,10 @@ pub struct AgentQuery {
 #[async_trait]
 pub trait AgentStore: Send + Sync {
     /// Creates `agent` if the registration token whose hash is `registration` exists
-    /// and is usable at `now`, atomically. [`StoreError::NotFound`] otherwise. The
-    /// agent's `registration_token_id` is filled in from the token.
+    /// and is usable at `now` ([`RegistrationToken::is_usable`]: unexpired, with a
+    /// use left), and counts one use of the token, atomically: a token with one use
+    /// left admits exactly one of two racing registrations. [`StoreError::NotFound`]
+    /// otherwise. The agent's `registration_token_id` is filled in from the token.
     async fn register_agent(
         &self,
         registration: &TokenHash,
@@ -182,6 +243,16 @@ pub trait AgentStore: Send + Sync {
         query: &AgentQuery,
         now: OffsetDateTime,
     ) -> StoreResult<Page<Agent>>;
+    /// Sets what an admin asks of the agent; returns the updated agent.
+    /// [`StoreError::NotFound`] if it is gone.
+    async fn set_agent_state(&self, id: AgentId, state: AgentState) -> StoreResult<Agent>;
+    /// Replaces the agent's token hash, so the old token stops working in the same
+    /// write. [`StoreError::NotFound`] if it is gone.
+    async fn rotate_agent_token(&self, id: AgentId, token_hash: &TokenHash) -> StoreResult<()>;
+    /// Deletes the agent and its token (which stops working at once). The jobs it
+    /// held are left as they are: the caller ends them as abandoned.
+    /// [`StoreError::NotFound`] if there is none.
+    async fn delete_agent(&self, id: AgentId) -> StoreResult<()>;
 }
 
 /// Which jobs to list.
@@ -196,22 +267,166 @@ pub struct JobQuery {
 /// Jobs and their attempts.
 #[async_trait]
 pub trait JobStore: Send + Sync {
-    /// Stores a new job (status `queued`, no attempts).
+    /// Stores a new job (status `queued`, no attempts), its secrets included.
     async fn create_job(&self, job: &Job) -> StoreResult<()>;
-    /// A job and its attempts.
+    /// A job and its attempts. Its `secrets` are always empty here: only
+    /// [`DispatchStore::claim_job`] hands them out.
     async fn get_job(&self, id: JobId) -> StoreResult<Option<JobDetail>>;
-    /// Jobs, newest first.
+    /// Jobs, newest first, with empty `secrets`.
     async fn list_jobs(&self, query: &JobQuery) -> StoreResult<Page<Job>>;
     /// Moves a job to `to` if the lifecycle allows it from the status it has now,
     /// with a write conditional on that status (retrying if another writer won).
     /// [`StoreError::NotFound`] or [`StoreError::IllegalTransition`] otherwise.
-    /// The latest attempt, if any, takes the same status.
+    /// The latest attempt, if any, takes the same status; if `to` is final the
+    /// job's secrets are deleted in the same write, and if the job leaves a held
+    /// status the attempt's lease goes with it. Used for users' cancels
+    /// (`queued → canceled`, `claimed | running → canceling`) and the queue TTL
+    /// (`queued → expired`); attempts end through [`DispatchStore::end_attempt`].
     async fn transition_job(
         &self,
         id: JobId,
         to: JobStatus,
         now: OffsetDateTime,
     ) -> StoreResult<Job>;
+}
+
+/// What an agent asks for when it claims.
+#[derive(Debug, Clone)]
+pub struct ClaimRequest {
+    /// The claiming agent as authenticated (its queue, labels and capacity). The
+    /// store re-checks its state and capacity in the claim's own write.
+    pub agent: Agent,
+    /// The hash of the job token minted for this claim, kept with the attempt.
+    pub job_token: TokenHash,
+    /// When the new attempt's lease runs out unless renewed.
+    pub lease_expires_at: OffsetDateTime,
+}
+
+/// A successful claim: the job, secrets included, and the attempt just begun.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    /// The job, now `claimed`, with its `secrets` (the only read that has them).
+    pub job: Job,
+    /// The new attempt (the job's latest).
+    pub attempt: Attempt,
+}
+
+/// An attempt that an agent holds, as the reaper and agent deletion see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeldAttempt {
+    /// The job.
+    pub job: JobId,
+    /// The attempt's number.
+    pub attempt: u32,
+    /// The job's status: `claimed`, `running` or `canceling`.
+    pub status: JobStatus,
+}
+
+/// Claiming and running jobs: what the agent protocol and the reaper need.
+///
+/// Every write here is conditional on the job's current attempt being the one
+/// named and still held ([`lifecycle::is_held`](crate::lifecycle::is_held)), so a
+/// call from an agent that lost its job (lease expired, job retried elsewhere,
+/// canceled) is [`Conflict::NotHeld`] and changes nothing.
+#[async_trait]
+pub trait DispatchStore: Send + Sync {
+    /// Claims, exactly once, the best queued job the agent may run: in its queue,
+    /// every label the job asks for among the agent's
+    /// ([`labels_satisfy`](crate::agent::labels_satisfy)), highest priority first,
+    /// then oldest. The job becomes `claimed` with a new attempt (number
+    /// `attempt_count + 1`, the agent, `claimed_at = now`, the lease and the job
+    /// token hash). `Ok(None)` if there is no such job, if the agent is not
+    /// `active`, if it already holds `capacity` jobs, or if it is gone. A race lost
+    /// to another agent is never an error: the store moves on to the next
+    /// candidate. State and capacity are conditions of the claim's own write.
+    async fn claim_job(
+        &self,
+        request: &ClaimRequest,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<Claim>>;
+    /// The agent started the script: `claimed → running` with `started_at = now`
+    /// and the lease extended to `lease_expires_at`. A job already `running` (a
+    /// retried call) or `canceling` keeps its status and only has its lease
+    /// extended. [`Conflict::NotHeld`] otherwise; [`StoreError::NotFound`] if there
+    /// is no such job.
+    async fn start_attempt(
+        &self,
+        job: JobId,
+        attempt: u32,
+        lease_expires_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> StoreResult<Job>;
+    /// Extends a held attempt's lease to `lease_expires_at`; returns the job, whose
+    /// status tells the agent whether to cancel. [`Conflict::NotHeld`] or
+    /// [`StoreError::NotFound`] otherwise.
+    async fn renew_lease(
+        &self,
+        job: JobId,
+        attempt: u32,
+        lease_expires_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> StoreResult<Job>;
+    /// Ends a held attempt as [`lifecycle::settle`](crate::lifecycle::settle)
+    /// decides from the job's status, `end`, its attempt count and `max_retries`:
+    /// the attempt takes its final status, `finished_at = now`, `exit_code`, and
+    /// loses its lease; the job takes its new status (`queued` again for a retry,
+    /// claimable at once). A job that becomes final loses its secrets in the same
+    /// write. [`Conflict::NotHeld`], [`StoreError::IllegalTransition`] or
+    /// [`StoreError::NotFound`] otherwise.
+    async fn end_attempt(
+        &self,
+        job: JobId,
+        attempt: u32,
+        end: AttemptEnd,
+        exit_code: Option<i32>,
+        now: OffsetDateTime,
+    ) -> StoreResult<Job>;
+    /// Held attempts that are due for the reaper at `now`: their lease ran out,
+    /// or their deadline ([`Attempt::deadline`]) passed. At most `limit`, soonest
+    /// due first.
+    async fn due_attempts(&self, now: OffsetDateTime, limit: u32) -> StoreResult<Vec<HeldAttempt>>;
+    /// Queued jobs whose status last changed before `cutoff` (the queue TTL's
+    /// horizon), oldest first, at most `limit`.
+    async fn stale_queued_jobs(
+        &self,
+        cutoff: OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<Vec<JobId>>;
+    /// The attempts `agent` holds now.
+    async fn held_by(&self, agent: AgentId) -> StoreResult<Vec<HeldAttempt>>;
+}
+
+/// Where logs live: SQLite locally, S3 (with the size and checksum in DynamoDB)
+/// on AWS. Deliberately narrow: append by offset, read by offset, summarize.
+///
+/// An attempt's log exists once the attempt does; appends need not check that the
+/// attempt is held (the API does that with the job token before appending).
+#[async_trait]
+pub trait LogStore: Send + Sync {
+    /// Places `chunk` as [`crate::log::placement`] says, atomically with the log's
+    /// size and running CRC-32, conditional on the size it read (two racing
+    /// appends cannot both write at one offset). [`Conflict::LogOffset`] for a gap,
+    /// [`Conflict::LogFull`] for bytes past [`crate::log::LOG_MAX_BYTES`] plus
+    /// [`crate::log::LOG_MARKER_ALLOWANCE`], [`StoreError::NotFound`] if there is no
+    /// such attempt.
+    async fn append_log(
+        &self,
+        job: JobId,
+        attempt: u32,
+        chunk: &LogChunk,
+    ) -> StoreResult<LogAppend>;
+    /// Up to `max_bytes` of the log from `offset` (nothing if `offset` is at or past
+    /// the end). [`StoreError::NotFound`] if there is no such attempt.
+    async fn read_log(
+        &self,
+        job: JobId,
+        attempt: u32,
+        offset: u64,
+        max_bytes: usize,
+    ) -> StoreResult<LogSlice>;
+    /// The log's size and CRC-32 so far. [`StoreError::NotFound`] if there is no
+    /// such attempt.
+    async fn log_summary(&self, job: JobId, attempt: u32) -> StoreResult<LogSummary>;
 }
 
 /// Which audit events to list.
@@ -242,9 +457,18 @@ pub trait StoreHealth: Send + Sync {
     async fn ping(&self) -> StoreResult<()>;
 }
 
-/// Every capability, for wiring a server. Handlers should take the narrow traits.
+/// Every record capability, for wiring a server. Handlers should take the narrow
+/// traits. Logs are a [`LogStore`] of their own, because on AWS they live
+/// elsewhere (S3).
 pub trait Store:
-    UserStore + SessionStore + RegistrationTokenStore + AgentStore + JobStore + AuditStore + StoreHealth
+    UserStore
+    + SessionStore
+    + RegistrationTokenStore
+    + AgentStore
+    + JobStore
+    + DispatchStore
+    + AuditStore
+    + StoreHealth
 {
 }
 
@@ -254,6 +478,7 @@ impl<T> Store for T where
         + RegistrationTokenStore
         + AgentStore
         + JobStore
+        + DispatchStore
         + AuditStore
         + StoreHealth
 {

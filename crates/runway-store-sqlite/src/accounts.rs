@@ -11,13 +11,13 @@ use std::sync::LazyLock;
 use async_trait::async_trait;
 use runway_core::id::{SessionId, UserId};
 use runway_core::session::Session;
-use runway_core::store::{SessionStore, StoreError, StoreResult, UserStore};
+use runway_core::store::{Conflict, RecordKind, SessionStore, StoreError, StoreResult, UserStore};
 use runway_core::user::User;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use time::OffsetDateTime;
 
 use crate::SqliteStore;
-use crate::error::{store_error, store_error_or_conflict};
+use crate::error::{Key, store_error, store_error_or_conflict};
 use crate::rows::{self, SESSION_COLUMNS, USER_COLUMNS, ts};
 
 // Point reads run on every request: their SQL is built once, not per call.
@@ -57,7 +57,10 @@ impl UserStore for SqliteStore {
                     ])
                 })
                 .map_err(|e| {
-                    store_error_or_conflict(e, || format!("username `{}` is taken", user.username))
+                    store_error_or_conflict(e, |key| match key {
+                        Key::Unique => Conflict::UsernameTaken(user.username),
+                        Key::Primary => Conflict::Exists(RecordKind::User),
+                    })
                 })?;
                 Ok(())
             })
@@ -141,7 +144,9 @@ impl SessionStore for SqliteStore {
                         s.token_hash.as_str(),
                     ])
                 })
-                .map_err(|e| store_error_or_conflict(e, || format!("session {} exists", s.id)))?;
+                .map_err(|e| {
+                    store_error_or_conflict(e, |_| Conflict::Exists(RecordKind::Session))
+                })?;
                 Ok(())
             })
             .await

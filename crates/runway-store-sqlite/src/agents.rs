@@ -1,9 +1,19 @@
 //! Registration tokens and agents.
 //!
 //! Registering is the one multi-step rule here: the token must exist and be usable
-//! at `now` when the agent row is inserted. Both happen in one `BEGIN IMMEDIATE`
-//! transaction on the writer, so an admin deleting the token at the same moment
-//! either wins (registration fails) or loses (the agent exists), never both.
+//! at `now` (unexpired, with a use left) when the agent row is inserted, and the
+//! use is counted. One `UPDATE registration_tokens SET uses = uses + 1 WHERE
+//! token_hash = ? AND <usable> RETURNING id` both checks and consumes, and the
+//! agent's `INSERT` follows in the same `BEGIN IMMEDIATE` transaction on the
+//! writer: an admin deleting the token at the same moment either wins
+//! (registration fails) or loses (the agent exists), never both; two registrations
+//! racing for a token's last use are serialized by the write lock, and the second
+//! finds `uses = max_uses`; an insert that fails (a duplicate agent) rolls the use
+//! back with it.
+//!
+//! Rotating an agent's token and deleting an agent are single statements on the
+//! agent's row: `agents_by_token_hash` is the only way a token resolves, so the
+//! old token stops working in the write that commits.
 //!
 //! An agent's health is not stored. `list_agents` filters on `last_heartbeat_at`
 //! with the same boundary as `Agent::status`: online iff `now - at < 90 s`, i.e.
@@ -12,11 +22,15 @@
 use std::sync::LazyLock;
 
 use async_trait::async_trait;
-use runway_core::agent::{Agent, AgentMetrics, AgentStatus, OFFLINE_AFTER, RegistrationToken};
+use runway_core::agent::{
+    Agent, AgentMetrics, AgentState, AgentStatus, OFFLINE_AFTER, RegistrationToken,
+};
 use runway_core::id::{AgentId, RegistrationTokenId};
 use runway_core::page::Page;
 use runway_core::secret::TokenHash;
-use runway_core::store::{AgentQuery, AgentStore, RegistrationTokenStore, StoreError, StoreResult};
+use runway_core::store::{
+    AgentQuery, AgentStore, Conflict, RecordKind, RegistrationTokenStore, StoreError, StoreResult,
+};
 use rusqlite::types::Value;
 use rusqlite::{OptionalExtension, TransactionBehavior, params, params_from_iter};
 use time::OffsetDateTime;
@@ -41,7 +55,7 @@ impl RegistrationTokenStore for SqliteStore {
             .write(move |conn| {
                 conn.prepare_cached(&format!(
                     "INSERT INTO registration_tokens ({REGISTRATION_TOKEN_COLUMNS}) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
                 ))
                 .and_then(|mut stmt| {
                     stmt.execute(params![
@@ -50,11 +64,13 @@ impl RegistrationTokenStore for SqliteStore {
                         t.created_by.to_string(),
                         created_at,
                         expires_at,
+                        t.max_uses,
+                        t.uses,
                         t.token_hash.as_str(),
                     ])
                 })
                 .map_err(|e| {
-                    store_error_or_conflict(e, || "this registration token already exists".into())
+                    store_error_or_conflict(e, |_| Conflict::Exists(RecordKind::RegistrationToken))
                 })?;
                 Ok(())
             })
@@ -108,8 +124,9 @@ impl AgentStore for SqliteStore {
                     .map_err(store_error)?;
                 let token: Option<String> = tx
                     .prepare_cached(
-                        "SELECT id FROM registration_tokens \
-                         WHERE token_hash = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
+                        "UPDATE registration_tokens SET uses = uses + 1 \
+                         WHERE token_hash = ?1 AND (expires_at IS NULL OR expires_at > ?2) \
+                         AND (max_uses IS NULL OR uses < max_uses) RETURNING id",
                     )
                     .and_then(|mut stmt| {
                         stmt.query_row(params![registration.as_str(), now], |row| row.get(0))
@@ -123,7 +140,8 @@ impl AgentStore for SqliteStore {
                 let m = &agent.metrics;
                 tx.prepare_cached(&format!(
                     "INSERT INTO agents ({AGENT_COLUMNS}) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
+                     ?17)"
                 ))
                 .and_then(|mut stmt| {
                     stmt.execute(params![
@@ -143,9 +161,10 @@ impl AgentStore for SqliteStore {
                         m.running_jobs,
                         token,
                         agent.token_hash.as_str(),
+                        agent.state.as_str(),
                     ])
                 })
-                .map_err(|e| store_error_or_conflict(e, || "this agent already exists".into()))?;
+                .map_err(|e| store_error_or_conflict(e, |_| Conflict::Exists(RecordKind::Agent)))?;
                 tx.commit().map_err(store_error)?;
                 Ok(agent)
             })
@@ -217,6 +236,53 @@ impl AgentStore for SqliteStore {
                 .collect::<rusqlite::Result<Vec<_>>>()
         })?;
         Ok(seek.finish(agents, |a| a.id.to_string()))
+    }
+
+    async fn set_agent_state(&self, id: AgentId, state: AgentState) -> StoreResult<Agent> {
+        self.db
+            .write(move |conn| {
+                conn.prepare_cached(&format!(
+                    "UPDATE agents SET state = ?1 WHERE id = ?2 RETURNING {AGENT_COLUMNS}"
+                ))
+                .and_then(|mut stmt| {
+                    stmt.query_row(params![state.as_str(), id.to_string()], rows::agent)
+                        .optional()
+                })
+                .map_err(store_error)?
+                .ok_or(StoreError::NotFound)
+            })
+            .await
+    }
+
+    async fn rotate_agent_token(&self, id: AgentId, token_hash: &TokenHash) -> StoreResult<()> {
+        let token_hash = token_hash.clone();
+        self.db
+            .write(move |conn| {
+                let changed = conn
+                    .prepare_cached("UPDATE agents SET token_hash = ?1 WHERE id = ?2")
+                    .and_then(|mut stmt| stmt.execute(params![token_hash.as_str(), id.to_string()]))
+                    .map_err(store_error)?;
+                if changed == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn delete_agent(&self, id: AgentId) -> StoreResult<()> {
+        self.db
+            .write(move |conn| {
+                let deleted = conn
+                    .prepare_cached("DELETE FROM agents WHERE id = ?1")
+                    .and_then(|mut stmt| stmt.execute([id.to_string()]))
+                    .map_err(store_error)?;
+                if deleted == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                Ok(())
+            })
+            .await
     }
 }
 

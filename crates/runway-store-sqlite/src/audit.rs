@@ -22,7 +22,7 @@
 use async_trait::async_trait;
 use runway_core::audit::AuditEvent;
 use runway_core::page::Page;
-use runway_core::store::{AuditQuery, AuditStore, StoreError, StoreResult};
+use runway_core::store::{AuditQuery, AuditStore, Conflict, RecordKind, StoreError, StoreResult};
 use rusqlite::{params, params_from_iter};
 
 use crate::SqliteStore;
@@ -59,7 +59,7 @@ impl AuditStore for SqliteStore {
                         ])
                     })
                     .map_err(|e| {
-                        store_error_or_conflict(e, || format!("audit event {} exists", event.id))
+                        store_error_or_conflict(e, |_| Conflict::Exists(RecordKind::AuditEvent))
                     });
                 // Back to the store's setting whatever the insert did: every other
                 // write must fsync before it is acknowledged.
@@ -135,7 +135,10 @@ mod tests {
         assert_eq!(writer_synchronous(&store).await, 2);
         let duplicate = store.append_audit(&event).await.unwrap_err();
         assert!(
-            matches!(duplicate, StoreError::Conflict(_)),
+            matches!(
+                duplicate,
+                StoreError::Conflict(Conflict::Exists(RecordKind::AuditEvent))
+            ),
             "{duplicate:?}"
         );
         assert_eq!(writer_synchronous(&store).await, 2);

@@ -14,7 +14,9 @@
 //! a release build on 2 cores: ~500,000 `get_session`/s from four tasks), while a
 //! hop to a blocking thread and back costs more than the query itself. Session
 //! validation runs on every request, so this is the hot path. Listings run inline
-//! too: their limit is at most 100 rows. The price is that a read which does have to
+//! too: their limit is at most 100 rows. So do the reaper's scans, log reads (at
+//! most the `max_bytes` asked for) and a claim's first look for a job
+//! (`dispatch.rs`), which lets an idle agent's poll skip the writer entirely. The price is that a read which does have to
 //! wait (another process holding an exclusive lock, i.e. `busy_timeout`) stalls one
 //! async worker for that time; with one writer in this process and WAL that does not
 //! happen in normal operation. A commit, by contrast, costs an fsync (~2 ms on the
@@ -68,6 +70,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0003_audit_events",
         include_str!("../migrations/0003_audit_events.sql"),
+    ),
+    (
+        "0004_running_jobs",
+        include_str!("../migrations/0004_running_jobs.sql"),
     ),
 ];
 
@@ -221,6 +227,9 @@ fn configure_writer(conn: &Connection, location: &Location) -> Result<(), Setup>
     }
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", true)?;
+    // A job's secrets are deleted when it is final; without this, SQLite only
+    // unlinks the bytes and they stay in free space and freelist pages.
+    conn.pragma_update(None, "secure_delete", true)?;
     Ok(())
 }
 

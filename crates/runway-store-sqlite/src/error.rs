@@ -6,44 +6,57 @@
 //!
 //! * `SQLITE_BUSY`, `SQLITE_LOCKED` and "cannot open" are transient →
 //!   [`StoreError::Unavailable`] with a one-second hint;
-//! * a UNIQUE / PRIMARY KEY violation → [`StoreError::Conflict`], with a message the
-//!   caller chooses (a SQLite message would leak table names to API clients);
+//! * a UNIQUE / PRIMARY KEY violation of an insert that expects one →
+//!   [`StoreError::Conflict`] with the [`Conflict`] the caller names, told which of
+//!   the two keys it was ([`Key`]), so "username taken" and "this id exists" stay
+//!   apart; anywhere else a violated key is a bug, hence internal;
 //! * everything else → [`StoreError::Internal`], keeping the rusqlite error as the
 //!   source so the cause chain is logged, never flattened into a string.
 
 use std::time::Duration;
 
-use runway_core::store::StoreError;
+use runway_core::store::{Conflict, StoreError};
 use rusqlite::ErrorCode;
 use rusqlite::ffi;
 
 /// How long a caller should wait after the database reported itself busy.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
-/// Maps a rusqlite error, using a generic message for uniqueness conflicts.
+/// Maps a rusqlite error where no uniqueness violation is expected.
 pub(crate) fn store_error(err: rusqlite::Error) -> StoreError {
-    store_error_or_conflict(err, || {
-        "a record with the same key already exists".to_owned()
-    })
+    map(err, None::<fn(Key) -> Conflict>)
 }
 
-/// Maps a rusqlite error; a uniqueness violation becomes `Conflict(conflict())`.
+/// Which key an insert collided on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Key {
+    /// The primary key: a record with this id exists.
+    Primary,
+    /// A UNIQUE index, e.g. `users_by_username`.
+    Unique,
+}
+
+/// Maps a rusqlite error; a uniqueness violation becomes `Conflict(conflict(key))`.
 pub(crate) fn store_error_or_conflict(
     err: rusqlite::Error,
-    conflict: impl FnOnce() -> String,
+    conflict: impl FnOnce(Key) -> Conflict,
 ) -> StoreError {
+    map(err, Some(conflict))
+}
+
+fn map(err: rusqlite::Error, conflict: Option<impl FnOnce(Key) -> Conflict>) -> StoreError {
     if let Some(code) = err.sqlite_error() {
-        match code.code {
-            ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked | ErrorCode::CannotOpen => {
+        let key = match code.extended_code {
+            ffi::SQLITE_CONSTRAINT_PRIMARYKEY => Some(Key::Primary),
+            ffi::SQLITE_CONSTRAINT_UNIQUE => Some(Key::Unique),
+            _ => None,
+        };
+        match (code.code, key, conflict) {
+            (ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked | ErrorCode::CannotOpen, ..) => {
                 return StoreError::unavailable(err, Some(RETRY_AFTER));
             }
-            ErrorCode::ConstraintViolation
-                if matches!(
-                    code.extended_code,
-                    ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY
-                ) =>
-            {
-                return StoreError::Conflict(conflict());
+            (ErrorCode::ConstraintViolation, Some(key), Some(conflict)) => {
+                return StoreError::Conflict(conflict(key));
             }
             _ => {}
         }
@@ -89,6 +102,8 @@ pub(crate) struct NotWal(pub(crate) String);
 
 #[cfg(test)]
 mod tests {
+    use runway_core::store::RecordKind;
+
     use super::*;
 
     fn sqlite_failure(code: i32) -> rusqlite::Error {
@@ -108,11 +123,30 @@ mod tests {
     }
 
     #[test]
-    fn a_unique_violation_is_a_conflict_with_the_callers_message() {
-        let err = store_error_or_conflict(sqlite_failure(ffi::SQLITE_CONSTRAINT_UNIQUE), || {
-            "username `ada` is taken".into()
-        });
-        assert!(matches!(err, StoreError::Conflict(m) if m == "username `ada` is taken"));
+    fn a_key_violation_is_the_conflict_the_caller_names_for_that_key() {
+        let name = |key| match key {
+            Key::Unique => Conflict::UsernameTaken("ada".into()),
+            Key::Primary => Conflict::Exists(RecordKind::User),
+        };
+        let err = store_error_or_conflict(sqlite_failure(ffi::SQLITE_CONSTRAINT_UNIQUE), name);
+        assert!(
+            matches!(&err, StoreError::Conflict(Conflict::UsernameTaken(n)) if n == "ada"),
+            "{err:?}"
+        );
+        let err = store_error_or_conflict(sqlite_failure(ffi::SQLITE_CONSTRAINT_PRIMARYKEY), name);
+        assert!(
+            matches!(
+                err,
+                StoreError::Conflict(Conflict::Exists(RecordKind::User))
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn a_key_violation_nobody_expected_is_internal() {
+        let err = store_error(sqlite_failure(ffi::SQLITE_CONSTRAINT_UNIQUE));
+        assert!(matches!(err, StoreError::Internal(_)), "{err:?}");
     }
 
     #[test]

@@ -1,30 +1,35 @@
 //! Jobs, their attempts, and the lifecycle write.
 //!
-//! `transition_job` is where the lifecycle is enforced. In one `BEGIN IMMEDIATE`
-//! transaction it reads the status, asks `lifecycle::check`, then writes with
-//! `WHERE id = ? AND status = ?` and moves the latest attempt with it. IMMEDIATE takes
-//! the write lock before the read, so no other writer (not even another process on
-//! the same file) can change the status in between; the conditional `UPDATE` is the
-//! same rule stated a second time, so the code reads like the DynamoDB condition
-//! expression and would still be safe if the locking were ever relaxed. Sixteen
-//! concurrent `queued → claimed` calls therefore yield one success and fifteen
+//! `transition_job` is where the lifecycle is enforced for users' cancels and the
+//! queue TTL. In one `BEGIN IMMEDIATE` transaction it reads the status, asks
+//! `lifecycle::check`, then writes with `WHERE id = ? AND status = ?` and moves the
+//! current attempt with it. IMMEDIATE takes the write lock before the read, so no
+//! other writer (not even another process on the same file) can change the status
+//! in between; the conditional `UPDATE` is the same rule stated a second time, so
+//! the code reads like the DynamoDB condition expression and would still be safe if
+//! the locking were ever relaxed. Sixteen concurrent `queued → claimed` calls
+//! therefore yield one success and fifteen
 //! `IllegalTransition { from: claimed, to: claimed }`.
 //!
-//! `get_job` reads the job and its attempts inside one read transaction, so the
-//! attempts always belong to the job version returned.
+//! The attempt that moves with the job is its current one: the latest, and only
+//! while the job is held (claimed, running, canceling). A queued job's latest
+//! attempt has finished (it was lost and the job re-queued), and attempts are never
+//! rewritten once finished, so canceling or expiring that job leaves its history
+//! as it was. A move to a status that is not held drops the attempt's lease; a
+//! move to a final status sets the job's `secrets` to NULL, in the same write.
 //!
-//! Claiming (the agent protocol) will read `jobs_claimable`, a partial index on
-//! `(queue, priority DESC, id) WHERE status = 'queued'` (migration 2): the claim
-//! order, highest priority then oldest, with no sort. It is maintained by SQLite
-//! itself, so no write here changes for it; a test below pins the query shape that
-//! uses it.
+//! `get_job` reads the job and its attempts inside one read transaction, so the
+//! attempts always belong to the job version returned. Neither it nor `list_jobs`
+//! selects `secrets` ([`JOB_COLUMNS`] does not name the column).
+//!
+//! Claiming and the rest of an attempt's life are in `dispatch.rs`.
 
 use async_trait::async_trait;
 use runway_core::id::JobId;
 use runway_core::job::{Job, JobDetail};
 use runway_core::lifecycle::{self, JobStatus};
 use runway_core::page::Page;
-use runway_core::store::{JobQuery, JobStore, StoreError, StoreResult};
+use runway_core::store::{Conflict, JobQuery, JobStore, RecordKind, StoreError, StoreResult};
 use rusqlite::types::Value;
 use rusqlite::{OptionalExtension, TransactionBehavior, params, params_from_iter};
 use time::OffsetDateTime;
@@ -32,25 +37,26 @@ use time::OffsetDateTime;
 use crate::SqliteStore;
 use crate::error::{store_error, store_error_or_conflict};
 use crate::page::Seek;
-use crate::rows::{self, ATTEMPT_COLUMNS, JOB_COLUMNS, json, ts};
+use crate::rows::{self, ATTEMPT_COLUMNS, JOB_COLUMNS, json, secrets_json, ts};
 
 /// A conditional write that found another status than the one it read: impossible
 /// under `BEGIN IMMEDIATE`, so a bug if it ever happens.
 #[derive(Debug, thiserror::Error)]
-#[error("job {0} changed status inside a write transaction")]
-struct LostUpdate(JobId);
+#[error("job {0} changed inside a write transaction")]
+pub(crate) struct LostUpdate(pub(crate) JobId);
 
 #[async_trait]
 impl JobStore for SqliteStore {
     async fn create_job(&self, job: &Job) -> StoreResult<()> {
         let job = job.clone();
         let (env, labels) = (json(&job.spec.env)?, json(&job.spec.labels)?);
+        let secrets = secrets_json(&job.spec.secrets)?;
         let (created_at, updated_at) = (ts(job.created_at)?, ts(job.updated_at)?);
         self.db
             .write(move |conn| {
                 conn.prepare_cached(&format!(
-                    "INSERT INTO jobs ({JOB_COLUMNS}) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+                    "INSERT INTO jobs ({JOB_COLUMNS}, secrets) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
                 ))
                 .and_then(|mut stmt| {
                     stmt.execute(params![
@@ -68,9 +74,10 @@ impl JobStore for SqliteStore {
                         created_at,
                         updated_at,
                         job.attempt_count,
+                        secrets,
                     ])
                 })
-                .map_err(|e| store_error_or_conflict(e, || format!("job {} exists", job.id)))?;
+                .map_err(|e| store_error_or_conflict(e, |_| Conflict::Exists(RecordKind::Job)))?;
                 Ok(())
             })
             .await
@@ -121,35 +128,54 @@ impl JobStore for SqliteStore {
                 let tx = conn
                     .transaction_with_behavior(TransactionBehavior::Immediate)
                     .map_err(store_error)?;
-                let from = tx
-                    .prepare_cached("SELECT status FROM jobs WHERE id = ?1")
+                let (from, attempt) = tx
+                    .prepare_cached("SELECT status, attempt_count FROM jobs WHERE id = ?1")
                     .and_then(|mut stmt| {
-                        stmt.query_row([id.to_string()], |row| rows::get_status(row, 0))
-                            .optional()
+                        stmt.query_row([id.to_string()], |row| {
+                            Ok((rows::get_status(row, 0)?, row.get::<_, i64>(1)?))
+                        })
+                        .optional()
                     })
                     .map_err(store_error)?
                     .ok_or(StoreError::NotFound)?;
                 lifecycle::check(from, to)?;
                 let job = tx
                     .prepare_cached(&format!(
-                        "UPDATE jobs SET status = ?1, updated_at = ?2 \
+                        "UPDATE jobs SET status = ?1, updated_at = ?2, \
+                         secrets = CASE WHEN ?5 THEN NULL ELSE secrets END \
                          WHERE id = ?3 AND status = ?4 RETURNING {JOB_COLUMNS}"
                     ))
                     .and_then(|mut stmt| {
                         stmt.query_row(
-                            params![to.as_str(), now, id.to_string(), from.as_str()],
+                            params![
+                                to.as_str(),
+                                now,
+                                id.to_string(),
+                                from.as_str(),
+                                to.is_terminal()
+                            ],
                             rows::job,
                         )
                         .optional()
                     })
                     .map_err(store_error)?
                     .ok_or_else(|| StoreError::internal(LostUpdate(id)))?;
-                tx.prepare_cached(
-                    "UPDATE job_attempts SET status = ?1 WHERE job_id = ?2 AND number = \
-                     (SELECT MAX(number) FROM job_attempts WHERE job_id = ?2)",
-                )
-                .and_then(|mut stmt| stmt.execute(params![to.as_str(), id.to_string()]))
-                .map_err(store_error)?;
+                if lifecycle::is_held(from) {
+                    tx.prepare_cached(
+                        "UPDATE job_attempts SET status = ?1, \
+                         lease_expires_at = CASE WHEN ?4 THEN lease_expires_at END \
+                         WHERE job_id = ?2 AND number = ?3",
+                    )
+                    .and_then(|mut stmt| {
+                        stmt.execute(params![
+                            to.as_str(),
+                            id.to_string(),
+                            attempt,
+                            lifecycle::is_held(to)
+                        ])
+                    })
+                    .map_err(store_error)?;
+                }
                 tx.commit().map_err(store_error)?;
                 Ok(job)
             })
@@ -168,26 +194,4 @@ pub(crate) fn list_sql(query: &JobQuery, seek: &Seek) -> (String, Vec<Value>) {
     }
     let sql = seek.select(JOB_COLUMNS, "jobs", conditions, &mut values);
     (sql, values)
-}
-
-#[cfg(test)]
-mod tests {
-    use rusqlite::types::Value;
-
-    use crate::query_plans::plan;
-
-    /// The shape of the claim query the agent protocol will run: one queue's queued
-    /// jobs in claim order, read ahead in a batch for the label check.
-    const CLAIM_CANDIDATES: &str = "SELECT id, labels FROM jobs \
-         WHERE status = 'queued' AND queue = ?1 ORDER BY priority DESC, id LIMIT ?2";
-
-    #[test]
-    fn claim_candidates_are_read_from_the_partial_index_in_claim_order_without_sorting() {
-        let plan = plan(
-            CLAIM_CANDIDATES,
-            vec![Value::Text("default".into()), Value::Integer(100)],
-        );
-        assert!(plan.contains("jobs_claimable"), "{plan}");
-        assert!(!plan.contains("TEMP B-TREE"), "{plan}");
-    }
 }

@@ -14,12 +14,20 @@
 //!   can roll back — a session that was issued, a job that was accepted, a status
 //!   change an agent was told about would silently vanish. Runway promises that
 //!   nothing acknowledged is lost, and its writes are few and small (sign-ins, job
-//!   submissions, transitions, heartbeats), so one fsync per commit is an easy price.
+//!   submissions, transitions, heartbeats, claims, log chunks), so one fsync per
+//!   commit is an easy price; each store call is one transaction, so one commit.
 //!   The one exception is an audit event (`audit.rs`): it commits with `NORMAL` and
 //!   is made durable by the next `FULL` commit, so an audited change costs one
 //!   fsync, not two.
 //! * **`foreign_keys=ON`**, `busy_timeout` of 5 s for other processes (a `sqlite3`
 //!   shell, a backup) holding a lock.
+//! * **`secure_delete=ON`** on the writer, so that what is deleted is overwritten
+//!   with zeros rather than left in free space: a final job's secrets are gone from
+//!   the database file, not merely unlinked (a test reads the file to check). The
+//!   price is zeroing what a write frees, and writing the freelist pages a
+//!   shrinking write leaves behind; Runway's deletes are few and small. The bytes
+//!   can outlive the delete in the WAL until its frames are overwritten or the
+//!   last connection closes (which checkpoints and removes it), and in any backup.
 //! * **Migrations** are embedded (`migrations/NNNN_name.sql`), tracked by
 //!   `PRAGMA user_version` and applied in one transaction, so a crash mid-upgrade
 //!   leaves the old schema intact. A database from a newer Runway is refused
@@ -37,21 +45,37 @@
 //! Each rule is one statement or one `BEGIN IMMEDIATE` transaction on the single
 //! writer, never a read on one connection followed by a blind write:
 //!
-//! * unique usernames: a UNIQUE index, whose violation becomes `Conflict`;
+//! * unique usernames: a UNIQUE index, whose violation becomes
+//!   `Conflict::UsernameTaken`;
 //! * a password change: the new hash and the deletion of all the user's sessions
 //!   share a transaction, so no old session outlives the old password;
-//! * registering an agent: the token lookup (by hash, usable at `now`) and the
-//!   insert share a transaction, so a token deleted concurrently cannot admit it;
+//! * registering an agent: one `UPDATE` finds the token by hash, usable at `now`
+//!   (unexpired, `uses < max_uses`), and counts the use; the agent's insert shares
+//!   its transaction, so a token deleted concurrently cannot admit it and a token
+//!   with one use left admits exactly one of two racing registrations;
+//! * rotating or deleting an agent: one statement on its row, so the old token
+//!   stops resolving in the commit that acknowledges it;
 //! * job transitions: read the status, `lifecycle::check`, then
-//!   `UPDATE … WHERE id = ? AND status = ?`, with the latest attempt, in one
-//!   transaction.
+//!   `UPDATE … WHERE id = ? AND status = ?`, with the current attempt, in one
+//!   transaction;
+//! * claiming: the agent's state and capacity, the candidate walk in claim order
+//!   and the label check, the job's `queued → claimed` and the new attempt, in one
+//!   transaction, so a job is claimed exactly once and an agent never holds more
+//!   than `capacity` (`dispatch.rs`);
+//! * an attempt is held exactly while its `lease_expires_at` is set, and every
+//!   start, renewal and end is conditional on the attempt being the job's latest
+//!   and held (`Conflict::NotHeld` otherwise);
+//! * a job's secrets are a column only the claim reads, set to NULL (and, with
+//!   `secure_delete`, zeroed) by the write that makes the job final;
+//! * a log chunk, the log's size and its CRC-32 commit together (`logs.rs`).
 //!
 //! ## Layout
 //!
 //! `db.rs` connections, pool and migrations · `error.rs` the mapping to
 //! `StoreError` · `rows.rs` column encodings · `accounts.rs` users and sessions ·
-//! `agents.rs` registration tokens and agents · `jobs.rs` jobs and pagination ·
-//! `audit.rs` the append-only audit log.
+//! `agents.rs` registration tokens and agents · `jobs.rs` jobs, pagination and
+//! transitions · `dispatch.rs` claiming, leases, ending attempts and the reaper's
+//! reads · `logs.rs` job logs · `audit.rs` the append-only audit log.
 
 #![forbid(unsafe_code)]
 
@@ -59,8 +83,10 @@ mod accounts;
 mod agents;
 mod audit;
 mod db;
+mod dispatch;
 mod error;
 mod jobs;
+mod logs;
 mod page;
 mod rows;
 

@@ -4,7 +4,10 @@
 //!   to 2262, so a record read back is `==` to the one written (the conformance
 //!   suite compares whole records).
 //! * Ids are their 26-character ULID text, which sorts like the ULID itself.
-//! * Labels and env are JSON text: they are only ever read whole.
+//! * Labels, env and secrets are JSON text: they are only ever read whole.
+//! * Secrets are written by [`secrets_json`] and read back only by the claim
+//!   ([`get_secrets`]); [`JOB_COLUMNS`] leaves them out, so no other read can
+//!   return them by accident.
 //! * Enums are their `as_str()` form, readable in the `sqlite3` shell.
 //!
 //! A value that does not decode (a bad enum, id or JSON) is corrupt data, so it
@@ -17,9 +20,9 @@
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
-use runway_core::agent::{Agent, AgentMetrics, RegistrationToken};
+use runway_core::agent::{Agent, AgentMetrics, AgentState, RegistrationToken};
 use runway_core::audit::{Actor, AuditAction, AuditEvent};
-use runway_core::job::{Attempt, Job, JobSpec};
+use runway_core::job::{Attempt, Job, JobSecrets, JobSpec};
 use runway_core::lifecycle::JobStatus;
 use runway_core::secret::TokenHash;
 use runway_core::session::Session;
@@ -52,7 +55,25 @@ pub(crate) fn json<T: serde::Serialize>(value: &T) -> StoreResult<String> {
     serde_json::to_string(value).map_err(StoreError::internal)
 }
 
-fn bad(idx: usize, column: &'static str, reason: impl Into<String>) -> rusqlite::Error {
+/// Encodes a job's secrets as a JSON object, or NULL when there are none.
+pub(crate) fn secrets_json(secrets: &JobSecrets) -> StoreResult<Option<String>> {
+    if secrets.is_empty() {
+        return Ok(None);
+    }
+    json(&secrets.iter().collect::<BTreeMap<&str, &str>>()).map(Some)
+}
+
+/// A `u64` count (a log size) as an INTEGER. Logs are capped far below `i64::MAX`.
+pub(crate) fn int(n: u64) -> StoreResult<i64> {
+    i64::try_from(n).map_err(|e| {
+        StoreError::internal(BadColumn {
+            column: "integer",
+            reason: e.to_string(),
+        })
+    })
+}
+
+pub(crate) fn bad(idx: usize, column: &'static str, reason: impl Into<String>) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(
         idx,
         Type::Text,
@@ -83,7 +104,7 @@ fn get_opt_ts(
         .transpose()
 }
 
-fn get_parsed<T>(row: &Row<'_>, idx: usize, column: &'static str) -> rusqlite::Result<T>
+pub(crate) fn get_parsed<T>(row: &Row<'_>, idx: usize, column: &'static str) -> rusqlite::Result<T>
 where
     T: FromStr,
     T::Err: std::fmt::Display,
@@ -102,9 +123,42 @@ fn get_json<T: serde::de::DeserializeOwned>(
     serde_json::from_str(text).map_err(|e| bad(idx, column, e.to_string()))
 }
 
-fn get_u32(row: &Row<'_>, idx: usize, column: &'static str) -> rusqlite::Result<u32> {
+pub(crate) fn get_u32(row: &Row<'_>, idx: usize, column: &'static str) -> rusqlite::Result<u32> {
     let n: i64 = row.get(idx)?;
     u32::try_from(n).map_err(|e| bad(idx, column, e.to_string()))
+}
+
+pub(crate) fn get_u64(row: &Row<'_>, idx: usize, column: &'static str) -> rusqlite::Result<u64> {
+    let n: i64 = row.get(idx)?;
+    u64::try_from(n).map_err(|e| bad(idx, column, e.to_string()))
+}
+
+/// A job's secrets, NULL being none.
+pub(crate) fn get_secrets(row: &Row<'_>, idx: usize) -> rusqlite::Result<JobSecrets> {
+    if row.get_ref(idx)?.data_type() == Type::Null {
+        return Ok(JobSecrets::default());
+    }
+    let map: BTreeMap<String, String> = get_json(row, idx, "jobs.secrets")?;
+    Ok(map.into_iter().collect())
+}
+
+/// A list of labels stored as JSON, e.g. read from the `jobs_claimable` index.
+pub(crate) fn get_labels(
+    row: &Row<'_>,
+    idx: usize,
+    column: &'static str,
+) -> rusqlite::Result<Vec<String>> {
+    // Most jobs ask for no label: skip the JSON parser for them.
+    if row.get_ref(idx)?.as_str()? == "[]" {
+        return Ok(Vec::new());
+    }
+    get_json(row, idx, column)
+}
+
+pub(crate) fn get_agent_state(row: &Row<'_>, idx: usize) -> rusqlite::Result<AgentState> {
+    let text = row.get_ref(idx)?.as_str()?;
+    AgentState::parse(text)
+        .ok_or_else(|| bad(idx, "agents.state", format!("unknown agent state `{text}`")))
 }
 
 fn get_role(row: &Row<'_>, idx: usize) -> rusqlite::Result<Role> {
@@ -157,7 +211,7 @@ pub(crate) fn session(row: &Row<'_>) -> rusqlite::Result<Session> {
 
 /// The columns [`registration_token`] decodes, in order.
 pub(crate) const REGISTRATION_TOKEN_COLUMNS: &str =
-    "id, description, created_by, created_at, expires_at, token_hash";
+    "id, description, created_by, created_at, expires_at, max_uses, uses, token_hash";
 
 pub(crate) fn registration_token(row: &Row<'_>) -> rusqlite::Result<RegistrationToken> {
     Ok(RegistrationToken {
@@ -166,14 +220,21 @@ pub(crate) fn registration_token(row: &Row<'_>) -> rusqlite::Result<Registration
         created_by: get_parsed(row, 2, "registration_tokens.created_by")?,
         created_at: get_ts(row, 3, "registration_tokens.created_at")?,
         expires_at: get_opt_ts(row, 4, "registration_tokens.expires_at")?,
-        token_hash: get_hash(row, 5)?,
+        max_uses: row
+            .get::<_, Option<i64>>(5)?
+            .map(|n| {
+                u32::try_from(n).map_err(|e| bad(5, "registration_tokens.max_uses", e.to_string()))
+            })
+            .transpose()?,
+        uses: get_u32(row, 6, "registration_tokens.uses")?,
+        token_hash: get_hash(row, 7)?,
     })
 }
 
 /// The columns [`agent`] decodes, in order.
 pub(crate) const AGENT_COLUMNS: &str = "id, name, region, labels, queue, capacity, version, \
      created_at, last_heartbeat_at, cpu_percent, memory_percent, disk_percent, load_average, \
-     running_jobs, registration_token_id, token_hash";
+     running_jobs, registration_token_id, token_hash, state";
 
 pub(crate) fn agent(row: &Row<'_>) -> rusqlite::Result<Agent> {
     let running_jobs: Option<i64> = row.get(13)?;
@@ -200,6 +261,7 @@ pub(crate) fn agent(row: &Row<'_>) -> rusqlite::Result<Agent> {
         },
         registration_token_id: get_parsed(row, 14, "agents.registration_token_id")?,
         token_hash: get_hash(row, 15)?,
+        state: get_agent_state(row, 16)?,
     })
 }
 
@@ -220,6 +282,8 @@ pub(crate) fn job(row: &Row<'_>) -> rusqlite::Result<Job> {
             priority: row.get(6)?,
             timeout_seconds: get_u32(row, 7, "jobs.timeout_seconds")?,
             max_retries: get_u32(row, 8, "jobs.max_retries")?,
+            // Never selected here: see `get_secrets`.
+            secrets: JobSecrets::default(),
         },
         status: get_status(row, 9)?,
         created_by: get_parsed(row, 10, "jobs.created_by")?,
@@ -258,8 +322,8 @@ pub(crate) fn audit_event(row: &Row<'_>) -> rusqlite::Result<AuditEvent> {
 }
 
 /// The columns [`attempt`] decodes, in order.
-pub(crate) const ATTEMPT_COLUMNS: &str =
-    "number, agent_id, status, claimed_at, started_at, finished_at, exit_code";
+pub(crate) const ATTEMPT_COLUMNS: &str = "number, agent_id, status, claimed_at, started_at, \
+     finished_at, exit_code, lease_expires_at, log_bytes, job_token_hash";
 
 pub(crate) fn attempt(row: &Row<'_>) -> rusqlite::Result<Attempt> {
     Ok(Attempt {
@@ -270,6 +334,9 @@ pub(crate) fn attempt(row: &Row<'_>) -> rusqlite::Result<Attempt> {
         started_at: get_opt_ts(row, 4, "job_attempts.started_at")?,
         finished_at: get_opt_ts(row, 5, "job_attempts.finished_at")?,
         exit_code: row.get(6)?,
+        lease_expires_at: get_opt_ts(row, 7, "job_attempts.lease_expires_at")?,
+        log_bytes: get_u64(row, 8, "job_attempts.log_bytes")?,
+        job_token_hash: get_hash(row, 9)?,
     })
 }
 

@@ -1,14 +1,18 @@
-//! The agent protocol (`/agent/v1`): register, heartbeat, config.
+//! The agent protocol (`/agent/v1`): register, heartbeat, config, claim, start,
+//! lease, logs, finish, token rotation and disconnect.
 //!
-//! Registration is authenticated by a registration token, which the store checks
-//! and consumes atomically with creating the agent, so there is no window in which a
-//! revoked token still admits one. Everything else takes an agent token
-//! ([`CurrentAgent`]); session tokens are never accepted here.
+//! The wire types are `runway-protocol`'s, shared with `runway-agent`; the rules
+//! are `runway-service`'s ([`runway_service::dispatch`]). Each handler here
+//! authenticates with the token tier its call takes (registration → agent → job:
+//! [`RegistrationBearer`], [`CurrentAgent`], [`CurrentJob`]; a session token is
+//! never accepted), calls the service once, and shapes the answer.
 //!
-//! The timings an agent follows are chosen by the server and sent in `config`, so
-//! they can change without redeploying agents. `config` carries a strong `ETag` (a
-//! hash of the exact body bytes) so an agent polling it gets a bodiless 304 when
-//! nothing changed.
+//! `config` carries a strong `ETag` (a hash of the exact body bytes) so an agent
+//! polling it gets a bodiless 304 when nothing changed. Log chunks are raw bytes
+//! (`application/octet-stream`) placed by the `offset` query parameter: no base64
+//! inflation, and a resend is idempotent.
+
+use std::time::Duration;
 
 use axum::Json;
 use axum::body::Body;
@@ -16,150 +20,39 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use runway_core::OffsetDateTime;
-use runway_core::agent::{Agent, AgentMetrics, AgentStatus, HEARTBEAT_INTERVAL, OFFLINE_AFTER};
-use runway_core::audit::AuditAction;
-use runway_core::id::{AgentId, JobId, RegistrationTokenId};
-use runway_core::job::{DEFAULT_QUEUE, validate_label, validate_labels};
-use runway_core::secret::{IssuedToken, Secret, TokenKind};
-use runway_core::store::StoreError;
-use serde::{Deserialize, Serialize};
+use runway_core::agent::{Agent, AgentStatus};
+use runway_core::log::LogChunk;
+use runway_core::store::Claim;
+use runway_protocol::{
+    AgentConfig, AgentHealth, ClaimResponse, ClaimedJob, FinishPending, FinishRequest,
+    FinishResponse, HeartbeatRequest, HeartbeatResponse, LeaseResponse, LogAck, RegisterRequest,
+    RegisterResponse, RegisteredAgent, RotateResponse, SecretValue, Token,
+};
+use runway_service::dispatch::{Finish, Lease, Registration, Service};
+use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
-use utoipa::ToSchema;
 
-use super::agents::AgentView;
-use super::{check_text, expose_secret};
 use crate::AppState;
-use crate::audit::Audit;
-use crate::auth::{CurrentAgent, RegistrationBearer};
+use crate::auth::{CurrentAgent, CurrentJob, RegistrationBearer};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ApiJson, OptionalJson};
+use crate::extract::{ApiJson, ApiQuery, Octets, OptionalJson};
+use crate::middleware::CallId;
 
-/// The longest agent name.
-pub(crate) const MAX_AGENT_NAME_LEN: usize = 100;
-/// The longest agent version string.
-pub(crate) const MAX_VERSION_LEN: usize = 64;
-/// The most jobs one agent may run at once.
-pub(crate) const MAX_CAPACITY: u32 = 64;
-
-/// Job lease length, in seconds.
-pub(crate) const JOB_LEASE_SECONDS: u32 = 120;
-/// How often a running job's lease is renewed, in seconds.
-pub(crate) const LEASE_RENEW_INTERVAL_SECONDS: u32 = 40;
-/// The longest `wait` the claim long poll honours, in seconds.
-pub(crate) const CLAIM_WAIT_MAX_SECONDS: u32 = 20;
-/// Time between SIGTERM and SIGKILL on cancel, in seconds.
-pub(crate) const CANCEL_GRACE_SECONDS: u32 = 10;
-/// The largest log chunk, in bytes.
-pub(crate) const LOG_CHUNK_MAX_BYTES: u64 = 256 * 1024;
-/// The largest log of one attempt, in bytes.
-pub(crate) const LOG_MAX_BYTES: u64 = 64 * 1024 * 1024;
-
-/// What an agent says about itself when it registers.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RegisterRequest {
-    /// Display name, usually the host name (1–100 characters).
-    #[schema(example = "builder-1")]
-    name: String,
-    /// Where it runs (a label, at most 64 characters).
-    #[schema(example = "eu-west-1")]
-    region: Option<String>,
-    /// Capabilities jobs can require.
-    #[serde(default)]
-    labels: Vec<String>,
-    /// The queue to pull from (default `default`).
-    queue: Option<String>,
-    /// Jobs it runs at once, 1–64 (default 1).
-    capacity: Option<u32>,
-    /// The agent's version (at most 64 characters).
-    version: Option<String>,
+fn registered(agent: &Agent) -> RegisteredAgent {
+    RegisteredAgent {
+        id: agent.id.to_string(),
+        name: agent.name.clone(),
+        queue: agent.queue.clone(),
+        labels: agent.labels.clone(),
+        capacity: agent.capacity,
+    }
 }
 
-/// The new agent and its credential. `token` is shown only here.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct RegisterResponse {
-    /// The agent as stored.
-    agent: AgentView,
-    /// Send as `Authorization: Bearer <token>` on every other agent call.
-    #[serde(serialize_with = "expose_secret")]
-    #[schema(value_type = String, example = "rwa_…")]
-    token: Secret,
-    /// Heartbeat this often.
-    heartbeat_interval_seconds: i64,
-}
-
-/// What the server wants the agent to do after a heartbeat.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct HeartbeatResponse {
-    /// The agent's health as the server now sees it.
-    agent_status: AgentStatus,
-    /// Heartbeat this often.
-    heartbeat_interval_seconds: i64,
-    /// Jobs the agent must stop.
-    cancel_job_ids: Vec<JobId>,
-}
-
-/// The agent's configuration and the protocol's timings.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct AgentConfig {
-    /// The agent's id.
-    agent_id: AgentId,
-    /// The agent's name.
-    name: String,
-    /// The queue it pulls from.
-    queue: String,
-    /// Its labels.
-    labels: Vec<String>,
-    /// Heartbeat this often.
-    heartbeat_interval_seconds: i64,
-    /// The agent counts as offline after this long without a heartbeat.
-    offline_after_seconds: i64,
-    /// A claimed job's lease.
-    job_lease_seconds: u32,
-    /// Renew the lease this often.
-    lease_renew_interval_seconds: u32,
-    /// The longest `wait` a claim honours.
-    claim_wait_max_seconds: u32,
-    /// Grace between SIGTERM and SIGKILL on cancel.
-    cancel_grace_seconds: u32,
-    /// The largest log chunk.
-    log_chunk_max_bytes: u64,
-    /// The largest log of one attempt.
-    log_max_bytes: u64,
-}
-
-impl RegisterRequest {
-    fn validate(&self) -> Result<(), ApiError> {
-        let name = self.name.trim();
-        if name.is_empty() || self.name.chars().count() > MAX_AGENT_NAME_LEN {
-            return Err(ApiError::field(
-                "name",
-                format!("must be 1 to {MAX_AGENT_NAME_LEN} characters"),
-            ));
-        }
-        check_text("name", &self.name, MAX_AGENT_NAME_LEN)?;
-        if let Some(region) = &self.region {
-            validate_label("region", region).map_err(|e| ApiError::Validation(e.to_string()))?;
-        }
-        validate_labels(&self.labels).map_err(|e| ApiError::Validation(e.to_string()))?;
-        if let Some(queue) = &self.queue {
-            validate_label("queue", queue).map_err(|e| ApiError::Validation(e.to_string()))?;
-        }
-        if let Some(capacity) = self.capacity
-            && !(1..=MAX_CAPACITY).contains(&capacity)
-        {
-            return Err(ApiError::field(
-                "capacity",
-                format!("must be between 1 and {MAX_CAPACITY}, got {capacity}"),
-            ));
-        }
-        if let Some(version) = &self.version {
-            if version.is_empty() {
-                return Err(ApiError::field("version", "must not be empty"));
-            }
-            check_text("version", version, MAX_VERSION_LEN)?;
-        }
-        Ok(())
+const fn health(status: AgentStatus) -> AgentHealth {
+    match status {
+        AgentStatus::Online => AgentHealth::Online,
+        AgentStatus::Offline => AgentHealth::Offline,
+        AgentStatus::NeverConnected => AgentHealth::NeverConnected,
     }
 }
 
@@ -169,68 +62,44 @@ impl RegisterRequest {
     request_body = RegisterRequest,
     responses(
         (status = 201, description = "Registered", body = RegisterResponse),
-        (status = 401, description = "No, or an unknown, expired or revoked, registration token", body = ErrorBody),
+        (status = 401, description = "No, or an unknown, expired, used-up or revoked, registration token", body = ErrorBody),
         (status = 422, description = "A field is missing or out of range", body = ErrorBody)))]
 pub(crate) async fn register(
     State(state): State<AppState>,
-    audit: Audit,
+    request_id: CallId,
     RegistrationBearer(registration): RegistrationBearer,
     ApiJson(req): ApiJson<RegisterRequest>,
 ) -> Result<(StatusCode, Json<RegisterResponse>), ApiError> {
-    req.validate()?;
-    let now = OffsetDateTime::now_utc();
-    let issued = IssuedToken::new(TokenKind::Agent);
-    let agent = Agent {
-        id: AgentId::new(),
-        name: req.name.trim().to_owned(),
-        region: req.region,
-        labels: req.labels,
-        queue: req.queue.unwrap_or_else(|| DEFAULT_QUEUE.to_owned()),
-        capacity: req.capacity.unwrap_or(1),
-        version: req.version,
-        created_at: now,
-        last_heartbeat_at: None,
-        metrics: AgentMetrics::default(),
-        // Filled in by the store from the registration token.
-        registration_token_id: RegistrationTokenId::new(),
-        token_hash: issued.hash,
-    };
-    let agent = state
-        .store
-        .register_agent(&registration, agent, now)
+    let registration_request = Registration::from_request(req)?;
+    let (agent, token) = state
+        .service
+        .register_agent(
+            &registration,
+            registration_request,
+            request_id.into_option(),
+        )
         .await
         .map_err(|e| match e {
-            StoreError::NotFound => {
-                ApiError::Unauthorized("the registration token is unknown, expired or revoked")
-            }
+            runway_service::ServiceError::NotFound(_) => ApiError::Unauthorized(
+                "the registration token is unknown, expired, used up or revoked",
+            ),
             other => other.into(),
         })?;
-    audit
-        .record_with(
-            (&agent).into(),
-            AuditAction::AgentRegistered,
-            agent.id,
-            Some(format!(
-                "with registration token {}",
-                agent.registration_token_id
-            )),
-        )
-        .await;
     Ok((
         StatusCode::CREATED,
         Json(RegisterResponse {
-            agent: AgentView::at(agent, now),
-            token: issued.plaintext,
-            heartbeat_interval_seconds: HEARTBEAT_INTERVAL.whole_seconds(),
+            agent: registered(&agent),
+            token: Token(token.expose().to_owned()),
+            timings: state.service.timings(),
         }),
     ))
 }
 
-/// Reports the agent's metrics; the answer says what to do next.
+/// Reports the agent's metrics and running jobs; the answer says what to do next.
 #[utoipa::path(post, path = "/agent/v1/heartbeat", tag = "agent protocol",
     security(("bearer" = [])),
-    request_body(content = Option<AgentMetrics>,
-        description = "Optional: every metric may be left out, and so may the whole body"),
+    request_body(content = Option<HeartbeatRequest>,
+        description = "Optional: every field may be left out, and so may the whole body"),
     responses(
         (status = 200, description = "Recorded", body = HeartbeatResponse),
         (status = 401, description = "No valid agent token", body = ErrorBody),
@@ -238,23 +107,26 @@ pub(crate) async fn register(
 pub(crate) async fn heartbeat(
     State(state): State<AppState>,
     CurrentAgent(agent): CurrentAgent,
-    OptionalJson(metrics): OptionalJson<AgentMetrics>,
+    OptionalJson(report): OptionalJson<HeartbeatRequest>,
 ) -> Result<Json<HeartbeatResponse>, ApiError> {
-    metrics.validate().map_err(ApiError::Validation)?;
-    let metrics = metrics.rounded();
-    let now = OffsetDateTime::now_utc();
-    let agent = state
-        .store
-        .record_heartbeat(agent.id, &metrics, now)
+    let outcome = state
+        .service
+        .heartbeat(&agent, report)
         .await
         .map_err(|e| match e {
-            StoreError::NotFound => ApiError::unauthorized(),
+            // Deleted between authentication and the write.
+            runway_service::ServiceError::NotFound("agent") => ApiError::unauthorized(),
             other => other.into(),
         })?;
     Ok(Json(HeartbeatResponse {
-        agent_status: agent.status(now),
-        heartbeat_interval_seconds: HEARTBEAT_INTERVAL.whole_seconds(),
-        cancel_job_ids: Vec::new(),
+        agent_status: health(outcome.agent.status(OffsetDateTime::now_utc())),
+        action: outcome.action,
+        cancel_job_ids: outcome
+            .cancel_job_ids
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+        timings: state.service.timings(),
     }))
 }
 
@@ -268,22 +140,18 @@ pub(crate) async fn heartbeat(
         (status = 304, description = "Unchanged since the given ETag"),
         (status = 401, description = "No valid agent token", body = ErrorBody)))]
 pub(crate) async fn config(
+    State(state): State<AppState>,
     CurrentAgent(agent): CurrentAgent,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let config = AgentConfig {
-        agent_id: agent.id,
+        agent_id: agent.id.to_string(),
         name: agent.name,
         queue: agent.queue,
         labels: agent.labels,
-        heartbeat_interval_seconds: HEARTBEAT_INTERVAL.whole_seconds(),
-        offline_after_seconds: OFFLINE_AFTER.whole_seconds(),
-        job_lease_seconds: JOB_LEASE_SECONDS,
-        lease_renew_interval_seconds: LEASE_RENEW_INTERVAL_SECONDS,
-        claim_wait_max_seconds: CLAIM_WAIT_MAX_SECONDS,
-        cancel_grace_seconds: CANCEL_GRACE_SECONDS,
-        log_chunk_max_bytes: LOG_CHUNK_MAX_BYTES,
-        log_max_bytes: LOG_MAX_BYTES,
+        capacity: agent.capacity,
+        action: Service::action_for(agent.state),
+        timings: state.service.timings(),
     };
     let body = serde_json::to_vec(&config).map_err(|e| ApiError::Internal(Box::new(e)))?;
     let etag = etag_of(&body);
@@ -309,6 +177,264 @@ pub(crate) async fn config(
         Body::from(body),
     )
         .into_response())
+}
+
+/// The long poll's parameter.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ClaimQuery {
+    /// Seconds to wait for a job (default 0; the server cuts it to its
+    /// `claim_wait_max_seconds`: 20 locally, 0 on Lambda).
+    wait: Option<u32>,
+}
+
+fn claim_response(
+    state: &AppState,
+    claim: Claim,
+    token: &runway_core::secret::Secret,
+) -> ClaimResponse {
+    let Claim { job, attempt } = claim;
+    ClaimResponse {
+        job: ClaimedJob {
+            id: job.id.to_string(),
+            attempt: attempt.number,
+            name: job.spec.name,
+            script: job.spec.script,
+            env: job.spec.env,
+            secrets: job
+                .spec
+                .secrets
+                .iter()
+                .map(|(k, v)| (k.to_owned(), SecretValue(v.to_owned())))
+                .collect(),
+            timeout_seconds: job.spec.timeout_seconds,
+        },
+        job_token: Token(token.expose().to_owned()),
+        lease_expires_at: attempt
+            .lease_expires_at
+            .unwrap_or_else(|| OffsetDateTime::now_utc() + state.service.settings().lease),
+        timings: state.service.timings(),
+    }
+}
+
+/// Claims a job, waiting up to `wait` seconds for one (a long poll).
+#[utoipa::path(post, path = "/agent/v1/jobs/claim", tag = "agent protocol",
+    security(("bearer" = [])),
+    params(ClaimQuery),
+    responses(
+        (status = 200, description = "A job, its job token and lease", body = ClaimResponse,
+            headers(("x-poll-interval-seconds" = u32, description = "Wait this long after an empty claim"))),
+        (status = 204, description = "No job came within the wait",
+            headers(("x-poll-interval-seconds" = u32, description = "Wait this long before claiming again"))),
+        (status = 401, description = "No valid agent token", body = ErrorBody)))]
+pub(crate) async fn claim(
+    State(state): State<AppState>,
+    request_id: CallId,
+    CurrentAgent(agent): CurrentAgent,
+    ApiQuery(q): ApiQuery<ClaimQuery>,
+) -> Result<Response, ApiError> {
+    let wait = Duration::from_secs(u64::from(q.wait.unwrap_or(0)));
+    let claimed = state
+        .service
+        .claim(&agent, wait, request_id.into_option())
+        .await?;
+    let poll = HeaderValue::from(state.service.timings().poll_interval_seconds);
+    Ok(match claimed {
+        Some((claim, token)) => (
+            [(runway_protocol::POLL_INTERVAL_HEADER, poll)],
+            Json(claim_response(&state, claim, &token)),
+        )
+            .into_response(),
+        None => (
+            StatusCode::NO_CONTENT,
+            [(runway_protocol::POLL_INTERVAL_HEADER, poll)],
+        )
+            .into_response(),
+    })
+}
+
+fn lease_response(lease: Lease) -> Json<LeaseResponse> {
+    Json(LeaseResponse {
+        lease_expires_at: lease.expires_at,
+        cancel: lease.cancel,
+    })
+}
+
+/// Marks the job running: the agent has started its script.
+#[utoipa::path(post, path = "/agent/v1/jobs/{id}/start", tag = "agent protocol",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The job")),
+    responses(
+        (status = 200, description = "Running; the lease and whether to cancel", body = LeaseResponse),
+        (status = 401, description = "No valid job token for this job", body = ErrorBody),
+        (status = 404, description = "No such job", body = ErrorBody),
+        (status = 409, description = "The attempt is no longer this agent's (`job_not_held`): stop it", body = ErrorBody)))]
+pub(crate) async fn start(
+    State(state): State<AppState>,
+    CurrentJob(held): CurrentJob,
+) -> Result<Json<LeaseResponse>, ApiError> {
+    let agent = holder(&state, &held).await?;
+    Ok(lease_response(
+        state.service.start(&held, agent.as_ref()).await?,
+    ))
+}
+
+/// Extends the job's lease; the answer says whether to cancel.
+#[utoipa::path(post, path = "/agent/v1/jobs/{id}/lease", tag = "agent protocol",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The job")),
+    responses(
+        (status = 200, description = "Extended", body = LeaseResponse),
+        (status = 401, description = "No valid job token for this job", body = ErrorBody),
+        (status = 404, description = "No such job", body = ErrorBody),
+        (status = 409, description = "The attempt is no longer this agent's (`job_not_held`): stop it", body = ErrorBody)))]
+pub(crate) async fn lease(
+    State(state): State<AppState>,
+    CurrentJob(held): CurrentJob,
+) -> Result<Json<LeaseResponse>, ApiError> {
+    Ok(lease_response(state.service.renew(&held).await?))
+}
+
+/// Where a log chunk goes.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct LogChunkQuery {
+    /// The chunk's sequence number, from 0.
+    seq: u64,
+    /// Byte offset of the chunk's first byte in the whole log.
+    offset: u64,
+}
+
+/// Appends one chunk (at most 256 KiB of raw bytes) of the job's log.
+#[utoipa::path(put, path = "/agent/v1/jobs/{id}/logs", tag = "agent protocol",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The job"), LogChunkQuery),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream",
+        description = "The chunk's bytes"),
+    responses(
+        (status = 200, description = "Stored, or already there (a resend)", body = LogAck,
+            headers(("x-log-next-offset" = u64, description = "Where the next chunk starts"))),
+        (status = 401, description = "No valid job token for this job", body = ErrorBody),
+        (status = 409, description = "The attempt has ended (`job_not_held`)", body = ErrorBody),
+        (status = 413, description = "Over 256 KiB, or past the 64 MiB log cap (`log_full`)", body = ErrorBody),
+        (status = 415, description = "Not `application/octet-stream`", body = ErrorBody),
+        (status = 416, description = "A gap: the log continues at `x-log-next-offset` (`log_offset_mismatch`)", body = ErrorBody)))]
+pub(crate) async fn logs(
+    State(state): State<AppState>,
+    CurrentJob(held): CurrentJob,
+    ApiQuery(q): ApiQuery<LogChunkQuery>,
+    Octets(body): Octets,
+) -> Result<Response, ApiError> {
+    if body.len() > runway_core::log::CHUNK_MAX_BYTES {
+        return Err(ApiError::PayloadTooLarge(runway_core::log::CHUNK_MAX_BYTES));
+    }
+    let chunk = LogChunk {
+        seq: q.seq,
+        offset: q.offset,
+        data: body.to_vec(),
+    };
+    let appended = state.service.append_log(&held, chunk).await?;
+    let next = appended.size();
+    Ok((
+        [(
+            runway_protocol::LOG_NEXT_OFFSET_HEADER,
+            HeaderValue::from(next),
+        )],
+        Json(LogAck { next_offset: next }),
+    )
+        .into_response())
+}
+
+/// Reports the attempt's result, with the byte count and CRC-32 of its log.
+#[utoipa::path(post, path = "/agent/v1/jobs/{id}/finish", tag = "agent protocol",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The job")),
+    request_body = FinishRequest,
+    responses(
+        (status = 200, description = "Finished", body = FinishResponse),
+        (status = 202, description = "Log bytes are missing: send from `next_offset`, then finish again", body = FinishPending),
+        (status = 401, description = "No valid job token for this job", body = ErrorBody),
+        (status = 409, description = "Not held any more, or a result the lifecycle forbids", body = ErrorBody),
+        (status = 422, description = "The log's size or checksum disagrees (`log_mismatch`)", body = ErrorBody)))]
+pub(crate) async fn finish(
+    State(state): State<AppState>,
+    CurrentJob(held): CurrentJob,
+    ApiJson(report): ApiJson<FinishRequest>,
+) -> Result<Response, ApiError> {
+    let agent = holder(&state, &held).await?;
+    Ok(
+        match state.service.finish(&held, agent.as_ref(), report).await? {
+            Finish::Done(status) => Json(FinishResponse {
+                status: status.as_str().to_owned(),
+            })
+            .into_response(),
+            Finish::Pending { next_offset } => (
+                StatusCode::ACCEPTED,
+                [(
+                    runway_protocol::LOG_NEXT_OFFSET_HEADER,
+                    HeaderValue::from(next_offset),
+                )],
+                Json(FinishPending { next_offset }),
+            )
+                .into_response(),
+        },
+    )
+}
+
+/// The agent holding the attempt, for the audit log's actor (gone: `None`).
+async fn holder(
+    state: &AppState,
+    held: &runway_service::dispatch::HeldJob,
+) -> Result<Option<Agent>, ApiError> {
+    let Some(attempt) = held
+        .detail
+        .attempts
+        .iter()
+        .find(|a| a.number == held.attempt)
+    else {
+        return Ok(None);
+    };
+    Ok(state.store.get_agent(attempt.agent_id).await?)
+}
+
+/// Replaces the agent's token; the old one stops working at once.
+#[utoipa::path(post, path = "/agent/v1/token/rotate", tag = "agent protocol",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The new token (shown only here)", body = RotateResponse),
+        (status = 401, description = "No valid agent token", body = ErrorBody)))]
+pub(crate) async fn rotate_token(
+    State(state): State<AppState>,
+    request_id: CallId,
+    CurrentAgent(agent): CurrentAgent,
+) -> Result<Json<RotateResponse>, ApiError> {
+    let token = state
+        .service
+        .rotate_agent_token(&agent, request_id.into_option())
+        .await?;
+    Ok(Json(RotateResponse {
+        token: Token(token.expose().to_owned()),
+    }))
+}
+
+/// The agent is leaving; jobs it still holds are abandoned and retried at once.
+#[utoipa::path(post, path = "/agent/v1/disconnect", tag = "agent protocol",
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Disconnected"),
+        (status = 401, description = "No valid agent token", body = ErrorBody)))]
+pub(crate) async fn disconnect(
+    State(state): State<AppState>,
+    request_id: CallId,
+    CurrentAgent(agent): CurrentAgent,
+) -> Result<StatusCode, ApiError> {
+    state
+        .service
+        .disconnect(&agent, request_id.into_option())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 fn header_value(s: &str) -> Result<HeaderValue, ApiError> {
@@ -369,8 +495,8 @@ mod tests {
 
     #[test]
     fn registration_fields_are_checked_and_named() {
-        let ok: RegisterRequest = serde_json::from_str(r#"{"name":"b1"}"#).unwrap();
-        assert!(ok.validate().is_ok());
+        let ok: RegisterRequest = serde_json::from_str(r#"{"name":"b1","labels":["*"]}"#).unwrap();
+        assert!(Registration::from_request(ok).is_ok());
         for (body, field) in [
             (r#"{"name":" "}"#, "name"),
             (r#"{"name":"b","capacity":0}"#, "capacity"),
@@ -380,10 +506,8 @@ mod tests {
             (r#"{"name":"b","labels":["ok","no way"]}"#, "labels[1]"),
         ] {
             let req: RegisterRequest = serde_json::from_str(body).unwrap();
-            let Err(ApiError::Validation(m)) = req.validate() else {
-                panic!("{body} must fail")
-            };
-            assert!(m.starts_with(field), "{body}: {m}");
+            let err = Registration::from_request(req).unwrap_err();
+            assert_eq!(err.field, field, "{body}");
         }
     }
 }

@@ -1,10 +1,12 @@
 //! Agents as users see them: listed and fetched, each with its health derived at
-//! read time (an agent that died silently shows `offline` without anyone writing).
+//! read time (an agent that died silently shows `offline` without anyone writing);
+//! and, for admins, paused, resumed, drained and deleted.
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::StatusCode;
 use runway_core::OffsetDateTime;
-use runway_core::agent::{Agent, AgentStatus};
+use runway_core::agent::{Agent, AgentState, AgentStatus};
 use runway_core::id::AgentId;
 use runway_core::page::Cursor;
 use runway_core::store::AgentQuery;
@@ -13,7 +15,8 @@ use utoipa::ToSchema;
 
 use super::{Listing, page_request};
 use crate::AppState;
-use crate::auth::CurrentUser;
+use crate::audit::Audit;
+use crate::auth::{AdminUser, CurrentUser};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiQuery, IdPath};
 
@@ -110,4 +113,91 @@ pub(crate) async fn get(
         .await?
         .ok_or_else(|| ApiError::not_found("agent"))?;
     Ok(Json(AgentView::at(agent, OffsetDateTime::now_utc())))
+}
+
+async fn set_state(
+    state: &AppState,
+    audit: &Audit,
+    admin: &AdminUser,
+    id: AgentId,
+    to: AgentState,
+) -> Result<Json<AgentView>, ApiError> {
+    let caller = audit.caller((&admin.0.session).into());
+    let agent = state.service.set_agent_state(&caller, id, to).await?;
+    Ok(Json(AgentView::at(agent, OffsetDateTime::now_utc())))
+}
+
+/// Pauses an agent: it claims nothing until resumed and keeps running what it has.
+#[utoipa::path(post, path = "/api/v1/agents/{id}/pause", tag = "agents",
+    security(("bearer" = [])),
+    params(("id" = AgentId, Path, description = "The agent")),
+    responses(
+        (status = 200, description = "The agent, paused", body = AgentView),
+        (status = 401, description = "No valid session", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, description = "No such agent", body = ErrorBody)))]
+pub(crate) async fn pause(
+    State(state): State<AppState>,
+    audit: Audit,
+    admin: AdminUser,
+    IdPath(id): IdPath<AgentId>,
+) -> Result<Json<AgentView>, ApiError> {
+    set_state(&state, &audit, &admin, id, AgentState::Paused).await
+}
+
+/// Resumes a paused or draining agent: it claims jobs again.
+#[utoipa::path(post, path = "/api/v1/agents/{id}/resume", tag = "agents",
+    security(("bearer" = [])),
+    params(("id" = AgentId, Path, description = "The agent")),
+    responses(
+        (status = 200, description = "The agent, active", body = AgentView),
+        (status = 401, description = "No valid session", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, description = "No such agent", body = ErrorBody)))]
+pub(crate) async fn resume(
+    State(state): State<AppState>,
+    audit: Audit,
+    admin: AdminUser,
+    IdPath(id): IdPath<AgentId>,
+) -> Result<Json<AgentView>, ApiError> {
+    set_state(&state, &audit, &admin, id, AgentState::Active).await
+}
+
+/// Drains an agent: it claims nothing, finishes what it has, then disconnects.
+#[utoipa::path(post, path = "/api/v1/agents/{id}/drain", tag = "agents",
+    security(("bearer" = [])),
+    params(("id" = AgentId, Path, description = "The agent")),
+    responses(
+        (status = 200, description = "The agent, draining", body = AgentView),
+        (status = 401, description = "No valid session", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, description = "No such agent", body = ErrorBody)))]
+pub(crate) async fn drain(
+    State(state): State<AppState>,
+    audit: Audit,
+    admin: AdminUser,
+    IdPath(id): IdPath<AgentId>,
+) -> Result<Json<AgentView>, ApiError> {
+    set_state(&state, &audit, &admin, id, AgentState::Draining).await
+}
+
+/// Deletes an agent: its token stops working at once, and the jobs it held are
+/// lost (and retried while retries remain).
+#[utoipa::path(delete, path = "/api/v1/agents/{id}", tag = "agents",
+    security(("bearer" = [])),
+    params(("id" = AgentId, Path, description = "The agent")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "No valid session", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, description = "No such agent", body = ErrorBody)))]
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    audit: Audit,
+    AdminUser(admin): AdminUser,
+    IdPath(id): IdPath<AgentId>,
+) -> Result<StatusCode, ApiError> {
+    let caller = audit.caller((&admin.session).into());
+    state.service.delete_agent(&caller, id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

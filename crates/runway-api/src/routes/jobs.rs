@@ -1,35 +1,100 @@
 //! Jobs as users see them: submit, list, inspect, cancel.
 //!
-//! Cancelling asks the lifecycle table ([`cancel_target`]) what a cancel means in the
-//! job's current state, then lets the store apply it with a write conditional on that
-//! state, so a job that finished in between gets a 409 instead of being overwritten.
+//! The rules (validation, the cancel's read-decide-write loop, why a job waits) are
+//! `runway-service`'s ([`runway_service::jobs`]). Listings return summaries, without
+//! the script and environment (a page of 100 jobs with 64 KiB scripts would be
+//! megabytes); one job returns its spec and its attempts. Secrets are never
+//! returned by any of them.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use runway_core::OffsetDateTime;
-use runway_core::audit::AuditAction;
-use runway_core::id::JobId;
-use runway_core::job::{Job, JobDetail, JobSpec};
-use runway_core::lifecycle::{IllegalTransition, JobStatus, cancel_target};
+use runway_core::id::{JobId, UserId};
+use runway_core::job::{Attempt, Job, JobSpec};
+use runway_core::lifecycle::JobStatus;
 use runway_core::page::Cursor;
-use runway_core::store::{JobQuery, StoreError};
+use runway_core::store::JobQuery;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{Listing, or_not_found, page_request};
+use super::{Listing, page_request};
 use crate::AppState;
 use crate::audit::Audit;
 use crate::auth::CurrentUser;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiQuery, IdPath};
 
+/// A job in a listing: everything but its script and environment.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct JobSummary {
+    /// Stable id; sorts by creation time.
+    id: JobId,
+    /// The job's name.
+    name: String,
+    /// Where the job is in its life.
+    status: JobStatus,
+    /// The queue it waits in.
+    queue: String,
+    /// Labels an agent must have.
+    labels: Vec<String>,
+    /// Higher runs first.
+    priority: i32,
+    /// Wall-clock limit of one attempt.
+    timeout_seconds: u32,
+    /// Automatic retries of a lost attempt.
+    max_retries: u32,
+    /// Who submitted it.
+    created_by: UserId,
+    /// When it was submitted.
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+    /// When its status last changed.
+    #[serde(with = "time::serde::rfc3339")]
+    updated_at: OffsetDateTime,
+    /// How many attempts it has had.
+    attempt_count: u32,
+}
+
+impl From<Job> for JobSummary {
+    fn from(job: Job) -> Self {
+        Self {
+            id: job.id,
+            name: job.spec.name,
+            status: job.status,
+            queue: job.spec.queue,
+            labels: job.spec.labels,
+            priority: job.spec.priority,
+            timeout_seconds: job.spec.timeout_seconds,
+            max_retries: job.spec.max_retries,
+            created_by: job.created_by,
+            created_at: job.created_at,
+            updated_at: job.updated_at,
+            attempt_count: job.attempt_count,
+        }
+    }
+}
+
+/// One job: its spec (without secrets), its attempts, and why it waits.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct JobView {
+    /// The job.
+    #[serde(flatten)]
+    job: Job,
+    /// Every attempt, oldest first: agent, status, exit code, times, log size.
+    attempts: Vec<Attempt>,
+    /// For a queued job that no online agent can run: why, e.g. "no online agent
+    /// pulls from queue `gpu`". Absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    waiting_reason: Option<String>,
+}
+
 /// A page of jobs, newest first.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct JobPage {
-    /// The jobs.
-    items: Vec<Job>,
+    /// The jobs, as summaries.
+    items: Vec<JobSummary>,
     /// Pass as `cursor` for the next page; absent on the last page.
     next_cursor: Option<Cursor>,
 }
@@ -62,13 +127,10 @@ pub(crate) async fn create(
     CurrentUser { session }: CurrentUser,
     ApiJson(spec): ApiJson<JobSpec>,
 ) -> Result<Response, ApiError> {
-    spec.validate()
-        .map_err(|e| ApiError::Validation(e.to_string()))?;
-    let job = Job::new(spec, session.user_id, OffsetDateTime::now_utc());
-    state.store.create_job(&job).await?;
-    audit
-        .record((&session).into(), AuditAction::JobCreated, job.id)
-        .await;
+    let job = state
+        .service
+        .submit_job(&audit.caller((&session).into()), session.user_id, spec)
+        .await?;
     let location = HeaderValue::try_from(format!("/api/v1/jobs/{}", job.id))
         .map_err(|e| ApiError::Internal(Box::new(e)))?;
     Ok((
@@ -98,7 +160,7 @@ pub(crate) async fn list(
     };
     let page = state.store.list_jobs(&query).await?;
     Ok(Json(JobPage {
-        items: page.items,
+        items: page.items.into_iter().map(JobSummary::from).collect(),
         next_cursor: Listing::Jobs.seal(page.next_cursor),
     }))
 }
@@ -108,20 +170,20 @@ pub(crate) async fn list(
     security(("bearer" = [])),
     params(("id" = JobId, Path, description = "The job")),
     responses(
-        (status = 200, description = "The job", body = JobDetail),
+        (status = 200, description = "The job", body = JobView),
         (status = 401, description = "No valid session", body = ErrorBody),
         (status = 404, description = "No such job", body = ErrorBody)))]
 pub(crate) async fn get(
     State(state): State<AppState>,
     _user: CurrentUser,
     IdPath(id): IdPath<JobId>,
-) -> Result<Json<JobDetail>, ApiError> {
-    state
-        .store
-        .get_job(id)
-        .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found("job"))
+) -> Result<Json<JobView>, ApiError> {
+    let view = state.service.job(id).await?;
+    Ok(Json(JobView {
+        job: view.detail.job,
+        attempts: view.detail.attempts,
+        waiting_reason: view.waiting_reason,
+    }))
 }
 
 /// Cancels a job: `canceled` at once if queued, `canceling` if an agent holds it.
@@ -139,48 +201,9 @@ pub(crate) async fn cancel(
     CurrentUser { session }: CurrentUser,
     IdPath(id): IdPath<JobId>,
 ) -> Result<Json<Job>, ApiError> {
-    // The target depends on the status (queued → canceled, claimed or running →
-    // canceling), and an agent may move the job between the read and the write. The
-    // store's conditional write then refuses, and the cancel is worked out again
-    // from the new status; a handful of rounds is plenty, since every move is
-    // forward.
-    let mut attempts_left = 4;
-    loop {
-        let detail = state
-            .store
-            .get_job(id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("job"))?;
-        let from = detail.job.status;
-        let Some(to) = cancel_target(from) else {
-            return Err(ApiError::IllegalTransition(
-                IllegalTransition {
-                    from,
-                    to: JobStatus::Canceled,
-                }
-                .to_string(),
-            ));
-        };
-        match state
-            .store
-            .transition_job(id, to, OffsetDateTime::now_utc())
-            .await
-        {
-            Ok(job) => {
-                audit
-                    .record_with(
-                        (&session).into(),
-                        AuditAction::JobCanceled,
-                        id,
-                        Some(format!("{from} → {}", job.status)),
-                    )
-                    .await;
-                return Ok(Json(job));
-            }
-            Err(StoreError::IllegalTransition(t)) if t.from != from && attempts_left > 1 => {
-                attempts_left -= 1;
-            }
-            Err(err) => return Err(or_not_found("job")(err)),
-        }
-    }
+    let job = state
+        .service
+        .cancel_job(&audit.caller((&session).into()), id)
+        .await?;
+    Ok(Json(job))
 }

@@ -1,7 +1,8 @@
 //! The endpoints, one module per group, plus the small helpers they share.
 //!
-//! Handlers are thin: extract (which authenticates and validates), call the narrow
-//! store capability, shape the response. Response types live next to their handler
+//! Handlers are thin: extract (which authenticates and validates), call the service
+//! (`runway-service`) for anything that changes state or the narrow store
+//! capability for a plain read, shape the response. Response types live next to their handler
 //! and derive `ToSchema`, so the OpenAPI document describes exactly what is sent.
 
 use runway_core::page::{Cursor, MAX_LIMIT, PageRequest};
@@ -14,6 +15,7 @@ use crate::error::ApiError;
 pub(crate) mod agent_protocol;
 pub(crate) mod agents;
 pub(crate) mod jobs;
+pub(crate) mod logs;
 pub(crate) mod registration_tokens;
 pub(crate) mod sessions;
 pub(crate) mod system;

@@ -2,12 +2,18 @@
 //!
 //! Admin only (the [`AdminUser`] extractor). The plaintext token appears in the
 //! creation response and nowhere else; the store keeps its SHA-256.
+//!
+//! A token expires after 7 days unless the request says otherwise: a leaked token
+//! that nobody remembers is the commonest way into a build fleet, so "never"
+//! must be asked for explicitly (`"expires_at": null`). `max_uses` bounds how many
+//! agents it admits; the store counts a use in the same write as the registration,
+//! so two agents racing for the last use cannot both get in.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use runway_core::OffsetDateTime;
-use runway_core::agent::RegistrationToken;
+use runway_core::agent::{REGISTRATION_TOKEN_DEFAULT_TTL, RegistrationToken};
 use runway_core::audit::AuditAction;
 use runway_core::id::RegistrationTokenId;
 use runway_core::secret::{IssuedToken, Secret, TokenKind};
@@ -35,10 +41,24 @@ pub(crate) struct CreateRegistrationToken {
     /// What the token is for (at most 200 characters).
     #[schema(example = "build hosts in eu-west-1")]
     description: Option<String>,
-    /// When the token stops working (RFC 3339, in the future); never if absent.
-    #[serde(default, with = "time::serde::rfc3339::option")]
+    /// When the token stops working (RFC 3339, in the future). Absent: in 7 days.
+    /// `null`: never.
+    #[serde(default, deserialize_with = "explicit_expiry")]
     #[schema(value_type = Option<String>, format = DateTime)]
-    expires_at: Option<OffsetDateTime>,
+    expires_at: Option<Option<OffsetDateTime>>,
+    /// How many agents the token may register, 1–10000; absent for no limit.
+    max_uses: Option<u32>,
+}
+
+/// The most uses a token may be given.
+pub(crate) const MAX_USES: u32 = 10_000;
+
+/// `expires_at` told apart: absent (`None`, from `default`), `null` (`Some(None)`)
+/// or a time (`Some(Some(t))`).
+fn explicit_expiry<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<OffsetDateTime>>, D::Error> {
+    time::serde::rfc3339::option::deserialize(d).map(Some)
 }
 
 /// The new token. `token` is shown only in this response.
@@ -63,7 +83,7 @@ pub(crate) struct RegistrationTokenList {
 #[utoipa::path(post, path = "/api/v1/registration-tokens", tag = "registration tokens",
     security(("bearer" = [])),
     request_body(content = Option<CreateRegistrationToken>,
-        description = "Optional: with no body the token has no description and never expires"),
+        description = "Optional: with no body the token has no description, no use limit, and expires in 7 days"),
     responses(
         (status = 201, description = "Created", body = CreatedRegistrationToken),
         (status = 401, description = "No valid session", body = ErrorBody),
@@ -80,17 +100,29 @@ pub(crate) async fn create(
         check_text("description", d, MAX_DESCRIPTION_LEN)?;
     }
     let now = OffsetDateTime::now_utc();
-    if let Some(at) = req.expires_at
+    if let Some(max) = req.max_uses
+        && !(1..=MAX_USES).contains(&max)
+    {
+        return Err(ApiError::field(
+            "max_uses",
+            format!("must be between 1 and {MAX_USES}, got {max}; omit it for no limit"),
+        ));
+    }
+    let expires_at = match req.expires_at {
+        None => Some(now + REGISTRATION_TOKEN_DEFAULT_TTL),
+        Some(explicit) => explicit,
+    };
+    if let Some(at) = expires_at
         && at <= now
     {
         return Err(ApiError::field("expires_at", "must be in the future"));
     }
-    if let Some(at) = req.expires_at
+    if let Some(at) = expires_at
         && at > now + MAX_TOKEN_LIFETIME
     {
         return Err(ApiError::field(
             "expires_at",
-            "must be at most 10 years away; omit it for a token that never expires",
+            "must be at most 10 years away; send null for a token that never expires",
         ));
     }
     let issued = IssuedToken::new(TokenKind::Registration);
@@ -100,7 +132,9 @@ pub(crate) async fn create(
         created_by: admin.session.user_id,
         created_at: now,
         // Stored and echoed in UTC whatever offset the caller wrote it in.
-        expires_at: req.expires_at.map(|at| at.to_offset(time::UtcOffset::UTC)),
+        expires_at: expires_at.map(|at| at.to_offset(time::UtcOffset::UTC)),
+        max_uses: req.max_uses,
+        uses: 0,
         token_hash: issued.hash,
     };
     state.store.create_registration_token(&record).await?;

@@ -36,8 +36,7 @@ use crate::auth::CurrentUser;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, IdPath, OptionalJson};
 
-/// The longest password accepted at sign-in; bounds the argon2 work an attacker can ask for.
-pub(crate) const MAX_PASSWORD_LEN: usize = 1024;
+use runway_service::accounts::MAX_PASSWORD_LEN;
 /// How long a sign-in waits for a free argon2 slot before it is shed with a 503.
 pub(crate) const PASSWORD_CHECK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// The longest device name.

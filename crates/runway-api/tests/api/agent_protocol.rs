@@ -20,14 +20,23 @@ async fn an_agent_registers_with_a_registration_token() {
         )
         .await;
     assert!(v["token"].as_str().unwrap().starts_with("rwa_"));
-    assert_eq!(v["heartbeat_interval_seconds"], 30);
+    assert_eq!(v["timings"]["heartbeat_interval_seconds"], 30);
+    assert_eq!(v["timings"]["job_lease_seconds"], 120);
     let agent = &v["agent"];
     assert_eq!(agent["name"], "builder-1");
-    assert_eq!(agent["region"], "eu-west-1");
     assert_eq!(agent["labels"], json!(["linux", "docker"]));
     assert_eq!(agent["queue"], "fast");
     assert_eq!(agent["capacity"], 4);
+    // The rest of the record, as users see it.
+    let id = agent["id"].as_str().unwrap();
+    let admin_view = app
+        .get(&format!("/api/v1/agents/{id}"), Some(&admin))
+        .await
+        .json();
+    let agent = &admin_view;
+    assert_eq!(agent["region"], "eu-west-1");
     assert_eq!(agent["version"], "1.2.3");
+    assert_eq!(agent["state"], "active");
     assert_eq!(agent["status"], "never_connected");
     assert!(agent.get("token_hash").is_none());
 }
@@ -73,6 +82,8 @@ async fn registering_needs_a_live_registration_token() {
             created_by: UserId::new(),
             created_at: now - time::Duration::hours(2),
             expires_at: Some(now - time::Duration::hours(1)),
+            max_uses: None,
+            uses: 0,
             token_hash: TokenHash::of(&expired_plain),
         })
         .await
@@ -117,10 +128,11 @@ async fn a_heartbeat_records_metrics_and_marks_the_agent_online() {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(
-        r.json(),
-        json!({"agent_status": "online", "heartbeat_interval_seconds": 30, "cancel_job_ids": []})
-    );
+    let v = r.json();
+    assert_eq!(v["agent_status"], "online");
+    assert_eq!(v["action"], "none");
+    assert_eq!(v["cancel_job_ids"], json!([]));
+    assert_eq!(v["timings"]["heartbeat_interval_seconds"], 30);
     let agent = app
         .get(&format!("/api/v1/agents/{id}"), Some(&admin))
         .await
@@ -183,11 +195,15 @@ async fn the_agent_config_carries_the_server_timings_and_a_strong_etag() {
     assert_eq!(
         r.json(),
         json!({
-            "agent_id": id, "name": "b1", "queue": "default", "labels": [],
-            "heartbeat_interval_seconds": 30, "offline_after_seconds": 90,
-            "job_lease_seconds": 120, "lease_renew_interval_seconds": 40,
-            "claim_wait_max_seconds": 20, "cancel_grace_seconds": 10,
-            "log_chunk_max_bytes": 262_144, "log_max_bytes": 67_108_864
+            "agent_id": id, "name": "b1", "queue": "default", "labels": [], "capacity": 1,
+            "action": "none",
+            "timings": {
+                "heartbeat_interval_seconds": 30, "offline_after_seconds": 90,
+                "job_lease_seconds": 120, "lease_renew_interval_seconds": 40,
+                "claim_wait_max_seconds": 20, "poll_interval_seconds": 0,
+                "cancel_grace_seconds": 10, "log_flush_interval_ms": 500,
+                "log_chunk_max_bytes": 262_144, "log_max_bytes": 67_108_864
+            }
         })
     );
     let etag = r.header("etag").to_owned();

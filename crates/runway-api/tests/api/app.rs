@@ -7,10 +7,12 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use http_body_util::BodyExt as _;
-use runway_api::{ApiConfig, accounts, router};
+use runway_api::{ApiConfig, router};
 use runway_core::secret::Secret;
-use runway_core::store::Store;
+use runway_core::store::{LogStore, Store};
 use runway_core::user::Role;
+use runway_service::accounts;
+use runway_service::{DispatchSettings, Service};
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
@@ -26,6 +28,17 @@ pub async fn next_millisecond() {
 pub struct TestApp {
     pub router: Router,
     pub store: Arc<dyn Store>,
+    pub service: Service,
+}
+
+/// A service over a fresh in-memory SQLite store, with `settings`.
+pub fn service(settings: DispatchSettings) -> Service {
+    let store = Arc::new(runway_store_sqlite::open_in_memory().expect("in-memory store"));
+    Service::new(
+        Arc::clone(&store) as Arc<dyn Store>,
+        store as Arc<dyn LogStore>,
+        settings,
+    )
 }
 
 #[derive(Debug)]
@@ -83,8 +96,11 @@ impl TestApp {
     }
 
     pub async fn with_config(config: ApiConfig) -> Self {
-        let store: Arc<dyn Store> =
-            Arc::new(runway_store_sqlite::open_in_memory().expect("in-memory store"));
+        Self::with_service(service(DispatchSettings::default()), config).await
+    }
+
+    pub async fn with_service(service: Service, config: ApiConfig) -> Self {
+        let store = Arc::clone(service.store());
         let outcome = accounts::ensure_admin(store.as_ref(), Some(Secret::new(ADMIN_PASSWORD)))
             .await
             .unwrap();
@@ -93,8 +109,9 @@ impl TestApp {
             accounts::Bootstrap::CreatedWithGivenPassword
         ));
         Self {
-            router: router(Arc::clone(&store), config),
+            router: router(service.clone(), config),
             store,
+            service,
         }
     }
 
@@ -220,6 +237,25 @@ impl TestApp {
         (
             body["agent"]["id"].as_str().unwrap().to_owned(),
             body["token"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Submits a job and claims it as the agent with `agent_token`: (job id, job token).
+    pub async fn claimed_job(&self, admin_token: &str, agent_token: &str) -> (String, String) {
+        let job = self.submit_job(admin_token, "claimed").await;
+        let r = self
+            .send(
+                Self::request(Method::POST, "/agent/v1/jobs/claim", Some(agent_token))
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", String::from_utf8_lossy(&r.body));
+        let claim = r.json();
+        assert_eq!(claim["job"]["id"], job["id"]);
+        (
+            claim["job"]["id"].as_str().unwrap().to_owned(),
+            claim["job_token"].as_str().unwrap().to_owned(),
         )
     }
 

@@ -9,19 +9,22 @@ use async_trait::async_trait;
 use axum::http::{Method, StatusCode};
 use runway_api::{ApiConfig, router};
 use runway_core::OffsetDateTime;
-use runway_core::agent::{Agent, AgentMetrics, RegistrationToken};
+use runway_core::agent::{Agent, AgentMetrics, AgentState, RegistrationToken};
 use runway_core::audit::AuditEvent;
 use runway_core::id::{AgentId, JobId, RegistrationTokenId, SessionId, UserId};
 use runway_core::job::{Job, JobDetail};
-use runway_core::lifecycle::JobStatus;
+use runway_core::lifecycle::{AttemptEnd, JobStatus};
+use runway_core::log::{LogAppend, LogChunk, LogSlice, LogSummary};
 use runway_core::page::Page;
 use runway_core::secret::{IssuedToken, TokenHash};
 use runway_core::session::Session;
 use runway_core::store::{
-    AgentQuery, AgentStore, AuditQuery, AuditStore, JobQuery, JobStore, RegistrationTokenStore,
-    SessionStore, StoreError, StoreHealth, StoreResult, UserStore,
+    AgentQuery, AgentStore, AuditQuery, AuditStore, Claim, ClaimRequest, DispatchStore,
+    HeldAttempt, JobQuery, JobStore, LogStore, RegistrationTokenStore, SessionStore, StoreError,
+    StoreHealth, StoreResult, UserStore,
 };
 use runway_core::user::{Role, User};
+use runway_service::{DispatchSettings, Service};
 use serde_json::json;
 
 use crate::app::TestApp;
@@ -233,6 +236,80 @@ impl AgentStore for FailingStore {
     async fn list_agents(&self, _: &AgentQuery, _: OffsetDateTime) -> StoreResult<Page<Agent>> {
         self.fail()
     }
+    async fn set_agent_state(&self, _: AgentId, _: AgentState) -> StoreResult<Agent> {
+        self.fail()
+    }
+    async fn rotate_agent_token(&self, _: AgentId, _: &TokenHash) -> StoreResult<()> {
+        self.fail()
+    }
+    async fn delete_agent(&self, _: AgentId) -> StoreResult<()> {
+        self.fail()
+    }
+}
+
+#[async_trait]
+impl DispatchStore for FailingStore {
+    async fn claim_job(&self, _: &ClaimRequest, _: OffsetDateTime) -> StoreResult<Option<Claim>> {
+        self.fail()
+    }
+    async fn start_attempt(
+        &self,
+        _: JobId,
+        _: u32,
+        _: OffsetDateTime,
+        _: OffsetDateTime,
+    ) -> StoreResult<Job> {
+        self.fail()
+    }
+    async fn renew_lease(
+        &self,
+        _: JobId,
+        _: u32,
+        _: OffsetDateTime,
+        _: OffsetDateTime,
+    ) -> StoreResult<Job> {
+        self.fail()
+    }
+    async fn end_attempt(
+        &self,
+        _: JobId,
+        _: u32,
+        _: AttemptEnd,
+        _: Option<i32>,
+        _: OffsetDateTime,
+    ) -> StoreResult<Job> {
+        self.fail()
+    }
+    async fn due_attempts(&self, _: OffsetDateTime, _: u32) -> StoreResult<Vec<HeldAttempt>> {
+        self.fail()
+    }
+    async fn stale_queued_jobs(&self, _: OffsetDateTime, _: u32) -> StoreResult<Vec<JobId>> {
+        self.fail()
+    }
+    async fn held_by(&self, _: AgentId) -> StoreResult<Vec<HeldAttempt>> {
+        self.fail()
+    }
+}
+
+#[async_trait]
+impl LogStore for FailingStore {
+    async fn append_log(&self, _: JobId, _: u32, _: &LogChunk) -> StoreResult<LogAppend> {
+        self.fail()
+    }
+    async fn read_log(&self, _: JobId, _: u32, _: u64, _: usize) -> StoreResult<LogSlice> {
+        self.fail()
+    }
+    async fn log_summary(&self, _: JobId, _: u32) -> StoreResult<LogSummary> {
+        self.fail()
+    }
+}
+
+fn failing_service(store: Arc<FailingStore>) -> Service {
+    Service::new(
+        Arc::clone(&store) as Arc<dyn runway_core::store::Store>,
+        store as Arc<dyn LogStore>,
+        DispatchSettings::default(),
+    )
 }
 
 #[async_trait]
@@ -272,15 +349,16 @@ impl AuditStore for FailingStore {
 }
 
 fn failing_app(make: fn() -> StoreError) -> TestApp {
-    let store: Arc<dyn runway_core::store::Store> = Arc::new(FailingStore {
+    let service = failing_service(Arc::new(FailingStore {
         make,
         session: None,
         session_reads: AtomicUsize::new(0),
         touches: AtomicUsize::new(0),
-    });
+    }));
     TestApp {
-        router: router(Arc::clone(&store), ApiConfig::default()),
-        store,
+        router: router(service.clone(), ApiConfig::default()),
+        store: Arc::clone(service.store()),
+        service,
     }
 }
 
@@ -310,8 +388,7 @@ fn one_session_app(idle: time::Duration) -> (axum::Router, Arc<FailingStore>, St
         session_reads: AtomicUsize::new(0),
         touches: AtomicUsize::new(0),
     });
-    let dyn_store: Arc<dyn runway_core::store::Store> = store.clone();
-    let router = router(dyn_store, ApiConfig::default());
+    let router = router(failing_service(Arc::clone(&store)), ApiConfig::default());
     (router, store, issued.plaintext.expose().to_owned())
 }
 

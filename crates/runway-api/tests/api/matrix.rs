@@ -23,6 +23,8 @@ pub enum Caller {
     Agent,
     /// A registration token (`rwr_`).
     Registration,
+    /// The job token (`rwj_`) of an attempt of the job in the path.
+    Job,
 }
 
 /// What body a route takes.
@@ -34,6 +36,8 @@ pub enum Takes {
     Json,
     /// A JSON body that may be left out.
     OptionalJson,
+    /// Raw bytes, `application/octet-stream` (log chunks).
+    Octets,
 }
 
 /// One route: method, path template, caller, body.
@@ -85,12 +89,43 @@ pub const ROUTES: &[Route] = &[
     ),
     ("get", "/api/v1/agents", Caller::User, Takes::Nothing),
     ("get", "/api/v1/agents/{id}", Caller::User, Takes::Nothing),
+    (
+        "delete",
+        "/api/v1/agents/{id}",
+        Caller::Admin,
+        Takes::Nothing,
+    ),
+    (
+        "post",
+        "/api/v1/agents/{id}/pause",
+        Caller::Admin,
+        Takes::Nothing,
+    ),
+    (
+        "post",
+        "/api/v1/agents/{id}/resume",
+        Caller::Admin,
+        Takes::Nothing,
+    ),
+    (
+        "post",
+        "/api/v1/agents/{id}/drain",
+        Caller::Admin,
+        Takes::Nothing,
+    ),
     ("post", "/api/v1/jobs", Caller::User, Takes::Json),
     ("get", "/api/v1/jobs", Caller::User, Takes::Nothing),
     ("get", "/api/v1/jobs/{id}", Caller::User, Takes::Nothing),
     (
         "post",
         "/api/v1/jobs/{id}/cancel",
+        Caller::User,
+        Takes::Nothing,
+    ),
+    ("get", "/api/v1/jobs/{id}/log", Caller::User, Takes::Nothing),
+    (
+        "get",
+        "/api/v1/jobs/{id}/log/stream",
         Caller::User,
         Takes::Nothing,
     ),
@@ -107,15 +142,44 @@ pub const ROUTES: &[Route] = &[
         Takes::OptionalJson,
     ),
     ("get", "/agent/v1/config", Caller::Agent, Takes::Nothing),
+    ("post", "/agent/v1/jobs/claim", Caller::Agent, Takes::Nothing),
+    (
+        "post",
+        "/agent/v1/jobs/{id}/start",
+        Caller::Job,
+        Takes::Nothing,
+    ),
+    (
+        "post",
+        "/agent/v1/jobs/{id}/lease",
+        Caller::Job,
+        Takes::Nothing,
+    ),
+    (
+        "put",
+        "/agent/v1/jobs/{id}/logs",
+        Caller::Job,
+        Takes::Octets,
+    ),
+    (
+        "post",
+        "/agent/v1/jobs/{id}/finish",
+        Caller::Job,
+        Takes::Json,
+    ),
+    ("post", "/agent/v1/token/rotate", Caller::Agent, Takes::Nothing),
+    ("post", "/agent/v1/disconnect", Caller::Agent, Takes::Nothing),
     ("get", "/api/v1/audit", Caller::Admin, Takes::Nothing),
 ];
 
-/// The tokens of every kind, minted once per app.
+/// The tokens of every kind, minted once per app, and the job the job token is for.
 struct Tokens {
     admin: String,
     member: String,
     agent: String,
     registration: String,
+    job: String,
+    job_id: String,
 }
 
 impl Tokens {
@@ -124,11 +188,14 @@ impl Tokens {
         let member = app.member_token().await;
         let (_, agent) = app.agent(&admin, "matrix-agent").await;
         let registration = app.registration_token(&admin).await;
+        let (job_id, job) = app.claimed_job(&admin, &agent).await;
         Self {
             admin,
             member,
             agent,
             registration,
+            job,
+            job_id,
         }
     }
 
@@ -139,6 +206,7 @@ impl Tokens {
             Caller::User | Caller::Admin => Some(&self.admin),
             Caller::Agent => Some(&self.agent),
             Caller::Registration => Some(&self.registration),
+            Caller::Job => Some(&self.job),
         }
     }
 
@@ -146,9 +214,27 @@ impl Tokens {
     fn wrong_kinds(&self, caller: Caller) -> Vec<&str> {
         match caller {
             Caller::Anyone => Vec::new(),
-            Caller::User | Caller::Admin => vec![&self.agent, &self.registration],
-            Caller::Agent => vec![&self.admin, &self.registration],
-            Caller::Registration => vec![&self.admin, &self.agent],
+            Caller::User | Caller::Admin => vec![&self.agent, &self.registration, &self.job],
+            Caller::Agent => vec![&self.admin, &self.registration, &self.job],
+            Caller::Registration => vec![&self.admin, &self.agent, &self.job],
+            Caller::Job => vec![&self.admin, &self.agent, &self.registration],
+        }
+    }
+
+    /// `path` with its `{id}`: the claimed job's for job-token routes (a job token
+    /// is only ever good for its own job), a fresh id otherwise; log chunks get
+    /// their query.
+    fn path(&self, route: &Route) -> String {
+        let &(_, path, caller, takes) = route;
+        let path = if caller == Caller::Job {
+            path.replace("{id}", &self.job_id)
+        } else {
+            concrete(path)
+        };
+        if takes == Takes::Octets {
+            format!("{path}?seq=0&offset=0")
+        } else {
+            path
         }
     }
 }
@@ -200,12 +286,12 @@ async fn every_protected_route_is_a_401_with_www_authenticate_without_a_token() 
 async fn every_protected_route_refuses_a_token_of_another_kind() {
     let app = TestApp::new().await;
     let tokens = Tokens::mint(&app).await;
-    for &(method, path, caller, _) in ROUTES.iter().filter(|r| r.2 != Caller::Anyone) {
+    for route @ &(method, path, caller, _) in ROUTES.iter().filter(|r| r.2 != Caller::Anyone) {
         for token in tokens.wrong_kinds(caller) {
             let r = send(
                 &app,
                 method,
-                &concrete(path),
+                &tokens.path(route),
                 Some(token),
                 None,
                 Body::empty(),
@@ -250,19 +336,17 @@ async fn every_admin_route_is_a_403_for_a_member() {
 async fn every_route_that_takes_a_body_is_a_415_for_a_body_that_is_not_declared_json() {
     let app = TestApp::new().await;
     let tokens = Tokens::mint(&app).await;
-    for &(method, path, caller, _) in ROUTES.iter().filter(|r| r.3 != Takes::Nothing) {
+    for route @ &(method, path, caller, takes) in ROUTES.iter().filter(|r| r.3 != Takes::Nothing)
+    {
         let token = tokens.allowed(caller);
-        for ct in [
-            None,
-            Some("text/plain"),
-            Some("application/x-www-form-urlencoded"),
-        ] {
-            let r = send(&app, method, &concrete(path), token, ct, r#"{"a":1}"#).await;
+        let (wanted, wrong) = match takes {
+            Takes::Octets => ("application/octet-stream", "application/json"),
+            _ => ("application/json", "application/x-www-form-urlencoded"),
+        };
+        for ct in [None, Some("text/plain"), Some(wrong)] {
+            let r = send(&app, method, &tokens.path(route), token, ct, r#"{"a":1}"#).await;
             let message = r.assert_error(415, "unsupported_media_type");
-            assert!(
-                message.contains("application/json"),
-                "{method} {path}: {message}"
-            );
+            assert!(message.contains(wanted), "{method} {path}: {message}");
         }
     }
 }
@@ -277,14 +361,19 @@ async fn every_route_that_takes_a_body_is_a_413_over_the_limit() {
     .await;
     let tokens = Tokens::mint(&app).await;
     let big = json!({"name": "x".repeat(limit * 2)}).to_string();
-    for &(method, path, caller, _) in ROUTES.iter().filter(|r| r.3 != Takes::Nothing) {
+    for route @ &(method, path, caller, takes) in ROUTES.iter().filter(|r| r.3 != Takes::Nothing)
+    {
         let token = tokens.allowed(caller);
+        let ct = match takes {
+            Takes::Octets => "application/octet-stream",
+            _ => "application/json",
+        };
         let r = send(
             &app,
             method,
-            &concrete(path),
+            &tokens.path(route),
             token,
-            Some("application/json"),
+            Some(ct),
             big.clone(),
         )
         .await;
@@ -323,11 +412,11 @@ async fn every_route_with_an_optional_body_accepts_none_at_all() {
 async fn every_route_that_requires_a_body_is_a_422_for_an_empty_object() {
     let app = TestApp::new().await;
     let tokens = Tokens::mint(&app).await;
-    for &(method, path, caller, _) in ROUTES.iter().filter(|r| r.3 == Takes::Json) {
+    for route @ &(method, path, caller, _) in ROUTES.iter().filter(|r| r.3 == Takes::Json) {
         let r = send(
             &app,
             method,
-            &concrete(path),
+            &tokens.path(route),
             tokens.allowed(caller),
             Some("application/json"),
             "{}",

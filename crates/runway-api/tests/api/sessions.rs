@@ -1,8 +1,9 @@
 use axum::body::Body;
 use axum::http::{Method, StatusCode};
-use runway_api::{ApiConfig, accounts};
+use runway_api::ApiConfig;
 use runway_core::id::SessionId;
 use runway_core::secret::Secret;
+use runway_service::accounts;
 use serde_json::json;
 
 use crate::app::{ADMIN_PASSWORD, MEMBER_PASSWORD, TestApp};
@@ -391,8 +392,8 @@ async fn account_rules_are_enforced() {
 
 #[tokio::test]
 async fn a_first_start_without_a_password_generates_one_that_signs_in() {
-    let store: std::sync::Arc<dyn runway_core::store::Store> =
-        std::sync::Arc::new(runway_store_sqlite::open_in_memory().unwrap());
+    let service = crate::app::service(runway_service::DispatchSettings::default());
+    let store = std::sync::Arc::clone(service.store());
     let accounts::Bootstrap::CreatedWithGeneratedPassword(password) =
         accounts::ensure_admin(store.as_ref(), None).await.unwrap()
     else {
@@ -400,8 +401,9 @@ async fn a_first_start_without_a_password_generates_one_that_signs_in() {
     };
     assert_eq!(format!("{password:?}"), "Secret([redacted])");
     let app = TestApp {
-        router: runway_api::router(std::sync::Arc::clone(&store), ApiConfig::default()),
+        router: runway_api::router(service.clone(), ApiConfig::default()),
         store,
+        service,
     };
     app.login("admin", password.expose()).await;
 }

@@ -3,22 +3,23 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use runway_api::{ApiConfig, accounts, router};
+use runway_api::{ApiConfig, router};
 use runway_core::secret::Secret;
-use runway_core::store::Store;
+use runway_service::accounts;
 use serde_json::{Value, json};
 
 use crate::app::ADMIN_PASSWORD;
 
 #[tokio::test]
 async fn over_a_real_socket_a_user_signs_in_and_the_session_records_the_address() {
-    let store: Arc<dyn Store> = Arc::new(runway_store_sqlite::open_in_memory().unwrap());
+    let service = crate::app::service(runway_service::DispatchSettings::default());
+    let store = Arc::clone(service.store());
     accounts::ensure_admin(store.as_ref(), Some(Secret::new(ADMIN_PASSWORD)))
         .await
         .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = router(store, ApiConfig::default());
+    let app = router(service, ApiConfig::default());
     let server = tokio::spawn(async move {
         axum::serve(
             listener,

@@ -1,17 +1,23 @@
-//! SQLite-specific behaviour: the file on disk, its journal mode, migrations, and
-//! that a failed write is rolled back whole. Each test gets its own temp directory.
+//! SQLite-specific behaviour: the file on disk, its journal mode, migrations, that
+//! a failed write is rolled back whole, and what only the raw tables can show (a
+//! final job's secrets are gone from disk, a log filled to its cap byte for byte).
+//! Each test gets its own temp directory.
 
 use std::path::Path;
 
-use runway_core::agent::{Agent, AgentMetrics, RegistrationToken};
+use runway_core::agent::{Agent, AgentMetrics, AgentState, RegistrationToken};
 use runway_core::audit::{Actor, AuditAction, AuditEvent};
-use runway_core::id::{AgentId, RegistrationTokenId, UserId};
-use runway_core::job::{Job, JobSpec};
-use runway_core::lifecycle::JobStatus;
+use runway_core::id::{AgentId, JobId, RegistrationTokenId, UserId};
+use runway_core::job::{Job, JobSecrets, JobSpec};
+use runway_core::lifecycle::{AttemptEnd, JobStatus};
+use runway_core::log::{
+    CHUNK_MAX_BYTES, LOG_MARKER_ALLOWANCE, LOG_MAX_BYTES, LogAppend, LogChunk, LogSummary,
+    crc32_append,
+};
 use runway_core::secret::TokenHash;
 use runway_core::store::{
-    AgentStore, AuditQuery, AuditStore, JobStore, RegistrationTokenStore, StoreError, StoreHealth,
-    UserStore,
+    AgentStore, AuditQuery, AuditStore, Claim, ClaimRequest, Conflict, DispatchStore, JobStore,
+    LogStore, RecordKind, RegistrationTokenStore, StoreError, StoreHealth, UserStore,
 };
 use runway_core::user::{Role, User};
 use runway_store_sqlite::{DB_FILE_NAME, SchemaTooNew, SqliteStore};
@@ -42,8 +48,79 @@ fn job() -> Job {
         priority: 5,
         timeout_seconds: 60,
         max_retries: 2,
+        secrets: JobSecrets::default(),
     };
     Job::new(spec, UserId::new(), t0())
+}
+
+fn secret_job() -> Job {
+    let mut j = job();
+    j.spec.secrets = [("DEPLOY_KEY".to_owned(), "s3cr3t".to_owned())]
+        .into_iter()
+        .collect();
+    j
+}
+
+fn registration_token(max_uses: Option<u32>) -> RegistrationToken {
+    RegistrationToken {
+        id: RegistrationTokenId::new(),
+        description: None,
+        created_by: UserId::new(),
+        created_at: t0(),
+        expires_at: None,
+        max_uses,
+        uses: 0,
+        token_hash: TokenHash::of(&format!("registration-{}", ulid::Ulid::new())),
+    }
+}
+
+fn agent(name: &str) -> Agent {
+    let id = AgentId::new();
+    Agent {
+        id,
+        name: name.into(),
+        region: None,
+        labels: vec!["linux".into()],
+        queue: "default".into(),
+        capacity: 4,
+        state: AgentState::Active,
+        version: None,
+        created_at: t0(),
+        last_heartbeat_at: None,
+        metrics: AgentMetrics::default(),
+        registration_token_id: RegistrationTokenId::new(),
+        token_hash: TokenHash::of(&format!("agent-{id}")),
+    }
+}
+
+/// Registers an agent with capacity 4 on the default queue.
+async fn runner(store: &SqliteStore) -> Agent {
+    let token = registration_token(None);
+    store.create_registration_token(&token).await.unwrap();
+    store
+        .register_agent(&token.token_hash, agent("runner"), t0())
+        .await
+        .unwrap()
+}
+
+async fn claim(store: &SqliteStore, agent: &Agent) -> Option<Claim> {
+    let request = ClaimRequest {
+        agent: agent.clone(),
+        job_token: TokenHash::of(&format!("job-{}", ulid::Ulid::new())),
+        lease_expires_at: t0() + time::Duration::minutes(2),
+    };
+    store.claim_job(&request, t0()).await.unwrap()
+}
+
+/// The raw `secrets` column of a job.
+fn stored_secrets(path: &Path, id: JobId) -> Option<String> {
+    raw(path)
+        .query_row(
+            "SELECT secrets FROM jobs WHERE id = ?1",
+            [id.to_string()],
+            |row| row.get(0),
+        )
+        .unwrap()
 }
 
 fn raw(path: &Path) -> Connection {
@@ -96,10 +173,14 @@ async fn reopening_a_database_keeps_everything_and_migrating_again_changes_nothi
         let store = runway_store_sqlite::open_data_dir(tmp.path()).unwrap();
         store.create_user(&ada).await.unwrap();
         store.create_job(&job).await.unwrap();
-        store
-            .transition_job(job.id, JobStatus::Claimed, t0())
-            .await
-            .unwrap();
+        let agent = runner(&store).await;
+        claim(&store, &agent).await.expect("the job");
+        let chunk = LogChunk {
+            seq: 0,
+            offset: 0,
+            data: b"building\n".to_vec(),
+        };
+        store.append_log(job.id, 1, &chunk).await.unwrap();
         tables(&raw(&tmp.path().join(DB_FILE_NAME)))
     };
 
@@ -108,6 +189,9 @@ async fn reopening_a_database_keeps_everything_and_migrating_again_changes_nothi
     let detail = store.get_job(job.id).await.unwrap().unwrap();
     assert_eq!(detail.job.status, JobStatus::Claimed);
     assert_eq!(detail.job.spec, job.spec);
+    assert_eq!(detail.attempts.len(), 1);
+    let log = store.read_log(job.id, 1, 0, 100).await.unwrap();
+    assert_eq!(log.data, b"building\n");
 
     let conn = raw(&tmp.path().join(DB_FILE_NAME));
     assert_eq!(tables(&conn), schema_before);
@@ -202,6 +286,65 @@ async fn a_version_one_database_is_upgraded_in_place_and_gains_the_claim_index()
         claim_index.contains("WHERE status = 'queued'"),
         "{claim_index}"
     );
+    assert!(
+        claim_index.contains("labels"),
+        "migration 4 rebuilt it with the labels: {claim_index}"
+    );
+}
+
+#[tokio::test]
+async fn a_version_three_database_keeps_its_agents_and_tokens_active_and_unlimited() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("runway.db");
+    let (token, agent) = (registration_token(None), agent("old"));
+    {
+        let conn = raw(&path);
+        for sql in [
+            include_str!("../../migrations/0001_initial.sql"),
+            include_str!("../../migrations/0002_claimable_jobs.sql"),
+            include_str!("../../migrations/0003_audit_events.sql"),
+        ] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.execute(
+            "INSERT INTO registration_tokens (id, created_by, created_at, token_hash) \
+             VALUES (?1, ?2, 0, ?3)",
+            rusqlite::params![
+                token.id.to_string(),
+                token.created_by.to_string(),
+                token.token_hash.as_str()
+            ],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO agents (id, name, labels, queue, capacity, created_at, \
+             registration_token_id, token_hash) VALUES (?1, 'old', '[]', 'default', 1, 0, ?2, ?3)",
+            rusqlite::params![
+                agent.id.to_string(),
+                token.id.to_string(),
+                agent.token_hash.as_str()
+            ],
+        )
+        .unwrap();
+        conn.pragma_update(None, "user_version", 3).unwrap();
+    }
+
+    let store = runway_store_sqlite::open(&path).unwrap();
+    let upgraded = store.get_agent(agent.id).await.unwrap().expect("kept");
+    assert_eq!(upgraded.state, AgentState::Active);
+    let tokens = store.list_registration_tokens().await.unwrap();
+    assert_eq!(
+        tokens
+            .iter()
+            .map(|t| (t.max_uses, t.uses))
+            .collect::<Vec<_>>(),
+        [(None, 0)]
+    );
+    let registered = store
+        .register_agent(&token.token_hash, self::agent("new"), t0())
+        .await
+        .unwrap();
+    assert_eq!(registered.registration_token_id, token.id);
 }
 
 #[tokio::test]
@@ -228,29 +371,12 @@ async fn the_audit_log_refuses_updates_and_deletes_even_from_another_connection(
 async fn a_failed_registration_leaves_no_agent_behind() {
     let tmp = tempfile::tempdir().unwrap();
     let store = runway_store_sqlite::open_data_dir(tmp.path()).unwrap();
-    let token = RegistrationToken {
-        id: RegistrationTokenId::new(),
-        description: None,
-        created_by: UserId::new(),
-        created_at: t0(),
-        expires_at: None,
-        token_hash: TokenHash::of("registration"),
-    };
+    let token = registration_token(Some(5));
     store.create_registration_token(&token).await.unwrap();
     let agent = |name: &str| Agent {
-        id: AgentId::new(),
-        name: name.into(),
-        region: None,
-        labels: vec![],
-        queue: "default".into(),
-        capacity: 1,
-        version: None,
-        created_at: t0(),
-        last_heartbeat_at: None,
-        metrics: AgentMetrics::default(),
-        registration_token_id: RegistrationTokenId::new(),
         // Both agents get the same token hash, which must be unique.
         token_hash: TokenHash::of("agent"),
+        ..agent(name)
     };
     store
         .register_agent(&token.token_hash, agent("first"), t0())
@@ -262,12 +388,30 @@ async fn a_failed_registration_leaves_no_agent_behind() {
         .register_agent(&token.token_hash, second.clone(), t0())
         .await
         .unwrap_err();
-    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict(Conflict::Exists(RecordKind::Agent))
+        ),
+        "{err:?}"
+    );
     assert_eq!(store.get_agent(second.id).await.unwrap(), None);
     let count: i64 = raw(&tmp.path().join(DB_FILE_NAME))
         .query_row("SELECT COUNT(*) FROM agents", [], |row| row.get(0))
         .unwrap();
     assert_eq!(count, 1);
+    let uses: Vec<u32> = store
+        .list_registration_tokens()
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| t.uses)
+        .collect();
+    assert_eq!(
+        uses,
+        [1],
+        "the failed registration's use was rolled back with it"
+    );
 }
 
 #[tokio::test]
@@ -277,7 +421,17 @@ async fn a_taken_username_is_a_conflict_naming_it_and_the_first_user_is_untouche
     store.create_user(&first).await.unwrap();
     let err = store.create_user(&user("ada")).await.unwrap_err();
     assert!(
-        matches!(&err, StoreError::Conflict(m) if m == "username `ada` is taken"),
+        matches!(&err, StoreError::Conflict(Conflict::UsernameTaken(name)) if name == "ada"),
+        "{err:?}"
+    );
+    let mut same_id = user("grace");
+    same_id.id = first.id;
+    let err = store.create_user(&same_id).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict(Conflict::Exists(RecordKind::User))
+        ),
         "{err:?}"
     );
     assert_eq!(store.user_by_username("ada").await.unwrap(), Some(first));
@@ -306,31 +460,23 @@ async fn corrupt_stored_values_are_internal_errors_not_panics() {
 }
 
 #[tokio::test]
-async fn a_transition_moves_the_latest_attempt_and_get_job_lists_attempts_oldest_first() {
-    // Nothing creates attempts yet (claiming comes later), so they are written by hand.
+async fn a_transition_moves_only_the_current_attempt_and_get_job_lists_attempts_oldest_first() {
     let tmp = tempfile::tempdir().unwrap();
     let store = runway_store_sqlite::open_data_dir(tmp.path()).unwrap();
     let job = job();
     store.create_job(&job).await.unwrap();
+    let agent = runner(&store).await;
+    claim(&store, &agent).await.expect("attempt 1");
     store
-        .transition_job(job.id, JobStatus::Claimed, t0())
+        .end_attempt(job.id, 1, AttemptEnd::Abandoned, None, t0())
         .await
         .unwrap();
-    let agent = AgentId::new();
-    let conn = raw(&tmp.path().join(DB_FILE_NAME));
-    for (number, status) in [(2, "claimed"), (1, "lost")] {
-        conn.execute(
-            "INSERT INTO job_attempts (job_id, number, agent_id, status, claimed_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-            rusqlite::params![job.id.to_string(), number, agent.to_string(), status, 7_i64],
-        )
+    claim(&store, &agent).await.expect("attempt 2");
+    store
+        .transition_job(job.id, JobStatus::Canceling, t0())
+        .await
         .unwrap();
-    }
 
-    store
-        .transition_job(job.id, JobStatus::Running, t0())
-        .await
-        .unwrap();
     let detail = store.get_job(job.id).await.unwrap().unwrap();
     let attempts: Vec<_> = detail
         .attempts
@@ -339,11 +485,175 @@ async fn a_transition_moves_the_latest_attempt_and_get_job_lists_attempts_oldest
         .collect();
     assert_eq!(
         attempts,
-        [(1, JobStatus::Lost, agent), (2, JobStatus::Running, agent)]
+        [
+            (1, JobStatus::Lost, agent.id),
+            (2, JobStatus::Canceling, agent.id)
+        ],
+        "the cancel moved attempt 2 and left the lost attempt 1 as it was"
+    );
+}
+
+#[tokio::test]
+async fn a_final_job_has_no_secrets_left_on_disk_and_a_requeued_one_keeps_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join(DB_FILE_NAME);
+    let store = runway_store_sqlite::open_data_dir(tmp.path()).unwrap();
+    let agent = runner(&store).await;
+    let (ended, canceled, expired, aborted) =
+        (secret_job(), secret_job(), secret_job(), secret_job());
+    for j in [&ended, &canceled, &expired, &aborted] {
+        store.create_job(j).await.unwrap();
+        assert_eq!(
+            stored_secrets(&path, j.id).as_deref(),
+            Some(r#"{"DEPLOY_KEY":"s3cr3t"}"#)
+        );
+    }
+    store
+        .transition_job(canceled.id, JobStatus::Canceled, t0())
+        .await
+        .unwrap();
+    store
+        .transition_job(expired.id, JobStatus::Expired, t0())
+        .await
+        .unwrap();
+
+    // Lost and re-queued: still there for the next claim.
+    assert_eq!(claim(&store, &agent).await.unwrap().job.id, ended.id);
+    store
+        .end_attempt(ended.id, 1, AttemptEnd::Abandoned, None, t0())
+        .await
+        .unwrap();
+    assert!(stored_secrets(&path, ended.id).is_some());
+    assert_eq!(claim(&store, &agent).await.unwrap().job.id, ended.id);
+    store.start_attempt(ended.id, 2, t0(), t0()).await.unwrap();
+    store
+        .end_attempt(
+            ended.id,
+            2,
+            AttemptEnd::Reported(JobStatus::Succeeded),
+            Some(0),
+            t0(),
+        )
+        .await
+        .unwrap();
+    // Held, then moved straight to a final state by a transition.
+    assert_eq!(claim(&store, &agent).await.unwrap().job.id, aborted.id);
+    store
+        .transition_job(aborted.id, JobStatus::Failed, t0())
+        .await
+        .unwrap();
+
+    for j in [&ended, &canceled, &expired, &aborted] {
+        assert_eq!(stored_secrets(&path, j.id), None, "{}", j.spec.name);
+    }
+    let plain = job();
+    store.create_job(&plain).await.unwrap();
+    assert_eq!(stored_secrets(&path, plain.id), None, "no secrets, no JSON");
+}
+
+#[tokio::test]
+async fn a_log_fills_to_exactly_its_cap_and_then_refuses_a_single_byte() {
+    let store = runway_store_sqlite::open_in_memory().unwrap();
+    let job = job();
+    store.create_job(&job).await.unwrap();
+    let agent = runner(&store).await;
+    claim(&store, &agent).await.expect("the job");
+
+    let cap = LOG_MAX_BYTES + LOG_MARKER_ALLOWANCE;
+    // Byte `n` of the log is `n % 256`; chunks are a multiple of 256 bytes long, so
+    // every one starts with the same bytes.
+    let block: Vec<u8> = (0..CHUNK_MAX_BYTES).map(|i| i as u8).collect();
+    let mut crc = 0;
+    let mut offset = 0;
+    let mut seq = 0;
+    while offset < cap {
+        let len = usize::try_from(cap - offset).unwrap().min(CHUNK_MAX_BYTES);
+        let data = block[..len].to_vec();
+        crc = crc32_append(crc, &data);
+        let chunk = LogChunk { seq, offset, data };
+        offset += len as u64;
+        assert_eq!(
+            store.append_log(job.id, 1, &chunk).await.unwrap(),
+            LogAppend::Written { size: offset }
+        );
+        seq += 1;
+    }
+    assert_eq!(offset, cap);
+    let one_more = LogChunk {
+        seq,
+        offset: cap,
+        data: b"!".to_vec(),
+    };
+    let err = store.append_log(job.id, 1, &one_more).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::Conflict(Conflict::LogFull)),
+        "{err:?}"
+    );
+    // A resend of the last byte is still acknowledged: it adds nothing.
+    let last = LogChunk {
+        seq: seq - 1,
+        offset: cap - 1,
+        data: vec![((cap - 1) % 256) as u8],
+    };
+    assert_eq!(
+        store.append_log(job.id, 1, &last).await.unwrap(),
+        LogAppend::Duplicate { size: cap }
     );
     assert_eq!(
-        detail.attempts[0].claimed_at,
-        OffsetDateTime::from_unix_timestamp_nanos(7).unwrap()
+        store.log_summary(job.id, 1).await.unwrap(),
+        LogSummary {
+            size: cap,
+            crc32: crc
+        }
+    );
+    let tail = store
+        .read_log(job.id, 1, cap - 3, CHUNK_MAX_BYTES)
+        .await
+        .unwrap();
+    assert_eq!(
+        tail.data,
+        [(cap - 3) as u8, (cap - 2) as u8, (cap - 1) as u8]
+    );
+}
+
+#[tokio::test]
+async fn a_chunk_and_the_logs_size_commit_together_or_not_at_all() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join(DB_FILE_NAME);
+    let store = runway_store_sqlite::open_data_dir(tmp.path()).unwrap();
+    let job = job();
+    store.create_job(&job).await.unwrap();
+    let agent = runner(&store).await;
+    claim(&store, &agent).await.expect("the job");
+    let chunk = |offset: u64, data: &[u8]| LogChunk {
+        seq: 0,
+        offset,
+        data: data.to_vec(),
+    };
+    store
+        .append_log(job.id, 1, &chunk(0, b"abc"))
+        .await
+        .unwrap();
+    // Another connection holds a chunk row where the next append will write.
+    raw(&path)
+        .execute(
+            "INSERT INTO log_chunks (job_id, attempt, byte_offset, seq, data) \
+             VALUES (?1, 1, 3, 9, x'00')",
+            [job.id.to_string()],
+        )
+        .unwrap();
+    let err = store
+        .append_log(job.id, 1, &chunk(3, b"def"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Internal(_)), "{err:?}");
+    assert_eq!(
+        store.log_summary(job.id, 1).await.unwrap(),
+        LogSummary {
+            size: 3,
+            crc32: crc32_append(0, b"abc")
+        },
+        "the size did not move without its chunk"
     );
 }
 
@@ -404,4 +714,33 @@ async fn reads_and_writes_interleave_on_a_file_without_busy_errors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_and_writes_interleave_in_memory_without_locked_errors() {
     reads_and_writes_interleave(runway_store_sqlite::open_in_memory().unwrap()).await;
+}
+
+#[tokio::test]
+async fn a_final_jobs_secrets_are_not_left_behind_in_the_database_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Big enough to spill the row onto overflow pages, which a delete frees whole.
+    let canary = |i: usize| format!("canary-{i:02}-{}", "x".repeat(3000));
+    let mut j = job();
+    j.spec.secrets = (0..20)
+        .map(|i| (format!("SECRET_{i}"), canary(i)))
+        .collect();
+    {
+        let store = runway_store_sqlite::open_data_dir(tmp.path()).unwrap();
+        store.create_job(&j).await.unwrap();
+        let agent = runner(&store).await;
+        claim(&store, &agent).await.expect("the job");
+        store
+            .end_attempt(j.id, 1, AttemptEnd::Reported(JobStatus::Failed), None, t0())
+            .await
+            .unwrap();
+    }
+    // The last connection closed, so the WAL was checkpointed into the file and
+    // removed: the file is all there is.
+    let bytes = std::fs::read(tmp.path().join(DB_FILE_NAME)).unwrap();
+    for i in 0..20 {
+        let needle = format!("canary-{i:02}-");
+        let found = bytes.windows(needle.len()).any(|w| w == needle.as_bytes());
+        assert!(!found, "secret {i} is still in runway.db");
+    }
 }

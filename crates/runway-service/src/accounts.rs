@@ -1,9 +1,8 @@
 //! User accounts: first-start bootstrap and administration.
 //!
-//! These are library functions rather than HTTP endpoints because they are used by
-//! the `runway` binary (on first start and from `runway admin …` commands) and by
-//! tests; there is no user-management API yet. Password hashing runs on a blocking
-//! thread: argon2id is deliberately slow.
+//! Used by the `runway` binary (on first start and from `runway admin …`
+//! commands) and by tests; the user-management API will call the same functions.
+//! Password hashing runs on a blocking thread: argon2id is deliberately slow.
 //!
 //! Changing a user's password revokes all their sessions, because sessions carry a
 //! copy of the user's name and role and must not outlive a credential change.
@@ -16,10 +15,12 @@ use runway_core::audit::{Actor, AuditAction, AuditEvent};
 use runway_core::id::UserId;
 use runway_core::password::{MIN_PASSWORD_LEN, generate_password, hash_password};
 use runway_core::secret::Secret;
-use runway_core::store::{AuditStore, StoreError, UserStore};
+use runway_core::store::{AuditStore, Conflict, StoreError, UserStore};
 use runway_core::user::{Role, User, validate_username};
 
-use crate::routes::sessions::MAX_PASSWORD_LEN;
+/// The longest password accepted anywhere; bounds the argon2 work an attacker can
+/// ask for at sign-in.
+pub const MAX_PASSWORD_LEN: usize = 1024;
 
 /// The name of the user created on first start.
 pub const ADMIN_USERNAME: &str = "admin";
@@ -107,7 +108,7 @@ where
             Ok(outcome)
         }
         // Another process bootstrapped at the same moment.
-        Err(StoreError::Conflict(_)) => Ok(Bootstrap::AlreadyInitialized),
+        Err(StoreError::Conflict(Conflict::UsernameTaken(_))) => Ok(Bootstrap::AlreadyInitialized),
         Err(e) => Err(e.into()),
     }
 }
@@ -141,7 +142,9 @@ where
             record(store, AuditAction::UserCreated, &user, &detail).await;
             Ok(user)
         }
-        Err(StoreError::Conflict(_)) => Err(AccountError::UsernameTaken(username.to_owned())),
+        Err(StoreError::Conflict(Conflict::UsernameTaken(_))) => {
+            Err(AccountError::UsernameTaken(username.to_owned()))
+        }
         Err(e) => Err(e.into()),
     }
 }

@@ -1,0 +1,242 @@
+//! Jobs as users see them: submit, inspect, cancel, read the log.
+//!
+//! Cancelling asks the lifecycle table ([`cancel_target`]) what a cancel means in
+//! the job's current state (`queued → canceled` at once, `claimed | running →
+//! canceling`, which the agent learns from its next lease renewal or heartbeat and
+//! honours by stopping the script), then lets the store apply it with a write
+//! conditional on that state, so a job that finished in between is an illegal
+//! transition instead of being overwritten.
+//!
+//! A queued job that no online agent could run says so ([`JobView::waiting_reason`]):
+//! the commonest "why is my job not running?" answered without reading logs.
+
+use runway_core::OffsetDateTime;
+use runway_core::agent::{AgentStatus, labels_satisfy};
+use runway_core::audit::AuditAction;
+use runway_core::id::JobId;
+use runway_core::job::{Job, JobDetail, JobSpec};
+use runway_core::lifecycle::{IllegalTransition, JobStatus, cancel_target};
+use runway_core::log::LogSlice;
+use runway_core::page::{MAX_LIMIT, PageRequest};
+use runway_core::store::{AgentQuery, StoreError};
+
+use crate::audit::Caller;
+use crate::dispatch::Service;
+use crate::error::{ServiceError, ServiceResult};
+
+/// A job for a user: the record, its attempts, and why it waits (if it does).
+#[derive(Debug, Clone)]
+pub struct JobView {
+    /// The job and its attempts.
+    pub detail: JobDetail,
+    /// For a queued job that no online agent can run: why.
+    pub waiting_reason: Option<String>,
+}
+
+/// A read of a job's log.
+#[derive(Debug, Clone)]
+pub struct LogRead {
+    /// The attempt read (`None`: the job has not been claimed yet).
+    pub attempt: Option<u32>,
+    /// The bytes.
+    pub slice: LogSlice,
+    /// Whether the log can still grow: false once the attempt has ended.
+    pub complete: bool,
+}
+
+/// The most bytes one log read returns.
+pub const LOG_READ_MAX_BYTES: usize = 1024 * 1024;
+
+impl Service {
+    /// Submits a job as `caller`; it waits in its queue and wakes waiting claims.
+    ///
+    /// # Errors
+    /// [`ServiceError::Invalid`] for a spec out of bounds; store failures.
+    pub async fn submit_job(
+        &self,
+        caller: &Caller,
+        created_by: runway_core::id::UserId,
+        spec: JobSpec,
+    ) -> ServiceResult<Job> {
+        spec.validate()?;
+        let job = Job::new(spec, created_by, OffsetDateTime::now_utc());
+        self.store.create_job(&job).await?;
+        self.work_arrived();
+        caller
+            .record(self.store.as_ref(), AuditAction::JobCreated, job.id, None)
+            .await;
+        let mut job = job;
+        job.spec.secrets = runway_core::job::JobSecrets::default();
+        Ok(job)
+    }
+
+    /// One job with its attempts and, if it is queued with no online agent able to
+    /// run it, why.
+    ///
+    /// # Errors
+    /// `NotFound("job")`; store failures.
+    pub async fn job(&self, id: JobId) -> ServiceResult<JobView> {
+        let detail = self
+            .store
+            .get_job(id)
+            .await?
+            .ok_or(ServiceError::NotFound("job"))?;
+        let waiting_reason = if detail.job.status == JobStatus::Queued {
+            self.waiting_reason(&detail.job).await?
+        } else {
+            None
+        };
+        Ok(JobView {
+            detail,
+            waiting_reason,
+        })
+    }
+
+    /// Why no online agent can run `job`, judged from one page of online agents
+    /// (at most 100: a bounded read on every `GET`; a fleet larger than that gets
+    /// no reason rather than a slow answer).
+    async fn waiting_reason(&self, job: &Job) -> ServiceResult<Option<String>> {
+        let now = OffsetDateTime::now_utc();
+        let page = self
+            .store
+            .list_agents(
+                &AgentQuery {
+                    region: None,
+                    status: Some(AgentStatus::Online),
+                    page: PageRequest {
+                        limit: MAX_LIMIT,
+                        after: None,
+                    },
+                },
+                now,
+            )
+            .await?;
+        if page.next_cursor.is_some() {
+            return Ok(None);
+        }
+        let in_queue: Vec<_> = page
+            .items
+            .iter()
+            .filter(|a| a.queue == job.spec.queue)
+            .collect();
+        if in_queue.is_empty() {
+            return Ok(Some(format!(
+                "no online agent pulls from queue `{}`",
+                job.spec.queue
+            )));
+        }
+        if !in_queue
+            .iter()
+            .any(|a| labels_satisfy(&a.labels, &job.spec.labels))
+        {
+            return Ok(Some(format!(
+                "no online agent in queue `{}` has all of the labels [{}]",
+                job.spec.queue,
+                job.spec.labels.join(", ")
+            )));
+        }
+        Ok(None)
+    }
+
+    /// Cancels a job: `canceled` at once if queued, `canceling` if an agent holds
+    /// it (the agent stops the script and reports `canceled`).
+    ///
+    /// # Errors
+    /// `NotFound("job")`; an illegal transition if it already finished or is
+    /// already canceling; store failures.
+    pub async fn cancel_job(&self, caller: &Caller, id: JobId) -> ServiceResult<Job> {
+        // The target depends on the status, and an agent may move the job between
+        // the read and the write. The store's conditional write then refuses, and
+        // the cancel is worked out again from the new status; a handful of rounds
+        // is plenty, since every move is forward.
+        let mut rounds_left = 4;
+        loop {
+            let detail = self
+                .store
+                .get_job(id)
+                .await?
+                .ok_or(ServiceError::NotFound("job"))?;
+            let from = detail.job.status;
+            let Some(to) = cancel_target(from) else {
+                return Err(IllegalTransition {
+                    from,
+                    to: JobStatus::Canceled,
+                }
+                .into());
+            };
+            match self
+                .store
+                .transition_job(id, to, OffsetDateTime::now_utc())
+                .await
+            {
+                Ok(job) => {
+                    self.log_grew();
+                    caller
+                        .record(
+                            self.store.as_ref(),
+                            AuditAction::JobCanceled,
+                            id,
+                            Some(format!("{from} → {}", job.status)),
+                        )
+                        .await;
+                    return Ok(job);
+                }
+                Err(StoreError::IllegalTransition(t)) if t.from != from && rounds_left > 1 => {
+                    rounds_left -= 1;
+                }
+                Err(err) => return Err(ServiceError::or_not_found("job")(err)),
+            }
+        }
+    }
+
+    /// Up to [`LOG_READ_MAX_BYTES`] of an attempt's log from `offset` (the latest
+    /// attempt when none is named).
+    ///
+    /// # Errors
+    /// `NotFound("job")`, `NotFound("attempt")`; store failures.
+    pub async fn read_log(
+        &self,
+        id: JobId,
+        attempt: Option<u32>,
+        offset: u64,
+        max_bytes: usize,
+    ) -> ServiceResult<LogRead> {
+        let detail = self
+            .store
+            .get_job(id)
+            .await?
+            .ok_or(ServiceError::NotFound("job"))?;
+        let chosen = match attempt {
+            Some(n) => Some(
+                detail
+                    .attempts
+                    .iter()
+                    .find(|a| a.number == n)
+                    .ok_or(ServiceError::NotFound("attempt"))?,
+            ),
+            None => detail.attempts.last(),
+        };
+        let Some(chosen) = chosen else {
+            // Never claimed: nothing yet, and nothing ever if the job is final.
+            return Ok(LogRead {
+                attempt: None,
+                slice: LogSlice {
+                    data: Vec::new(),
+                    next_offset: offset,
+                    size: 0,
+                },
+                complete: detail.job.status.is_terminal(),
+            });
+        };
+        let slice = self
+            .logs
+            .read_log(id, chosen.number, offset, max_bytes.min(LOG_READ_MAX_BYTES))
+            .await
+            .map_err(ServiceError::or_not_found("attempt"))?;
+        Ok(LogRead {
+            attempt: Some(chosen.number),
+            complete: chosen.status.is_terminal() && slice.next_offset >= slice.size,
+            slice,
+        })
+    }
+}

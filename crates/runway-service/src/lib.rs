@@ -1,0 +1,36 @@
+//! # runway-service
+//!
+//! Runway's application rules, in one place that every front end calls: the JSON
+//! API (`runway-api`), the agent protocol (also served by `runway-api`), the CLI
+//! (`runway admin`, `runway reap`) and the dashboard to come. A handler extracts
+//! and authenticates, calls one function here, and shapes the answer; it decides
+//! nothing itself.
+//!
+//! Why a crate of its own rather than a module of `runway-core`: the rules need a
+//! runtime (argon2 on a blocking thread, a claim that waits to be woken, a
+//! background reaper), and `runway-core` stays free of one so that the domain and
+//! the store traits can be read, tested and implemented without Tokio.
+//!
+//! * [`accounts`] — first-start bootstrap, users and passwords (CLI and API).
+//! * [`jobs`] — submitting, inspecting and canceling jobs as a user.
+//! * [`dispatch`] — the agent side: registration, heartbeats, the long-poll claim,
+//!   leases, log chunks and finishing an attempt.
+//! * [`reaper`] — ends lost, timed-out and expired work; one pass at a time.
+//! * [`audit`] — who is acting ([`audit::Caller`]) and the record of what they did.
+//! * [`error`] — the one error type of this boundary, [`ServiceError`].
+//!
+//! Every function takes the narrow store traits it uses (or the `Store` bundle
+//! where it touches many), and time is read once per call and passed down, as the
+//! stores expect.
+
+#![forbid(unsafe_code)]
+
+pub mod accounts;
+pub mod audit;
+pub mod dispatch;
+pub mod error;
+pub mod jobs;
+pub mod reaper;
+
+pub use dispatch::{DispatchSettings, Service};
+pub use error::{ServiceError, ServiceResult};
