@@ -5,7 +5,7 @@
 //! no session to call the API with, and the store already enforces every rule.
 //! SQLite's WAL mode lets this run while a server uses the same file. The account
 //! rules themselves (username shape, password strength, revoking sessions on a
-//! reset) live in `runway_api::accounts`, shared with the HTTP handlers, so the CLI
+//! reset) live in `runway_service::accounts`, shared with the HTTP handlers, so the CLI
 //! cannot drift from the API.
 //!
 //! The database must already exist: creating it here would make a typo in
@@ -24,11 +24,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use runway_api::accounts;
 use runway_core::password::generate_password;
 use runway_core::secret::Secret;
 use runway_core::store::Store;
 use runway_core::user::Role;
+use runway_service::accounts;
 
 use crate::config::{Config, StoreKind};
 use crate::output;

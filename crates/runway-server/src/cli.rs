@@ -106,6 +106,21 @@ Examples:
   runway serve --listen 0.0.0.0:8080 --data-dir /var/lib/runway
   runway serve --listen 127.0.0.1:0      # any free port; read the address from stdout")]
     Serve(ServeArgs),
+    /// Serve the API and run one local agent beside it: submit a job and watch it run.
+    #[command(long_about = "\
+Serve the HTTP API, like `runway serve`, and run one build agent in the same process, \
+so a job submitted to the `default` queue runs at once on this machine with bash. The \
+agent is the real runway-agent, talking to the server over loopback HTTP; it runs two \
+jobs at once and takes jobs with any labels. Its token, journal and workspaces live in \
+<data dir>/dev-agent.
+
+Ctrl-C (or SIGTERM) stops the agent first (it finishes running jobs; a second Ctrl-C \
+cancels them), then the server. Everything `runway serve` reads is read here too.
+
+Examples:
+  runway dev
+  runway dev --listen 127.0.0.1:0 --data-dir /tmp/runway-try")]
+    Dev(ServeArgs),
     /// Serve API Gateway HTTP API events as an AWS Lambda function (the default
     /// command when AWS_LAMBDA_RUNTIME_API is set).
     #[command(long_about = "\
@@ -120,6 +135,23 @@ create users from a workstation with `RUNWAY_STORE=dynamodb runway admin create-
 
 Locally, run it under `cargo lambda watch`, which emulates the Lambda runtime API.")]
     Lambda,
+    /// Run the reaper once: end lost, timed-out and expired work, then exit.
+    #[command(long_about = "\
+Run one pass of the reaper against the store and exit. `runway serve` already runs it \
+every RUNWAY_REAPER_INTERVAL_SECONDS [default: 15] and on AWS an EventBridge schedule \
+runs it every minute; this is for cron jobs, scripts and emergencies.
+
+One pass: held jobs whose lease ran out (RUNWAY_JOB_LEASE_SECONDS without a renewal) are \
+marked lost and queued again while retries remain (a job being canceled becomes \
+canceled); held jobs far past their timeout become timed_out; queued jobs older than \
+RUNWAY_QUEUE_TTL_SECONDS become expired. It prints what it did, one line. Safe beside a \
+running server: every change is a conditional write.
+
+Examples:
+  runway reap
+  runway reap --data-dir /var/lib/runway
+  RUNWAY_STORE=dynamodb RUNWAY_DYNAMODB_TABLE_PREFIX=runway-prod- runway reap")]
+    Reap(ReapArgs),
     /// Print the effective configuration as TOML, secrets redacted, and its sources.
     Config,
     /// Manage users directly in the store (SQLite data directory or DynamoDB); no
@@ -151,6 +183,15 @@ impl ServeArgs {
     pub const fn is_empty(&self) -> bool {
         self.listen.is_none() && self.data_dir.is_none()
     }
+}
+
+/// Flags of `runway reap`.
+#[derive(Debug, Default, Args)]
+pub struct ReapArgs {
+    /// Directory holding the database (runway.db). Not used with RUNWAY_STORE=dynamodb.
+    /// Overrides RUNWAY_DATA_DIR [env: RUNWAY_DATA_DIR] [default: ./runway-data].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
 }
 
 /// `runway dynamodb` and its subcommands.

@@ -31,6 +31,17 @@
 //! * `RUNWAY_MAX_BODY_BYTES` — largest request body. Default `1048576` (1 MiB).
 //! * `RUNWAY_SHUTDOWN_GRACE_SECONDS` — how long in-flight requests may take to finish
 //!   after SIGTERM. Default `30`.
+//! * `RUNWAY_JOB_LEASE_SECONDS` — how long a claimed or running job is held without
+//!   a renewal from its agent before the reaper calls it lost. Default `120`,
+//!   minimum `5`; agents renew every third of it.
+//! * `RUNWAY_REAPER_INTERVAL_SECONDS` — how often `runway serve` runs the reaper.
+//!   Default `15`, minimum `1`.
+//! * `RUNWAY_QUEUE_TTL_SECONDS` — how long a job may wait in its queue before it
+//!   expires. Default `86400` (24 h).
+//! * `RUNWAY_LOG_BUCKET` — the S3 bucket of job logs on the DynamoDB store
+//!   (required there; SQLite keeps logs in its database).
+//! * `RUNWAY_S3_ENDPOINT` — an S3 endpoint override, e.g. moto (path-style
+//!   addressing). Unset: AWS, or the SDK's own `AWS_ENDPOINT_URL_S3`.
 //!
 //! Design: every setting is described once, in a `Setting` constant that carries
 //! its variable name, file key, default and accepted form. Each layer only supplies
@@ -150,8 +161,42 @@ const SHUTDOWN_GRACE: Setting = Setting {
     expected: "a whole number of seconds from 0 to 3600",
 };
 
+const JOB_LEASE: Setting = Setting {
+    env: "RUNWAY_JOB_LEASE_SECONDS",
+    key: "job_lease_seconds",
+    default: Some("120"),
+    expected: "a whole number of seconds from 5 to 3600",
+};
+const REAPER_INTERVAL: Setting = Setting {
+    env: "RUNWAY_REAPER_INTERVAL_SECONDS",
+    key: "reaper_interval_seconds",
+    default: Some("15"),
+    expected: "a whole number of seconds from 1 to 3600",
+};
+const QUEUE_TTL: Setting = Setting {
+    env: "RUNWAY_QUEUE_TTL_SECONDS",
+    key: "queue_ttl_seconds",
+    default: Some("86400"),
+    expected: "a whole number of seconds from 60 to 31536000",
+};
+const LOG_BUCKET: Setting = Setting {
+    env: "RUNWAY_LOG_BUCKET",
+    key: "log_bucket",
+    default: None,
+    expected: "an S3 bucket name: 3 to 63 lowercase letters, digits, `.` and `-`",
+};
+const S3_ENDPOINT: Setting = Setting {
+    env: "RUNWAY_S3_ENDPOINT",
+    key: "s3_endpoint",
+    default: None,
+    expected: "an http:// or https:// URL such as http://127.0.0.1:5000",
+};
+
+/// How often agents of a Lambda deployment claim when idle.
+pub const LAMBDA_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Every setting, in the order `runway config` prints them.
-const ALL: [Setting; 14] = [
+const ALL: [Setting; 19] = [
     LISTEN,
     DATA_DIR,
     STORE,
@@ -166,6 +211,11 @@ const ALL: [Setting; 14] = [
     SESSION_IDLE,
     MAX_BODY,
     SHUTDOWN_GRACE,
+    JOB_LEASE,
+    REAPER_INTERVAL,
+    QUEUE_TTL,
+    LOG_BUCKET,
+    S3_ENDPOINT,
 ];
 
 /// The longest admin password accepted, as the API's sign-in does.
@@ -306,6 +356,10 @@ pub struct DynamoSettings {
     pub endpoint: Option<String>,
     /// The region; `None` lets the SDK's default chain decide.
     pub region: Option<String>,
+    /// The S3 bucket of job logs.
+    pub log_bucket: Option<String>,
+    /// An S3 endpoint override (moto); `None` lets the SDK decide.
+    pub s3_endpoint: Option<String>,
 }
 
 impl DynamoSettings {
@@ -333,6 +387,9 @@ impl DynamoSettings {
             table_prefix: self.table_prefix.clone(),
             endpoint_url: self.endpoint.clone(),
             region: self.region.clone(),
+            log_bucket: self.log_bucket.clone(),
+            s3_endpoint: self.s3_endpoint.clone(),
+            ..runway_store_dynamodb::DynamoConfig::default()
         }
     }
 }
@@ -405,6 +462,12 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Time in-flight requests get after SIGTERM, in seconds.
     pub shutdown_grace_seconds: u64,
+    /// A job's lease, in seconds.
+    pub job_lease_seconds: u64,
+    /// How often `serve` runs the reaper, in seconds.
+    pub reaper_interval_seconds: u64,
+    /// How long a job may stay queued, in seconds.
+    pub queue_ttl_seconds: u64,
     /// Where the values came from.
     pub sources: Sources,
 }
@@ -428,6 +491,11 @@ struct FileConfig {
     session_idle_timeout_seconds: Option<u64>,
     max_body_bytes: Option<u64>,
     shutdown_grace_seconds: Option<u64>,
+    job_lease_seconds: Option<u64>,
+    reaper_interval_seconds: Option<u64>,
+    queue_ttl_seconds: Option<u64>,
+    log_bucket: Option<String>,
+    s3_endpoint: Option<String>,
 }
 
 impl FileConfig {
@@ -450,6 +518,11 @@ impl FileConfig {
             }
             "max_body_bytes" => self.max_body_bytes.map(|n| n.to_string()),
             "shutdown_grace_seconds" => self.shutdown_grace_seconds.map(|n| n.to_string()),
+            "job_lease_seconds" => self.job_lease_seconds.map(|n| n.to_string()),
+            "reaper_interval_seconds" => self.reaper_interval_seconds.map(|n| n.to_string()),
+            "queue_ttl_seconds" => self.queue_ttl_seconds.map(|n| n.to_string()),
+            "log_bucket" => self.log_bucket.clone(),
+            "s3_endpoint" => self.s3_endpoint.clone(),
             _ => None,
         }
     }
@@ -541,6 +614,15 @@ fn parse_table_prefix(s: &str) -> Option<String> {
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
     valid.then(|| s.to_owned())
+}
+
+fn parse_bucket(s: &str) -> Option<String> {
+    let ok = (3..=63).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
+        && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && s.ends_with(|c: char| c.is_ascii_alphanumeric());
+    ok.then(|| s.to_owned())
 }
 
 fn parse_endpoint(s: &str) -> Option<String> {
@@ -682,6 +764,8 @@ impl Config {
             table_prefix: layers.parse(DYNAMODB_TABLE_PREFIX, parse_table_prefix)?,
             endpoint: layers.parse_optional(DYNAMODB_ENDPOINT, parse_endpoint)?,
             region: layers.parse_optional(DYNAMODB_REGION, parse_region)?,
+            log_bucket: layers.parse_optional(LOG_BUCKET, parse_bucket)?,
+            s3_endpoint: layers.parse_optional(S3_ENDPOINT, parse_endpoint)?,
         };
         let log = layers.parse(LOG, |s| {
             tracing_subscriber::EnvFilter::builder()
@@ -720,6 +804,9 @@ impl Config {
             layers.parse(SESSION_IDLE, number_in(SESSION_SECONDS))?;
         let max_body_bytes = layers.parse(MAX_BODY, number_in(1024..=1_073_741_824_usize))?;
         let shutdown_grace_seconds = layers.parse(SHUTDOWN_GRACE, number_in(0..=3600_u64))?;
+        let job_lease_seconds = layers.parse(JOB_LEASE, number_in(5..=3600_u64))?;
+        let reaper_interval_seconds = layers.parse(REAPER_INTERVAL, number_in(1..=3600_u64))?;
+        let queue_ttl_seconds = layers.parse(QUEUE_TTL, number_in(60..=31_536_000_u64))?;
 
         Ok(Self {
             listen,
@@ -734,6 +821,9 @@ impl Config {
             session_idle_timeout_seconds,
             max_body_bytes,
             shutdown_grace_seconds,
+            job_lease_seconds,
+            reaper_interval_seconds,
+            queue_ttl_seconds,
             sources: layers.sources,
         })
     }
@@ -800,6 +890,29 @@ impl Config {
             self.dynamodb.region = Some(region);
         }
         Ok(())
+    }
+
+    /// The dispatch settings of the service, locally (`runway serve`, `runway dev`).
+    #[must_use]
+    pub fn dispatch_settings(&self) -> runway_service::DispatchSettings {
+        runway_service::DispatchSettings {
+            lease: seconds(self.job_lease_seconds),
+            queue_ttl: seconds(self.queue_ttl_seconds),
+            reap_on_claim_every: std::time::Duration::from_secs(self.reaper_interval_seconds),
+            ..runway_service::DispatchSettings::default()
+        }
+    }
+
+    /// The dispatch settings on Lambda: a claim never waits (every waiting second is
+    /// billed at the function's memory size), and agents are told to poll every
+    /// [`LAMBDA_POLL_INTERVAL`] instead. DEPLOYMENT.md has the arithmetic.
+    #[must_use]
+    pub fn lambda_dispatch_settings(&self) -> runway_service::DispatchSettings {
+        runway_service::DispatchSettings {
+            claim_wait_max: std::time::Duration::ZERO,
+            poll_interval: LAMBDA_POLL_INTERVAL,
+            ..self.dispatch_settings()
+        }
     }
 
     /// The settings the API needs.
@@ -878,6 +991,29 @@ impl Config {
                 "session_idle_timeout_seconds" => self.session_idle_timeout_seconds.to_string(),
                 "max_body_bytes" => self.max_body_bytes.to_string(),
                 "shutdown_grace_seconds" => self.shutdown_grace_seconds.to_string(),
+                "job_lease_seconds" => self.job_lease_seconds.to_string(),
+                "reaper_interval_seconds" => self.reaper_interval_seconds.to_string(),
+                "queue_ttl_seconds" => self.queue_ttl_seconds.to_string(),
+                "log_bucket" => match &self.dynamodb.log_bucket {
+                    Some(bucket) => toml_string(bucket),
+                    None => {
+                        let _ = writeln!(
+                            out,
+                            "# log_bucket is not set: needed with store = \"dynamodb\" (SQLite keeps logs itself)."
+                        );
+                        continue;
+                    }
+                },
+                "s3_endpoint" => match &self.dynamodb.s3_endpoint {
+                    Some(endpoint) => toml_string(endpoint),
+                    None => {
+                        let _ = writeln!(
+                            out,
+                            "# s3_endpoint is not set: the AWS SDK picks it (AWS_ENDPOINT_URL_S3, else AWS)."
+                        );
+                        continue;
+                    }
+                },
                 _ => continue,
             };
             let _ = writeln!(out, "{} = {value}", setting.key);

@@ -32,6 +32,18 @@
 //!    all;
 //! 5. the runtime loop polls the Runtime API for events, one at a time.
 //!
+//! ## Two triggers, one function
+//!
+//! The same function is also invoked every minute by an EventBridge schedule, to
+//! run the reaper ([`runway_service::reaper`]). [`Invocation`] looks at each raw
+//! event: one with `"source": "aws.events"` and `"detail-type": "Scheduled Event"`
+//! runs one reaper pass and answers a small JSON report; anything else is handed to
+//! `lambda_http`'s own adapter, exactly as `lambda_http::run` would. Telling them
+//! apart by those two fields (not by "it is not an HTTP event") means a malformed
+//! HTTP event is still rejected as one, and nothing but a schedule can start a pass.
+//! (`lambda_http::Adapter` is public but undocumented; the crate's version is pinned
+//! in `Cargo.lock`, and the in-process tests feed both kinds of event through it.)
+//!
 //! The Tokio runtime is single-threaded: Lambda hands an execution environment one
 //! event at a time, so worker threads would only cost start-up time and memory (the
 //! target is 128 MB). Blocking work (argon2) still runs on the blocking pool.
@@ -48,11 +60,11 @@ use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, HeaderValue, header};
 use lambda_http::RequestExt as _;
 use lambda_http::request::RequestContext;
-use runway_api::accounts::{self, Bootstrap};
+use runway_service::accounts::{self, Bootstrap};
 use tower::Service;
 
 use crate::config::Config;
-use crate::serve::open_store;
+use crate::serve::open_stores;
 use crate::telemetry;
 
 /// Set by the Lambda runtime (and by `cargo lambda watch`): the host and port of
@@ -102,13 +114,13 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
         let started = Instant::now();
-        let router = cold_start(config).await?;
+        let (router, service) = cold_start(config).await?;
         tracing::info!(
             store = config.store.as_str(),
             init_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             "runway lambda ready"
         );
-        lambda_http::run(LambdaHandler::new(router))
+        lambda_http::lambda_runtime::run(Invocation::new(router, service))
             .await
             .map_err(|err| anyhow::anyhow!(err))
             .context("the Lambda runtime loop failed")
@@ -116,15 +128,16 @@ pub fn run(config: &Config) -> anyhow::Result<()> {
 }
 
 /// Everything done once per execution environment: open the store, create the
-/// first admin if `RUNWAY_ADMIN_PASSWORD` asks for it, build the Router.
+/// first admin if `RUNWAY_ADMIN_PASSWORD` asks for it, build the Router (and the
+/// service the reaper runs on).
 ///
 /// # Errors
 /// If the store cannot be set up or the bootstrap fails.
-pub async fn cold_start(config: &Config) -> anyhow::Result<Router> {
-    let store = open_store(config).await?;
+pub async fn cold_start(config: &Config) -> anyhow::Result<(Router, runway_service::Service)> {
+    let stores = open_stores(config).await?;
     match config.admin_password.clone() {
         Some(password) => {
-            let bootstrap = accounts::ensure_admin(store.as_ref(), Some(password))
+            let bootstrap = accounts::ensure_admin(stores.records.as_ref(), Some(password))
                 .await
                 .context("cannot create the first admin user")?;
             if matches!(bootstrap, Bootstrap::CreatedWithGivenPassword) {
@@ -139,7 +152,100 @@ pub async fn cold_start(config: &Config) -> anyhow::Result<Router> {
              create users with `runway admin create-user`"
         ),
     }
-    Ok(runway_api::router(store, config.api_config()))
+    let service = stores.service(config.lambda_dispatch_settings());
+    let router = runway_api::router(
+        service.clone(),
+        runway_api::ApiConfig {
+            live_log_streams: false,
+            ..config.api_config()
+        },
+    );
+    Ok((router, service))
+}
+
+/// Whether a raw Lambda event is an EventBridge schedule's tick.
+#[must_use]
+pub fn is_scheduled_event(event: &serde_json::Value) -> bool {
+    event.get("source").and_then(serde_json::Value::as_str) == Some("aws.events")
+        && event.get("detail-type").and_then(serde_json::Value::as_str) == Some("Scheduled Event")
+}
+
+/// The function's handler: an EventBridge tick runs the reaper, anything else is
+/// an API Gateway HTTP event for the Router. See the module docs.
+#[derive(Clone)]
+pub struct Invocation {
+    http: lambda_http::Adapter<'static, axum::response::Response, LambdaHandler>,
+    service: runway_service::Service,
+}
+
+impl std::fmt::Debug for Invocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Invocation")
+            .field("service", &self.service)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Invocation {
+    /// Both handlers, over one Router and its service.
+    #[must_use]
+    pub fn new(router: Router, service: runway_service::Service) -> Self {
+        Self {
+            http: lambda_http::Adapter::from(LambdaHandler::new(router)),
+            service,
+        }
+    }
+}
+
+impl Service<lambda_http::LambdaEvent<serde_json::Value>> for Invocation {
+    type Response = serde_json::Value;
+    type Error = lambda_http::Error;
+    type Future =
+        Pin<Box<dyn Future<Output = Result<serde_json::Value, lambda_http::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Service::poll_ready(&mut self.http, cx).map_err(|never: Infallible| match never {})
+    }
+
+    fn call(&mut self, event: lambda_http::LambdaEvent<serde_json::Value>) -> Self::Future {
+        let lambda_http::LambdaEvent { payload, context } = event;
+        if is_scheduled_event(&payload) {
+            let service = self.service.clone();
+            return Box::pin(async move {
+                let report = service.reap().await.map_err(|err| {
+                    tracing::error!(error = %err, "the scheduled reaper pass failed");
+                    lambda_http::Error::from(format!("the reaper pass failed: {err}"))
+                })?;
+                tracing::info!(reaper.report = %report, "scheduled reaper pass");
+                Ok(serde_json::json!({
+                    "reaped": {
+                        "lost": report.lost,
+                        "requeued": report.requeued,
+                        "timed_out": report.timed_out,
+                        "canceled": report.canceled,
+                        "expired": report.expired,
+                    }
+                }))
+            });
+        }
+        let request = match serde_json::from_value(payload) {
+            Ok(request) => request,
+            Err(err) => {
+                return Box::pin(async move {
+                    Err(lambda_http::Error::from(format!(
+                        "the event is neither an API Gateway HTTP event nor a schedule: {err}"
+                    )))
+                });
+            }
+        };
+        let response = self
+            .http
+            .call(lambda_http::LambdaEvent::new(request, context));
+        Box::pin(async move {
+            let response = response.await.map_err(|never: Infallible| match never {})?;
+            Ok(serde_json::to_value(response)?)
+        })
+    }
 }
 
 /// The Router as a `lambda_http` service: records the API Gateway client address

@@ -5,12 +5,14 @@
 //! the binary stays a few dozen lines.
 //!
 //! * [`cli`] — the clap definition: `serve` (default), `lambda` (default inside
-//!   AWS Lambda), `config`, `admin`, `dynamodb`, `version`.
+//!   AWS Lambda), `dev` (the server and one local agent), `reap`, `config`,
+//!   `admin`, `dynamodb`, `version`.
 //! * [`config`] — defaults → TOML file → `RUNWAY_*` environment, with errors that
 //!   name the variable at fault; environment only on Lambda.
 //! * [`telemetry`] — tracing to stderr, compact or JSON.
 //! * [`serve`] — open the store (SQLite or DynamoDB), bootstrap `admin`, bind,
-//!   serve, drain on SIGTERM.
+//!   serve with the reaper beside it, drain on SIGTERM.
+//! * [`dev`] — `serve` plus the real agent, linked in, on a thread of its own.
 //! * [`lambda`] — the same Router behind API Gateway, through `lambda_http`.
 //! * [`admin`] — user management directly on the store.
 //! * [`dynamodb`] — `runway dynamodb create-tables`.
@@ -26,6 +28,7 @@
 pub mod admin;
 pub mod cli;
 pub mod config;
+pub mod dev;
 pub mod dynamodb;
 pub mod lambda;
 pub mod output;
@@ -90,6 +93,18 @@ pub fn load_config(
     }
 }
 
+/// `runway reap`: one reaper pass, and a line saying what it did.
+async fn reap(config: &Config) -> anyhow::Result<()> {
+    let stores = serve::open_stores(config).await?;
+    serve::check_store(config, stores.records.as_ref()).await?;
+    let report = stores
+        .service(config.dispatch_settings())
+        .reap()
+        .await
+        .context("the reaper pass failed")?;
+    output::lines(&[&format!("reaped: {report}")])
+}
+
 /// Runs `command` with the loaded configuration.
 ///
 /// # Errors
@@ -98,6 +113,13 @@ pub fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
     match command {
         Command::Version => version(),
         Command::Config => output::text(&config.to_toml()),
+        Command::Reap(args) => {
+            if let Some(dir) = args.data_dir {
+                config.override_data_dir(dir);
+            }
+            telemetry::init(&config.log, config.log_format)?;
+            block_on(reap(&config))
+        }
         Command::Lambda => lambda::run(&config),
         Command::Dynamodb(args) => match args.command {
             DynamodbCommand::CreateTables(flags) => {
@@ -115,6 +137,16 @@ pub fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             }
             telemetry::init(&config.log, config.log_format)?;
             block_on(async { serve::serve(&config).await })
+        }
+        Command::Dev(args) => {
+            if let Some(listen) = args.listen {
+                config.override_listen(listen);
+            }
+            if let Some(dir) = args.data_dir {
+                config.override_data_dir(dir);
+            }
+            telemetry::init(&config.log, config.log_format)?;
+            block_on(async { dev::dev(&config).await })
         }
         Command::Admin(args) => {
             if let Some(dir) = args.data_dir {

@@ -17,7 +17,10 @@
 //! 4. Only then is `Runway listening on http://ADDR` printed, with the address
 //!    actually bound, so `--listen 127.0.0.1:0` works and a reader of that line can
 //!    connect at once.
-//! 5. On SIGTERM or Ctrl-C, axum stops accepting and lets in-flight requests finish.
+//! 5. The reaper runs in the background every `RUNWAY_REAPER_INTERVAL_SECONDS`.
+//! 6. On SIGTERM or Ctrl-C, waiting claims (long polls) and live log streams are
+//!    answered at once (204, and the end of the stream), the reaper stops, and axum
+//!    stops accepting and lets in-flight requests finish.
 //!    If they take longer than the grace period the process exits anyway, with a
 //!    log line saying so and a failure status, because a supervisor should know the
 //!    shutdown was not clean.
@@ -28,12 +31,48 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use runway_api::accounts::{self, Bootstrap};
-use runway_core::store::Store;
+use runway_core::store::{LogStore, Store};
+use runway_service::Service;
+use runway_service::accounts::{self, Bootstrap};
 use tokio::net::TcpListener;
 
 use crate::config::{Config, DynamoSettings, StoreKind};
 use crate::output;
+
+/// The records and the logs, which on SQLite are one database and on AWS are
+/// DynamoDB and S3 behind one value.
+#[derive(Clone)]
+pub struct Stores {
+    /// Users, sessions, agents, jobs, the audit log.
+    pub records: Arc<dyn Store>,
+    /// Job logs.
+    pub logs: Arc<dyn LogStore>,
+}
+
+impl std::fmt::Debug for Stores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stores")
+            .field("backend", &self.records.backend())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Stores {
+    /// Both views of one store.
+    pub fn of<T: Store + LogStore + 'static>(store: T) -> Self {
+        let store = Arc::new(store);
+        Self {
+            records: Arc::clone(&store) as Arc<dyn Store>,
+            logs: store,
+        }
+    }
+
+    /// The application over these stores, with `config`'s dispatch settings.
+    #[must_use]
+    pub fn service(&self, settings: runway_service::DispatchSettings) -> Service {
+        Service::new(Arc::clone(&self.records), Arc::clone(&self.logs), settings)
+    }
+}
 
 /// Opens the configured store, creating the data directory if needed. For DynamoDB
 /// this builds the client only; no request is made (see [`check_store`]).
@@ -42,8 +81,16 @@ use crate::output;
 /// If the directory cannot be created, the database cannot be opened, or no AWS
 /// region is configured.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(open_stores(config).await?.records)
+}
+
+/// [`open_store`], with the log store beside it.
+///
+/// # Errors
+/// As [`open_store`].
+pub async fn open_stores(config: &Config) -> anyhow::Result<Stores> {
     match config.store {
-        StoreKind::Dynamodb => Ok(Arc::new(open_dynamodb(&config.dynamodb).await?)),
+        StoreKind::Dynamodb => Ok(Stores::of(open_dynamodb(&config.dynamodb).await?)),
         StoreKind::Sqlite => {
             let dir = config.data_dir.clone();
             std::fs::create_dir_all(&dir)
@@ -94,18 +141,18 @@ pub(crate) fn env_var(name: &str) -> Option<String> {
     std::env::var_os(name).map(|v| v.to_string_lossy().into_owned())
 }
 
-fn open_sqlite(dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
+fn open_sqlite(dir: &Path) -> anyhow::Result<Stores> {
     let store = runway_store_sqlite::open_data_dir(dir).with_context(|| {
         format!(
             "cannot open the database {}",
             dir.join(runway_store_sqlite::DB_FILE_NAME).display()
         )
     })?;
-    Ok(Arc::new(store))
+    Ok(Stores::of(store))
 }
 
 /// What the first start must tell the operator, exactly once.
-fn announce_bootstrap(bootstrap: Bootstrap) -> anyhow::Result<()> {
+pub(crate) fn announce_bootstrap(bootstrap: Bootstrap) -> anyhow::Result<()> {
     match bootstrap {
         Bootstrap::AlreadyInitialized => {}
         Bootstrap::CreatedWithGivenPassword => {
@@ -169,9 +216,9 @@ pub async fn serve(config: &Config) -> anyhow::Result<()> {
     let addr = listener
         .local_addr()
         .context("cannot read the bound address")?;
-    let store = open_store(config).await?;
-    check_store(config, store.as_ref()).await?;
-    let bootstrap = accounts::ensure_admin(store.as_ref(), config.admin_password.clone())
+    let stores = open_stores(config).await?;
+    check_store(config, stores.records.as_ref()).await?;
+    let bootstrap = accounts::ensure_admin(stores.records.as_ref(), config.admin_password.clone())
         .await
         .context("cannot create the first admin user")?;
     announce_bootstrap(bootstrap)?;
@@ -194,10 +241,48 @@ pub async fn serve(config: &Config) -> anyhow::Result<()> {
             "runway listening"
         ),
     }
+    let service = stores.service(config.dispatch_settings());
+    run_server(config, listener, service, signal).await
+}
 
-    let router = runway_api::router(store, config.api_config());
+/// Runs the reaper every `interval` until `service` is closed.
+pub fn spawn_reaper(service: Service, interval: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let closed = service.closed();
+        tokio::pin!(closed);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = &mut closed => return,
+            }
+            if let Err(err) = service.reap().await {
+                tracing::warn!(error = %err, "reaper pass failed; retrying at the next tick");
+            }
+        }
+    })
+}
+
+/// Serves `service` on `listener` until `signal`, with the reaper beside it, then
+/// drains. Shared by `serve` and `dev`.
+///
+/// # Errors
+/// A failing server, or a drain that outlived the grace period.
+pub(crate) async fn run_server(
+    config: &Config,
+    listener: TcpListener,
+    service: Service,
+    signal: impl Future<Output = &'static str> + Send + 'static,
+) -> anyhow::Result<()> {
+    let reaper = spawn_reaper(
+        service.clone(),
+        Duration::from_secs(config.reaper_interval_seconds),
+    );
+    let router = runway_api::router(service.clone(), config.api_config());
     let grace = Duration::from_secs(config.shutdown_grace_seconds);
     let (signaled_tx, signaled_rx) = tokio::sync::oneshot::channel::<()>();
+    let closing = service.clone();
     let graceful = async move {
         let which = signal.await;
         tracing::info!(
@@ -205,6 +290,9 @@ pub async fn serve(config: &Config) -> anyhow::Result<()> {
             grace_seconds = grace.as_secs(),
             "shutting down: no new connections; waiting for in-flight requests"
         );
+        // Answer long polls and end live streams now, rather than making the
+        // drain wait for them.
+        closing.close();
         let _ = signaled_tx.send(());
     };
     let server = axum::serve(
@@ -222,7 +310,7 @@ pub async fn serve(config: &Config) -> anyhow::Result<()> {
             std::future::pending::<()>().await;
         }
     };
-    tokio::select! {
+    let outcome = tokio::select! {
         result = server => {
             result.context("the server failed")?;
             tracing::info!("shut down cleanly");
@@ -233,10 +321,13 @@ pub async fn serve(config: &Config) -> anyhow::Result<()> {
                 grace_seconds = grace.as_secs(),
                 "requests still in flight after the shutdown grace period; exiting anyway"
             );
-            anyhow::bail!(
+            Err(anyhow::anyhow!(
                 "requests were still in flight {} s after the shutdown signal (RUNWAY_SHUTDOWN_GRACE_SECONDS)",
                 grace.as_secs()
-            )
+            ))
         }
-    }
+    };
+    service.close();
+    reaper.abort();
+    outcome
 }

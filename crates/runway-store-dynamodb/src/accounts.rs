@@ -26,7 +26,7 @@ use aws_sdk_dynamodb::types::{
 use runway_core::id::{SessionId, UserId};
 use runway_core::page::{MAX_LIMIT, PageRequest};
 use runway_core::session::Session;
-use runway_core::store::{SessionStore, StoreError, StoreResult, UserStore};
+use runway_core::store::{Conflict, RecordKind, SessionStore, StoreError, StoreResult, UserStore};
 use runway_core::user::User;
 use time::OffsetDateTime;
 
@@ -173,8 +173,8 @@ impl UserStore for DynamoStore {
         match result {
             Ok(_) => Ok(()),
             Err(err) => Err(match failed_condition(&err) {
-                Some(1) => StoreError::Conflict(format!("username `{}` is taken", user.username)),
-                Some(_) => StoreError::Conflict(format!("user {} exists", user.id)),
+                Some(1) => Conflict::UsernameTaken(user.username.clone()).into(),
+                Some(_) => Conflict::Exists(RecordKind::User).into(),
                 None => transaction_error(err),
             }),
         }
@@ -289,10 +289,7 @@ impl SessionStore for DynamoStore {
             .await?
         {
             PutNew::Written => Ok(()),
-            PutNew::Taken => Err(StoreError::Conflict(format!(
-                "session {} exists",
-                session.id
-            ))),
+            PutNew::Taken => Err(Conflict::Exists(RecordKind::Session).into()),
         }
     }
 

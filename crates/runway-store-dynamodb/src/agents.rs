@@ -5,10 +5,25 @@
 //!   transaction as the record, so resolving a presented token is two strongly
 //!   consistent reads and never misses a record that exists.
 //! * **Registering** reads the token's lookup item (unknown hash → `NotFound`),
-//!   then writes in one `TransactWriteItems`: a `ConditionCheck` that the token item
-//!   still exists and `expires_at` is absent or `> :now`, the agent
-//!   (`attribute_not_exists`), and the agent's lookup item. If the admin deleted the
-//!   token in between, or it expired, the check fails and nothing is written.
+//!   then writes in one `TransactWriteItems`: an `Update` of the token counting one
+//!   use (`SET uses = if_not_exists(uses, 0) + 1`) conditional on the token item
+//!   still existing, `expires_at` absent or `> :now`, and `max_uses` absent or
+//!   `uses < max_uses`; the agent (`attribute_not_exists`); and the agent's lookup
+//!   item. If the admin deleted the token in between, it expired, or its last use
+//!   went to a racing registration, the condition fails and nothing is written: a
+//!   token with one use left admits exactly one of two. A registration whose
+//!   response was lost is retried by the SDK; the retry fails on the agent it wrote
+//!   itself, which the call recognises by reading it back (identical → success), so
+//!   the use is counted once.
+//! * **States** (`set_agent_state`) are one conditional `UpdateItem`; the claim's
+//!   own condition reads them (`dispatch.rs`).
+//! * **Rotating a token** reads the agent (for the old hash), then swaps the hash
+//!   (conditional on the old one) and the two lookup items in one transaction: the
+//!   old token stops working in the same write that makes the new one work.
+//! * **Deleting an agent** deletes it (conditional on the token hash read) and its
+//!   lookup item in one transaction. Its `held` set goes with it; the jobs keep
+//!   their attempts, which `held_by` still finds through `by_lease` and the caller
+//!   ends as abandoned.
 //! * **Deleting a token** removes the token and its lookup item in one transaction,
 //!   conditional on the token existing.
 //! * **Listing tokens** is a strongly consistent `Scan` sorted in code: there are a
@@ -24,17 +39,22 @@
 use std::cmp::Reverse;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{ConditionCheck, Delete, ReturnValue, TransactWriteItem};
-use runway_core::agent::{Agent, AgentMetrics, RegistrationToken};
+use aws_sdk_dynamodb::types::{Delete, ReturnValue, TransactWriteItem, Update};
+use runway_core::agent::{Agent, AgentMetrics, AgentState, RegistrationToken};
 use runway_core::id::{AgentId, RegistrationTokenId};
 use runway_core::page::Page;
 use runway_core::secret::TokenHash;
-use runway_core::store::{AgentQuery, AgentStore, RegistrationTokenStore, StoreError, StoreResult};
+use runway_core::store::{
+    AgentQuery, AgentStore, Conflict, RecordKind, RegistrationTokenStore, StoreError, StoreResult,
+};
 use time::OffsetDateTime;
 
 use crate::DynamoStore;
 use crate::accounts::put_new;
-use crate::error::{failed_condition, is_condition_failure, sdk_error, transaction_error};
+use crate::error::{
+    RETRY_AFTER, failed_condition, is_condition_failure, sdk_error, transaction_error,
+};
+use crate::expr::Expr;
 use crate::items::{
     AGENT_LIST_PK, AgentItem, LookupItem, RegistrationTokenItem, agent_token_key, from_item, nanos,
     number, registration_token_key, string, to_item, to_value,
@@ -66,9 +86,9 @@ impl RegistrationTokenStore for DynamoStore {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(err) if failed_condition(&err).is_some() => Err(StoreError::Conflict(
-                "this registration token already exists".into(),
-            )),
+            Err(err) if failed_condition(&err).is_some() => {
+                Err(Conflict::Exists(RecordKind::RegistrationToken).into())
+            }
             Err(err) => Err(transaction_error(err)),
         }
     }
@@ -162,14 +182,30 @@ impl AgentStore for DynamoStore {
         };
         let mut agent = agent;
         agent.registration_token_id = token_id.parse().map_err(StoreError::internal)?;
-        let check = ConditionCheck::builder()
+        let mut e = Expr::new();
+        let id = e.name(TOKEN_ID);
+        let expires = e.name("expires_at");
+        let uses = e.name("uses");
+        let max = e.name("max_uses");
+        let at = e.value(number(nanos(now)?));
+        let zero = e.value(number(0));
+        let one = e.value(number(1));
+        e.set_to(
+            uses.clone(),
+            &format!("if_not_exists({uses}, {zero}) + {one}"),
+        );
+        e.condition(&format!("attribute_exists({id})"));
+        e.condition(&format!(
+            "attribute_not_exists({expires}) OR {expires} > {at}"
+        ));
+        e.condition(&format!("attribute_not_exists({max}) OR {uses} < {max}"));
+        let count_use = Update::builder()
             .table_name(&self.tables.registration_tokens)
             .key(TOKEN_ID, string(token_id))
-            .condition_expression(
-                "attribute_exists(#id) AND (attribute_not_exists(expires_at) OR expires_at > :now)",
-            )
-            .expression_attribute_names("#id", TOKEN_ID)
-            .expression_attribute_values(":now", number(nanos(now)?))
+            .set_update_expression(e.update_expression())
+            .set_condition_expression(e.condition_expression())
+            .set_expression_attribute_names(e.names())
+            .set_expression_attribute_values(e.values())
             .build()
             .map_err(StoreError::internal)?;
         let item = to_item("agents", &AgentItem::from(&agent))?;
@@ -183,19 +219,26 @@ impl AgentStore for DynamoStore {
         let result = self
             .client
             .transact_write_items()
-            .transact_items(TransactWriteItem::builder().condition_check(check).build())
+            .transact_items(TransactWriteItem::builder().update(count_use).build())
             .transact_items(put_new(&self.tables.agents, item, AGENT_ID)?)
             .transact_items(put_new(&self.tables.lookups, lookup, LOOKUP_KEY)?)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(agent),
-            Err(err) => Err(match failed_condition(&err) {
-                Some(0) => StoreError::NotFound,
-                Some(_) => StoreError::Conflict("this agent already exists".into()),
-                None => transaction_error(err),
-            }),
+        let Err(err) = result else {
+            return Ok(agent);
+        };
+        let Some(failed) = failed_condition(&err) else {
+            return Err(transaction_error(err));
+        };
+        // The SDK retried a registration whose response was lost: the retry found
+        // the agent it had written itself (and used the token once, not twice).
+        if self.get_agent(agent.id).await?.as_ref() == Some(&agent) {
+            return Ok(agent);
         }
+        Err(match failed {
+            0 => StoreError::NotFound,
+            _ => Conflict::Exists(RecordKind::Agent).into(),
+        })
     }
 
     async fn agent_by_token_hash(&self, hash: &TokenHash) -> StoreResult<Option<Agent>> {
@@ -272,4 +315,151 @@ impl AgentStore for DynamoStore {
             .await?;
         Ok(seek.finish(agents, |a| a.id.to_string()))
     }
+
+    async fn set_agent_state(&self, id: AgentId, state: AgentState) -> StoreResult<Agent> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.tables.agents)
+            .key(AGENT_ID, string(id.to_string()))
+            .update_expression("SET #state = :state")
+            .condition_expression("attribute_exists(#id)")
+            .expression_attribute_names("#id", AGENT_ID)
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":state", string(state.as_str()))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(output) => decode_agent(output.attributes.unwrap_or_default()),
+            Err(err) if is_condition_failure(&err) => Err(StoreError::NotFound),
+            Err(err) => Err(sdk_error(err)),
+        }
+    }
+
+    /// Read the agent (for the old hash), then one `TransactWriteItems`: the
+    /// agent's `SET token_hash = :new` conditional on `token_hash = :old`, the old
+    /// lookup item's deletion and the new one's creation (`attribute_not_exists`).
+    /// A concurrent rotation fails the condition and the call reads again; finding
+    /// the new hash already in place (our own write, retried) is success.
+    async fn rotate_agent_token(&self, id: AgentId, token_hash: &TokenHash) -> StoreResult<()> {
+        for _ in 0..MAX_ROUNDS {
+            let Some(item) = self
+                .get_item(&self.tables.agents, AGENT_ID, id.to_string())
+                .await?
+            else {
+                return Err(StoreError::NotFound);
+            };
+            let old = from_item::<AgentItem>("agents", item)?.token_hash;
+            if &old == token_hash {
+                return Ok(());
+            }
+            let swap = Update::builder()
+                .table_name(&self.tables.agents)
+                .key(AGENT_ID, string(id.to_string()))
+                .update_expression("SET #hash = :new")
+                .condition_expression("#hash = :old")
+                .expression_attribute_names("#hash", "token_hash")
+                .expression_attribute_values(":new", string(token_hash.as_str()))
+                .expression_attribute_values(":old", string(old.as_str()))
+                .build()
+                .map_err(StoreError::internal)?;
+            let forget = Delete::builder()
+                .table_name(&self.tables.lookups)
+                .key(LOOKUP_KEY, string(agent_token_key(&old)))
+                .build()
+                .map_err(StoreError::internal)?;
+            let lookup = to_item(
+                "lookups",
+                &LookupItem {
+                    lookup_key: agent_token_key(token_hash),
+                    target_id: id.to_string(),
+                },
+            )?;
+            let result = self
+                .client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().update(swap).build())
+                .transact_items(TransactWriteItem::builder().delete(forget).build())
+                .transact_items(put_new(&self.tables.lookups, lookup, LOOKUP_KEY)?)
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(()),
+                // Rotated (or deleted) meanwhile: read again.
+                Err(err) if failed_condition(&err) == Some(0) => {}
+                // The new hash already names something: tokens are 256 random
+                // bits, so this is the caller reusing a hash.
+                Err(err) if failed_condition(&err).is_some() => {
+                    return Err(Conflict::Exists(RecordKind::Agent).into());
+                }
+                Err(err) => return Err(transaction_error(err)),
+            }
+        }
+        Err(StoreError::unavailable(
+            AgentContention(id),
+            Some(RETRY_AFTER),
+        ))
+    }
+
+    /// Read the agent (for its token's lookup key), then one `TransactWriteItems`:
+    /// the agent's deletion conditional on its token hash being the one read, and
+    /// the lookup item's. The agent's `held` set goes with it; the jobs keep their
+    /// attempts, and `held_by` still finds them through `by_lease` (`dispatch.rs`).
+    async fn delete_agent(&self, id: AgentId) -> StoreResult<()> {
+        let mut sent = false;
+        for _ in 0..MAX_ROUNDS {
+            let Some(item) = self
+                .get_item(&self.tables.agents, AGENT_ID, id.to_string())
+                .await?
+            else {
+                // Gone after a delete of ours was sent: the SDK retried it after
+                // its response was lost, and the retry found our own work done.
+                return if sent {
+                    Ok(())
+                } else {
+                    Err(StoreError::NotFound)
+                };
+            };
+            let hash = from_item::<AgentItem>("agents", item)?.token_hash;
+            let agent = Delete::builder()
+                .table_name(&self.tables.agents)
+                .key(AGENT_ID, string(id.to_string()))
+                .condition_expression("#hash = :hash")
+                .expression_attribute_names("#hash", "token_hash")
+                .expression_attribute_values(":hash", string(hash.as_str()))
+                .build()
+                .map_err(StoreError::internal)?;
+            let lookup = Delete::builder()
+                .table_name(&self.tables.lookups)
+                .key(LOOKUP_KEY, string(agent_token_key(&hash)))
+                .build()
+                .map_err(StoreError::internal)?;
+            sent = true;
+            let result = self
+                .client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().delete(agent).build())
+                .transact_items(TransactWriteItem::builder().delete(lookup).build())
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(()),
+                Err(err) if failed_condition(&err).is_some() => {}
+                Err(err) => return Err(transaction_error(err)),
+            }
+        }
+        Err(StoreError::unavailable(
+            AgentContention(id),
+            Some(RETRY_AFTER),
+        ))
+    }
 }
+
+/// Rounds of an agent write before it gives up.
+const MAX_ROUNDS: usize = 16;
+
+/// An agent write lost [`MAX_ROUNDS`] races in a row.
+#[derive(Debug, thiserror::Error)]
+#[error("agent {0} kept changing under a write; gave up after {MAX_ROUNDS} rounds")]
+struct AgentContention(AgentId);

@@ -21,7 +21,7 @@
 use async_trait::async_trait;
 use runway_core::audit::AuditEvent;
 use runway_core::page::Page;
-use runway_core::store::{AuditQuery, AuditStore, StoreError, StoreResult};
+use runway_core::store::{AuditQuery, AuditStore, Conflict, RecordKind, StoreError, StoreResult};
 
 use crate::items::{AUDIT_LIST_PK, AuditItem, Item, from_item, string, to_item};
 use crate::page::{IndexQuery, Seek};
@@ -42,10 +42,7 @@ impl AuditStore for DynamoStore {
             .await?
         {
             PutNew::Written => Ok(()),
-            PutNew::Taken => Err(StoreError::Conflict(format!(
-                "audit event {} exists",
-                event.id
-            ))),
+            PutNew::Taken => Err(Conflict::Exists(RecordKind::AuditEvent).into()),
         }
     }
 

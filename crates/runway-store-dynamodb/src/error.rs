@@ -37,6 +37,10 @@ const TRANSIENT_CODES: &[&str] = &[
     "TransactionConflictException",
     "TransactionInProgressException",
     "LimitExceededException",
+    // S3's (the log store): throttling, its own 5xx, and a request it timed out.
+    "SlowDown",
+    "InternalError",
+    "RequestTimeout",
 ];
 
 /// `CancellationReason` codes of a canceled transaction that mean "try again later".
@@ -102,6 +106,21 @@ where
 {
     matches!(err, SdkError::ServiceError(_))
         && err.code() == Some("ConditionalCheckFailedException")
+}
+
+/// The `CancellationReason` code of each action of a canceled transaction (`None`
+/// for an action that was fine), or `None` if the transaction was not canceled.
+pub(crate) fn cancellation_codes(err: &SdkError<TransactWriteItemsError>) -> Option<Vec<&str>> {
+    match err.as_service_error()? {
+        TransactWriteItemsError::TransactionCanceledException(canceled) => Some(
+            canceled
+                .cancellation_reasons()
+                .iter()
+                .map(|reason| reason.code().unwrap_or("None"))
+                .collect(),
+        ),
+        _ => None,
+    }
 }
 
 /// The index of the first action whose condition failed, if that is why a

@@ -14,9 +14,14 @@
 //!   exception: they are one map attribute, replaced whole by a heartbeat, in which
 //!   an unreported metric is `NULL`;
 //! * labels and env are a List and a Map: they are only ever read whole;
-//! * a queued job also carries `claim_queue` and `claim_rank`, the keys of the
-//!   sparse `claimable` index (see [`claim_rank`] and `schema.rs`); they are absent
-//!   in every other status.
+//! * a job's sparse index keys are derived from its status and latest attempt by
+//!   [`JobItem::index_keys`], never set by hand: `claim_queue`/`claim_rank` while
+//!   queued, `lease_pk`/`lease_expires` while queued or held, `lease_agent` while
+//!   held (see `schema.rs`); absent otherwise;
+//! * a job's `secrets` are a Map of their own, absent when empty and removed by the
+//!   write that makes the job final; an agent's `held` is a String Set of the
+//!   attempts it holds, absent when empty (DynamoDB has no empty sets);
+//! * no item struct derives `Debug`, so none can print a secret or a token hash.
 //!
 //! An item that does not decode is corrupt data or a bug, never user input, so it
 //! becomes `Internal` with [`BadItem`] naming the table.
@@ -24,11 +29,11 @@
 use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use runway_core::agent::{Agent, AgentMetrics, RegistrationToken};
+use runway_core::agent::{Agent, AgentMetrics, AgentState, RegistrationToken};
 use runway_core::audit::{Actor, AuditAction, AuditEvent, InvalidActor};
 use runway_core::id::{AgentId, AuditId, JobId, RegistrationTokenId, SessionId, UserId};
-use runway_core::job::{Attempt, Job, JobDetail, JobSpec};
-use runway_core::lifecycle::JobStatus;
+use runway_core::job::{Attempt, Job, JobDetail, JobSecrets, JobSpec};
+use runway_core::lifecycle::{self, JobStatus};
 use runway_core::secret::TokenHash;
 use runway_core::session::Session;
 use runway_core::store::{StoreError, StoreResult};
@@ -297,6 +302,14 @@ pub(crate) struct RegistrationTokenItem {
     created_at: OffsetDateTime,
     #[serde(default, with = "opt_ns", skip_serializing_if = "Option::is_none")]
     expires_at: Option<OffsetDateTime>,
+    /// Absent for a token without a limit: `register_agent`'s condition is
+    /// `attribute_not_exists(max_uses) OR uses < max_uses`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_uses: Option<u32>,
+    /// Always present (0 at creation), counted up by `register_agent` in the
+    /// transaction that creates the agent.
+    #[serde(default)]
+    uses: u32,
     pub(crate) token_hash: TokenHash,
 }
 
@@ -308,6 +321,8 @@ impl From<&RegistrationToken> for RegistrationTokenItem {
             created_by: t.created_by,
             created_at: t.created_at,
             expires_at: t.expires_at,
+            max_uses: t.max_uses,
+            uses: t.uses,
             token_hash: t.token_hash.clone(),
         }
     }
@@ -321,11 +336,19 @@ impl From<RegistrationTokenItem> for RegistrationToken {
             created_by: t.created_by,
             created_at: t.created_at,
             expires_at: t.expires_at,
+            max_uses: t.max_uses,
+            uses: t.uses,
             token_hash: t.token_hash,
         }
     }
 }
 
+/// An agent. Besides the record it carries `held` (not a field here: it is never
+/// written whole), the string set of [`held_member`]s of the attempts it holds,
+/// which a claim adds to and `end_attempt` removes from in the same transaction as
+/// the job, so that `size(held) < capacity` in the claim's condition is exact (see
+/// `dispatch.rs`). DynamoDB has no empty sets: an agent holding nothing has no
+/// `held` attribute.
 #[derive(Serialize, Deserialize)]
 pub(crate) struct AgentItem {
     agent_id: AgentId,
@@ -338,6 +361,10 @@ pub(crate) struct AgentItem {
     labels: Vec<String>,
     queue: String,
     capacity: u32,
+    /// `active` when absent (agents registered before states existed); the claim's
+    /// condition accepts both.
+    #[serde(default)]
+    state: AgentState,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     version: Option<String>,
     #[serde(with = "ns")]
@@ -346,7 +373,7 @@ pub(crate) struct AgentItem {
     last_heartbeat_at: Option<OffsetDateTime>,
     metrics: AgentMetrics,
     registration_token_id: RegistrationTokenId,
-    token_hash: TokenHash,
+    pub(crate) token_hash: TokenHash,
 }
 
 impl From<&Agent> for AgentItem {
@@ -359,6 +386,7 @@ impl From<&Agent> for AgentItem {
             labels: a.labels.clone(),
             queue: a.queue.clone(),
             capacity: a.capacity,
+            state: a.state,
             version: a.version.clone(),
             created_at: a.created_at,
             last_heartbeat_at: a.last_heartbeat_at,
@@ -378,6 +406,7 @@ impl From<AgentItem> for Agent {
             labels: a.labels,
             queue: a.queue,
             capacity: a.capacity,
+            state: a.state,
             version: a.version,
             created_at: a.created_at,
             last_heartbeat_at: a.last_heartbeat_at,
@@ -386,6 +415,20 @@ impl From<AgentItem> for Agent {
             token_hash: a.token_hash,
         }
     }
+}
+
+/// The agent attribute holding the [`held_member`]s of its attempts.
+pub(crate) const HELD: &str = "held";
+
+/// An attempt's entry in its agent's `held` set: `<job_id>#<attempt number>`.
+pub(crate) fn held_member(job: JobId, attempt: u32) -> String {
+    format!("{job}#{attempt}")
+}
+
+/// The job and attempt of a `held` entry; `None` if it is not one.
+pub(crate) fn parse_held_member(member: &str) -> Option<(JobId, u32)> {
+    let (job, attempt) = member.split_once('#')?;
+    Some((job.parse().ok()?, attempt.parse().ok()?))
 }
 
 // ---------------------------------------------------------------- jobs
@@ -404,8 +447,48 @@ pub(crate) fn claim_rank(priority: i32, id: JobId) -> String {
     format!("{inverted:010}#{id}")
 }
 
-/// A job with its attempts inside it (see `jobs.rs` for why).
-#[derive(Serialize, Deserialize)]
+/// The `lease_pk` of a held attempt's `by_lease` entry.
+pub(crate) const LEASE_PARTITION: &str = "lease";
+/// The `lease_pk` of a queued job's `by_lease` entry.
+pub(crate) const QUEUE_PARTITION: &str = "queue";
+
+/// A `by_lease` sort key: `at` as 19-digit zero-padded unix nanoseconds, `#`, the
+/// job id. Fixed width, so string order is time order (for every instant from 1970
+/// to 2262; `nanos` refuses earlier ones here).
+pub(crate) fn reaper_key(at: OffsetDateTime, id: JobId) -> StoreResult<String> {
+    Ok(format!("{}#{id}", reaper_bound(at)?))
+}
+
+/// The prefix of every [`reaper_key`] at `at`: `lease_expires < reaper_bound(t)`
+/// is "due before `t`".
+pub(crate) fn reaper_bound(at: OffsetDateTime) -> StoreResult<String> {
+    let n = nanos(at)?;
+    if n < 0 {
+        return Err(StoreError::internal(OutOfRange(at)));
+    }
+    Ok(format!("{n:019}"))
+}
+
+/// The sparse index keys a job item carries, all derived from its status and its
+/// latest attempt: every write sets the ones that are `Some` and removes the others
+/// in the same `UpdateItem`, so no index can disagree with the item for longer than
+/// its own replication lag.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct IndexKeys {
+    /// `claim_queue` and `claim_rank`: while `queued`.
+    pub(crate) claim: Option<(String, String)>,
+    /// `lease_pk` and `lease_expires`: while `queued` (`queue`, when it was queued)
+    /// and while an agent holds it (`lease`, when the attempt is due).
+    pub(crate) reaper: Option<(&'static str, String)>,
+    /// `lease_agent`: the holding agent, projected into `by_lease` for `held_by`
+    /// of an agent that has been deleted.
+    pub(crate) lease_agent: Option<AgentId>,
+}
+
+/// A job with its attempts inside it (see `jobs.rs` for why). `Clone` because every
+/// lifecycle write builds the new item from a copy of the one it read; no `Debug`,
+/// which would print the secrets.
+#[derive(Clone, Serialize, Deserialize)]
 pub(crate) struct JobItem {
     job_id: JobId,
     /// Always [`JOB_LIST_PK`]: puts every job in the `by_created` index.
@@ -418,16 +501,21 @@ pub(crate) struct JobItem {
     priority: i32,
     timeout_seconds: u32,
     max_retries: u32,
-    status: JobStatus,
+    pub(crate) status: JobStatus,
     created_by: UserId,
     #[serde(with = "ns")]
     created_at: OffsetDateTime,
     #[serde(with = "ns")]
-    updated_at: OffsetDateTime,
-    attempt_count: u32,
-    /// Oldest first.
+    pub(crate) updated_at: OffsetDateTime,
+    pub(crate) attempt_count: u32,
+    /// Oldest first; `attempts[n - 1]` is attempt `n`.
     #[serde(default)]
-    attempts: Vec<AttemptItem>,
+    pub(crate) attempts: Vec<AttemptItem>,
+    /// The job's secret variables, an attribute of their own so the write that
+    /// makes the job final can `REMOVE` them. Absent when there are none (and once
+    /// the job is final). Only `claim_job` hands them out.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    secrets: BTreeMap<String, String>,
     /// The job's queue while it is `queued`, absent otherwise: the partition key of
     /// the sparse `claimable` index.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -435,29 +523,92 @@ pub(crate) struct JobItem {
     /// [`claim_rank`] while the job is `queued`, absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     claim_rank: Option<String>,
+    /// [`LEASE_PARTITION`] or [`QUEUE_PARTITION`], see [`IndexKeys::reaper`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    lease_pk: Option<String>,
+    /// A [`reaper_key`], see [`IndexKeys::reaper`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    lease_expires: Option<String>,
+    /// See [`IndexKeys::lease_agent`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    lease_agent: Option<AgentId>,
 }
 
-#[derive(Serialize, Deserialize)]
-struct AttemptItem {
-    number: u32,
-    agent_id: AgentId,
-    status: JobStatus,
+/// One attempt, an element of the job item's `attempts` list. Lifecycle writes set
+/// its fields one by one (`attempts[i].lease_expires_at = …`), never the whole map,
+/// so they cannot undo a log append's `log_bytes` written meanwhile, and vice versa.
+#[derive(Clone, Serialize, Deserialize)]
+pub(crate) struct AttemptItem {
+    pub(crate) number: u32,
+    pub(crate) agent_id: AgentId,
+    pub(crate) status: JobStatus,
     #[serde(with = "ns")]
-    claimed_at: OffsetDateTime,
+    pub(crate) claimed_at: OffsetDateTime,
     #[serde(default, with = "opt_ns", skip_serializing_if = "Option::is_none")]
-    started_at: Option<OffsetDateTime>,
+    pub(crate) started_at: Option<OffsetDateTime>,
     #[serde(default, with = "opt_ns", skip_serializing_if = "Option::is_none")]
-    finished_at: Option<OffsetDateTime>,
+    pub(crate) finished_at: Option<OffsetDateTime>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    exit_code: Option<i32>,
+    pub(crate) exit_code: Option<i32>,
+    /// While held: when the lease runs out. Removed when the attempt ends.
+    #[serde(default, with = "opt_ns", skip_serializing_if = "Option::is_none")]
+    pub(crate) lease_expires_at: Option<OffsetDateTime>,
+    /// The log index (`logs.rs`): bytes accepted so far, advanced only by a write
+    /// conditional on the value read.
+    #[serde(default)]
+    pub(crate) log_bytes: u64,
+    /// The running CRC-32 of those bytes.
+    #[serde(default)]
+    pub(crate) log_crc32: u32,
+    pub(crate) job_token_hash: TokenHash,
+}
+
+impl AttemptItem {
+    /// A new attempt at `now`, as a claim writes it.
+    pub(crate) fn claimed(
+        number: u32,
+        agent_id: AgentId,
+        job_token_hash: TokenHash,
+        lease_expires_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Self {
+        Self {
+            number,
+            agent_id,
+            status: JobStatus::Claimed,
+            claimed_at: now,
+            started_at: None,
+            finished_at: None,
+            exit_code: None,
+            lease_expires_at: Some(lease_expires_at),
+            log_bytes: 0,
+            log_crc32: 0,
+            job_token_hash,
+        }
+    }
+
+    pub(crate) fn to_attempt(&self) -> Attempt {
+        Attempt {
+            number: self.number,
+            agent_id: self.agent_id,
+            status: self.status,
+            claimed_at: self.claimed_at,
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+            exit_code: self.exit_code,
+            lease_expires_at: self.lease_expires_at,
+            log_bytes: self.log_bytes,
+            job_token_hash: self.job_token_hash.clone(),
+        }
+    }
 }
 
 impl JobItem {
     /// A new job's item: its attempts are those of the record (none, when created
-    /// through the store traits).
-    pub(crate) fn new(job: &Job) -> Self {
-        let queued = job.status == JobStatus::Queued;
-        Self {
+    /// through the store traits), its secrets the spec's, and its index keys those
+    /// its status implies.
+    pub(crate) fn new(job: &Job) -> StoreResult<Self> {
+        let mut item = Self {
             job_id: job.id,
             list_pk: JOB_LIST_PK.into(),
             name: job.spec.name.clone(),
@@ -474,40 +625,124 @@ impl JobItem {
             updated_at: job.updated_at,
             attempt_count: job.attempt_count,
             attempts: Vec::new(),
-            claim_queue: queued.then(|| job.spec.queue.clone()),
-            claim_rank: queued.then(|| claim_rank(job.spec.priority, job.id)),
-        }
+            secrets: job
+                .spec
+                .secrets
+                .iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+            claim_queue: None,
+            claim_rank: None,
+            lease_pk: None,
+            lease_expires: None,
+            lease_agent: None,
+        };
+        item.set_index_keys(&item.index_keys()?);
+        Ok(item)
     }
 
-    /// The job's queue, which is its `claim_queue` whenever it is queued.
+    pub(crate) const fn id(&self) -> JobId {
+        self.job_id
+    }
+
     pub(crate) fn queue(&self) -> &str {
         &self.queue
     }
 
-    /// The job's [`claim_rank`], whatever its status.
-    pub(crate) fn rank(&self) -> String {
-        claim_rank(self.priority, self.job_id)
+    pub(crate) fn labels(&self) -> &[String] {
+        &self.labels
+    }
+
+    pub(crate) const fn max_retries(&self) -> u32 {
+        self.max_retries
     }
 
     pub(crate) fn status(&self) -> JobStatus {
         self.status
     }
 
-    /// How many attempts the item holds (the index after the latest one).
     /// When the job's status last changed.
     pub(crate) const fn updated_at(&self) -> OffsetDateTime {
         self.updated_at
     }
 
-    pub(crate) fn attempts_len(&self) -> usize {
-        self.attempts.len()
+    /// The latest attempt, if it is attempt `number`.
+    pub(crate) fn current_attempt(&self, number: u32) -> Option<&AttemptItem> {
+        self.attempts
+            .last()
+            .filter(|a| a.number == number && number == self.attempt_count)
+    }
+
+    /// Attempt `number`, latest or not.
+    pub(crate) fn attempt(&self, number: u32) -> Option<&AttemptItem> {
+        let index = usize::try_from(number.checked_sub(1)?).ok()?;
+        self.attempts.get(index).filter(|a| a.number == number)
+    }
+
+    /// When the reaper ends the latest attempt if it is still held: its lease's end
+    /// or its deadline ([`Attempt::deadline`]), whichever comes first.
+    pub(crate) fn due_at(&self) -> Option<OffsetDateTime> {
+        let attempt = self.attempts.last()?;
+        let lease = attempt.lease_expires_at?;
+        Some(lease.min(attempt.to_attempt().deadline(self.timeout_seconds)))
+    }
+
+    /// The index keys this item's status and latest attempt call for.
+    pub(crate) fn index_keys(&self) -> StoreResult<IndexKeys> {
+        if self.status == JobStatus::Queued {
+            return Ok(IndexKeys {
+                claim: Some((self.queue.clone(), claim_rank(self.priority, self.job_id))),
+                reaper: Some((QUEUE_PARTITION, reaper_key(self.updated_at, self.job_id)?)),
+                lease_agent: None,
+            });
+        }
+        if lifecycle::is_held(self.status)
+            && let Some(due) = self.due_at()
+        {
+            return Ok(IndexKeys {
+                claim: None,
+                reaper: Some((LEASE_PARTITION, reaper_key(due, self.job_id)?)),
+                lease_agent: self.attempts.last().map(|a| a.agent_id),
+            });
+        }
+        Ok(IndexKeys::default())
+    }
+
+    /// Writes `keys` into the item's attributes, as an update would.
+    pub(crate) fn set_index_keys(&mut self, keys: &IndexKeys) {
+        let (claim_queue, claim_rank) = keys.claim.clone().unzip();
+        self.claim_queue = claim_queue;
+        self.claim_rank = claim_rank;
+        let (lease_pk, lease_expires) = keys
+            .reaper
+            .clone()
+            .map(|(pk, key)| (pk.to_owned(), key))
+            .unzip();
+        self.lease_pk = lease_pk;
+        self.lease_expires = lease_expires;
+        self.lease_agent = keys.lease_agent;
+    }
+
+    /// Drops the secrets, as the write that makes the job final does.
+    pub(crate) fn drop_secrets(&mut self) {
+        self.secrets.clear();
     }
 
     pub(crate) fn into_job(self) -> Job {
         self.into_detail().job
     }
 
+    /// The job with its secrets: only for the agent that claimed it.
+    pub(crate) fn into_claimed_job(mut self) -> Job {
+        let secrets = std::mem::take(&mut self.secrets);
+        let mut job = self.into_job();
+        job.spec.secrets = secrets.into_iter().collect();
+        job
+    }
+
+    /// The job and its attempts, secrets left out (every read but a claim).
     pub(crate) fn into_detail(self) -> JobDetail {
+        let attempts = self.attempts.iter().map(AttemptItem::to_attempt).collect();
         let job = Job {
             id: self.job_id,
             spec: JobSpec {
@@ -519,6 +754,7 @@ impl JobItem {
                 priority: self.priority,
                 timeout_seconds: self.timeout_seconds,
                 max_retries: self.max_retries,
+                secrets: JobSecrets::default(),
             },
             status: self.status,
             created_by: self.created_by,
@@ -526,19 +762,6 @@ impl JobItem {
             updated_at: self.updated_at,
             attempt_count: self.attempt_count,
         };
-        let attempts = self
-            .attempts
-            .into_iter()
-            .map(|a| Attempt {
-                number: a.number,
-                agent_id: a.agent_id,
-                status: a.status,
-                claimed_at: a.claimed_at,
-                started_at: a.started_at,
-                finished_at: a.finished_at,
-                exit_code: a.exit_code,
-            })
-            .collect();
         JobDetail { job, attempts }
     }
 }
@@ -681,6 +904,7 @@ mod tests {
             labels: vec![],
             queue: "default".into(),
             capacity: 1,
+            state: AgentState::Draining,
             version: None,
             created_at: t0(),
             last_heartbeat_at: Some(t0()),
@@ -694,6 +918,8 @@ mod tests {
         };
         let item = to_item("agents", &AgentItem::from(&agent)).unwrap();
         assert!(!item.contains_key("region"));
+        assert_eq!(item["state"], AttributeValue::S("draining".into()));
+        assert!(!item.contains_key(HELD), "no empty sets in DynamoDB");
         assert_eq!(item["list_pk"], AttributeValue::S(AGENT_LIST_PK.into()));
         let back: AgentItem = from_item("agents", item).unwrap();
         assert_eq!(Agent::from(back), agent);
@@ -710,6 +936,9 @@ mod tests {
                 priority,
                 timeout_seconds: 60,
                 max_retries: 0,
+                secrets: [("API_KEY".to_owned(), "hunter2".to_owned())]
+                    .into_iter()
+                    .collect(),
             },
             UserId::new(),
             t0(),
@@ -748,25 +977,103 @@ mod tests {
     }
 
     #[test]
-    fn a_queued_job_carries_its_claim_keys_and_other_statuses_do_not() {
+    fn a_queued_job_carries_its_claim_keys_and_its_queue_clock_and_other_statuses_do_not() {
         let queued = job(5);
-        let item = to_item("jobs", &JobItem::new(&queued)).unwrap();
+        let item = to_item("jobs", &JobItem::new(&queued).unwrap()).unwrap();
         assert_eq!(item["claim_queue"], AttributeValue::S("gpu".into()));
         assert_eq!(
             item["claim_rank"],
             AttributeValue::S(claim_rank(5, queued.id))
         );
+        assert_eq!(item["lease_pk"], AttributeValue::S(QUEUE_PARTITION.into()));
+        assert_eq!(
+            item["lease_expires"],
+            AttributeValue::S(format!("1750000000123456789#{}", queued.id))
+        );
+        assert!(!item.contains_key("lease_agent"));
         let back: JobItem = from_item("jobs", item).unwrap();
-        assert_eq!(back.into_job(), queued);
+        assert_eq!(back.into_job().spec.secrets, JobSecrets::default());
 
         let mut running = job(5);
         running.status = JobStatus::Running;
-        let item = to_item("jobs", &JobItem::new(&running)).unwrap();
-        assert!(
-            !item.contains_key("claim_queue"),
-            "sparse: absent, not NULL"
+        let item = to_item("jobs", &JobItem::new(&running).unwrap()).unwrap();
+        for key in ["claim_queue", "claim_rank", "lease_pk", "lease_expires"] {
+            assert!(
+                !item.contains_key(key),
+                "{key}: sparse, absent and not NULL"
+            );
+        }
+    }
+
+    #[test]
+    fn secrets_are_an_attribute_of_their_own_read_back_only_for_a_claim() {
+        let job = job(0);
+        let item = to_item("jobs", &JobItem::new(&job).unwrap()).unwrap();
+        let AttributeValue::M(secrets) = &item["secrets"] else {
+            panic!("secrets are a map attribute")
+        };
+        assert_eq!(secrets["API_KEY"], AttributeValue::S("hunter2".into()));
+        let decoded: JobItem = from_item("jobs", item.clone()).unwrap();
+        assert!(decoded.into_detail().job.spec.secrets.is_empty());
+        let decoded: JobItem = from_item("jobs", item).unwrap();
+        assert_eq!(decoded.into_claimed_job(), job);
+
+        let mut none = job;
+        none.spec.secrets = JobSecrets::default();
+        let item = to_item("jobs", &JobItem::new(&none).unwrap()).unwrap();
+        assert!(!item.contains_key("secrets"), "no empty map");
+    }
+
+    #[test]
+    fn a_held_job_is_due_at_the_earlier_of_its_lease_and_its_deadline() {
+        let mut item = JobItem::new(&job(0)).unwrap();
+        item.status = JobStatus::Running;
+        item.attempt_count = 1;
+        let agent = AgentId::new();
+        let short = t0() + time::Duration::seconds(30);
+        item.attempts.push(AttemptItem::claimed(
+            1,
+            agent,
+            TokenHash::of("j"),
+            short,
+            t0(),
+        ));
+        let keys = item.index_keys().unwrap();
+        assert_eq!(keys.claim, None);
+        assert_eq!(
+            keys.reaper,
+            Some((LEASE_PARTITION, reaper_key(short, item.id()).unwrap()))
         );
-        assert!(!item.contains_key("claim_rank"));
+        assert_eq!(keys.lease_agent, Some(agent));
+        // A lease past the deadline (claim + 60 s timeout + 60 s grace) is cut to it.
+        item.attempts[0].lease_expires_at = Some(t0() + time::Duration::hours(1));
+        let deadline = t0() + time::Duration::seconds(120);
+        assert_eq!(item.due_at(), Some(deadline));
+    }
+
+    #[test]
+    fn reaper_keys_are_fixed_width_so_they_sort_by_time() {
+        let id = JobId::new();
+        let early = reaper_key(
+            OffsetDateTime::UNIX_EPOCH + time::Duration::nanoseconds(5),
+            id,
+        );
+        let late = reaper_key(t0(), id).unwrap();
+        assert_eq!(
+            early.as_deref().unwrap(),
+            format!("0000000000000000005#{id}")
+        );
+        assert!(early.unwrap() < late);
+        assert!(late < reaper_bound(t0() + time::Duration::nanoseconds(1)).unwrap());
+        assert!(reaper_bound(OffsetDateTime::UNIX_EPOCH - time::Duration::seconds(1)).is_err());
+    }
+
+    #[test]
+    fn a_held_member_names_the_job_and_the_attempt() {
+        let id = JobId::new();
+        assert_eq!(held_member(id, 3), format!("{id}#3"));
+        assert_eq!(parse_held_member(&held_member(id, 3)), Some((id, 3)));
+        assert_eq!(parse_held_member("nope"), None);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Jobs, their attempts, and the lifecycle write.
+//! Jobs, their attempts, and the lifecycle writes they share with `dispatch.rs`.
 //!
 //! ## Attempts live inside the job item
 //!
@@ -6,48 +6,59 @@
 //!
 //! * `get_job` is one strongly consistent `GetItem` that returns the job and its
 //!   attempts as one snapshot (SQLite needs a read transaction for the same);
-//! * a transition moves the job and its latest attempt in one `UpdateItem`
-//!   (`SET #status = :to, attempts[N].#status = :to`), atomic without the doubled
-//!   cost of `TransactWriteItems`;
-//! * the list stays small: retries are capped at 10, an attempt is about 150 bytes,
-//!   so even the longest history is ~2 KB next to a script of up to 64 KiB.
+//! * a lifecycle write moves the job and its latest attempt in one `UpdateItem`
+//!   (`SET #status = :to, #attempts[N].#status = :to, …`), atomic without the
+//!   doubled cost of `TransactWriteItems`, except where the agent's `held` set must
+//!   move with it (below);
+//! * the list stays small: retries are capped at 10, an attempt is about 250 bytes,
+//!   so even the longest history is ~3 KB next to a script of up to 64 KiB.
 //!
-//! ## Transitions
+//! ## Every lifecycle write: read, decide in code, write conditionally
 //!
-//! `transition_job` reads the job (strongly consistent), asks `lifecycle::check`,
-//! then writes with `ConditionExpression: #status = :from AND size(attempts) = :n`.
-//! If another writer got there first the condition fails and the loop reads again:
-//! the loser of a `queued → claimed` race then sees `claimed` and gets
-//! `IllegalTransition { from: claimed, to: claimed }`, exactly like SQLite. Each
-//! failed round means someone else's write succeeded, so the loop ends; it is capped
-//! anyway, and a cap reached is reported as `Unavailable` (contention), not a bug.
+//! `transition_job` and the dispatch calls all follow one pattern. They read the
+//! job (strongly consistent), decide the next state in code (`lifecycle::check`,
+//! `lifecycle::settle`), build the new item in memory, and write the difference
+//! with `ConditionExpression: #status = :read_status AND #attempt_count = :read_n`.
+//! If another writer got there first the condition fails and the loop reads again;
+//! each failed round means someone else's write succeeded, so the loop ends (it is
+//! capped anyway, and a cap reached is `Unavailable`, contention, not a bug).
 //!
-//! The same `UpdateItem` keeps the sparse claim and lease keys in step with the
-//! status, so no index can list a job under a state it has left for longer than
-//! the index's own lag:
+//! The difference always includes the sparse index keys, derived from the new
+//! item by [`JobItem::index_keys`] and written or removed in the same `UpdateItem`
+//! ([`lifecycle_expr`]), so no index lists a job under a state it has left for
+//! longer than the index's own lag:
 //!
-//! * leaving `queued` removes `claim_queue` and `claim_rank` (the `claimable`
-//!   entry goes); going back to `queued` (a lost attempt with retries left) sets
-//!   them again, with the job's original rank;
-//! * moving to a status in which no agent holds the job (`queued` or a terminal
-//!   one) removes `lease_pk` and `lease_expires` (the `by_lease` entry). Nothing
-//!   writes those yet: the claim and lease calls of the agent protocol will, and
-//!   this removal is already in place for them. Removing an absent attribute costs
-//!   nothing and writes no index.
+//! * `claim_queue`/`claim_rank` (`claimable`) exist exactly while the job is
+//!   `queued`, with the job's original rank when a lost job is re-queued;
+//! * `lease_pk`/`lease_expires` (`by_lease`) exist while the job is `queued`
+//!   (partition `queue`, sorted by when it was queued: the queue TTL's clock) and
+//!   while an agent holds it (partition `lease`, sorted by when the attempt is due:
+//!   the earlier of its lease's end and its deadline), with `lease_agent`;
+//! * a job that becomes final loses its `secrets` attribute in the same write.
 //!
-//! ## Claiming, expired leases and the queue TTL (the agent protocol's calls)
+//! Attempt fields are written one by one (`#attempts[2].#lease_expires_at = …`),
+//! never the whole attempt map, so a lifecycle write and a log append (which
+//! advances `log_bytes` under its own condition, `logs.rs`) never undo each other.
 //!
-//! * Claimable jobs for an agent: `Query claimable` with `claim_queue = <its
-//!   queue>`, ascending (highest priority, then oldest), labels checked in code on
-//!   the projected `labels` (the job's labels must all be among the agent's), then
-//!   the claim as a transition `queued → claimed`, conditional on `#status =
-//!   :queued`: exactly once, however stale the index entry was.
-//! * Expired leases: `Query by_lease` with `lease_pk = "lease" AND lease_expires <
-//!   :now` (19-digit nanoseconds), oldest expiry first.
-//! * Queued past the queue TTL: `Query by_status` with `status = "queued" AND
-//!   job_id < :cutoff` ascending, where `:cutoff` is the ULID of the cutoff instant
-//!   with a zero random part; the reaper re-reads each job and judges its age from
-//!   `updated_at`, so a retried job (old id, re-queued lately) is not expired early.
+//! ## Leaving a held status releases the agent's capacity
+//!
+//! A claim adds `<job>#<attempt>` to the agent's `held` string set in the claim's
+//! transaction (`dispatch.rs`). Any write that moves a job out of a held status
+//! (`claimed`, `running`, `canceling`) takes the member out again in the same
+//! `TransactWriteItems`, whether it is `end_attempt` or a `transition_job` (the
+//! lifecycle allows `running → failed` there too). The agent's update is
+//! conditional on the agent existing (an `UpdateItem` of a missing key would create
+//! it); if the agent has been deleted, that condition fails and the write is done
+//! again without it: a deleted agent has no capacity left to release.
+//!
+//! ## A retried write that finds itself
+//!
+//! The SDK retries a write whose response was lost, and the retry then fails the
+//! condition on our own update. `transition_job` recognises that on its next
+//! round: the job is where we asked and stamped with our `now` (to the
+//! nanosecond). A `TransactWriteItems` carries an idempotency token
+//! (`ClientRequestToken`, filled in by the SDK once per call and reused by its
+//! retries), so DynamoDB itself answers a retried transaction with success.
 //!
 //! ## Listing
 //!
@@ -61,107 +72,293 @@
 //! step if a deployment ever gets near that.
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::ReturnValue;
-use runway_core::id::JobId;
+use aws_sdk_dynamodb::error::ProvideErrorMetadata as _;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, TransactWriteItem, Update};
+use runway_core::id::{AgentId, JobId};
 use runway_core::job::{Job, JobDetail};
 use runway_core::lifecycle::{self, JobStatus};
 use runway_core::page::Page;
-use runway_core::store::{JobQuery, JobStore, StoreError, StoreResult};
+use runway_core::store::{Conflict, JobQuery, JobStore, RecordKind, StoreError, StoreResult};
 use time::OffsetDateTime;
 
-use crate::error::{RETRY_AFTER, is_condition_failure, sdk_error};
-use crate::items::{Item, JOB_LIST_PK, JobItem, from_item, nanos, number, string, to_item};
+use crate::error::{
+    RETRY_AFTER, cancellation_codes, is_condition_failure, sdk_error, transaction_error,
+};
+use crate::expr::Expr;
+use crate::items::{
+    HELD, Item, JOB_LIST_PK, JobItem, from_item, held_member, nanos, number, string, to_item,
+    to_value,
+};
 use crate::page::{IndexQuery, Seek};
 use crate::schema::{
-    BY_CREATED, BY_STATUS, CLAIM_QUEUE, CLAIM_RANK, JOB_ID, LEASE_EXPIRES, LEASE_PK, LIST_PK,
-    STATUS,
+    AGENT_ID, BY_CREATED, BY_STATUS, CLAIM_QUEUE, CLAIM_RANK, JOB_ID, LEASE_AGENT, LEASE_EXPIRES,
+    LEASE_PK, LIST_PK, STATUS,
 };
 use crate::{DynamoStore, PutNew};
 
-/// Whether an agent holds a job in `status`, and so whether it has a lease (and a
-/// `by_lease` entry, once the agent protocol writes them).
-const fn holds_lease(status: JobStatus) -> bool {
-    matches!(
-        status,
-        JobStatus::Claimed | JobStatus::Running | JobStatus::Canceling
-    )
-}
+/// Conditional-write rounds before a lifecycle write gives up.
+pub(crate) const MAX_ROUNDS: usize = 64;
 
-/// The `UpdateExpression` of a move to `to`: the status, `updated_at`, the latest
-/// attempt's status, and the sparse index keys that follow from the new status.
-#[derive(Debug)]
-struct TransitionUpdate {
-    /// Index of the latest attempt, if any.
-    latest: Option<usize>,
-    /// The job becomes claimable: set `claim_queue` and `claim_rank`; otherwise
-    /// they are removed (a no-op, and no index write, when they are absent).
-    queued: bool,
-    /// No agent holds the job any more: remove `lease_pk` and `lease_expires`.
-    drops_lease: bool,
-}
-
-impl TransitionUpdate {
-    fn new(to: JobStatus, attempts: usize) -> Self {
-        Self {
-            latest: attempts.checked_sub(1),
-            queued: to == JobStatus::Queued,
-            drops_lease: !holds_lease(to),
-        }
-    }
-
-    /// Uses `:to`, `:now`, and `:claim_queue`/`:claim_rank` when `queued`;
-    /// `#status`, `#claim_queue`, `#claim_rank`, and `#lease_pk`/`#lease_expires`
-    /// when `drops_lease`.
-    fn expression(&self) -> String {
-        let mut set = String::from("#status = :to, updated_at = :now");
-        if let Some(latest) = self.latest {
-            set.push_str(&format!(", attempts[{latest}].#status = :to"));
-        }
-        let mut remove = Vec::new();
-        if self.queued {
-            set.push_str(", #claim_queue = :claim_queue, #claim_rank = :claim_rank");
-        } else {
-            remove.extend(["#claim_queue", "#claim_rank"]);
-        }
-        if self.drops_lease {
-            remove.extend(["#lease_pk", "#lease_expires"]);
-        }
-        if remove.is_empty() {
-            format!("SET {set}")
-        } else {
-            format!("SET {set} REMOVE {}", remove.join(", "))
-        }
-    }
-}
-
-/// Conditional-write rounds before `transition_job` gives up.
-const MAX_ROUNDS: usize = 64;
-
-/// `transition_job` lost [`MAX_ROUNDS`] races in a row.
+/// A lifecycle write lost [`MAX_ROUNDS`] races in a row.
 #[derive(Debug, thiserror::Error)]
-#[error("job {0} kept changing under a transition; gave up after {MAX_ROUNDS} rounds")]
-struct Contention(JobId);
+#[error("job {0} kept changing under a write; gave up after {MAX_ROUNDS} rounds")]
+pub(crate) struct Contention(pub(crate) JobId);
 
-fn decode_job(item: Item) -> StoreResult<JobItem> {
+pub(crate) fn decode_job(item: Item) -> StoreResult<JobItem> {
     from_item("jobs", item)
 }
 
+/// The part of a lifecycle write that every write has: the condition on the state
+/// read (`before`), the status, `updated_at` and `attempt_count` if they changed,
+/// the sparse index keys `after` calls for, and the secrets' removal when `after`
+/// is final. The caller adds the attempt's own fields.
+pub(crate) fn lifecycle_expr(before: &JobItem, after: &JobItem) -> StoreResult<Expr> {
+    let mut e = Expr::new();
+    let status = e.name(STATUS);
+    let count = e.name("attempt_count");
+    let from = e.value(string(before.status().as_str()));
+    let n = e.value(number(before.attempt_count));
+    e.condition(&format!("{status} = {from} AND {count} = {n}"));
+    if after.status() != before.status() {
+        e.set(status, string(after.status().as_str()));
+    }
+    if after.updated_at() != before.updated_at() {
+        let path = e.name("updated_at");
+        e.set(path, number(nanos(after.updated_at())?));
+    }
+    if after.attempt_count != before.attempt_count {
+        e.set(count, number(after.attempt_count));
+    }
+    let old = before.index_keys()?;
+    let new = after.index_keys()?;
+    // Write only what changed: a GSI key set to the value it has would still be a
+    // write; a REMOVE of an absent attribute costs nothing.
+    if new.claim != old.claim || new.claim.is_none() {
+        match &new.claim {
+            Some((queue, rank)) => {
+                let (q, r) = (e.name(CLAIM_QUEUE), e.name(CLAIM_RANK));
+                e.set(q, string(queue.clone()));
+                e.set(r, string(rank.clone()));
+            }
+            None => {
+                let (q, r) = (e.name(CLAIM_QUEUE), e.name(CLAIM_RANK));
+                e.remove(q);
+                e.remove(r);
+            }
+        }
+    }
+    if new.reaper != old.reaper || new.reaper.is_none() {
+        match &new.reaper {
+            Some((partition, key)) => {
+                let (pk, sk) = (e.name(LEASE_PK), e.name(LEASE_EXPIRES));
+                e.set(pk, string(*partition));
+                e.set(sk, string(key.clone()));
+            }
+            None => {
+                let (pk, sk) = (e.name(LEASE_PK), e.name(LEASE_EXPIRES));
+                e.remove(pk);
+                e.remove(sk);
+            }
+        }
+    }
+    if new.lease_agent != old.lease_agent || new.lease_agent.is_none() {
+        let path = e.name(LEASE_AGENT);
+        match new.lease_agent {
+            Some(agent) => e.set(path, string(agent.to_string())),
+            None => e.remove(path),
+        }
+    }
+    if after.status().is_terminal() {
+        let path = e.name("secrets");
+        e.remove(path);
+    }
+    Ok(e)
+}
+
+/// Sets (or, for `None`, removes) one field of attempt `index`.
+pub(crate) fn set_attempt_field(
+    e: &mut Expr,
+    index: usize,
+    field: &str,
+    value: Option<AttributeValue>,
+) {
+    let path = e.element("attempts", index, field);
+    match value {
+        Some(value) => e.set(path, value),
+        None => e.remove(path),
+    }
+}
+
+/// How long to wait before reading again after a transaction on the same item was
+/// in flight: such a conflict clears within milliseconds, and reading at once
+/// would mostly find it still there.
+pub(crate) const BUSY_BACKOFF: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// How a conditional write of a job (and perhaps its agent) ended.
+#[derive(Debug)]
+pub(crate) enum WriteOutcome {
+    /// Written; the new item, when the write could return it.
+    Written(Option<Item>),
+    /// The job's condition failed: someone else changed it since the read.
+    JobChanged,
+    /// Only the agent's condition failed (the agent is gone, or refused).
+    AgentRefused,
+    /// A concurrent transaction touched the same item; nothing was written (and
+    /// [`BUSY_BACKOFF`] has passed).
+    Busy,
+}
+
 impl DynamoStore {
-    async fn job_item(&self, id: JobId) -> StoreResult<Option<JobItem>> {
+    pub(crate) async fn job_item(&self, id: JobId) -> StoreResult<Option<JobItem>> {
         self.get_item(&self.tables.jobs, JOB_ID, id.to_string())
             .await?
             .map(decode_job)
             .transpose()
     }
+
+    /// The agent's `held` update releasing `member`, conditional on the agent
+    /// existing (an update of a missing key would create it).
+    pub(crate) fn release_update(&self, agent: AgentId, member: String) -> StoreResult<Update> {
+        let mut e = Expr::new();
+        let held = e.name(HELD);
+        e.delete(held, AttributeValue::Ss(vec![member]));
+        let id = e.name(AGENT_ID);
+        e.condition(&format!("attribute_exists({id})"));
+        Update::builder()
+            .table_name(&self.tables.agents)
+            .key(AGENT_ID, string(agent.to_string()))
+            .set_update_expression(e.update_expression())
+            .set_condition_expression(e.condition_expression())
+            .set_expression_attribute_names(e.names())
+            .set_expression_attribute_values(e.values())
+            .build()
+            .map_err(StoreError::internal)
+    }
+
+    /// Writes `e` to job `id`: a plain `UpdateItem` (returning the new item) when
+    /// `agent` is `None`, else one `TransactWriteItems` with the agent's update.
+    pub(crate) async fn write_job(
+        &self,
+        id: JobId,
+        e: &Expr,
+        agent: Option<Update>,
+    ) -> StoreResult<WriteOutcome> {
+        let Some(agent) = agent else {
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.tables.jobs)
+                .key(JOB_ID, string(id.to_string()))
+                .set_update_expression(e.update_expression())
+                .set_condition_expression(e.condition_expression())
+                .set_expression_attribute_names(e.names())
+                .set_expression_attribute_values(e.values())
+                .return_values(ReturnValue::AllNew)
+                .send()
+                .await;
+            return match result {
+                Ok(output) => Ok(WriteOutcome::Written(output.attributes)),
+                Err(err) if is_condition_failure(&err) => Ok(WriteOutcome::JobChanged),
+                Err(err) if err.code() == Some("TransactionConflictException") => {
+                    tokio::time::sleep(BUSY_BACKOFF).await;
+                    Ok(WriteOutcome::Busy)
+                }
+                Err(err) => Err(sdk_error(err)),
+            };
+        };
+        let job = Update::builder()
+            .table_name(&self.tables.jobs)
+            .key(JOB_ID, string(id.to_string()))
+            .set_update_expression(e.update_expression())
+            .set_condition_expression(e.condition_expression())
+            .set_expression_attribute_names(e.names())
+            .set_expression_attribute_values(e.values())
+            .build()
+            .map_err(StoreError::internal)?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(job).build())
+            .transact_items(TransactWriteItem::builder().update(agent).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(WriteOutcome::Written(None)),
+            Err(err) => match cancellation_codes(&err) {
+                Some(codes) if codes.first() == Some(&"ConditionalCheckFailed") => {
+                    Ok(WriteOutcome::JobChanged)
+                }
+                Some(codes) if codes.get(1) == Some(&"ConditionalCheckFailed") => {
+                    Ok(WriteOutcome::AgentRefused)
+                }
+                Some(codes) if codes.contains(&"TransactionConflict") => {
+                    tokio::time::sleep(BUSY_BACKOFF).await;
+                    Ok(WriteOutcome::Busy)
+                }
+                _ => Err(transaction_error(err)),
+            },
+        }
+    }
+}
+
+/// What one round of `transition_job` wrote.
+struct Transition {
+    after: JobItem,
+    expr: Expr,
+    /// The agent whose `held` set loses the attempt, and the member.
+    release: Option<(AgentId, String)>,
+}
+
+fn transition(before: &JobItem, to: JobStatus, now: OffsetDateTime) -> StoreResult<Transition> {
+    let from = before.status();
+    let mut after = before.clone();
+    after.status = to;
+    after.updated_at = now;
+    let leaves_hold = lifecycle::is_held(from) && !lifecycle::is_held(to);
+    // Only a live attempt moves with the job: once a job is back in the queue (or
+    // final) its latest attempt is finished and keeps the status it ended with.
+    let latest = after
+        .attempts
+        .len()
+        .checked_sub(1)
+        .filter(|_| lifecycle::is_held(from));
+    let mut release = None;
+    if let Some(i) = latest {
+        after.attempts[i].status = to;
+        if leaves_hold {
+            after.attempts[i].lease_expires_at = None;
+            release = Some((
+                after.attempts[i].agent_id,
+                held_member(after.id(), after.attempts[i].number),
+            ));
+        }
+    }
+    if to.is_terminal() {
+        after.drop_secrets();
+    }
+    let keys = after.index_keys()?;
+    after.set_index_keys(&keys);
+    let mut expr = lifecycle_expr(before, &after)?;
+    if let Some(i) = latest {
+        set_attempt_field(&mut expr, i, STATUS, Some(string(to.as_str())));
+        if leaves_hold {
+            set_attempt_field(&mut expr, i, "lease_expires_at", None);
+        }
+    }
+    Ok(Transition {
+        after,
+        expr,
+        release,
+    })
 }
 
 #[async_trait]
 impl JobStore for DynamoStore {
     async fn create_job(&self, job: &Job) -> StoreResult<()> {
-        let item = to_item("jobs", &JobItem::new(job))?;
+        let item = to_item("jobs", &JobItem::new(job)?)?;
         match self.put_if_absent(&self.tables.jobs, item, JOB_ID).await? {
             PutNew::Written => Ok(()),
-            PutNew::Taken => Err(StoreError::Conflict(format!("job {} exists", job.id))),
+            PutNew::Taken => Err(Conflict::Exists(RecordKind::Job).into()),
         }
     }
 
@@ -194,14 +391,16 @@ impl JobStore for DynamoStore {
         Ok(seek.finish(jobs, |j: &Job| j.id.to_string()))
     }
 
+    /// One round per read: `lifecycle::check`, then the conditional write that
+    /// `transition` builds; a single `UpdateItem`, or a `TransactWriteItems` with the
+    /// agent's `held` update when the job leaves a held status (see the module docs).
     async fn transition_job(
         &self,
         id: JobId,
         to: JobStatus,
         now: OffsetDateTime,
     ) -> StoreResult<Job> {
-        let stamp = now;
-        let now = number(nanos(now)?);
+        let mut agent_gone = false;
         for _ in 0..MAX_ROUNDS {
             let current = self.job_item(id).await?.ok_or(StoreError::NotFound)?;
             let from = current.status();
@@ -209,96 +408,141 @@ impl JobStore for DynamoStore {
             // was lost, and the retry failed the condition on our own update. The
             // job is where we asked, stamped with our `now` (to the nanosecond), so
             // it is our success, not someone else's `IllegalTransition { to, to }`.
-            if from == to && current.updated_at() == stamp {
+            if from == to && current.updated_at() == now {
                 return Ok(current.into_job());
             }
             lifecycle::check(from, to)?;
-            let attempts = current.attempts_len();
-            let update = TransitionUpdate::new(to, attempts);
-            let mut request = self
-                .client
-                .update_item()
-                .table_name(&self.tables.jobs)
-                .key(JOB_ID, string(id.to_string()))
-                .update_expression(update.expression())
-                .condition_expression("#status = :from AND size(attempts) = :attempts")
-                .expression_attribute_names("#status", STATUS)
-                .expression_attribute_names("#claim_queue", CLAIM_QUEUE)
-                .expression_attribute_names("#claim_rank", CLAIM_RANK)
-                .expression_attribute_values(":to", string(to.as_str()))
-                .expression_attribute_values(":from", string(from.as_str()))
-                .expression_attribute_values(":now", now.clone())
-                .expression_attribute_values(":attempts", number(attempts))
-                .return_values(ReturnValue::AllNew);
-            if update.queued {
-                request = request
-                    .expression_attribute_values(":claim_queue", string(current.queue()))
-                    .expression_attribute_values(":claim_rank", string(current.rank()));
-            }
-            if update.drops_lease {
-                request = request
-                    .expression_attribute_names("#lease_pk", LEASE_PK)
-                    .expression_attribute_names("#lease_expires", LEASE_EXPIRES);
-            }
-            let result = request.send().await;
-            match result {
-                Ok(output) => {
-                    return decode_job(output.attributes.unwrap_or_default())
-                        .map(JobItem::into_job);
+            let Transition {
+                after,
+                expr,
+                release,
+            } = transition(&current, to, now)?;
+            let agent = match release {
+                Some((agent, member)) if !agent_gone => Some(self.release_update(agent, member)?),
+                _ => None,
+            };
+            match self.write_job(id, &expr, agent).await? {
+                WriteOutcome::Written(Some(item)) => {
+                    return decode_job(item).map(JobItem::into_job);
                 }
+                WriteOutcome::Written(None) => return Ok(after.into_job()),
                 // Another writer moved the job (or deleted it) since the read.
-                Err(err) if is_condition_failure(&err) => {}
-                Err(err) => return Err(sdk_error(err)),
+                WriteOutcome::JobChanged | WriteOutcome::Busy => {}
+                WriteOutcome::AgentRefused => agent_gone = true,
             }
         }
         Err(StoreError::unavailable(Contention(id), Some(RETRY_AFTER)))
     }
 }
 
+/// `to_value` for the attempts list element type, for callers that append one.
+pub(crate) fn attempt_value(attempt: &crate::items::AttemptItem) -> StoreResult<AttributeValue> {
+    to_value("jobs", attempt)
+}
+
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
+    use runway_core::id::UserId;
+    use runway_core::job::JobSpec;
+    use runway_core::secret::TokenHash;
+
     use super::*;
+    use crate::items::AttemptItem;
 
-    #[test]
-    fn leaving_queued_for_a_claim_removes_the_claim_keys_and_keeps_any_lease() {
-        assert_eq!(
-            TransitionUpdate::new(JobStatus::Claimed, 1).expression(),
-            "SET #status = :to, updated_at = :now, attempts[0].#status = :to \
-             REMOVE #claim_queue, #claim_rank"
-        );
+    fn t0() -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp_nanos(1_750_000_000_123_456_789).unwrap()
+    }
+
+    fn queued() -> JobItem {
+        let spec = JobSpec {
+            name: "build".into(),
+            script: "make".into(),
+            env: BTreeMap::new(),
+            labels: vec![],
+            queue: "default".into(),
+            priority: 0,
+            timeout_seconds: 60,
+            max_retries: 2,
+            secrets: [("TOKEN".to_owned(), "s3cr3t".to_owned())]
+                .into_iter()
+                .collect(),
+        };
+        JobItem::new(&Job::new(spec, UserId::new(), t0())).unwrap()
+    }
+
+    fn held(status: JobStatus) -> JobItem {
+        let mut item = queued();
+        item.status = status;
+        item.attempt_count = 1;
+        item.attempts.push(AttemptItem::claimed(
+            1,
+            AgentId::new(),
+            TokenHash::of("rwj_x"),
+            t0() + time::Duration::minutes(2),
+            t0(),
+        ));
+        let keys = item.index_keys().unwrap();
+        item.set_index_keys(&keys);
+        item
     }
 
     #[test]
-    fn a_cancel_or_a_finish_removes_the_claim_keys_and_the_lease() {
-        for to in [JobStatus::Canceled, JobStatus::Succeeded, JobStatus::Lost] {
-            assert_eq!(
-                TransitionUpdate::new(to, 0).expression(),
-                "SET #status = :to, updated_at = :now \
-                 REMOVE #claim_queue, #claim_rank, #lease_pk, #lease_expires",
-                "{to}"
-            );
+    fn a_cancel_of_a_queued_job_removes_its_claim_and_queue_keys_and_its_secrets() {
+        let before = queued();
+        let t = transition(
+            &before,
+            JobStatus::Canceled,
+            t0() + time::Duration::seconds(1),
+        )
+        .unwrap();
+        assert_eq!(
+            t.expr.update_expression().as_deref(),
+            Some(
+                "SET #status = :v2, #updated_at = :v3 \
+                 REMOVE #claim_queue, #claim_rank, #lease_pk, #lease_expires, #lease_agent, #secrets"
+            )
+        );
+        assert!(t.release.is_none(), "nobody held it");
+        assert!(t.after.index_keys().unwrap() == Default::default());
+    }
+
+    #[test]
+    fn a_cancel_request_keeps_the_lease_and_the_agents_hold() {
+        let before = held(JobStatus::Running);
+        let t = transition(&before, JobStatus::Canceling, t0()).unwrap();
+        let update = t.expr.update_expression().unwrap();
+        assert!(!update.contains("#lease_pk"), "{update}");
+        assert!(!update.contains("#secrets"), "{update}");
+        assert!(update.contains("#attempts[0].#status"), "{update}");
+        assert!(t.release.is_none());
+    }
+
+    #[test]
+    fn leaving_a_held_status_drops_the_lease_and_releases_the_agent() {
+        let before = held(JobStatus::Running);
+        let agent = before.attempts[0].agent_id;
+        let t = transition(&before, JobStatus::Failed, t0()).unwrap();
+        let update = t.expr.update_expression().unwrap();
+        for removed in ["#lease_pk", "#lease_expires", "#lease_agent", "#secrets"] {
+            assert!(update.contains(removed), "{removed}: {update}");
         }
-    }
-
-    #[test]
-    fn going_back_to_queued_sets_the_claim_keys_and_drops_the_lease() {
+        assert!(update.contains("REMOVE") && update.contains("#attempts[0].#lease_expires_at"));
         assert_eq!(
-            TransitionUpdate::new(JobStatus::Queued, 2).expression(),
-            "SET #status = :to, updated_at = :now, attempts[1].#status = :to, \
-             #claim_queue = :claim_queue, #claim_rank = :claim_rank \
-             REMOVE #lease_pk, #lease_expires"
+            t.release,
+            Some((agent, held_member(before.id(), 1))),
+            "the agent's capacity comes back in the same transaction"
         );
     }
 
     #[test]
-    fn exactly_the_statuses_in_which_an_agent_holds_the_job_keep_a_lease() {
-        let holding: Vec<_> = JobStatus::ALL
-            .into_iter()
-            .filter(|s| holds_lease(*s))
-            .collect();
+    fn the_condition_is_the_status_and_attempt_count_read() {
+        let before = held(JobStatus::Claimed);
+        let t = transition(&before, JobStatus::Running, t0()).unwrap();
         assert_eq!(
-            holding,
-            [JobStatus::Claimed, JobStatus::Running, JobStatus::Canceling]
+            t.expr.condition_expression().as_deref(),
+            Some("(#status = :v0 AND #attempt_count = :v1)")
         );
     }
 }

@@ -1,54 +1,81 @@
 //! # runway-store-dynamodb
 //!
-//! The production store: every `runway_core::store` trait on Amazon DynamoDB, with
-//! exactly the SQLite backend's semantics (the shared conformance suite proves it,
-//! against `moto_server` in the tests). The table design, item shapes and the cost of
-//! every call are written up in `docs/dynamodb.md`; [`schema()`] is the machine-
-//! readable form that the Terraform test compares with.
+//! The production store: every `runway_core::store` trait on Amazon DynamoDB, and
+//! the `LogStore` on S3, with exactly the SQLite backend's semantics (the shared
+//! conformance suite proves it, against `moto_server` in the tests). The table
+//! design, item shapes and the cost of every call are written up in
+//! `docs/dynamodb.md`; [`schema()`] is the machine-readable form that the Terraform
+//! test compares with.
 //!
 //! ## Design in one screen
 //!
 //! * **Seven tables**, one per aggregate (the append-only `audit` log among them)
 //!   plus `lookups`, a strongly consistent secondary key: `username#…`,
 //!   `agent_token#…` and `registration_token#…` items point at the record they
-//!   name. A GSI would be eventually consistent, so a
-//!   freshly registered agent could fail to authenticate; a lookup item written in
-//!   the same `TransactWriteItems` as its record cannot.
+//!   name. A GSI would be eventually consistent, so a freshly registered agent
+//!   could fail to authenticate; a lookup item written in the same
+//!   `TransactWriteItems` as its record cannot.
 //! * **Invariants are conditions**, never read-then-write: unique usernames
 //!   (`attribute_not_exists` on the `username#` item, in one transaction with the
-//!   user), registration (a `ConditionCheck` that the token exists and is unexpired
-//!   at `now`), job transitions (`UpdateItem … ConditionExpression #status = :from`),
-//!   revoking a session (`user_id = :user`).
+//!   user), registration (the token's use counted with `uses < max_uses`, unexpired
+//!   at `now`, in the transaction that creates the agent), job transitions
+//!   (`#status = :read AND #attempt_count = :read`), revoking a session
+//!   (`user_id = :user`).
+//! * **Claims are one transaction**: the job's `queued → claimed` update and the
+//!   agent's `ADD held :attempt`, conditional on the agent being active and holding
+//!   fewer than its capacity, so "exactly once" and "never over capacity" are both
+//!   conditions of one write (`dispatch.rs`).
+//! * **Logs are S3 objects**, one per accepted chunk and named so that a chunk
+//!   whose index update lost a race is never read; DynamoDB holds only each
+//!   attempt's size and CRC-32, advanced by a write conditional on the size read
+//!   (`logs.rs`).
 //! * **Listings** query a `KEYS_ONLY` GSI newest first (`ScanIndexForward=false`,
 //!   ids are ULIDs), then fetch the items with a strongly consistent `BatchGetItem`
 //!   and apply every filter in code to those fresh items. A GSI lags its table, so a
 //!   stale index entry can only cost a wasted read, never a wrong answer; and
-//!   heartbeats and transitions, which change no index key, write no index at all.
+//!   heartbeats, which change no index key, write no index at all.
 //! * **Expiry is decided in code** from the caller's `now`. Sessions carry a `ttl`
 //!   attribute (epoch seconds, never before their effective expiry) so DynamoDB
 //!   deletes them eventually, but TTL deletion is lazy (typically within two
 //!   days), so it is garbage collection, never the rule.
+//! * **A retried write finds itself.** The SDK retries a write whose response was
+//!   lost; the calls where that would show (a claim moving on to a second job, an
+//!   end reported as `NotHeld`, a log chunk as a duplicate) recognise their own
+//!   write on the retry's failed condition, and every `TransactWriteItems` carries
+//!   the SDK's idempotency token.
 //! * **Errors** go through one module (`error.rs`): throttling, outages and timeouts
 //!   (every call is bounded: 1 s to connect, 2 s an attempt, 5 s in all) become
 //!   `Unavailable` (after the SDK's own retries with backoff), condition failures
 //!   become domain errors, the rest `Internal` with the SDK error as its source.
 //!
+//! ## Configuration
+//!
+//! [`DynamoConfig`]: the table prefix, the region, the log bucket
+//! (`RUNWAY_LOG_BUCKET` in the server's configuration; without one every log call
+//! fails with [`NoLogBucket`]) and key prefix, and endpoint overrides for DynamoDB
+//! and S3 (moto), each applied to its own service only.
+//!
 //! ## Layout
 //!
 //! `schema.rs` tables, [`schema()`] and [`DynamoStore::create_tables`] ·
-//! `error.rs` the mapping to `StoreError` · `items.rs` item shapes ·
-//! `page.rs` cursors and the GSI-then-`BatchGetItem` listing · `accounts.rs` users
-//! and sessions · `agents.rs` registration tokens and agents · `jobs.rs` jobs ·
-//! `audit.rs` the audit log.
+//! `error.rs` the mapping to `StoreError` · `items.rs` item shapes · `expr.rs`
+//! update and condition expressions · `page.rs` cursors and the
+//! GSI-then-`BatchGetItem` listing · `accounts.rs` users and sessions ·
+//! `agents.rs` registration tokens and agents · `jobs.rs` jobs and the lifecycle
+//! write they share · `dispatch.rs` claims, leases, attempt ends and the reaper's
+//! queries · `logs.rs` job logs on S3 · `audit.rs` the audit log.
 
 #![forbid(unsafe_code)]
 
 mod accounts;
 mod agents;
 mod audit;
+mod dispatch;
 mod error;
+mod expr;
 mod items;
 mod jobs;
+mod logs;
 mod page;
 mod schema;
 
@@ -60,10 +87,12 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, ConfigLoader, Region};
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::ProvideErrorMetadata as _;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 use runway_core::store::{StoreError, StoreHealth, StoreResult};
 
+pub use logs::NoLogBucket;
 pub use schema::{
     AttributeKind, IndexSpec, KeyAttribute, NotActive, Projection, TableSpec, schema,
 };
@@ -71,7 +100,7 @@ pub use schema::{
 use crate::error::sdk_error;
 use crate::items::Item;
 
-/// Where the tables are and how to reach them.
+/// Where the tables and the log bucket are and how to reach them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DynamoConfig {
     /// Prepended to every table name, e.g. `runway-prod-` gives `runway-prod-jobs`.
@@ -82,6 +111,16 @@ pub struct DynamoConfig {
     /// Overrides the region; `None` uses the default chain (`AWS_REGION`, profile,
     /// instance metadata).
     pub region: Option<String>,
+    /// The S3 bucket of job logs (`RUNWAY_LOG_BUCKET`). `None`: every log call
+    /// fails with [`NoLogBucket`], everything else works.
+    pub log_bucket: Option<String>,
+    /// Prepended to every log object's key, e.g. `logs/` gives
+    /// `logs/<job>/<attempt>/…`; the function's IAM policy is scoped to it.
+    pub log_prefix: String,
+    /// Overrides the S3 endpoint (moto), with path-style addressing
+    /// (`http://host/bucket/key`), which an emulator needs. `None` uses AWS, or
+    /// `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL` if set.
+    pub s3_endpoint: Option<String>,
 }
 
 impl Default for DynamoConfig {
@@ -90,6 +129,9 @@ impl Default for DynamoConfig {
             table_prefix: "runway_".into(),
             endpoint_url: None,
             region: None,
+            log_bucket: None,
+            log_prefix: "logs/".into(),
+            s3_endpoint: None,
         }
     }
 }
@@ -138,6 +180,11 @@ impl Tables {
 pub struct DynamoStore {
     client: Client,
     tables: Arc<Tables>,
+    /// Job logs' bytes (`logs.rs`); the same HTTP client, credentials, timeouts and
+    /// retry policy as DynamoDB.
+    s3: aws_sdk_s3::Client,
+    /// `None` when no bucket is configured: log calls fail with [`NoLogBucket`].
+    logs: Option<Arc<logs::LogBucket>>,
 }
 
 /// What a `PutItem` of a new item, conditional on its key being free, came to.
@@ -196,7 +243,8 @@ impl DynamoStore {
 }
 
 /// The HTTPS client: rustls on `ring` with the platform's root certificates. It
-/// speaks plain HTTP too, for an `http://` endpoint override (moto).
+/// speaks plain HTTP too, for an `http://` endpoint override (moto). DynamoDB and S3
+/// share it (and so its connection pool), through the one `SdkConfig`.
 fn http_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
     aws_smithy_http_client::Builder::new()
         .tls_provider(Provider::Rustls(CryptoMode::Ring))
@@ -269,17 +317,84 @@ impl DynamoStore {
         if let Some(region) = &config.region {
             loader = loader.region(Region::new(region.clone()));
         }
-        if let Some(endpoint) = &config.endpoint_url {
-            loader = loader.endpoint_url(endpoint);
-        }
         let sdk = loader.load().await;
         if sdk.region().is_none() {
             return Err(StoreError::internal(MissingRegion));
         }
+        // Each endpoint override applies to its own service only: the DynamoDB
+        // endpoint must not become S3's.
+        let mut dynamodb = aws_sdk_dynamodb::config::Builder::from(&sdk);
+        if let Some(endpoint) = &config.endpoint_url {
+            dynamodb = dynamodb.endpoint_url(endpoint);
+        }
+        let mut s3 = aws_sdk_s3::config::Builder::from(&sdk);
+        if let Some(endpoint) = &config.s3_endpoint {
+            s3 = s3.endpoint_url(endpoint).force_path_style(true);
+        }
         Ok(Self {
-            client: Client::new(&sdk),
+            client: Client::from_conf(dynamodb.build()),
             tables: Arc::new(Tables::new(&config.table_prefix)),
+            s3: aws_sdk_s3::Client::from_conf(s3.build()),
+            logs: config.log_bucket.as_ref().map(|bucket| {
+                Arc::new(logs::LogBucket {
+                    bucket: bucket.clone(),
+                    prefix: config.log_prefix.clone(),
+                })
+            }),
         })
+    }
+
+    /// Creates the log bucket if it does not exist yet, for tests and `runway dev`
+    /// against moto (Terraform owns the production bucket, with its encryption,
+    /// public access block and lifecycle rule). Idempotent.
+    ///
+    /// # Errors
+    /// `Internal` with [`NoLogBucket`] if no bucket is configured; `Unavailable` or
+    /// `Internal` from S3.
+    pub async fn create_log_bucket(&self) -> StoreResult<()> {
+        use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
+        let logs = self
+            .logs
+            .as_ref()
+            .ok_or_else(|| StoreError::internal(NoLogBucket))?;
+        let mut request = self.s3.create_bucket().bucket(&logs.bucket);
+        // us-east-1 is the one region that refuses an explicit location constraint.
+        if let Some(region) = self.s3.config().region().map(ToString::to_string)
+            && region != "us-east-1"
+        {
+            request = request.create_bucket_configuration(
+                CreateBucketConfiguration::builder()
+                    .location_constraint(BucketLocationConstraint::from(region.as_str()))
+                    .build(),
+            );
+        }
+        match request.send().await {
+            Ok(_) => Ok(()),
+            Err(err) if err.code() == Some("BucketAlreadyOwnedByYou") => Ok(()),
+            // Some endpoints say this for a bucket of one's own too: ours if we
+            // may use it.
+            Err(err) if err.code() == Some("BucketAlreadyExists") => {
+                match self.s3.head_bucket().bucket(&logs.bucket).send().await {
+                    Ok(_) => Ok(()),
+                    Err(_) => Err(sdk_error(err)),
+                }
+            }
+            Err(err) => Err(sdk_error(err)),
+        }
+    }
+
+    /// The S3 client, for tests that inspect log objects.
+    #[must_use]
+    pub fn s3_client(&self) -> &aws_sdk_s3::Client {
+        &self.s3
+    }
+
+    /// The log bucket and key prefix, if a bucket is configured.
+    #[must_use]
+    pub fn log_location(&self) -> Option<(&str, &str)> {
+        self.logs
+            .as_ref()
+            .map(|logs| (logs.bucket.as_str(), logs.prefix.as_str()))
     }
 
     /// The SDK client, for operations tooling and tests that inspect the tables

@@ -10,37 +10,41 @@
 //! Every listing GSI is `KEYS_ONLY`: listings read the ids from the index and the
 //! items themselves with a strongly consistent `BatchGetItem` (see `page.rs`). That
 //! keeps index writes at one small entry per key change, whatever the item's size (a
-//! job carries its script, up to 64 KiB), and means a heartbeat or a job transition
+//! job carries its script, up to 64 KiB), and means a heartbeat or a job write
 //! that changes no index key writes no index at all.
 //!
-//! The one exception is `jobs/claimable`, which also copies `labels`: an agent polls
-//! it every few seconds and must drop the jobs whose labels it lacks, and without the
-//! labels in the index it would have to fetch whole job items (scripts included, up
-//! to 16 RCU each) only to throw most of them away. A job's labels never change, so
-//! the copy cannot go stale; the claim itself is a conditional write on the item, so
-//! an index entry that lags (a job claimed a moment ago) costs a failed condition,
-//! never a double claim.
+//! Two indexes of `jobs` copy one attribute each, for a reader that filters on it:
 //!
-//! ## The claim and lease keys of `jobs`
+//! * `claimable` copies `labels`: an agent polls it every few seconds and must drop
+//!   the jobs whose labels it lacks, and without the labels in the index it would
+//!   have to fetch whole job items (scripts included, up to 16 RCU each) only to
+//!   throw most of them away. A job's labels never change, so the copy cannot go
+//!   stale; the claim itself is a conditional write on the item, so an index entry
+//!   that lags (a job claimed a moment ago) costs a failed condition, never a
+//!   double claim.
+//! * `by_lease` copies `lease_agent`, the agent holding the job: `held_by` of an
+//!   agent that has been deleted (its `held` set went with its item) reads the
+//!   `lease` partition and keeps the entries naming it, instead of every held job.
+//!
+//! ## The claim and reaper keys of `jobs`
 //!
 //! * `claimable` (`claim_queue`, `claim_rank`) is sparse: both attributes exist only
-//!   while the job is `queued`. `create_job` writes them, and `transition_job`
+//!   while the job is `queued`. `create_job` writes them, and every lifecycle write
 //!   removes them in the same `UpdateItem` that moves the job out of `queued` (and
 //!   writes them again when a lost job goes back to `queued`). `claim_queue` is the
 //!   job's queue; `claim_rank` is [`crate::items::claim_rank`], the priority
 //!   inverted and zero-padded, then `#` and the job id, so one ascending `Query` of
 //!   a queue yields the highest priority first and, within a priority, the oldest.
-//! * `by_lease` (`lease_pk`, `lease_expires`) is sparse too, and is the reaper's:
-//!   `lease_pk` is the constant `"lease"` and `lease_expires` the lease's expiry as
-//!   19-digit zero-padded unix nanoseconds, then `#` and the job id, so "leases that
-//!   expired before `now`" is one key condition (`lease_expires < :now`). **Nothing
-//!   writes these attributes yet**: the claim and lease-renewal calls of the agent
-//!   protocol will. `transition_job` already removes them whenever a job moves to a
-//!   status in which no agent holds it, so that issue needs no migration and no
-//!   backfill, only the writes.
-//! * Queued jobs past their queue TTL need no index of their own: `by_status` with
-//!   `status = "queued"`, read in ascending `job_id` order, is oldest first, and a
-//!   ULID built from the cutoff time bounds the key condition.
+//! * `by_lease` (`lease_pk`, `lease_expires`) is sparse too, and is the reaper's.
+//!   While an agent holds the job, `lease_pk` is `"lease"` and `lease_expires` is
+//!   when the attempt is **due**, the earlier of its lease's end and its deadline
+//!   (`Attempt::deadline`), as 19-digit zero-padded unix nanoseconds, then `#` and
+//!   the job id, so "held attempts due at `now`" is one key condition
+//!   (`lease_expires < :now`), soonest first. While the job is queued, `lease_pk`
+//!   is `"queue"` and `lease_expires` is when it entered the queue, so "queued since
+//!   before the queue TTL's cutoff" is one key condition too, judged by when the
+//!   job was (re-)queued and not by its id. Every write that changes the status,
+//!   the lease or the attempt rewrites or removes them in the same `UpdateItem`.
 //!
 //! Billing is on demand; provisioned capacity and auto scaling are Terraform's
 //! business in production.
@@ -84,10 +88,14 @@ pub(crate) const TTL: &str = "ttl";
 pub(crate) const CLAIM_QUEUE: &str = "claim_queue";
 /// A queued job's place in its queue, present only while it is queued.
 pub(crate) const CLAIM_RANK: &str = "claim_rank";
-/// The constant partition of `by_lease`, present only while an agent holds the job.
+/// The partition of `by_lease`: `lease` while an agent holds the job, `queue`
+/// while it is queued, absent otherwise.
 pub(crate) const LEASE_PK: &str = "lease_pk";
-/// When the lease runs out, then the job id; present only while an agent holds it.
+/// When the reaper should look at the job, then `#` and the job id: the attempt's
+/// due time while held, the time it was queued while queued.
 pub(crate) const LEASE_EXPIRES: &str = "lease_expires";
+/// The agent holding the job, while one does: projected into `by_lease`.
+pub(crate) const LEASE_AGENT: &str = "lease_agent";
 /// A job's (or agent's) labels: copied into `claimable`.
 pub(crate) const LABELS: &str = "labels";
 
@@ -231,7 +239,12 @@ pub fn schema() -> Vec<TableSpec> {
                     sort_key: Some(string(CLAIM_RANK)),
                     projection: Projection::Include(vec![LABELS]),
                 },
-                keys_only(BY_LEASE, LEASE_PK, LEASE_EXPIRES),
+                IndexSpec {
+                    name: BY_LEASE,
+                    partition_key: string(LEASE_PK),
+                    sort_key: Some(string(LEASE_EXPIRES)),
+                    projection: Projection::Include(vec![LEASE_AGENT]),
+                },
             ],
             ttl_attribute: None,
         },
@@ -488,7 +501,8 @@ mod tests {
     }
 
     #[test]
-    fn the_claim_and_lease_indexes_of_jobs_are_string_keyed_and_only_claimable_copies_labels() {
+    fn the_claim_and_lease_indexes_of_jobs_are_string_keyed_and_copy_only_what_their_readers_filter_on()
+     {
         let jobs = schema()
             .into_iter()
             .find(|s| s.suffix == JOBS)
@@ -506,13 +520,14 @@ mod tests {
         let by_lease = index(BY_LEASE);
         assert_eq!(by_lease.partition_key, string(LEASE_PK));
         assert_eq!(by_lease.sort_key, Some(string(LEASE_EXPIRES)));
+        assert_eq!(by_lease.projection, Projection::Include(vec![LEASE_AGENT]));
         let copying: Vec<_> = schema()
             .iter()
             .flat_map(|t| t.indexes.iter().map(move |i| (t.suffix, i)))
             .filter(|(_, i)| i.projection != Projection::KeysOnly)
             .map(|(t, i)| (t, i.name))
             .collect();
-        assert_eq!(copying, [(JOBS, CLAIMABLE)]);
+        assert_eq!(copying, [(JOBS, CLAIMABLE), (JOBS, BY_LEASE)]);
     }
 
     #[test]

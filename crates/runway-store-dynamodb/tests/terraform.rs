@@ -9,6 +9,12 @@
 //! that the resource really is built from that map and that the function gets the
 //! prefix the tables are named with, so the comparison cannot pass vacuously.
 //!
+//! For the job logs (`logs.tf`): the function gets the bucket, the prefix IAM is
+//! scoped to is the one the code defaults to, the function may only put, get and
+//! list under it (`iam.tf`),
+//! and the bucket is private, encrypted with KMS, and expires objects after
+//! `var.job_log_retention_days` (90 by default).
+//!
 //! No terraform binary and no AWS: `cargo test -p runway-store-dynamodb --test terraform`.
 
 use std::collections::BTreeMap;
@@ -428,5 +434,172 @@ fn the_function_reads_the_prefix_the_tables_are_named_with() {
     assert_eq!(
         variables.get("RUNWAY_STORE").and_then(Value::as_str),
         Some("dynamodb")
+    );
+}
+
+fn block<'a>(body: &'a Body, identifier: &str, labels: &[&str]) -> &'a Block {
+    body.blocks()
+        .find(|b| {
+            b.identifier() == identifier
+                && b.labels()
+                    .iter()
+                    .map(hcl::BlockLabel::as_str)
+                    .eq(labels.iter().copied())
+        })
+        .unwrap_or_else(|| panic!("no {identifier} {labels:?}"))
+}
+
+fn local<'a>(body: &'a Body, name: &str) -> &'a Expression {
+    body.blocks()
+        .filter(|b| b.identifier() == "locals")
+        .find_map(|b| attribute(b.body(), name))
+        .unwrap_or_else(|| panic!("no local.{name}"))
+}
+
+#[test]
+fn the_function_gets_the_log_bucket_and_the_prefix_the_code_defaults_to() {
+    let body = parse(&module_dir().join("lambda.tf"));
+    let function = block(&body, "resource", &["aws_lambda_function", "this"]);
+    let variables = function
+        .body()
+        .blocks()
+        .find(|b| b.identifier() == "environment")
+        .and_then(|b| attribute(b.body(), "variables"))
+        .expect("the function has environment variables");
+    let Value::Object(variables) = Value::from(variables.clone()) else {
+        panic!("environment.variables is not an object");
+    };
+    assert_eq!(
+        variables.get("RUNWAY_LOG_BUCKET").and_then(Value::as_str),
+        Some("${aws_s3_bucket.logs.id}")
+    );
+    let logs = parse(&module_dir().join("logs.tf"));
+    assert_eq!(
+        text(local(&logs, "log_prefix")),
+        runway_store_dynamodb::DynamoConfig::default().log_prefix,
+        "IAM is scoped to the prefix the code writes under"
+    );
+}
+
+#[test]
+fn the_function_may_only_put_get_and_list_job_logs_under_their_prefix() {
+    let body = parse(&module_dir().join("iam.tf"));
+    let policy = block(&body, "data", &["aws_iam_policy_document", "function"]);
+    let mut s3 = BTreeMap::new();
+    for statement in policy
+        .body()
+        .blocks()
+        .filter(|b| b.identifier() == "statement")
+    {
+        let Value::Array(actions) = Value::from(
+            attribute(statement.body(), "actions")
+                .expect("actions")
+                .clone(),
+        ) else {
+            panic!("actions is not a list");
+        };
+        let resources = format!(
+            "{:?}",
+            Value::from(
+                attribute(statement.body(), "resources")
+                    .expect("resources")
+                    .clone()
+            )
+        );
+        let conditions: Vec<String> = statement
+            .body()
+            .blocks()
+            .filter(|b| b.identifier() == "condition")
+            .map(|c| {
+                let variable = attribute(c.body(), "variable")
+                    .map(text)
+                    .unwrap_or_default();
+                let values = format!(
+                    "{:?}",
+                    attribute(c.body(), "values").map(|v| Value::from(v.clone()))
+                );
+                format!("{variable} {values}")
+            })
+            .collect();
+        for action in actions.iter().filter_map(Value::as_str) {
+            if action.starts_with("s3:") {
+                s3.insert(action.to_owned(), (resources.clone(), conditions.clone()));
+            }
+        }
+    }
+    let actions: Vec<&str> = s3.keys().map(String::as_str).collect();
+    assert_eq!(actions, ["s3:GetObject", "s3:ListBucket", "s3:PutObject"]);
+    for object_action in ["s3:GetObject", "s3:PutObject"] {
+        let (resources, _) = &s3[object_action];
+        assert!(
+            resources.contains("${aws_s3_bucket.logs.arn}/${local.log_prefix}*"),
+            "{object_action} only under the prefix: {resources}"
+        );
+    }
+    let (resources, conditions) = &s3["s3:ListBucket"];
+    assert!(
+        resources.contains("${aws_s3_bucket.logs.arn}"),
+        "{resources}"
+    );
+    assert!(
+        conditions
+            .iter()
+            .any(|c| c.starts_with("s3:prefix") && c.contains("${local.log_prefix}*")),
+        "listing only under the prefix: {conditions:?}"
+    );
+}
+
+#[test]
+fn job_logs_are_encrypted_private_and_expire_after_their_retention() {
+    let body = parse(&module_dir().join("logs.tf"));
+    let access = block(
+        &body,
+        "resource",
+        &["aws_s3_bucket_public_access_block", "logs"],
+    );
+    for switch in [
+        "block_public_acls",
+        "block_public_policy",
+        "ignore_public_acls",
+        "restrict_public_buckets",
+    ] {
+        assert_eq!(
+            attribute(access.body(), switch).map(|e| Value::from(e.clone())),
+            Some(Value::Bool(true)),
+            "{switch}"
+        );
+    }
+    let sse = block(
+        &body,
+        "resource",
+        &["aws_s3_bucket_server_side_encryption_configuration", "logs"],
+    );
+    assert!(
+        format!("{:?}", sse.body()).contains("aws:kms"),
+        "SSE-KMS with the stack's key"
+    );
+    let lifecycle = block(
+        &body,
+        "resource",
+        &["aws_s3_bucket_lifecycle_configuration", "logs"],
+    );
+    let expirations: Vec<String> = lifecycle
+        .body()
+        .blocks()
+        .filter(|b| b.identifier() == "rule")
+        .flat_map(|rule| {
+            rule.body()
+                .blocks()
+                .filter(|b| b.identifier() == "expiration")
+        })
+        .filter_map(|e| attribute(e.body(), "days").map(text))
+        .collect();
+    assert_eq!(expirations, ["${var.job_log_retention_days}"]);
+
+    let variables = parse(&module_dir().join("variables.tf"));
+    let retention = block(&variables, "variable", &["job_log_retention_days"]);
+    assert_eq!(
+        attribute(retention.body(), "default").map(|e| Value::from(e.clone())),
+        Some(Value::from(90))
     );
 }

@@ -250,7 +250,12 @@ impl TestApp {
                     .unwrap(),
             )
             .await;
-        assert_eq!(r.status, StatusCode::OK, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(
+            r.status,
+            StatusCode::OK,
+            "{}",
+            String::from_utf8_lossy(&r.body)
+        );
         let claim = r.json();
         assert_eq!(claim["job"]["id"], job["id"]);
         (

@@ -7,6 +7,7 @@ mod agent_protocol;
 mod agents;
 mod app;
 mod audit;
+mod dispatch;
 mod errors;
 mod jobs;
 mod matrix;

@@ -142,7 +142,12 @@ pub const ROUTES: &[Route] = &[
         Takes::OptionalJson,
     ),
     ("get", "/agent/v1/config", Caller::Agent, Takes::Nothing),
-    ("post", "/agent/v1/jobs/claim", Caller::Agent, Takes::Nothing),
+    (
+        "post",
+        "/agent/v1/jobs/claim",
+        Caller::Agent,
+        Takes::Nothing,
+    ),
     (
         "post",
         "/agent/v1/jobs/{id}/start",
@@ -167,8 +172,18 @@ pub const ROUTES: &[Route] = &[
         Caller::Job,
         Takes::Json,
     ),
-    ("post", "/agent/v1/token/rotate", Caller::Agent, Takes::Nothing),
-    ("post", "/agent/v1/disconnect", Caller::Agent, Takes::Nothing),
+    (
+        "post",
+        "/agent/v1/token/rotate",
+        Caller::Agent,
+        Takes::Nothing,
+    ),
+    (
+        "post",
+        "/agent/v1/disconnect",
+        Caller::Agent,
+        Takes::Nothing,
+    ),
     ("get", "/api/v1/audit", Caller::Admin, Takes::Nothing),
 ];
 
@@ -336,8 +351,7 @@ async fn every_admin_route_is_a_403_for_a_member() {
 async fn every_route_that_takes_a_body_is_a_415_for_a_body_that_is_not_declared_json() {
     let app = TestApp::new().await;
     let tokens = Tokens::mint(&app).await;
-    for route @ &(method, path, caller, takes) in ROUTES.iter().filter(|r| r.3 != Takes::Nothing)
-    {
+    for route @ &(method, path, caller, takes) in ROUTES.iter().filter(|r| r.3 != Takes::Nothing) {
         let token = tokens.allowed(caller);
         let (wanted, wrong) = match takes {
             Takes::Octets => ("application/octet-stream", "application/json"),
@@ -361,8 +375,7 @@ async fn every_route_that_takes_a_body_is_a_413_over_the_limit() {
     .await;
     let tokens = Tokens::mint(&app).await;
     let big = json!({"name": "x".repeat(limit * 2)}).to_string();
-    for route @ &(method, path, caller, takes) in ROUTES.iter().filter(|r| r.3 != Takes::Nothing)
-    {
+    for route @ &(method, path, caller, takes) in ROUTES.iter().filter(|r| r.3 != Takes::Nothing) {
         let token = tokens.allowed(caller);
         let ct = match takes {
             Takes::Octets => "application/octet-stream",

@@ -77,6 +77,7 @@ fn start_options(prefix: &str, admin_password: Option<&'static str>) -> Start {
         admin_password,
         env: dynamo_env(prefix),
         without_subcommand: false,
+        listen: None,
     }
 }
 

@@ -7,6 +7,9 @@
 //! port in the `Runway listening on http://…` line, talks HTTP with reqwest and stops
 //! the server with a real SIGTERM.
 //!
+//! The `agents` tests run real `runway-agent` processes (real bash) against the
+//! server; see that module for how the agent binary is found.
+//!
 //! The `dynamodb` tests run the binary on DynamoDB tables in `moto_server`, named by
 //! `RUNWAY_TEST_DYNAMODB_ENDPOINT` (`scripts/moto.sh run cargo test …` sets it);
 //! without it they fail with the command to run, never skip.
@@ -14,6 +17,7 @@
 mod support;
 
 mod admin;
+mod agents;
 mod config;
 mod dynamodb;
 mod logs;

@@ -23,6 +23,7 @@ async fn a_first_start_prints_a_generated_admin_password_that_signs_in_and_a_sec
 
     let second = Start {
         without_subcommand: true,
+        listen: None,
         ..Start::default()
     };
     let server = Server::start(&data, second).await;

@@ -86,6 +86,8 @@ pub struct Start {
     pub env: Vec<(&'static str, String)>,
     /// Run `runway --listen …` without the `serve` subcommand (its default).
     pub without_subcommand: bool,
+    /// Listen here instead of on a free port (a restart that agents must find again).
+    pub listen: Option<String>,
 }
 
 impl Server {
@@ -95,7 +97,9 @@ impl Server {
         if !opts.without_subcommand {
             cmd.arg("serve");
         }
-        cmd.args(["--listen", "127.0.0.1:0", "--data-dir"])
+        cmd.arg("--listen")
+            .arg(opts.listen.as_deref().unwrap_or("127.0.0.1:0"))
+            .arg("--data-dir")
             .arg(data_dir);
         if let Some(p) = opts.admin_password {
             cmd.env("RUNWAY_ADMIN_PASSWORD", p);
@@ -192,6 +196,11 @@ impl Server {
     /// code at all (no graceful drain, no final checkpoint), as in a crash or an
     /// OOM kill. Asserts that it really was the signal that ended it.
     pub async fn kill(mut self) {
+        self.kill_in_place().await;
+    }
+
+    /// [`Server::kill`] without giving up the handle (to replace it afterwards).
+    pub async fn kill_in_place(&mut self) {
         self.child.kill().await.expect("SIGKILL is delivered");
         let status = self.wait().await;
         assert_eq!(

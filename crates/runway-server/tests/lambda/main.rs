@@ -4,10 +4,11 @@
 //! Each test deserializes an event from `tests/fixtures/apigw-v2-*.json` (written
 //! from the documented v2.0 format: `$default` route, `rawPath`,
 //! `rawQueryString`, the `cookies` array, comma-joined multi-value headers,
-//! base64 bodies, `requestContext.http.sourceIp`) into `lambda_http`'s event type,
-//! hands it to `lambda_http`'s adapter wrapped around [`LambdaHandler`], and reads
-//! the v2.0 *response* JSON that Lambda would return to API Gateway. The store is
-//! an in-memory SQLite database per test, so the tests are independent.
+//! base64 bodies, `requestContext.http.sourceIp`), hands the raw JSON to the
+//! function's own handler ([`Invocation`]: `lambda_http`'s adapter around
+//! [`LambdaHandler`], or the reaper for an EventBridge schedule), and reads the v2.0
+//! *response* JSON that Lambda would return to API Gateway. The store is an
+//! in-memory SQLite database per test, so the tests are independent.
 //!
 //! `scripts/lambda-e2e.sh` (`make test-lambda`) repeats the main cases against the
 //! built binary under `cargo lambda watch`, the Runtime API emulator.
@@ -17,13 +18,12 @@ use std::sync::Arc;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use lambda_http::lambda_runtime::{Context, LambdaEvent};
-use lambda_http::request::LambdaRequest;
 use runway_api::ApiConfig;
-use runway_api::accounts;
 use runway_core::secret::Secret;
-use runway_core::store::{Store, UserStore as _};
+use runway_core::store::{LogStore, Store, UserStore as _};
 use runway_server::config::Config;
-use runway_server::lambda::{LambdaHandler, cold_start};
+use runway_server::lambda::{Invocation, cold_start};
+use runway_service::{DispatchSettings, Service, accounts};
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
@@ -71,17 +71,25 @@ fn with_bearer(mut event: Value, token: &str) -> Value {
 /// The Router on a fresh in-memory store with `admin` bootstrapped.
 struct App {
     store: Arc<dyn Store>,
-    handler: LambdaHandler,
+    handler: Invocation,
 }
 
 impl App {
     async fn new() -> Self {
-        let store: Arc<dyn Store> = Arc::new(runway_store_sqlite::open_in_memory().unwrap());
+        Self::with_settings(DispatchSettings::default()).await
+    }
+
+    async fn with_settings(settings: DispatchSettings) -> Self {
+        let sqlite = Arc::new(runway_store_sqlite::open_in_memory().unwrap());
+        let store: Arc<dyn Store> = Arc::clone(&sqlite) as Arc<dyn Store>;
         accounts::ensure_admin(store.as_ref(), Some(Secret::new(ADMIN_PASSWORD)))
             .await
             .unwrap();
-        let handler =
-            LambdaHandler::new(runway_api::router(Arc::clone(&store), ApiConfig::default()));
+        let service = Service::new(Arc::clone(&store), sqlite as Arc<dyn LogStore>, settings);
+        let handler = Invocation::new(
+            runway_api::router(service.clone(), ApiConfig::default()),
+            service,
+        );
         Self { store, handler }
     }
 
@@ -144,17 +152,129 @@ impl Response {
     }
 }
 
-async fn invoke(handler: &LambdaHandler, event: Value) -> Response {
-    let request: LambdaRequest =
-        serde_json::from_value(event).expect("the event is an API Gateway v2.0 request");
-    let adapter = lambda_http::Adapter::from(handler.clone());
-    let response = adapter
-        .oneshot(LambdaEvent::new(request, Context::default()))
+async fn invoke(handler: &Invocation, event: Value) -> Response {
+    let raw = handler
+        .clone()
+        .oneshot(LambdaEvent::new(event, Context::default()))
         .await
-        .expect("the handler is infallible");
-    let raw = serde_json::to_value(&response).unwrap();
+        .expect("an API Gateway event always gets a response");
     let status = raw["statusCode"].as_u64().expect("a statusCode");
     Response { status, raw }
+}
+
+/// An EventBridge schedule's event, as the rule in `schedule.tf` sends it.
+fn scheduled_event() -> Value {
+    json!({
+        "version": "0",
+        "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": "2026-12-01T20:00:00Z",
+        "region": "eu-west-1",
+        "resources": ["arn:aws:events:eu-west-1:123456789012:rule/runway-staging-reaper"],
+        "detail": {}
+    })
+}
+
+#[tokio::test]
+async fn an_eventbridge_schedule_runs_the_reaper_and_requeues_a_lost_job() {
+    let app = App::with_settings(DispatchSettings {
+        lease: time::Duration::milliseconds(200),
+        ..DispatchSettings::default()
+    })
+    .await;
+    let token = app.sign_in().await;
+    let job = app
+        .invoke(with_bearer(
+            with_body(
+                retarget(fixture("sign-in"), "POST", "/api/v1/jobs", ""),
+                &json!({"name": "j", "script": "true"}),
+            ),
+            &token,
+        ))
+        .await;
+    assert_eq!(job.status, 201, "{job:?}");
+    let reg = app
+        .invoke(with_bearer(
+            with_body(
+                retarget(
+                    fixture("sign-in"),
+                    "POST",
+                    "/api/v1/registration-tokens",
+                    "",
+                ),
+                &json!({}),
+            ),
+            &token,
+        ))
+        .await
+        .json()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let agent = app
+        .invoke(with_bearer(
+            with_body(
+                retarget(fixture("sign-in"), "POST", "/agent/v1/register", ""),
+                &json!({"name": "b1"}),
+            ),
+            &reg,
+        ))
+        .await
+        .json()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // On Lambda a claim never waits: it answers at once, with the poll interval.
+    let claim = app
+        .invoke(with_bearer(
+            retarget(fixture("health"), "POST", "/agent/v1/jobs/claim", "wait=20"),
+            &agent,
+        ))
+        .await;
+    assert_eq!(claim.status, 200, "{claim:?}");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    let report = app
+        .handler
+        .clone()
+        .oneshot(LambdaEvent::new(scheduled_event(), Context::default()))
+        .await
+        .unwrap();
+    assert_eq!(report["reaped"]["requeued"], 1, "{report}");
+    let id = job.json()["id"].as_str().unwrap().to_owned();
+    let job = app
+        .invoke(with_bearer(
+            retarget(fixture("health"), "GET", &format!("/api/v1/jobs/{id}"), ""),
+            &token,
+        ))
+        .await
+        .json();
+    assert_eq!(job["status"], "queued");
+    assert_eq!(job["attempts"][0]["status"], "lost");
+    // A second tick finds nothing more to do.
+    let report = app
+        .handler
+        .clone()
+        .oneshot(LambdaEvent::new(scheduled_event(), Context::default()))
+        .await
+        .unwrap();
+    assert_eq!(report["reaped"]["requeued"], 0, "{report}");
+}
+
+#[tokio::test]
+async fn an_event_that_is_neither_http_nor_a_schedule_is_an_error_not_a_reaper_pass() {
+    let app = App::new().await;
+    let mut not_a_schedule = scheduled_event();
+    not_a_schedule["source"] = json!("aws.s3");
+    let err = app
+        .handler
+        .clone()
+        .oneshot(LambdaEvent::new(not_a_schedule, Context::default()))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("neither"), "{err}");
 }
 
 #[tokio::test]
@@ -336,7 +456,8 @@ fn lambda_config(dir: &std::path::Path, admin_password: Option<&str>) -> Config 
 #[tokio::test]
 async fn a_cold_start_without_an_admin_password_creates_no_user() {
     let dir = tempfile::tempdir().unwrap();
-    let handler = LambdaHandler::new(cold_start(&lambda_config(dir.path(), None)).await.unwrap());
+    let (router, service) = cold_start(&lambda_config(dir.path(), None)).await.unwrap();
+    let handler = Invocation::new(router, service);
     let res = invoke(&handler, fixture("health")).await;
     assert_eq!(res.status, 200, "{res:?}");
     invoke(&handler, fixture("sign-in"))
@@ -350,11 +471,13 @@ async fn a_cold_start_without_an_admin_password_creates_no_user() {
 async fn a_cold_start_with_an_admin_password_creates_admin_once() {
     let dir = tempfile::tempdir().unwrap();
     let config = lambda_config(dir.path(), Some(ADMIN_PASSWORD));
-    let handler = LambdaHandler::new(cold_start(&config).await.unwrap());
+    let (router, service) = cold_start(&config).await.unwrap();
+    let handler = Invocation::new(router, service);
     let res = invoke(&handler, fixture("sign-in")).await;
     assert_eq!(res.status, 201, "{res:?}");
     // A second cold start (another execution environment) finds admin in place.
-    let again = LambdaHandler::new(cold_start(&config).await.unwrap());
+    let (router, service) = cold_start(&config).await.unwrap();
+    let again = Invocation::new(router, service);
     let res = invoke(&again, fixture("sign-in")).await;
     assert_eq!(res.status, 201, "{res:?}");
 }

@@ -1,160 +1,102 @@
-//! The claim and lease keys of the jobs table, read raw.
+//! The claim, lease and capacity keys, read raw.
 //!
-//! No store trait claims a job or reaps a lease yet (the agent protocol will), so
-//! these tests read the items and query the `claimable` and `by_lease` indexes with
-//! the SDK directly. They pin down what that later code relies on: a queued job is
-//! in `claimable` under its queue, ranked by priority then age, with its labels
-//! projected; it leaves the index in the same write that moves it out of `queued`
-//! and comes back when it is re-queued; and a job no agent holds has no lease keys.
-//! moto's indexes are immediately consistent, so an index read right after a write
-//! sees it; on DynamoDB it may lag by a moment, which the claim's conditional write
-//! absorbs.
+//! The conformance suite checks what a claim does; these tests check how it is
+//! kept on DynamoDB, which is what only this backend can get wrong: the sparse
+//! `claimable` and `by_lease` entries written and removed in the same write as the
+//! status, the `by_lease` sort key being the attempt's due time, the agent's
+//! `held` set moving in the same transaction as the job (and so the capacity
+//! condition), and what a deleted agent leaves behind. moto's indexes are
+//! immediately consistent, so an index read right after a write sees it; on
+//! DynamoDB it may lag by a moment, which every reader absorbs by reading the items
+//! again.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use runway_core::id::{JobId, UserId};
-use runway_core::job::{Job, JobSpec};
-use runway_core::lifecycle::JobStatus;
-use runway_core::store::JobStore;
+use runway_core::agent::AgentState;
+use runway_core::id::JobId;
+use runway_core::job::{DEADLINE_GRACE, Job};
+use runway_core::lifecycle::{AttemptEnd, JobStatus};
+use runway_core::store::{AgentStore, DispatchStore, HeldAttempt, JobStore};
 use runway_store_dynamodb::DynamoStore;
-use time::OffsetDateTime;
+use time::Duration;
 
-use crate::support::fresh_store;
+use crate::support::{
+    LEASE, at, claim, claim_request, fresh_store, held_set, index_entries, job, job_ids, raw_item,
+    raw_job, runner, s, t0,
+};
 
-type Item = HashMap<String, AttributeValue>;
-
-fn t0() -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(1_750_000_000_123_456_789).unwrap()
+/// The `by_lease` sort key of `job` due at `at`.
+fn reaper_key(at: time::OffsetDateTime, job: JobId) -> AttributeValue {
+    s(&format!("{:019}#{job}", at.unix_timestamp_nanos()))
 }
 
-fn job(queue: &str, priority: i32, labels: &[&str]) -> Job {
-    Job::new(
-        JobSpec {
-            name: format!("p{priority}"),
-            script: "make".into(),
-            env: Default::default(),
-            labels: labels.iter().map(|&l| l.to_owned()).collect(),
-            queue: queue.into(),
-            priority,
-            timeout_seconds: 60,
-            max_retries: 2,
-        },
-        UserId::new(),
-        t0(),
-    )
+fn member(job: &Job, attempt: u32) -> String {
+    format!("{}#{attempt}", job.id)
 }
 
-fn jobs_table(store: &DynamoStore) -> String {
-    format!("{}jobs", store.table_prefix())
-}
-
-async fn raw_job(store: &DynamoStore, id: JobId) -> Item {
-    store
-        .client()
-        .get_item()
-        .table_name(jobs_table(store))
-        .key("job_id", AttributeValue::S(id.to_string()))
-        .consistent_read(true)
-        .send()
-        .await
-        .expect("get item")
-        .item
-        .expect("the job item")
-}
-
-/// Every entry of one partition of a jobs index, in ascending sort-key order.
-async fn index_entries(store: &DynamoStore, index: &str, partition: (&str, &str)) -> Vec<Item> {
-    store
-        .client()
-        .query()
-        .table_name(jobs_table(store))
-        .index_name(index)
-        .key_condition_expression("#pk = :pk")
-        .expression_attribute_names("#pk", partition.0)
-        .expression_attribute_values(":pk", AttributeValue::S(partition.1.into()))
-        .scan_index_forward(true)
-        .send()
-        .await
-        .expect("query the index")
-        .items
-        .unwrap_or_default()
-}
-
-fn job_id_of(item: &Item) -> String {
-    match item.get("job_id") {
-        Some(AttributeValue::S(id)) => id.clone(),
-        other => panic!("an index entry without a job id: {other:?}"),
+async fn create(store: &DynamoStore, jobs: &[&Job]) {
+    for job in jobs {
+        store.create_job(job).await.expect("create");
     }
 }
 
-fn claimable_ids(entries: &[Item]) -> Vec<String> {
-    entries.iter().map(job_id_of).collect()
-}
-
-fn string(s: &str) -> AttributeValue {
-    AttributeValue::S(s.into())
-}
-
 #[tokio::test]
-async fn a_queued_job_has_claim_keys_until_it_is_claimed_and_again_once_requeued() {
+async fn a_claim_swaps_the_queue_keys_for_lease_keys_and_a_requeue_swaps_them_back() {
     let store = fresh_store().await;
     let job = job("gpu", 7, &["linux"]);
-    store.create_job(&job).await.expect("create");
-
+    create(&store, &[&job]).await;
     let item = raw_job(&store, job.id).await;
-    assert_eq!(item.get("claim_queue"), Some(&string("gpu")));
+    assert_eq!(item.get("claim_queue"), Some(&s("gpu")));
     let rank = item.get("claim_rank").cloned().expect("a claim rank");
+    assert_eq!(rank, s(&format!("{}#{}", i64::from(i32::MAX) - 7, job.id)));
     assert_eq!(
-        rank,
-        string(&format!("{}#{}", i64::from(i32::MAX) - 7, job.id))
+        item.get("lease_pk"),
+        Some(&s("queue")),
+        "the queue TTL's clock"
     );
+    assert_eq!(item.get("lease_expires"), Some(&reaper_key(t0(), job.id)));
 
-    store
-        .transition_job(job.id, JobStatus::Claimed, t0())
-        .await
-        .expect("claim");
+    let agent = runner(&store, "gpu", &["linux"], 2).await;
+    let c = claim(&store, &agent, at(1)).await.expect("a claim");
     let item = raw_job(&store, job.id).await;
     assert!(!item.contains_key("claim_queue"), "{item:?}");
     assert!(!item.contains_key("claim_rank"), "{item:?}");
+    assert_eq!(item.get("lease_pk"), Some(&s("lease")));
+    // Due when the lease runs out: it ends before the deadline (60 s + grace).
+    assert_eq!(
+        item.get("lease_expires"),
+        Some(&reaper_key(at(1) + LEASE, job.id))
+    );
+    assert_eq!(item.get("lease_agent"), Some(&s(&agent.id.to_string())));
+    assert_eq!(held_set(&store, agent.id).await, [member(&job, 1)]);
     assert!(
         index_entries(&store, "claimable", ("claim_queue", "gpu"))
             .await
             .is_empty()
     );
+    let lease_entries = index_entries(&store, "by_lease", ("lease_pk", "lease")).await;
+    assert_eq!(job_ids(&lease_entries), [job.id.to_string()]);
+    assert_eq!(
+        lease_entries[0].get("lease_agent"),
+        Some(&s(&agent.id.to_string())),
+        "projected, for held_by of a deleted agent"
+    );
 
-    // A lost attempt with retries left goes back to the queue, in its old place.
+    // Lost with retries left: back in the queue, in its old place, with a fresh
+    // queue clock, and the agent's capacity back.
     store
-        .transition_job(job.id, JobStatus::Queued, t0())
+        .end_attempt(job.id, c.attempt.number, AttemptEnd::Abandoned, None, at(5))
         .await
-        .expect("requeue");
+        .expect("abandon");
     let item = raw_job(&store, job.id).await;
-    assert_eq!(item.get("claim_queue"), Some(&string("gpu")));
     assert_eq!(item.get("claim_rank"), Some(&rank));
-    assert_eq!(
-        claimable_ids(&index_entries(&store, "claimable", ("claim_queue", "gpu")).await),
-        [job.id.to_string()]
-    );
-}
-
-#[tokio::test]
-async fn a_canceled_job_leaves_the_claimable_index_with_its_claim_keys() {
-    let store = fresh_store().await;
-    let job = job("default", 0, &[]);
-    store.create_job(&job).await.expect("create");
-    assert_eq!(
-        claimable_ids(&index_entries(&store, "claimable", ("claim_queue", "default")).await),
-        [job.id.to_string()]
-    );
-    store
-        .transition_job(job.id, JobStatus::Canceled, t0())
-        .await
-        .expect("cancel");
-    let item = raw_job(&store, job.id).await;
-    assert!(!item.contains_key("claim_queue"), "{item:?}");
-    assert!(!item.contains_key("claim_rank"), "{item:?}");
+    assert_eq!(item.get("lease_pk"), Some(&s("queue")));
+    assert_eq!(item.get("lease_expires"), Some(&reaper_key(at(5), job.id)));
+    assert!(!item.contains_key("lease_agent"), "{item:?}");
+    assert_eq!(held_set(&store, agent.id).await, Vec::<String>::new());
     assert!(
-        index_entries(&store, "claimable", ("claim_queue", "default"))
+        index_entries(&store, "by_lease", ("lease_pk", "lease"))
             .await
             .is_empty()
     );
@@ -171,91 +113,286 @@ async fn the_claimable_index_lists_a_queue_by_priority_then_oldest_first_with_la
     let normal_new = job("linux", 0, &["linux"]);
     let elsewhere = job("windows", 1000, &["windows"]);
     let canceled = job("linux", 1000, &["linux"]);
-    for job in [
-        &low_old,
-        &high_old,
-        &normal_old,
-        &high_new,
-        &normal_new,
-        &elsewhere,
-        &canceled,
-    ] {
-        store.create_job(job).await.expect("create");
-    }
+    create(
+        &store,
+        &[
+            &low_old,
+            &high_old,
+            &normal_old,
+            &high_new,
+            &normal_new,
+            &elsewhere,
+            &canceled,
+        ],
+    )
+    .await;
     store
-        .transition_job(canceled.id, JobStatus::Canceled, t0())
+        .transition_job(canceled.id, JobStatus::Canceled, at(1))
         .await
         .expect("cancel");
 
     let entries = index_entries(&store, "claimable", ("claim_queue", "linux")).await;
     let expected = [&high_old, &high_new, &normal_old, &normal_new, &low_old];
     assert_eq!(
-        claimable_ids(&entries),
+        job_ids(&entries),
         expected.map(|j| j.id.to_string()),
         "highest priority first, then oldest; other queues and canceled jobs absent"
     );
     for (entry, job) in entries.iter().zip(expected) {
-        let labels = job.spec.labels.iter().map(|l| string(l)).collect();
+        let labels = job.spec.labels.iter().map(|l| s(l)).collect();
         assert_eq!(
             entry.get("labels"),
             Some(&AttributeValue::L(labels)),
             "the labels are projected, so a claimer needs no item read to filter"
         );
-        assert!(
-            !entry.contains_key("script"),
-            "only the keys and labels are copied"
-        );
+        assert!(!entry.contains_key("script"), "only the keys and labels");
+    }
+    let canceled = raw_job(&store, canceled.id).await;
+    for key in ["claim_queue", "lease_pk", "lease_expires", "secrets"] {
+        assert!(!canceled.contains_key(key), "{key}: {canceled:?}");
     }
 }
 
 #[tokio::test]
-async fn a_job_no_agent_holds_any_more_has_no_lease_keys_and_leaves_by_lease() {
+async fn the_lease_key_follows_renewals_and_stops_at_the_deadline() {
     let store = fresh_store().await;
-    let job = job("default", 0, &[]);
-    store.create_job(&job).await.expect("create");
-    store
-        .transition_job(job.id, JobStatus::Claimed, t0())
-        .await
-        .expect("claim");
-    // No store call writes a lease yet: write the keys the agent protocol's claim
-    // will write, in the documented format.
-    let lease = format!("{:019}#{}", 1_750_000_300_000_000_000_i64, job.id);
-    store
-        .client()
-        .update_item()
-        .table_name(jobs_table(&store))
-        .key("job_id", string(&job.id.to_string()))
-        .update_expression("SET lease_pk = :pk, lease_expires = :expires")
-        .expression_attribute_values(":pk", string("lease"))
-        .expression_attribute_values(":expires", string(&lease))
-        .send()
-        .await
-        .expect("raw lease");
-    assert_eq!(
-        claimable_ids(&index_entries(&store, "by_lease", ("lease_pk", "lease")).await),
-        [job.id.to_string()]
-    );
+    let mut long = job("default", 0, &[]);
+    long.spec.timeout_seconds = 600;
+    create(&store, &[&long]).await;
+    let agent = runner(&store, "default", &[], 1).await;
+    claim(&store, &agent, t0()).await.expect("a claim");
+    let deadline = t0() + Duration::seconds(600) + DEADLINE_GRACE;
 
-    // The agent still holds a running job: the lease stays.
     store
-        .transition_job(job.id, JobStatus::Running, t0())
+        .start_attempt(long.id, 1, at(30) + LEASE, at(30))
         .await
         .expect("start");
     assert_eq!(
-        raw_job(&store, job.id).await.get("lease_expires"),
-        Some(&string(&lease))
+        raw_job(&store, long.id).await.get("lease_expires"),
+        Some(&reaper_key(at(30) + LEASE, long.id))
+    );
+    // An agent that keeps renewing past the timeout is still due at the deadline.
+    store
+        .renew_lease(long.id, 1, at(620) + LEASE, at(620))
+        .await
+        .expect("renew");
+    assert_eq!(
+        raw_job(&store, long.id).await.get("lease_expires"),
+        Some(&reaper_key(deadline, long.id))
+    );
+    let held = HeldAttempt {
+        job: long.id,
+        attempt: 1,
+        status: JobStatus::Running,
+    };
+    assert_eq!(
+        store
+            .due_attempts(deadline - Duration::nanoseconds(1), 10)
+            .await
+            .expect("due"),
+        []
+    );
+    assert_eq!(store.due_attempts(deadline, 10).await.expect("due"), [held]);
+}
+
+#[tokio::test]
+async fn an_attempt_counts_against_its_agents_capacity_until_it_ends_not_until_its_lease_does() {
+    let store = fresh_store().await;
+    let (first, second) = (job("default", 0, &[]), job("default", 0, &[]));
+    create(&store, &[&first, &second]).await;
+    let agent = runner(&store, "default", &[], 1).await;
+    let c = claim(&store, &agent, t0()).await.expect("a claim");
+    assert_eq!(c.job.id, first.id);
+    assert_eq!(held_set(&store, agent.id).await, [member(&first, 1)]);
+
+    assert!(claim(&store, &agent, at(1)).await.is_none(), "at capacity");
+    // Long after the lease ran out, the attempt is still the agent's until the
+    // reaper ends it: it may still be running there.
+    assert!(
+        claim(&store, &agent, at(3600)).await.is_none(),
+        "still held"
+    );
+    assert_eq!(
+        raw_job(&store, second.id).await.get("status"),
+        Some(&s("queued")),
+        "the refused claim wrote nothing"
     );
 
     store
-        .transition_job(job.id, JobStatus::Succeeded, t0())
+        .end_attempt(first.id, 1, AttemptEnd::Abandoned, None, at(3600))
         .await
-        .expect("finish");
-    let item = raw_job(&store, job.id).await;
-    assert!(!item.contains_key("lease_pk"), "{item:?}");
-    assert!(!item.contains_key("lease_expires"), "{item:?}");
-    assert!(
-        index_entries(&store, "by_lease", ("lease_pk", "lease"))
-            .await
-            .is_empty()
+        .expect("reaped");
+    assert_eq!(held_set(&store, agent.id).await, Vec::<String>::new());
+    let c = claim(&store, &agent, at(3601))
+        .await
+        .expect("capacity is back");
+    assert_eq!(
+        (c.job.id, c.attempt.number),
+        (first.id, 2),
+        "the retry kept its place in the queue, ahead of the newer job"
     );
+}
+
+#[tokio::test]
+async fn state_and_capacity_are_checked_against_the_stored_agent_not_the_callers_copy() {
+    let store = fresh_store().await;
+    let jobs: Vec<Job> = (0..3).map(|_| job("default", 0, &[])).collect();
+    create(&store, &jobs.iter().collect::<Vec<_>>()).await;
+    let agent = runner(&store, "default", &[], 1).await;
+    claim(&store, &agent, t0()).await.expect("a claim");
+
+    // A stale copy that claims a capacity of 5 does not get a second job.
+    let mut bigger = agent.clone();
+    bigger.capacity = 5;
+    let refused = store
+        .claim_job(&claim_request(&bigger, at(1)), at(1))
+        .await
+        .expect("claim");
+    assert!(refused.is_none());
+
+    // A stale copy that says active does not claim for a paused agent.
+    let other = runner(&store, "default", &[], 5).await;
+    store
+        .set_agent_state(other.id, AgentState::Paused)
+        .await
+        .expect("pause");
+    let refused = store
+        .claim_job(&claim_request(&other, at(2)), at(2))
+        .await
+        .expect("claim");
+    assert!(refused.is_none());
+    assert_eq!(held_set(&store, other.id).await, Vec::<String>::new());
+    let queued = store
+        .list_jobs(&runway_core::store::JobQuery {
+            status: Some(JobStatus::Queued),
+            ..Default::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(queued.items.len(), 2, "nothing was claimed by the refusals");
+}
+
+#[tokio::test]
+async fn a_transition_out_of_a_held_status_gives_the_agent_its_capacity_back() {
+    let store = fresh_store().await;
+    let (first, second) = (job("default", 0, &[]), job("default", 0, &[]));
+    create(&store, &[&first, &second]).await;
+    let agent = runner(&store, "default", &[], 1).await;
+    claim(&store, &agent, t0()).await.expect("a claim");
+    store
+        .start_attempt(first.id, 1, at(1) + LEASE, at(1))
+        .await
+        .expect("start");
+    store
+        .transition_job(first.id, JobStatus::Failed, at(2))
+        .await
+        .expect("fail");
+    assert_eq!(held_set(&store, agent.id).await, Vec::<String>::new());
+    let item = raw_job(&store, first.id).await;
+    for key in ["lease_pk", "lease_expires", "lease_agent"] {
+        assert!(!item.contains_key(key), "{key}: {item:?}");
+    }
+    assert_eq!(
+        claim(&store, &agent, at(3)).await.map(|c| c.job.id),
+        Some(second.id)
+    );
+}
+
+#[tokio::test]
+async fn a_deleted_agents_jobs_are_found_through_by_lease_and_end_without_recreating_it() {
+    let store = fresh_store().await;
+    let (mine, theirs) = (job("default", 0, &[]), job("default", 0, &[]));
+    create(&store, &[&mine, &theirs]).await;
+    let agent = runner(&store, "default", &[], 1).await;
+    let other = runner(&store, "default", &[], 1).await;
+    claim(&store, &agent, t0()).await.expect("a claim");
+    claim(&store, &other, t0()).await.expect("a claim");
+
+    store.delete_agent(agent.id).await.expect("delete");
+    assert!(
+        raw_item(&store, "agents", "agent_id", agent.id.to_string())
+            .await
+            .is_none()
+    );
+    let held = store.held_by(agent.id).await.expect("held");
+    assert_eq!(
+        held,
+        [HeldAttempt {
+            job: mine.id,
+            attempt: 1,
+            status: JobStatus::Claimed
+        }],
+        "found through by_lease's projected lease_agent, the other agent's job left out"
+    );
+    store
+        .end_attempt(mine.id, 1, AttemptEnd::Abandoned, None, at(10))
+        .await
+        .expect("abandon");
+    assert!(
+        raw_item(&store, "agents", "agent_id", agent.id.to_string())
+            .await
+            .is_none(),
+        "releasing capacity must not create an item for a deleted agent"
+    );
+    assert_eq!(held_set(&store, other.id).await, [member(&theirs, 1)]);
+}
+
+#[tokio::test]
+async fn eight_agents_racing_for_fifty_jobs_leave_held_sets_that_match_the_jobs_exactly() {
+    let store = fresh_store().await;
+    let jobs: Vec<Job> = (0..50).map(|_| job("default", 0, &[])).collect();
+    create(&store, &jobs.iter().collect::<Vec<_>>()).await;
+    let mut agents = Vec::new();
+    for _ in 0..8 {
+        agents.push(runner(&store, "default", &[], 10).await);
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for agent in agents.clone() {
+        let store = store.clone();
+        tasks.spawn(async move {
+            let mut mine = Vec::new();
+            let mut empty = 0;
+            // `None` can mean "lost every race this poll"; poll again a few times.
+            while empty < 3 && mine.len() < 10 {
+                match claim(&store, &agent, t0()).await {
+                    Some(c) => mine.push(c.job.id),
+                    None => empty += 1,
+                }
+            }
+            (agent.id, mine)
+        });
+    }
+    let mut claimed: BTreeMap<JobId, _> = BTreeMap::new();
+    while let Some(result) = tasks.join_next().await {
+        let (agent, mine) = result.expect("a claimer");
+        for job in mine {
+            assert!(
+                claimed.insert(job, agent).is_none(),
+                "{job} was claimed twice"
+            );
+        }
+    }
+    assert_eq!(claimed.len(), 50, "every job was claimed");
+
+    let mut members = BTreeSet::new();
+    for agent in &agents {
+        let held = held_set(&store, agent.id).await;
+        assert!(held.len() <= 10, "{} over capacity: {held:?}", agent.id);
+        for m in held {
+            let (job, _) = m.split_once('#').expect("job#attempt");
+            let job: JobId = job.parse().expect("a job id");
+            assert_eq!(claimed.get(&job), Some(&agent.id), "{m} in the wrong set");
+            assert!(members.insert(m.clone()), "{m} held twice");
+        }
+    }
+    assert_eq!(
+        members.len(),
+        50,
+        "the held sets hold exactly the claimed jobs"
+    );
+    for job in &jobs {
+        let detail = store.get_job(job.id).await.expect("get").expect("job");
+        assert_eq!(detail.attempts.len(), 1, "{}", job.id);
+        assert_eq!(Some(&detail.attempts[0].agent_id), claimed.get(&job.id));
+    }
 }

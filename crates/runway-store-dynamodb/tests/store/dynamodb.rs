@@ -8,16 +8,16 @@ use std::collections::BTreeSet;
 use aws_sdk_dynamodb::types::{
     AttributeValue, BillingMode, KeyType, ProjectionType, ScalarAttributeType, TimeToLiveStatus,
 };
-use runway_core::agent::{Agent, AgentMetrics, AgentStatus, RegistrationToken};
+use runway_core::agent::{Agent, AgentMetrics, AgentState, AgentStatus, RegistrationToken};
 use runway_core::id::{AgentId, RegistrationTokenId, SessionId, UserId};
 use runway_core::job::{Job, JobSpec};
-use runway_core::lifecycle::JobStatus;
+use runway_core::lifecycle::{AttemptEnd, JobStatus};
 use runway_core::page::PageRequest;
 use runway_core::secret::TokenHash;
 use runway_core::session::Session;
 use runway_core::store::{
-    AgentQuery, AgentStore, JobStore, RegistrationTokenStore, SessionStore, StoreError,
-    StoreHealth, UserStore,
+    AgentQuery, AgentStore, Conflict, DispatchStore, JobStore, RecordKind, RegistrationTokenStore,
+    SessionStore, StoreError, StoreHealth, UserStore,
 };
 use runway_core::user::{Role, User};
 use runway_store_dynamodb::{
@@ -25,11 +25,10 @@ use runway_store_dynamodb::{
 };
 use time::{Duration, OffsetDateTime};
 
-use crate::support::{config, fresh_store, loader, unique_prefix};
-
-fn t0() -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(1_750_000_000_123_456_789).unwrap()
-}
+use crate::support::{
+    LEASE, at, claim, config, fresh_store, loader, raw_item, registration_token, runner, t0,
+    unique_prefix,
+};
 
 fn session(user: UserId, created_at: OffsetDateTime) -> Session {
     Session {
@@ -46,24 +45,6 @@ fn session(user: UserId, created_at: OffsetDateTime) -> Session {
         idle_timeout_seconds: 3600,
         token_hash: TokenHash::of(&format!("s-{}", SessionId::new())),
     }
-}
-
-async fn raw_item(
-    store: &DynamoStore,
-    table: &str,
-    key: &str,
-    id: String,
-) -> Option<std::collections::HashMap<String, AttributeValue>> {
-    store
-        .client()
-        .get_item()
-        .table_name(format!("{}{table}", store.table_prefix()))
-        .key(key, AttributeValue::S(id))
-        .consistent_read(true)
-        .send()
-        .await
-        .expect("get item")
-        .item
 }
 
 fn scalar(kind: AttributeKind) -> ScalarAttributeType {
@@ -273,22 +254,46 @@ async fn a_jobs_attempts_live_in_its_item_and_timestamps_are_nanosecond_numbers(
     let store = fresh_store().await;
     let job = job_named("build");
     store.create_job(&job).await.expect("create");
-    store
-        .transition_job(job.id, JobStatus::Claimed, t0())
-        .await
-        .expect("claim");
     let item = raw_item(&store, "jobs", "job_id", job.id.to_string())
         .await
         .expect("item");
     assert_eq!(item.get("attempts"), Some(&AttributeValue::L(vec![])));
     assert_eq!(
-        item.get("status"),
-        Some(&AttributeValue::S("claimed".into()))
-    );
-    assert_eq!(
         item.get("created_at"),
         Some(&AttributeValue::N("1750000000123456789".into()))
     );
+
+    let agent = runner(&store, "default", &[], 1).await;
+    let c = claim(&store, &agent, at(1)).await.expect("a claim");
+    let item = raw_item(&store, "jobs", "job_id", job.id.to_string())
+        .await
+        .expect("item");
+    assert_eq!(
+        item.get("status"),
+        Some(&AttributeValue::S("claimed".into()))
+    );
+    let Some(AttributeValue::L(attempts)) = item.get("attempts") else {
+        panic!("attempts is a list: {item:?}");
+    };
+    let [AttributeValue::M(attempt)] = attempts.as_slice() else {
+        panic!("one attempt: {attempts:?}");
+    };
+    assert_eq!(attempt["number"], AttributeValue::N("1".into()));
+    assert_eq!(
+        attempt["claimed_at"],
+        AttributeValue::N("1750000001123456789".into())
+    );
+    assert_eq!(
+        attempt["lease_expires_at"],
+        AttributeValue::N((at(1) + LEASE).unix_timestamp_nanos().to_string())
+    );
+    assert_eq!(attempt["log_bytes"], AttributeValue::N("0".into()));
+    assert_eq!(
+        attempt["job_token_hash"],
+        AttributeValue::S(c.attempt.job_token_hash.as_str().into()),
+        "only the hash of the job token is stored"
+    );
+    assert!(!attempt.contains_key("started_at"), "absent, not NULL");
 }
 
 #[tokio::test]
@@ -296,49 +301,20 @@ async fn a_transition_moves_the_latest_attempt_with_the_job_and_keeps_the_histor
     let store = fresh_store().await;
     let job = job_named("retried");
     store.create_job(&job).await.expect("create");
-    // Claiming (which appends attempts) is not a store call yet: write the state a
-    // claim leaves behind, a lost first attempt and a claimed second one, directly.
-    let (first_agent, second_agent) = (AgentId::new(), AgentId::new());
-    let attempt = |number: u32, agent: AgentId, status: &str| {
-        AttributeValue::M(
-            [
-                ("number".to_owned(), AttributeValue::N(number.to_string())),
-                ("agent_id".to_owned(), AttributeValue::S(agent.to_string())),
-                ("status".to_owned(), AttributeValue::S(status.into())),
-                (
-                    "claimed_at".to_owned(),
-                    AttributeValue::N("1750000000123456789".into()),
-                ),
-            ]
-            .into(),
-        )
-    };
+    let first = runner(&store, "default", &[], 1).await;
+    let second = runner(&store, "default", &[], 1).await;
+    claim(&store, &first, at(1)).await.expect("first claim");
     store
-        .client()
-        .update_item()
-        .table_name(format!("{}jobs", store.table_prefix()))
-        .key("job_id", AttributeValue::S(job.id.to_string()))
-        .update_expression("SET attempts = :attempts, attempt_count = :n, #status = :claimed")
-        .expression_attribute_names("#status", "status")
-        .expression_attribute_values(
-            ":attempts",
-            AttributeValue::L(vec![
-                attempt(1, first_agent, "lost"),
-                attempt(2, second_agent, "claimed"),
-            ]),
-        )
-        .expression_attribute_values(":n", AttributeValue::N("2".into()))
-        .expression_attribute_values(":claimed", AttributeValue::S("claimed".into()))
-        .send()
+        .end_attempt(job.id, 1, AttemptEnd::Abandoned, None, at(2))
         .await
-        .expect("raw update");
+        .expect("lost and re-queued");
+    claim(&store, &second, at(3)).await.expect("second claim");
 
-    let at = t0() + Duration::seconds(9);
     let moved = store
-        .transition_job(job.id, JobStatus::Running, at)
+        .transition_job(job.id, JobStatus::Canceling, at(9))
         .await
-        .expect("start");
-    assert_eq!(moved.status, JobStatus::Running);
+        .expect("cancel");
+    assert_eq!(moved.status, JobStatus::Canceling);
     assert_eq!(moved.attempt_count, 2);
     let detail = store.get_job(job.id).await.expect("get").expect("exists");
     let statuses: Vec<_> = detail
@@ -349,8 +325,8 @@ async fn a_transition_moves_the_latest_attempt_with_the_job_and_keeps_the_histor
     assert_eq!(
         statuses,
         [
-            (1, first_agent, JobStatus::Lost),
-            (2, second_agent, JobStatus::Running)
+            (1, first.id, JobStatus::Lost),
+            (2, second.id, JobStatus::Canceling)
         ]
     );
     assert_eq!(detail.job, moved);
@@ -360,12 +336,8 @@ async fn a_transition_moves_the_latest_attempt_with_the_job_and_keeps_the_histor
 async fn tokens_resolve_through_lookup_items_written_with_their_records() {
     let store = fresh_store().await;
     let token = RegistrationToken {
-        id: RegistrationTokenId::new(),
-        description: None,
-        created_by: UserId::new(),
-        created_at: t0(),
-        expires_at: None,
         token_hash: TokenHash::of("rwr_x"),
+        ..registration_token(None)
     };
     store
         .create_registration_token(&token)
@@ -378,6 +350,7 @@ async fn tokens_resolve_through_lookup_items_written_with_their_records() {
         labels: vec![],
         queue: "default".into(),
         capacity: 1,
+        state: AgentState::Active,
         version: None,
         created_at: t0(),
         last_heartbeat_at: None,
@@ -462,14 +435,7 @@ async fn a_store_on_tables_that_do_not_exist_fails_as_internal_not_unavailable()
 #[tokio::test]
 async fn a_health_filter_reads_ahead_past_many_non_matching_agents_without_skipping_any() {
     let store = fresh_store().await;
-    let token = RegistrationToken {
-        id: RegistrationTokenId::new(),
-        description: None,
-        created_by: UserId::new(),
-        created_at: t0(),
-        expires_at: None,
-        token_hash: TokenHash::of("rwr_many"),
-    };
+    let token = registration_token(None);
     store
         .create_registration_token(&token)
         .await
@@ -486,6 +452,7 @@ async fn a_health_filter_reads_ahead_past_many_non_matching_agents_without_skipp
             labels: vec![],
             queue: "default".into(),
             capacity: 1,
+            state: AgentState::Active,
             version: None,
             created_at: t0(),
             last_heartbeat_at: None,
@@ -570,27 +537,25 @@ async fn signing_out_everywhere_pages_through_more_sessions_than_one_index_page(
 
 #[tokio::test]
 async fn a_password_change_revokes_more_sessions_than_one_transaction_holds() {
-    let store = fresh_store().await;
-    let ada = User {
-        id: UserId::new(),
-        username: "ada".into(),
-        role: Role::Member,
-        created_at: t0(),
-        password_hash: "$argon2id$old".into(),
-    };
-    store.create_user(&ada).await.expect("create");
-    // 130 of ada's sessions need two transactions; as many under an id with no user
-    // must all survive the refused change, the earlier transaction's check included.
-    let ghost = UserId::new();
-    for _ in 0..130 {
-        for user in [ada.id, ghost] {
+    // 100 sessions need two transactions (99 deletes and the check, then the hash
+    // and the last delete). Two stores, so that each table holds only 100 items:
+    // moto copies the whole table for every action of a transaction, and a bigger
+    // one outgrows the store's 2 s attempt timeout on a busy machine.
+    const SESSIONS: usize = 100;
+    let sessions_of = async |store: &DynamoStore, user: UserId| {
+        for _ in 0..SESSIONS {
             store
                 .create_session(&session(user, t0()))
                 .await
                 .expect("create");
         }
-    }
+    };
 
+    // Under an id with no user, every session survives the refused change, those
+    // the earlier transaction (with its check on the user) would delete included.
+    let store = fresh_store().await;
+    let ghost = UserId::new();
+    sessions_of(&store, ghost).await;
     let err = store
         .set_password_hash(ghost, "$argon2id$x")
         .await
@@ -602,9 +567,19 @@ async fn a_password_change_revokes_more_sessions_than_one_transaction_holds() {
             .await
             .expect("list")
             .len(),
-        130
+        SESSIONS
     );
 
+    let store = fresh_store().await;
+    let ada = User {
+        id: UserId::new(),
+        username: "ada".into(),
+        role: Role::Member,
+        created_at: t0(),
+        password_hash: "$argon2id$old".into(),
+    };
+    store.create_user(&ada).await.expect("create");
+    sessions_of(&store, ada.id).await;
     store
         .set_password_hash(ada.id, "$argon2id$new")
         .await
@@ -663,6 +638,7 @@ fn job_named(name: &str) -> Job {
             priority: 0,
             timeout_seconds: 60,
             max_retries: 2,
+            secrets: Default::default(),
         },
         UserId::new(),
         t0(),
@@ -679,7 +655,10 @@ async fn a_create_whose_retry_finds_its_own_item_succeeds_and_a_different_item_s
     let mut other = job_named("deploy");
     other.id = job.id;
     let err = store.create_job(&other).await.unwrap_err();
-    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    assert!(
+        matches!(err, StoreError::Conflict(Conflict::Exists(RecordKind::Job))),
+        "{err:?}"
+    );
     assert_eq!(store.get_job(job.id).await.unwrap().unwrap().job, job);
 
     let user = UserId::new();
@@ -689,7 +668,13 @@ async fn a_create_whose_retry_finds_its_own_item_succeeds_and_a_different_item_s
     let mut impostor = session(user, t0());
     impostor.id = s.id;
     let err = store.create_session(&impostor).await.unwrap_err();
-    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict(Conflict::Exists(RecordKind::Session))
+        ),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]

@@ -9,9 +9,10 @@
 # Every key is a string: ids are ULIDs, so an index sorted by id is sorted by
 # creation time. Every listing GSI is KEYS_ONLY: listings read ids from the index,
 # then the items with a strongly consistent BatchGetItem, so a lagging index can
-# cost a read but never show a stale record. The one exception, jobs/claimable,
-# also copies `labels`, so an agent polling for work can skip jobs it cannot run
-# without fetching whole job items (see docs/dynamodb.md).
+# cost a read but never show a stale record. Two jobs indexes copy one attribute
+# each: claimable copies `labels`, so an agent polling for work can skip jobs it
+# cannot run without fetching whole job items, and by_lease copies `lease_agent`,
+# so the jobs a deleted agent held can still be found (see docs/dynamodb.md).
 
 locals {
   tables = {
@@ -91,11 +92,17 @@ locals {
           projection_type    = "INCLUDE"
           non_key_attributes = ["labels"]
         }
-        # Sparse, jobs an agent holds: lease_pk = "lease", lease_expires = 19-digit
-        # expiry nanoseconds + "#<job_id>". Written by the agent protocol's claim and
-        # lease calls (not yet implemented); the code already removes the keys when
-        # an agent lets go of a job.
-        by_lease = { hash_key = "lease_pk", range_key = "lease_expires", projection_type = "KEYS_ONLY" }
+        # Sparse, the reaper's: lease_pk = "lease" while an agent holds the job,
+        # lease_expires = when the attempt is due (the earlier of its lease's end
+        # and its deadline) as 19-digit nanoseconds + "#<job_id>"; lease_pk =
+        # "queue" while it is queued, lease_expires = when it was queued. Expired
+        # leases, passed deadlines and the queue TTL are each one key condition.
+        by_lease = {
+          hash_key           = "lease_pk"
+          range_key          = "lease_expires"
+          projection_type    = "INCLUDE"
+          non_key_attributes = ["lease_agent"]
+        }
       }
       ttl_attribute = null
     }

@@ -1,9 +1,10 @@
 # The function's execution role, least privilege: exactly the DynamoDB actions the
 # store code calls (crates/runway-store-dynamodb, listed below), on exactly its
-# tables and their indexes; writing its own log group; X-Ray; and the table key,
-# only through DynamoDB. No CreateTable, DescribeTable or UpdateTimeToLive: those
-# are used only by `runway dynamodb create-tables` on an operator's machine, and
-# Terraform owns the tables here.
+# tables and their indexes; exactly the S3 actions of its log store, under the log
+# prefix of its bucket; writing its own log group; X-Ray; and the stack's key, only
+# through DynamoDB and S3. No CreateTable, DescribeTable, UpdateTimeToLive or
+# CreateBucket: those are used only by `runway dynamodb create-tables` and the tests
+# on an operator's machine, and Terraform owns the tables and the bucket here.
 
 data "aws_iam_policy_document" "assume_lambda" {
   statement {
@@ -37,9 +38,14 @@ data "aws_iam_policy_document" "function" {
   #   Scan               has_users (Limit 1) and listing registration tokens
   #   PutItem            create_session, create_job, append_audit; Put inside
   #                      TransactWriteItems
-  #   UpdateItem         touch_session, set_password_hash, heartbeats, job transitions
+  #   UpdateItem         touch_session, set_password_hash, heartbeats, agent states,
+  #                      job transitions, claims, leases, attempt ends, the log
+  #                      index; Update inside TransactWriteItems (a claim's job and
+  #                      agent, a registration's use of its token, a token rotation)
   #   DeleteItem         revoking sessions; Delete inside TransactWriteItems
-  #   ConditionCheckItem the registration-token check inside TransactWriteItems
+  #                      (registration tokens, agents and their lookup items)
+  #   ConditionCheckItem a ConditionCheck inside TransactWriteItems (a password
+  #                      change's check that the user exists)
   # TransactWriteItems has no IAM action of its own: each item in a transaction is
   # authorized as the Put/Update/Delete/ConditionCheck it contains.
   statement {
@@ -65,11 +71,34 @@ data "aws_iam_policy_document" "function" {
     resources = [local.audit_arn]
   }
 
-  # The code queries only its GSIs (listings newest first), never a base table.
+  # The code queries only its GSIs (listings newest first, claimable jobs, the
+  # reaper's by_lease), never a base table.
   statement {
     sid       = "QueryRunwayIndexes"
     actions   = ["dynamodb:Query"]
     resources = local.index_arns
+  }
+
+  # Job logs (src/logs.rs): PutObject for a chunk, GetObject (ranged) to read one,
+  # and ListObjectsV2, which is authorized as s3:ListBucket on the bucket itself,
+  # limited here to listings under the log prefix. No DeleteObject: logs expire by
+  # the lifecycle rule (logs.tf), never by the function.
+  statement {
+    sid       = "PutAndGetJobLogObjects"
+    actions   = ["s3:PutObject", "s3:GetObject"]
+    resources = ["${aws_s3_bucket.logs.arn}/${local.log_prefix}*"]
+  }
+
+  statement {
+    sid       = "ListJobLogObjects"
+    actions   = ["s3:ListBucket"]
+    resources = [aws_s3_bucket.logs.arn]
+
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["${local.log_prefix}*"]
+    }
   }
 
   # Its own log group only; Terraform created it, so no CreateLogGroup.
@@ -86,16 +115,21 @@ data "aws_iam_policy_document" "function" {
     resources = ["*"]
   }
 
-  # The table key, and only when DynamoDB uses it on the function's behalf.
+  # The stack's key, and only when DynamoDB (the tables) or S3 (the log bucket's
+  # SSE-KMS: GenerateDataKey on a PUT, Decrypt on a GET) uses it on the function's
+  # behalf.
   statement {
-    sid       = "UseTableKeyThroughDynamoDb"
+    sid       = "UseStackKeyThroughDynamoDbAndS3"
     actions   = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*", "kms:DescribeKey"]
     resources = [local.kms_key_arn]
 
     condition {
       test     = "StringEquals"
       variable = "kms:ViaService"
-      values   = ["dynamodb.${local.region}.amazonaws.com"]
+      values = [
+        "dynamodb.${local.region}.amazonaws.com",
+        "s3.${local.region}.amazonaws.com",
+      ]
     }
   }
 }

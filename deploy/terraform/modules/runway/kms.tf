@@ -1,6 +1,6 @@
 # One customer-managed key encrypts everything this stack stores at rest: the
-# DynamoDB tables (and their backups and PITR history), both log groups and the
-# alarm topic. A CMK rather than the AWS-owned default because it can be audited in
+# DynamoDB tables (and their backups and PITR history), the job log bucket, both
+# log groups and the alarm topic. A CMK rather than the AWS-owned default because it can be audited in
 # CloudTrail, disabled in an incident (which makes the data unreadable at once),
 # and scoped by key policy. It costs about 1 USD a month, so staging uses one too:
 # encryption is not where staging and production should differ.
@@ -8,7 +8,7 @@
 resource "aws_kms_key" "this" {
   count = var.kms_key_arn == null ? 1 : 0
 
-  description             = "${local.name}: DynamoDB tables, log groups and the alarm topic"
+  description             = "${local.name}: DynamoDB tables, job logs, log groups and the alarm topic"
   enable_key_rotation     = true
   deletion_window_in_days = var.kms_deletion_window_days
   policy                  = data.aws_iam_policy_document.kms[0].json

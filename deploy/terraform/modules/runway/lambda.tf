@@ -27,10 +27,10 @@ resource "aws_cloudwatch_log_group" "function" {
 }
 
 resource "aws_lambda_function" "this" {
-  #checkov:skip=CKV_AWS_117:No VPC on purpose: the function talks only to DynamoDB, CloudWatch and X-Ray over their public, TLS-authenticated AWS endpoints; a VPC would add NAT or endpoint cost and cold-start latency for no isolation gain.
+  #checkov:skip=CKV_AWS_117:No VPC on purpose: the function talks only to DynamoDB, S3, CloudWatch and X-Ray over their public, TLS-authenticated AWS endpoints; a VPC would add NAT or endpoint cost and cold-start latency for no isolation gain.
   #checkov:skip=CKV_AWS_116:No DLQ: API Gateway invokes synchronously and gets every error back as the HTTP response; dead-letter queues apply only to asynchronous invocations.
   #checkov:skip=CKV_AWS_272:No code signing: the zip is built and deployed by the same CI run under an OIDC role that only the deploy workflow can assume; signing would add a signing profile without a separate trust boundary.
-  #checkov:skip=CKV_AWS_173:The environment holds no secrets (a table prefix, log settings, CORS origins, session lifetimes); Lambda already encrypts it at rest with its AWS-managed key.
+  #checkov:skip=CKV_AWS_173:The environment holds no secrets (a table prefix, the log bucket's name, log settings, CORS origins, session lifetimes); Lambda already encrypts it at rest with its AWS-managed key.
   function_name = local.function_name
   description   = "Runway control plane API (${var.environment})"
   role          = aws_iam_role.function.arn
@@ -68,6 +68,7 @@ resource "aws_lambda_function" "this" {
     variables = {
       RUNWAY_STORE                        = "dynamodb"
       RUNWAY_DYNAMODB_TABLE_PREFIX        = local.table_prefix
+      RUNWAY_LOG_BUCKET                   = aws_s3_bucket.logs.id
       RUNWAY_LOG_FORMAT                   = "json"
       RUNWAY_LOG                          = var.log_level
       RUNWAY_CORS_ORIGINS                 = join(",", var.cors_origins)

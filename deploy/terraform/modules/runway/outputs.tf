@@ -43,8 +43,13 @@ output "table_names" {
   value       = { for suffix, table in aws_dynamodb_table.this : suffix => table.name }
 }
 
+output "log_bucket" {
+  description = "RUNWAY_LOG_BUCKET: the S3 bucket holding job logs."
+  value       = aws_s3_bucket.logs.id
+}
+
 output "kms_key_arn" {
-  description = "The customer-managed key encrypting the tables, logs and alarm topic."
+  description = "The customer-managed key encrypting the tables, job logs, log groups and alarm topic."
   value       = local.kms_key_arn
 }
 

@@ -124,10 +124,48 @@ variable "deletion_protection" {
   default     = false
 }
 
+# --- Job logs (S3) ----------------------------------------------------------------------
+
+variable "log_bucket_name" {
+  description = "Name of the S3 bucket for job logs (the Lambda gets it as RUNWAY_LOG_BUCKET). Null: `<name>-<environment>-logs-<account id>`."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.log_bucket_name == null || can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", var.log_bucket_name))
+    error_message = "log_bucket_name must be 3-63 characters of lower-case letters, digits, '.' and '-', starting and ending with a letter or digit."
+  }
+}
+
+# Not `log_retention_days`: that one is the CloudWatch retention of the function's
+# and the API's own logs (a fixed list of values, a year in production), while job
+# logs are build output with a lifetime of their own.
+variable "job_log_retention_days" {
+  description = "Days after which a job log's objects expire from the log bucket."
+  type        = number
+  default     = 90
+
+  validation {
+    condition     = var.job_log_retention_days >= 1 && var.job_log_retention_days <= 3650 && floor(var.job_log_retention_days) == var.job_log_retention_days
+    error_message = "job_log_retention_days must be a whole number between 1 and 3650."
+  }
+}
+
+variable "job_log_noncurrent_days" {
+  description = "Days an overwritten or deleted log object stays recoverable (the bucket is versioned) before it expires."
+  type        = number
+  default     = 7
+
+  validation {
+    condition     = var.job_log_noncurrent_days >= 1 && var.job_log_noncurrent_days <= 365 && floor(var.job_log_noncurrent_days) == var.job_log_noncurrent_days
+    error_message = "job_log_noncurrent_days must be a whole number between 1 and 365."
+  }
+}
+
 # --- Encryption ------------------------------------------------------------------------
 
 variable "kms_key_arn" {
-  description = "ARN of an existing customer-managed KMS key for the tables, log groups and alarm topic. Null: the module creates one (with rotation)."
+  description = "ARN of an existing customer-managed KMS key for the tables, the job log bucket, log groups and alarm topic. Null: the module creates one (with rotation)."
   type        = string
   default     = null
 

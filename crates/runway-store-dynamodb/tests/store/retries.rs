@@ -1,0 +1,197 @@
+//! Writes whose response was lost.
+//!
+//! The SDK retries a request that failed with a 5xx or a timeout, and a write can
+//! have landed before its response was lost. The retry then meets the store's own
+//! write: a condition fails on it, a use is counted twice, a claim moves on to the
+//! next job. On DynamoDB a retried `TransactWriteItems` is caught by its
+//! idempotency token (the SDK sets `ClientRequestToken` once per call); moto
+//! ignores the token, so here every retry reaches the store's own recognition,
+//! which is what these tests check. The proxy (`support.rs`) lets the request
+//! reach moto, then answers with a 500 instead of moto's response, once.
+
+use runway_core::lifecycle::{AttemptEnd, JobStatus};
+use runway_core::log::{LogAppend, LogChunk};
+use runway_core::store::{
+    AgentStore, DispatchStore, JobStore, LogStore, RegistrationTokenStore, StoreError,
+};
+
+use crate::support::{
+    LEASE, agent, at, claim, claim_request, fixture, held_set, job, raw_job, registration_token,
+    runner, s, t0,
+};
+
+#[tokio::test]
+async fn a_claim_whose_response_was_lost_returns_that_job_and_not_the_next_one() {
+    let f = fixture().await;
+    let (first, second) = (job("default", 0, &[]), job("default", 0, &[]));
+    f.store.create_job(&first).await.expect("create");
+    f.store.create_job(&second).await.expect("create");
+    let agent = runner(&f.store, "default", &[], 2).await;
+    let request = claim_request(&agent, t0());
+
+    f.proxy.lose_next("TransactWriteItems", "list_append");
+    let c = f
+        .store
+        .claim_job(&request, t0())
+        .await
+        .expect("claim")
+        .expect("a job");
+    assert_eq!(f.proxy.lost(), 1, "the response was lost");
+    assert_eq!(c.job.id, first.id);
+    assert_eq!(c.attempt.job_token_hash, request.job_token);
+    assert_eq!(
+        raw_job(&f.store, second.id).await.get("status"),
+        Some(&s("queued")),
+        "the retry did not go on to claim another job"
+    );
+    assert_eq!(
+        held_set(&f.store, agent.id).await,
+        [format!("{}#1", first.id)]
+    );
+}
+
+#[tokio::test]
+async fn an_end_whose_response_was_lost_returns_the_ended_job_instead_of_not_held() {
+    let f = fixture().await;
+    let j = job("default", 0, &[]);
+    f.store.create_job(&j).await.expect("create");
+    let agent = runner(&f.store, "default", &[], 1).await;
+    claim(&f.store, &agent, t0()).await.expect("a claim");
+    f.store
+        .start_attempt(j.id, 1, at(1) + LEASE, at(1))
+        .await
+        .expect("start");
+
+    f.proxy.lose_next("TransactWriteItems", "finished_at");
+    let ended = f
+        .store
+        .end_attempt(
+            j.id,
+            1,
+            AttemptEnd::Reported(JobStatus::Succeeded),
+            Some(0),
+            at(5),
+        )
+        .await
+        .expect("the retried end is ours");
+    assert_eq!(f.proxy.lost(), 1);
+    assert_eq!(ended.status, JobStatus::Succeeded);
+    assert_eq!(held_set(&f.store, agent.id).await, Vec::<String>::new());
+    // A second, separate call is another matter: the attempt is no longer held.
+    let again = f
+        .store
+        .end_attempt(
+            j.id,
+            1,
+            AttemptEnd::Reported(JobStatus::Succeeded),
+            Some(0),
+            at(5),
+        )
+        .await;
+    assert!(
+        matches!(
+            again,
+            Err(StoreError::Conflict(runway_core::store::Conflict::NotHeld))
+        ),
+        "{again:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_registration_whose_response_was_lost_uses_its_token_once() {
+    let f = fixture().await;
+    let token = registration_token(Some(2));
+    f.store
+        .create_registration_token(&token)
+        .await
+        .expect("token");
+
+    f.proxy.lose_next("TransactWriteItems", "max_uses");
+    let first = f
+        .store
+        .register_agent(&token.token_hash, agent("default", &[], 1), t0())
+        .await
+        .expect("the retried registration is ours");
+    assert_eq!(f.proxy.lost(), 1);
+    assert_eq!(f.store.get_agent(first.id).await.expect("get"), Some(first));
+    let tokens = f.store.list_registration_tokens().await.expect("list");
+    assert_eq!(tokens[0].uses, 1, "one registration, one use");
+
+    f.store
+        .register_agent(&token.token_hash, agent("default", &[], 1), t0())
+        .await
+        .expect("the second use");
+    let third = f
+        .store
+        .register_agent(&token.token_hash, agent("default", &[], 1), t0())
+        .await;
+    assert!(matches!(third, Err(StoreError::NotFound)), "{third:?}");
+}
+
+#[tokio::test]
+async fn a_log_append_whose_response_was_lost_is_written_once_and_reported_written() {
+    let f = fixture().await;
+    let j = job("default", 0, &[]);
+    f.store.create_job(&j).await.expect("create");
+    let agent = runner(&f.store, "default", &[], 1).await;
+    claim(&f.store, &agent, t0()).await.expect("a claim");
+    let chunk = |offset, data: &[u8]| LogChunk {
+        seq: 0,
+        offset,
+        data: data.to_vec(),
+    };
+    f.store
+        .append_log(j.id, 1, &chunk(0, b"hello, "))
+        .await
+        .expect("append");
+
+    f.proxy.lose_next("UpdateItem", "log_bytes");
+    let appended = f
+        .store
+        .append_log(j.id, 1, &chunk(7, b"world"))
+        .await
+        .expect("append");
+    assert_eq!(f.proxy.lost(), 1);
+    assert_eq!(appended, LogAppend::Written { size: 12 });
+    let log = f.store.read_log(j.id, 1, 0, 1024).await.expect("read");
+    assert_eq!(log.data, b"hello, world");
+    let summary = f.store.log_summary(j.id, 1).await.expect("summary");
+    assert_eq!(summary.crc32, crc32fast_hash(b"hello, world"));
+}
+
+#[tokio::test]
+async fn a_delete_whose_response_was_lost_is_not_reported_as_not_found() {
+    let f = fixture().await;
+    let agent = runner(&f.store, "default", &[], 1).await;
+    f.proxy.lose_next("TransactWriteItems", "\"Delete\"");
+    f.store
+        .delete_agent(agent.id)
+        .await
+        .expect("the retried delete is ours");
+    assert_eq!(f.proxy.lost(), 1);
+    assert_eq!(f.store.get_agent(agent.id).await.expect("get"), None);
+    assert!(matches!(
+        f.store.delete_agent(agent.id).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+#[tokio::test]
+async fn a_transition_whose_response_was_lost_returns_it_instead_of_a_conflict() {
+    let f = fixture().await;
+    let j = job("default", 0, &[]);
+    f.store.create_job(&j).await.expect("create");
+    f.proxy.lose_next("UpdateItem", "canceled");
+    let canceled = f
+        .store
+        .transition_job(j.id, JobStatus::Canceled, at(3))
+        .await
+        .expect("the retried cancel is ours");
+    assert_eq!(f.proxy.lost(), 1);
+    assert_eq!(canceled.status, JobStatus::Canceled);
+}
+
+/// The CRC-32 (IEEE) of `bytes`, as `crc32_append` from nothing computes it.
+fn crc32fast_hash(bytes: &[u8]) -> u32 {
+    runway_core::log::crc32_append(0, bytes)
+}
