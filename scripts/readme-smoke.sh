@@ -6,7 +6,7 @@
 # What happens:
 #
 #   1. the README's first command (the first line of its first ```sh block, today
-#      `cargo run --release`) runs as written, from the repository root, with
+#      `cargo run --release -- dev`: the server and a local agent) runs as written, from the repository root, with
 #      RUNWAY_ADMIN_PASSWORD set and RUNWAY_DATA_DIR / RUNWAY_LISTEN pointing at a
 #      temporary directory and a free loopback port (RUNWAY_CONFIG names an empty
 #      file, so a developer's ./runway.toml cannot change the result);
@@ -15,6 +15,8 @@
 #      PASSWORD-FROM-FIRST-START by the password, and run with
 #      `set -euo pipefail` and a `curl` wrapper that fails on any answer outside
 #      2xx (printing the method, the URL, the status and the body);
+#      then its output must show that the job ran on the local agent, with its
+#      log streamed back and its secret masked;
 #   3. the server is stopped by its PID (SIGTERM, the graceful shutdown; SIGKILL
 #      after 30 s), and must exit 0.
 #
@@ -181,6 +183,16 @@ say "running the README's \"API at a glance\" block against http://$ADDR"
 }
 cat "$WORK/api.err" >&2
 say "ok: every command of the README's \"API at a glance\" block succeeded"
+# The job really ran on the local agent, its log streamed back, its secret masked.
+grep -q 'hello from dev-agent' "$WORK/api.out" \
+  || die "the README's job did not run on the local agent (no \"hello from dev-agent\" in its log)"
+grep -q 'deploying with \*\*\*' "$WORK/api.out" \
+  || die "the README's job log does not show its secret masked as ***"
+if grep -q 's3cr3t-t0ken' "$WORK/api.out"; then
+  die "the README's job secret appears in an API answer or the log"
+fi
+grep -q 'event: end' "$WORK/api.out" || die "the README's log stream did not end with \"event: end\""
+say "ok: the README's job ran on dev-agent, its log streamed with the secret masked"
 
 # --- 3. stop ----------------------------------------------------------------------
 status=0

@@ -28,9 +28,9 @@ use std::time::Duration;
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{Method, Response, StatusCode, Url};
 use runway_protocol::{
-    AgentConfig, CLAIM_WAIT_PARAM, ClaimResponse, ErrorEnvelope, FinishPending, FinishRequest,
-    FinishResponse, HeartbeatRequest, HeartbeatResponse, LOG_NEXT_OFFSET_HEADER, LeaseResponse,
-    LogAck, POLL_INTERVAL_HEADER, RegisterRequest, RegisterResponse, Token,
+    AgentConfig, ClaimResponse, ErrorEnvelope, FinishPending, FinishRequest, FinishResponse,
+    HeartbeatRequest, HeartbeatResponse, LOG_NEXT_OFFSET_HEADER, LeaseResponse, LogAck,
+    POLL_INTERVAL_HEADER, RegisterRequest, RegisterResponse, Token, WAIT_PARAM,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -417,7 +417,7 @@ impl AgentApi {
         let name = "claim";
         let mut url = self.client.url(&["jobs", "claim"]);
         url.query_pairs_mut()
-            .append_pair(CLAIM_WAIT_PARAM, &wait_seconds.to_string());
+            .append_pair(WAIT_PARAM, &wait_seconds.to_string());
         let mut call = self.call(name, Method::POST, url, Body::Empty);
         call.timeout = Duration::from_secs(wait_seconds.into()) + CLAIM_SLACK;
         let response = self.client.send(call).await?;
@@ -488,9 +488,20 @@ impl JobApi {
         self.lease_like("start").await
     }
 
-    /// `POST jobs/{id}/lease`.
-    pub(crate) async fn lease(&self) -> Result<LeaseResponse, ClientError> {
-        self.lease_like("lease").await
+    /// `POST jobs/{id}/lease?wait=S`: extends the lease at once, then the server may
+    /// hold the answer up to `wait_seconds` until the job is canceled.
+    pub(crate) async fn lease(&self, wait_seconds: u32) -> Result<LeaseResponse, ClientError> {
+        let name = "lease";
+        let mut url = self.url(name);
+        url.query_pairs_mut()
+            .append_pair(WAIT_PARAM, &wait_seconds.to_string());
+        let mut call = self.call(name, Method::POST, url, Body::Empty);
+        call.timeout = CALL_TIMEOUT + Duration::from_secs(wait_seconds.into());
+        let response = self.client.send(call).await?;
+        match response.status() {
+            StatusCode::OK => decode(name, response).await,
+            _ => Err(refusal(name, Tier::Job, response).await),
+        }
     }
 
     async fn lease_like(&self, name: &'static str) -> Result<LeaseResponse, ClientError> {
@@ -690,7 +701,7 @@ mod tests {
         for status in [401, 404, 409] {
             let server = FakeServer::start(move |_| Reply::status(status)).await;
             let job = agent_api(&server).job("01JOB", Token("rwj_job".into()));
-            let err = job.lease().await.unwrap_err();
+            let err = job.lease(0).await.unwrap_err();
             assert!(matches!(err, ClientError::JobGone(_)), "{status}: {err:?}");
             assert_eq!(
                 server.requests()[0].header("authorization"),

@@ -420,12 +420,24 @@ async fn upload(
     (uploader, result)
 }
 
-/// The lease task, until aborted or the job is gone.
+/// How long after `start` the first lease renewal goes out.
+const FIRST_LEASE_AFTER: Duration = Duration::from_secs(1);
+
+/// The lease task, until aborted or the job is gone. Each renewal is a long poll
+/// (`wait` = the renewal interval) that the server answers at once on a cancel, so
+/// a cancel reaches even a silent job immediately; an answer that comes back early
+/// without one (a server that does not wait, as on Lambda) is followed by the rest
+/// of the interval, so renewals are never more frequent than the server asked.
 async fn renew_lease(api: JobApi, stop: StopSignal, timings: watch::Receiver<Timings>) {
+    // `start` has just extended the lease and said whether to cancel; the script
+    // gets a moment to set up (its traps, say) before the first long poll.
+    tokio::time::sleep(FIRST_LEASE_AFTER).await;
     loop {
         let every = timings.borrow().lease_renew_interval_seconds.max(1);
-        tokio::time::sleep(Duration::from_secs(every.into())).await;
-        match api.lease().await {
+        let asked = Instant::now();
+        let answer = api.lease(every).await;
+        let rest = Duration::from_secs(every.into()).saturating_sub(asked.elapsed());
+        match answer {
             Ok(answer) => {
                 if answer.cancel && stop.current().is_none() {
                     tracing::info!("the server asked to cancel the job");
@@ -441,6 +453,7 @@ async fn renew_lease(api: JobApi, stop: StopSignal, timings: watch::Receiver<Tim
                 tracing::warn!(error = %Chain(&err), "lease renewal refused");
             }
         }
+        tokio::time::sleep(rest).await;
     }
 }
 

@@ -17,7 +17,7 @@
 //! | `GET config` | agent | 200 [`AgentConfig`] with `ETag`, 304 | |
 //! | `POST jobs/claim?wait=S` | agent | 200 [`ClaimResponse`], 204 nothing to do | both carry [`POLL_INTERVAL_HEADER`] |
 //! | `POST jobs/{id}/start` | job `rwj_` | 200 [`LeaseResponse`] | 404/409: not this agent's job any more |
-//! | `POST jobs/{id}/lease` | job | 200 [`LeaseResponse`] | 404/409: stop the job |
+//! | `POST jobs/{id}/lease?wait=S` | job | 200 [`LeaseResponse`], at once if canceled, else after up to `S` s | 404/409: stop the job |
 //! | `PUT jobs/{id}/logs?seq=N&offset=B` raw bytes | job | 200 [`LogAck`] | 416 with [`LOG_NEXT_OFFSET_HEADER`]: resend from there |
 //! | `POST jobs/{id}/finish` [`FinishRequest`] | job | 200 [`FinishResponse`], 202 [`FinishPending`] | 202: resend the log from `next_offset`, then finish again |
 //! | `POST token/rotate` | agent | 200 [`RotateResponse`] | the old token stops working at once |
@@ -51,8 +51,11 @@ pub const POLL_INTERVAL_HEADER: &str = "x-poll-interval-seconds";
 /// Response header of `jobs/{id}/logs` (200 and 416) and of the users' log reads:
 /// the byte offset the next chunk must start at.
 pub const LOG_NEXT_OFFSET_HEADER: &str = "x-log-next-offset";
-/// Query parameter of `jobs/claim`: how long to hold the request open, in seconds.
-pub const CLAIM_WAIT_PARAM: &str = "wait";
+/// Query parameter of `jobs/claim` and `jobs/{id}/lease`: how long the server may
+/// hold the request open, in seconds. A lease renewal is extended at once and then
+/// waits for a cancel; the agent calls again as soon as one returns (after the
+/// rest of `lease_renew_interval_seconds` if it came back early without a cancel).
+pub const WAIT_PARAM: &str = "wait";
 
 /// A bearer token. Shown in JSON (it is sent once, on purpose), never by `Debug`.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]

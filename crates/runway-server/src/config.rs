@@ -911,6 +911,7 @@ impl Config {
         runway_service::DispatchSettings {
             claim_wait_max: std::time::Duration::ZERO,
             poll_interval: LAMBDA_POLL_INTERVAL,
+            lease_waits: false,
             ..self.dispatch_settings()
         }
     }
@@ -1079,6 +1080,21 @@ mod tests {
         let path = dir.path().join("runway.toml");
         std::fs::write(&path, text).unwrap();
         path
+    }
+
+    #[test]
+    fn every_setting_is_documented_in_the_env_example_and_the_readme() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        for file in [".env.example", "README.md"] {
+            let text = std::fs::read_to_string(root.join(file)).unwrap();
+            for setting in ALL {
+                assert!(
+                    text.contains(setting.env),
+                    "{file} does not mention {}",
+                    setting.env
+                );
+            }
+        }
     }
 
     #[test]

@@ -6,8 +6,10 @@
 //! ([`DynamoStore::create_tables`], idempotent). What this command adds is the
 //! operator's view: before creating, it asks DynamoDB which of the tables exist, so
 //! that it can say per table whether it was created or left as it was, with the
-//! indexes and TTL attribute it has. In production Terraform owns the tables; the
-//! Terraform test compares them with the same schema.
+//! indexes and TTL attribute it has. With `RUNWAY_LOG_BUCKET` set it also creates
+//! the S3 bucket of job logs (plain, for emulators: Terraform owns the real one,
+//! with its encryption, public access block and lifecycle rule). In production
+//! Terraform owns the tables; the Terraform test compares them with the same schema.
 
 use anyhow::Context as _;
 use runway_store_dynamodb::{DynamoStore, TableSpec};
@@ -70,7 +72,14 @@ pub async fn create_tables(config: &Config) -> anyhow::Result<()> {
     output::lines(&[&format!(
         "{created} created, {} already existed; all {total} are active.",
         total - created
-    )])
+    )])?;
+    if let Some(bucket) = &settings.log_bucket {
+        store.create_log_bucket().await.with_context(|| {
+            format!("cannot create the log bucket `{bucket}` (RUNWAY_LOG_BUCKET)")
+        })?;
+        output::lines(&[&format!("Log bucket `{bucket}` is ready.")])?;
+    }
+    Ok(())
 }
 
 fn table_name(store: &DynamoStore, spec: &TableSpec) -> String {

@@ -81,6 +81,10 @@ pub struct DispatchSettings {
     pub queue_ttl: time::Duration,
     /// The reaper runs from a claim at most this often.
     pub reap_on_claim_every: Duration,
+    /// Whether a lease renewal may wait (up to the renewal interval) for a cancel,
+    /// so a cancel reaches even a silent job at once. Off on Lambda, where waiting
+    /// is billed.
+    pub lease_waits: bool,
 }
 
 impl Default for DispatchSettings {
@@ -91,6 +95,7 @@ impl Default for DispatchSettings {
             poll_interval: Duration::ZERO,
             queue_ttl: time::Duration::days(1),
             reap_on_claim_every: Duration::from_secs(15),
+            lease_waits: true,
         }
     }
 }
@@ -106,6 +111,9 @@ pub struct Service {
     work: Arc<watch::Sender<u64>>,
     /// Bumped whenever a log grows or an attempt ends, for live log streams.
     log_growth: Arc<watch::Sender<u64>>,
+    /// Bumped whenever a held job is asked to cancel or taken from its agent, for
+    /// lease renewals waiting to hear it.
+    job_changed: Arc<watch::Sender<u64>>,
     /// When a claim last ran the reaper.
     last_reap: Arc<Mutex<Option<Instant>>>,
     /// Set when the server shuts down: waiting claims answer at once.
@@ -283,6 +291,7 @@ impl Service {
             settings,
             work: Arc::new(watch::channel(0).0),
             log_growth: Arc::new(watch::channel(0).0),
+            job_changed: Arc::new(watch::channel(0).0),
             last_reap: Arc::new(Mutex::new(None)),
             closing: Arc::new(watch::channel(false).0),
         }
@@ -330,6 +339,11 @@ impl Service {
     /// Wakes every waiting claim: a job became claimable.
     pub(crate) fn work_arrived(&self) {
         self.work.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Wakes every waiting lease renewal: some held job was canceled or taken away.
+    pub(crate) fn job_changed(&self) {
+        self.job_changed.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Wakes every live log stream.
@@ -569,6 +583,9 @@ impl Service {
             self.work_arrived();
         }
         if report.ended() > 0 {
+            self.job_changed();
+        }
+        if report.ended() > 0 {
             self.log_grew();
         }
         Ok(report)
@@ -653,6 +670,57 @@ impl Service {
             expires_at,
             cancel: job.status == JobStatus::Canceling,
         })
+    }
+
+    /// [`Service::renew`], then, unless the job is already being canceled, waits up
+    /// to `wait` (at most the renewal interval, and not at all when the settings
+    /// say leases do not wait) for it to be canceled or taken away: a lease call is
+    /// then a long poll, and a cancel reaches even a job that prints nothing at
+    /// once, instead of at its next renewal. The agent calls again as soon as one
+    /// returns, so the lease is renewed as often as before.
+    ///
+    /// # Errors
+    /// As [`Service::renew`]; [`Conflict::NotHeld`] if the job was taken away
+    /// while waiting.
+    pub async fn renew_waiting(&self, held: &HeldJob, wait: Duration) -> ServiceResult<Lease> {
+        let mut changes = self.job_changed.subscribe();
+        changes.borrow_and_update();
+        let lease = self.renew(held).await?;
+        let cap = if self.settings.lease_waits {
+            Duration::from_secs(u64::from(self.timings().lease_renew_interval_seconds))
+        } else {
+            Duration::ZERO
+        };
+        let wait = wait.min(cap);
+        if lease.cancel || wait.is_zero() {
+            return Ok(lease);
+        }
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            tokio::select! {
+                changed = tokio::time::timeout_at(deadline, changes.changed()) => match changed {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) | Err(_) => return Ok(lease),
+                },
+                () = self.closed() => return Ok(lease),
+            }
+            changes.borrow_and_update();
+            let detail = self
+                .store
+                .get_job(held.detail.job.id)
+                .await?
+                .ok_or(ServiceError::NotFound("job"))?;
+            let current = detail.attempts.last().map(|a| a.number);
+            if current != Some(held.attempt) || !is_held(detail.job.status) {
+                return Err(ServiceError::Conflict(Conflict::NotHeld));
+            }
+            if detail.job.status == JobStatus::Canceling {
+                return Ok(Lease {
+                    cancel: true,
+                    ..lease
+                });
+            }
+        }
     }
 
     /// Appends a chunk of the attempt's log.
@@ -798,6 +866,7 @@ impl Service {
         }
         if ended > 0 {
             self.work_arrived();
+            self.job_changed();
             self.log_grew();
         }
         Ok(ended)

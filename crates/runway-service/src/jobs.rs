@@ -44,6 +44,26 @@ pub struct LogRead {
     pub complete: bool,
 }
 
+/// Who asks for a change to a job, for the authorization rule.
+#[derive(Debug, Clone, Copy)]
+pub struct Requester {
+    /// The user.
+    pub user: runway_core::id::UserId,
+    /// Whether they are an admin.
+    pub admin: bool,
+}
+
+impl Requester {
+    /// The user a session belongs to.
+    #[must_use]
+    pub fn of(session: &runway_core::session::Session) -> Self {
+        Self {
+            user: session.user_id,
+            admin: session.role == runway_core::user::Role::Admin,
+        }
+    }
+}
+
 /// The most bytes one log read returns.
 pub const LOG_READ_MAX_BYTES: usize = 1024 * 1024;
 
@@ -138,13 +158,20 @@ impl Service {
         Ok(None)
     }
 
-    /// Cancels a job: `canceled` at once if queued, `canceling` if an agent holds
-    /// it (the agent stops the script and reports `canceled`).
+    /// Cancels a job for `requester`: `canceled` at once if queued, `canceling` if
+    /// an agent holds it (the agent stops the script and reports `canceled`).
+    /// Members may cancel the jobs they submitted; admins any job.
     ///
     /// # Errors
-    /// `NotFound("job")`; an illegal transition if it already finished or is
-    /// already canceling; store failures.
-    pub async fn cancel_job(&self, caller: &Caller, id: JobId) -> ServiceResult<Job> {
+    /// `NotFound("job")`; `Forbidden` for a member's cancel of someone else's
+    /// job; an illegal transition if it already finished or is already
+    /// canceling; store failures.
+    pub async fn cancel_job(
+        &self,
+        caller: &Caller,
+        requester: Requester,
+        id: JobId,
+    ) -> ServiceResult<Job> {
         // The target depends on the status, and an agent may move the job between
         // the read and the write. The store's conditional write then refuses, and
         // the cancel is worked out again from the new status; a handful of rounds
@@ -156,6 +183,11 @@ impl Service {
                 .get_job(id)
                 .await?
                 .ok_or(ServiceError::NotFound("job"))?;
+            if !requester.admin && detail.job.created_by != requester.user {
+                return Err(ServiceError::Forbidden(
+                    "members may cancel only the jobs they submitted; ask an admin",
+                ));
+            }
             let from = detail.job.status;
             let Some(to) = cancel_target(from) else {
                 return Err(IllegalTransition {
@@ -171,6 +203,7 @@ impl Service {
             {
                 Ok(job) => {
                     self.log_grew();
+                    self.job_changed();
                     caller
                         .record(
                             self.store.as_ref(),

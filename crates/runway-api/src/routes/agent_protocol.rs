@@ -280,10 +280,21 @@ pub(crate) async fn start(
     ))
 }
 
-/// Extends the job's lease; the answer says whether to cancel.
+/// How long a lease renewal may wait for a cancel.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct LeaseQuery {
+    /// Seconds to wait for a cancel before answering (default 0; cut to the renewal
+    /// interval locally, to 0 on Lambda). The lease is extended at once either way.
+    wait: Option<u32>,
+}
+
+/// Extends the job's lease; the answer says whether to cancel. With `wait`, a long
+/// poll that answers at once when the job is canceled.
 #[utoipa::path(post, path = "/agent/v1/jobs/{id}/lease", tag = "agent protocol",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "The job")),
+    params(("id" = String, Path, description = "The job"), LeaseQuery),
     responses(
         (status = 200, description = "Extended", body = LeaseResponse),
         (status = 401, description = "No valid job token for this job", body = ErrorBody),
@@ -292,8 +303,12 @@ pub(crate) async fn start(
 pub(crate) async fn lease(
     State(state): State<AppState>,
     CurrentJob(held): CurrentJob,
+    ApiQuery(q): ApiQuery<LeaseQuery>,
 ) -> Result<Json<LeaseResponse>, ApiError> {
-    Ok(lease_response(state.service.renew(&held).await?))
+    let wait = Duration::from_secs(u64::from(q.wait.unwrap_or(0)));
+    Ok(lease_response(
+        state.service.renew_waiting(&held, wait).await?,
+    ))
 }
 
 /// Where a log chunk goes.

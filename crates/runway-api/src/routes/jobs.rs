@@ -187,12 +187,14 @@ pub(crate) async fn get(
 }
 
 /// Cancels a job: `canceled` at once if queued, `canceling` if an agent holds it.
+/// Members may cancel their own jobs, admins any.
 #[utoipa::path(post, path = "/api/v1/jobs/{id}/cancel", tag = "jobs",
     security(("bearer" = [])),
     params(("id" = JobId, Path, description = "The job")),
     responses(
         (status = 200, description = "The job after the cancel", body = Job),
         (status = 401, description = "No valid session", body = ErrorBody),
+        (status = 403, description = "A member's cancel of a job someone else submitted", body = ErrorBody),
         (status = 404, description = "No such job", body = ErrorBody),
         (status = 409, description = "The job is already finished or canceling (`illegal_transition`)", body = ErrorBody)))]
 pub(crate) async fn cancel(
@@ -203,7 +205,11 @@ pub(crate) async fn cancel(
 ) -> Result<Json<Job>, ApiError> {
     let job = state
         .service
-        .cancel_job(&audit.caller((&session).into()), id)
+        .cancel_job(
+            &audit.caller((&session).into()),
+            runway_service::jobs::Requester::of(&session),
+            id,
+        )
         .await?;
     Ok(Json(job))
 }

@@ -648,3 +648,43 @@ async fn without_live_streams_a_log_stream_asks_the_browser_to_reconnect() {
     assert!(text.contains("retry: 1000"), "{text}");
     assert!(!text.contains("event: end"), "{text}");
 }
+
+#[tokio::test]
+async fn members_cancel_their_own_jobs_and_admins_anyones() {
+    let app = TestApp::new().await;
+    let admin = app.admin_token().await;
+    let member = app.member_token().await;
+    let admins_job = app.submit_job(&admin, "the admin's").await;
+    let members_job = app.submit_job(&member, "the member's").await;
+    let message = app
+        .post_json(
+            &format!("/api/v1/jobs/{}/cancel", admins_job["id"].as_str().unwrap()),
+            Some(&member),
+            &json!({}),
+        )
+        .await
+        .assert_error(403, "forbidden");
+    assert!(
+        message.contains("only the jobs they submitted"),
+        "{message}"
+    );
+    let r = app
+        .post_json(
+            &format!(
+                "/api/v1/jobs/{}/cancel",
+                members_job["id"].as_str().unwrap()
+            ),
+            Some(&member),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(r.json()["status"], "canceled");
+    let r = app
+        .post_json(
+            &format!("/api/v1/jobs/{}/cancel", admins_job["id"].as_str().unwrap()),
+            Some(&admin),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(r.json()["status"], "canceled");
+}

@@ -33,7 +33,44 @@ pub fn agent_binary() -> PathBuf {
          cargo build -p runway-agent\n\n(`cargo test --workspace` builds it too)",
         agent.display()
     );
+    // `cargo test -p runway-server` builds the agent's library but not its binary:
+    // refuse to test a binary older than the agent's sources.
+    let built = std::fs::metadata(&agent)
+        .and_then(|m| m.modified())
+        .unwrap();
+    let sources = Path::new(env!("CARGO_MANIFEST_DIR")).join("../runway-agent/src");
+    if let Some(newer) = newest_file(&sources).filter(|(at, _)| *at > built) {
+        panic!(
+            "{} is older than {}: rebuild it with `cargo build -p runway-agent` \
+             (or run `cargo test --workspace`)",
+            agent.display(),
+            newer.1.display()
+        );
+    }
     agent
+}
+
+/// The most recently modified file under `dir`, and when.
+fn newest_file(dir: &Path) -> Option<(std::time::SystemTime, PathBuf)> {
+    let mut newest: Option<(std::time::SystemTime, PathBuf)> = None;
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        let found = if path.is_dir() {
+            newest_file(&path)
+        } else {
+            entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .map(|at| (at, path))
+        };
+        if let Some(found) = found
+            && newest.as_ref().is_none_or(|(at, _)| found.0 > *at)
+        {
+            newest = Some(found);
+        }
+    }
+    newest
 }
 
 /// Where the server's jobs run: which store, with what extra environment.
@@ -297,7 +334,9 @@ fn spec(name: &str, script: &str) -> Value {
     json!({"name": name, "script": script, "timeout_seconds": 120})
 }
 
-const PATIENCE: Duration = Duration::from_secs(60);
+/// The longest any step may take. Generous: on a loaded 2-core machine a moto
+/// request can take a second.
+const PATIENCE: Duration = Duration::from_secs(180);
 
 // ------------------------------------------------------------------ the stories
 
@@ -341,18 +380,17 @@ pub async fn a_failing_script_fails_the_job_with_its_exit_code(backend: &Backend
     assert_eq!(job["attempts"][0]["exit_code"], 3);
 }
 
-/// Several megabytes of output arrive complete and in order.
-pub async fn megabytes_of_output_arrive_complete_and_in_order(backend: &Backend) {
+/// Megabytes of output (`lines` numbered lines) arrive complete and in order.
+pub async fn megabytes_of_output_arrive_complete_and_in_order(backend: &Backend, lines: u32) {
     let rig = Rig::start(backend, &[]).await;
     let _agent = rig.agent("builder-1", &[]);
-    // About 6.9 MB: 27 chunks of 256 KiB and more.
     let id = rig
-        .submit(spec("loud", "seq 1 1000000 | sed 's/$/ lorem/'"))
+        .submit(spec("loud", &format!("seq 1 {lines} | sed 's/$/ lorem/'")))
         .await;
     let job = rig.wait_for(&id, &["succeeded", "failed"], PATIENCE).await;
     assert_eq!(job["status"], "succeeded", "{job}");
     let log = rig.log(&id).await;
-    let expected: String = (1..=1_000_000).map(|n| format!("{n} lorem\n")).collect();
+    let expected: String = (1..=lines).map(|n| format!("{n} lorem\n")).collect();
     assert_eq!(log.len(), expected.len());
     assert!(
         log == expected,
@@ -437,6 +475,13 @@ pub async fn cancel_stops_the_whole_process_tree(backend: &Backend) {
     }
     let job = rig.wait_for(&polite, &["canceled"], PATIENCE).await;
     assert_eq!(job["attempts"][0]["status"], "canceled");
+    // The agent's lease renewal is a long poll that answers on the cancel: a silent
+    // job stops within moments, not at its next renewal 40 s later.
+    assert!(
+        canceled_at.elapsed() < Duration::from_secs(8),
+        "the polite job took {:?} to stop",
+        canceled_at.elapsed()
+    );
     // The agent says in the log why the job stopped, then the script's own words.
     assert_eq!(
         rig.log(&polite).await,
@@ -719,7 +764,8 @@ async fn on_sqlite_a_failing_script_fails_the_job_with_its_exit_code() {
 
 #[tokio::test]
 async fn on_sqlite_megabytes_of_output_arrive_complete_and_in_order() {
-    megabytes_of_output_arrive_complete_and_in_order(&SQLITE).await;
+    // About 12.9 MB: 50 chunks of 256 KiB.
+    megabytes_of_output_arrive_complete_and_in_order(&SQLITE, 1_000_000).await;
 }
 
 #[tokio::test]

@@ -291,3 +291,84 @@ async fn serve_and_admin_without_tables_fail_saying_how_to_create_them() {
         );
     }
 }
+
+// ------------------------------------------- jobs run on DynamoDB + S3 (moto)
+
+/// Tables and a log bucket of their own in moto, and the environment that points
+/// `runway serve` at them.
+async fn jobs_backend() -> crate::agents::Backend {
+    let tmp = tempfile::tempdir().unwrap();
+    let prefix = unique_prefix();
+    // Bucket names are lowercase letters, digits and dashes.
+    let bucket = format!("logs-{}", prefix.trim_end_matches('_').replace('_', "-"));
+    let mut env = dynamo_env(&prefix);
+    env.push(("RUNWAY_LOG_BUCKET", bucket.clone()));
+    env.push(("RUNWAY_S3_ENDPOINT", endpoint()));
+    let mut cmd = runway(tmp.path());
+    cmd.args(["dynamodb", "create-tables"])
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL");
+    for (k, v) in &env {
+        cmd.env(k, v);
+    }
+    let (status, stdout, stderr) = run_to_end(cmd, None).await;
+    assert!(
+        status.success(),
+        "create-tables failed:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains(&format!("Log bucket `{bucket}` is ready.")),
+        "{stdout}"
+    );
+    crate::agents::Backend { env }
+}
+
+#[tokio::test]
+async fn on_dynamodb_a_job_runs_and_its_output_arrives_in_order() {
+    crate::agents::a_job_runs_and_its_output_arrives_in_order(&jobs_backend().await).await;
+}
+
+#[tokio::test]
+async fn on_dynamodb_a_failing_script_fails_the_job_with_its_exit_code() {
+    crate::agents::a_failing_script_fails_the_job_with_its_exit_code(&jobs_backend().await).await;
+}
+
+#[tokio::test]
+async fn on_dynamodb_megabytes_of_output_arrive_complete_and_in_order_through_s3() {
+    // About 2.4 MB, ten chunks: every chunk is an S3 PUT and a conditional update
+    // through the emulator, which is slow on a small machine.
+    crate::agents::megabytes_of_output_arrive_complete_and_in_order(&jobs_backend().await, 200_000)
+        .await;
+}
+
+#[tokio::test]
+async fn on_dynamodb_a_secret_never_appears_in_the_log_or_the_api() {
+    let (rig, _) =
+        crate::agents::a_secret_never_appears_in_the_log_or_the_api(&jobs_backend().await).await;
+    rig.server.stop().await;
+}
+
+#[tokio::test]
+async fn on_dynamodb_cancel_stops_the_whole_process_tree() {
+    crate::agents::cancel_stops_the_whole_process_tree(&jobs_backend().await).await;
+}
+
+#[tokio::test]
+async fn on_dynamodb_a_job_past_its_timeout_is_timed_out() {
+    crate::agents::a_job_past_its_timeout_is_timed_out(&jobs_backend().await).await;
+}
+
+#[tokio::test]
+async fn on_dynamodb_a_job_lost_with_its_agent_is_retried_by_another() {
+    crate::agents::a_job_lost_with_its_agent_is_retried_by_another(&jobs_backend().await).await;
+}
+
+#[tokio::test]
+async fn on_dynamodb_a_server_crash_loses_nothing_and_every_job_finishes() {
+    crate::agents::a_server_crash_loses_nothing_and_every_job_finishes(&jobs_backend().await).await;
+}
+
+#[tokio::test]
+async fn on_dynamodb_eight_agents_run_two_hundred_fifty_jobs_each_exactly_once() {
+    crate::agents::many_agents_run_many_jobs_each_exactly_once(&jobs_backend().await, 8, 250).await;
+}

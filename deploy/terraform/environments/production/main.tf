@@ -71,6 +71,8 @@ module "runway" {
 
   cors_origins = var.cors_origins
 
+  job_log_retention_days = var.job_log_retention_days
+
   api_throttling_rate_limit  = 500
   api_throttling_burst_limit = 1000
 

@@ -31,3 +31,9 @@ variable "alarm_subscriptions" {
   }))
   default = []
 }
+
+variable "job_log_retention_days" {
+  description = "Days job logs stay in the S3 bucket before its lifecycle rule deletes them (the deploy workflow sets it from RUNWAY_LOG_RETENTION_DAYS)."
+  type        = number
+  default     = 90
+}

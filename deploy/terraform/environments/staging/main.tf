@@ -56,6 +56,8 @@ module "runway" {
 
   cors_origins = var.cors_origins
 
+  job_log_retention_days = var.job_log_retention_days
+
   # Deliberately small: staging is for people and CI smoke tests, and a limit here
   # also caps what a runaway client can cost.
   api_throttling_rate_limit  = 20
