@@ -603,3 +603,47 @@ fn job_logs_are_encrypted_private_and_expire_after_their_retention() {
         Some(Value::from(90))
     );
 }
+
+/// The resource block `kind` `name` of a parsed file.
+fn resource<'a>(body: &'a Body, kind: &str, name: &str) -> &'a Block {
+    body.blocks()
+        .find(|b| {
+            let labels: Vec<&str> = b.labels().iter().map(hcl::BlockLabel::as_str).collect();
+            b.identifier() == "resource" && labels == [kind, name]
+        })
+        .unwrap_or_else(|| panic!("no resource {kind}.{name}"))
+}
+
+#[test]
+fn an_eventbridge_schedule_invokes_the_live_alias_every_minute_for_the_reaper() {
+    let body = parse(&module_dir().join("schedule.tf"));
+    let rule = resource(&body, "aws_cloudwatch_event_rule", "reaper");
+    assert_eq!(
+        text(attribute(rule.body(), "schedule_expression").expect("a schedule")),
+        "rate(1 minute)"
+    );
+    let target = resource(&body, "aws_cloudwatch_event_target", "reaper");
+    assert_eq!(
+        text(attribute(target.body(), "arn").expect("a target")),
+        "${aws_lambda_alias.live.arn}",
+        "the schedule must invoke what API Gateway invokes: the live alias"
+    );
+    assert_eq!(
+        text(attribute(target.body(), "rule").expect("a rule")),
+        "${aws_cloudwatch_event_rule.reaper.name}"
+    );
+    let permission = resource(&body, "aws_lambda_permission", "reaper");
+    assert_eq!(
+        text(attribute(permission.body(), "principal").expect("a principal")),
+        "events.amazonaws.com"
+    );
+    assert_eq!(
+        text(attribute(permission.body(), "source_arn").expect("scoped to the rule")),
+        "${aws_cloudwatch_event_rule.reaper.arn}",
+        "only this rule may invoke the function through this permission"
+    );
+    assert_eq!(
+        text(attribute(permission.body(), "qualifier").expect("the alias")),
+        "${aws_lambda_alias.live.name}"
+    );
+}
