@@ -193,6 +193,8 @@ impl From<ServiceError> for ApiError {
     fn from(err: ServiceError) -> Self {
         match err {
             ServiceError::NotFound(kind) => Self::not_found(kind),
+            ServiceError::InvalidCredentials => Self::InvalidCredentials,
+            ServiceError::Overloaded => Self::Overloaded,
             ServiceError::Forbidden(why) => Self::Forbidden(why),
             ServiceError::Invalid(field) => Self::Validation(field.to_string()),
             ServiceError::IllegalTransition(t) => Self::IllegalTransition(t.to_string()),

@@ -88,15 +88,9 @@ pub(crate) struct AppState {
     pub(crate) store: Arc<dyn Store>,
     /// See [`ApiConfig::live_log_streams`].
     pub(crate) live_log_streams: bool,
-    pub(crate) session_ttl: time::Duration,
-    pub(crate) session_idle_timeout: time::Duration,
+    /// Sign-in and session management.
+    pub(crate) sessions: runway_service::sessions::Sessions,
     pub(crate) max_body_bytes: usize,
-    /// Permits for argon2id verifications. Each one holds about 19 MiB for tens of
-    /// milliseconds on a blocking thread; without a bound, a burst of sign-ins (the
-    /// one unauthenticated, expensive route) could ask tokio's blocking pool for
-    /// hundreds of them at once. Two per core (the default) keeps every core busy and
-    /// memory flat.
-    pub(crate) password_checks: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -104,13 +98,8 @@ impl std::fmt::Debug for AppState {
         f.debug_struct("AppState")
             .field("store", &self.store.backend())
             .field("live_log_streams", &self.live_log_streams)
-            .field("session_ttl", &self.session_ttl)
-            .field("session_idle_timeout", &self.session_idle_timeout)
+            .field("sessions", &self.sessions)
             .field("max_body_bytes", &self.max_body_bytes)
-            .field(
-                "password_checks_free",
-                &self.password_checks.available_permits(),
-            )
             .finish()
     }
 }
@@ -132,13 +121,16 @@ pub fn router(service: Service, config: ApiConfig) -> Router {
         live_log_streams,
     } = config;
     let state = AppState {
+        sessions: runway_service::sessions::Sessions::new(
+            Arc::clone(service.store()),
+            session_ttl,
+            session_idle_timeout,
+            concurrent_password_checks,
+        ),
         store: Arc::clone(service.store()),
         service,
         live_log_streams,
-        session_ttl,
-        session_idle_timeout,
         max_body_bytes,
-        password_checks: Arc::new(tokio::sync::Semaphore::new(concurrent_password_checks)),
     };
 
     let api = Router::new()

@@ -14,6 +14,12 @@ pub enum ServiceError {
     /// No such record (the kind is named: `job`, `agent`, …).
     #[error("no such {0}")]
     NotFound(&'static str),
+    /// Wrong username or password (never saying which).
+    #[error("the username or password is wrong")]
+    InvalidCredentials,
+    /// Too many expensive checks (argon2) are under way; try again in a moment.
+    #[error("the server is busy; retry in a moment")]
+    Overloaded,
     /// The caller may not do this; the text says why.
     #[error("{0}")]
     Forbidden(&'static str),

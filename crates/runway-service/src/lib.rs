@@ -12,6 +12,8 @@
 //! the store traits can be read, tested and implemented without Tokio.
 //!
 //! * [`accounts`] — first-start bootstrap, users and passwords (CLI and API).
+//! * [`sessions`] — sign-in (argon2 behind a bounded number of permits) and
+//!   revoking one's own sessions.
 //! * [`jobs`] — submitting, inspecting and canceling jobs as a user.
 //! * [`dispatch`] — the agent side: registration, heartbeats, the long-poll claim,
 //!   leases, log chunks and finishing an attempt.
@@ -31,6 +33,7 @@ pub mod dispatch;
 pub mod error;
 pub mod jobs;
 pub mod reaper;
+pub mod sessions;
 
 pub use dispatch::{DispatchSettings, Service};
 pub use error::{ServiceError, ServiceResult};

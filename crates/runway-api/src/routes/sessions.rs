@@ -1,16 +1,8 @@
-//! Signing in and managing one's own sessions (devices).
-//!
-//! Sign-in verifies the argon2id hash on a blocking thread: it takes tens of
-//! milliseconds on purpose and would otherwise stall a runtime worker. At most
-//! `AppState::password_checks` verifications run at once; a sign-in that waits
-//! longer than [`PASSWORD_CHECK_WAIT`] for a turn gets 503 `overloaded` with
-//! `Retry-After`, so a flood of guesses costs bounded memory and CPU. An unknown
-//! username is verified against a dummy hash, so the response time does not reveal
-//! which usernames exist, and both failures are the same 401 `invalid_credentials`.
-//!
-//! Every other handler here acts only on the caller's own sessions: the store's
-//! `revoke_session(user, id)` is scoped by user, so someone else's session id is a 404
-//! exactly like an unknown one.
+//! Signing in and managing one's own sessions (devices): the HTTP shape of
+//! [`runway_service::sessions`], where the rules live (argon2 behind a bounded
+//! number of permits, the dummy hash for unknown users, revocation scoped to the
+//! caller). A shed sign-in is 503 `overloaded` with `Retry-After`; both kinds of
+//! wrong credentials are the same 401 `invalid_credentials`.
 
 use std::net::SocketAddr;
 
@@ -19,28 +11,21 @@ use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use runway_core::OffsetDateTime;
-use runway_core::audit::AuditAction;
 use runway_core::id::{SessionId, UserId};
-use runway_core::password::{dummy_hash, verify_password};
-use runway_core::secret::{IssuedToken, Secret};
+use runway_core::secret::Secret;
 use runway_core::session::Session;
-use runway_core::store::StoreError;
-use runway_core::user::{MAX_USERNAME_LEN, Role};
+use runway_core::user::Role;
+use runway_service::sessions::Device;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{check_text, expose_secret, or_not_found};
+use super::expose_secret;
 use crate::AppState;
-use crate::audit::Audit;
 use crate::auth::CurrentUser;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, IdPath, OptionalJson};
+use crate::middleware::CallId;
 
-use runway_service::accounts::MAX_PASSWORD_LEN;
-/// How long a sign-in waits for a free argon2 slot before it is shed with a 503.
-pub(crate) const PASSWORD_CHECK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
-/// The longest device name.
-pub(crate) const MAX_DEVICE_NAME_LEN: usize = 100;
 /// The longest `User-Agent` kept on a session; longer ones are cut.
 pub(crate) const MAX_USER_AGENT_LEN: usize = 256;
 
@@ -169,81 +154,29 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientMeta {
         (status = 503, description = "Too many sign-ins at once (`overloaded`); retry after `Retry-After` seconds", body = ErrorBody)))]
 pub(crate) async fn sign_in(
     State(state): State<AppState>,
-    audit: Audit,
+    request_id: CallId,
     meta: ClientMeta,
     ApiJson(req): ApiJson<SignInRequest>,
 ) -> Result<(StatusCode, Json<SignInResponse>), ApiError> {
-    if req.username.is_empty() || req.username.len() > MAX_USERNAME_LEN {
-        return Err(ApiError::field(
-            "username",
-            format!("must be 1 to {MAX_USERNAME_LEN} characters"),
-        ));
-    }
-    let password_len = req.password.expose().chars().count();
-    if password_len == 0 || password_len > MAX_PASSWORD_LEN {
-        return Err(ApiError::field(
-            "password",
-            format!("must be 1 to {MAX_PASSWORD_LEN} characters"),
-        ));
-    }
-    let device_name = req.device_name.filter(|d| !d.trim().is_empty());
-    if let Some(d) = &device_name {
-        check_text("device_name", d, MAX_DEVICE_NAME_LEN)?;
-    }
-
-    let user = state.store.user_by_username(&req.username).await?;
-    let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
-    let password = req.password;
-    let permit = tokio::time::timeout(
-        PASSWORD_CHECK_WAIT,
-        std::sync::Arc::clone(&state.password_checks).acquire_owned(),
-    )
-    .await
-    .map_err(|_elapsed| ApiError::Overloaded)?
-    .map_err(|closed| ApiError::Internal(Box::new(closed)))?;
-    let verified = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        // An unknown user costs the same argon2 work as a known one.
-        let hash = stored_hash.as_deref().unwrap_or_else(|| dummy_hash());
-        verify_password(&password, hash)
-    })
-    .await
-    .map_err(|e| ApiError::Internal(Box::new(e)))?;
-    let Some(user) = user.filter(|_| verified) else {
-        return Err(ApiError::InvalidCredentials);
-    };
-
-    let now = OffsetDateTime::now_utc();
-    let id = SessionId::new();
-    let issued = IssuedToken::session(id);
-    let session = Session {
-        id,
-        user_id: user.id,
-        username: user.username,
-        role: user.role,
-        device_name,
+    let device = Device {
+        name: req.device_name,
         user_agent: meta.user_agent,
         ip: meta.ip,
-        created_at: now,
-        last_seen_at: now,
-        expires_at: now + state.session_ttl,
-        idle_timeout_seconds: state.session_idle_timeout.whole_seconds(),
-        token_hash: issued.hash,
     };
-    state.store.create_session(&session).await?;
-    audit
-        .record_with(
-            (&session).into(),
-            AuditAction::SessionCreated,
-            session.id,
-            session.device_name.as_ref().map(|d| format!("device: {d}")),
+    let (session, token) = state
+        .sessions
+        .sign_in(
+            &req.username,
+            req.password,
+            device,
+            request_id.into_option(),
         )
-        .await;
+        .await?;
     let user = SessionUser::of(&session);
     Ok((
         StatusCode::CREATED,
         Json(SignInResponse {
-            token: issued.plaintext,
+            token,
             session,
             user,
         }),
@@ -271,29 +204,14 @@ pub(crate) async fn current(CurrentUser { session }: CurrentUser) -> Json<Curren
         (status = 401, description = "No valid session", body = ErrorBody)))]
 pub(crate) async fn sign_out(
     State(state): State<AppState>,
-    audit: Audit,
+    request_id: CallId,
     CurrentUser { session }: CurrentUser,
 ) -> Result<StatusCode, ApiError> {
-    match state
-        .store
-        .revoke_session(session.user_id, session.id)
-        .await
-    {
-        Ok(()) => {
-            audit
-                .record_with(
-                    (&session).into(),
-                    AuditAction::SessionRevoked,
-                    session.id,
-                    Some("signed out".into()),
-                )
-                .await;
-            Ok(StatusCode::NO_CONTENT)
-        }
-        // A concurrent sign-out already removed it (and recorded it): same outcome.
-        Err(StoreError::NotFound) => Ok(StatusCode::NO_CONTENT),
-        Err(e) => Err(e.into()),
-    }
+    state
+        .sessions
+        .sign_out(&session, request_id.into_option())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// The caller's active sessions, newest first; `current` marks this one.
@@ -330,18 +248,14 @@ pub(crate) async fn list(
         (status = 404, description = "Not one of the caller's sessions", body = ErrorBody)))]
 pub(crate) async fn revoke(
     State(state): State<AppState>,
-    audit: Audit,
+    request_id: CallId,
     CurrentUser { session: me }: CurrentUser,
     IdPath(id): IdPath<SessionId>,
 ) -> Result<StatusCode, ApiError> {
     state
-        .store
-        .revoke_session(me.user_id, id)
-        .await
-        .map_err(or_not_found("session"))?;
-    audit
-        .record((&me).into(), AuditAction::SessionRevoked, id)
-        .await;
+        .sessions
+        .revoke(&me, id, request_id.into_option())
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -355,24 +269,13 @@ pub(crate) async fn revoke(
         (status = 401, description = "No valid session", body = ErrorBody)))]
 pub(crate) async fn revoke_all(
     State(state): State<AppState>,
-    audit: Audit,
+    request_id: CallId,
     CurrentUser { session: me }: CurrentUser,
     OptionalJson(req): OptionalJson<RevokeAllRequest>,
 ) -> Result<Json<Revoked>, ApiError> {
-    let keep = req.keep_current.then_some(me.id);
-    let revoked = state.store.revoke_user_sessions(me.user_id, keep).await?;
-    let kept = if keep.is_some() {
-        ", kept the current one"
-    } else {
-        ""
-    };
-    audit
-        .record_with(
-            (&me).into(),
-            AuditAction::SessionsRevokedAll,
-            me.user_id,
-            Some(format!("revoked {revoked}{kept}")),
-        )
-        .await;
+    let revoked = state
+        .sessions
+        .revoke_all(&me, req.keep_current, request_id.into_option())
+        .await?;
     Ok(Json(Revoked { revoked }))
 }

@@ -1,0 +1,267 @@
+//! Signing in, and managing one's own sessions (devices).
+//!
+//! Sign-in verifies the argon2id hash on a blocking thread: it takes tens of
+//! milliseconds on purpose and would otherwise stall a runtime worker. At most
+//! `concurrent_password_checks` verifications run at once; a sign-in that waits
+//! longer than [`PASSWORD_CHECK_WAIT`] for a turn is shed with
+//! [`ServiceError::Overloaded`], so a flood of guesses costs bounded memory and
+//! CPU. An unknown username is verified against a dummy hash, so the response time
+//! does not reveal which usernames exist, and both failures are the same
+//! [`ServiceError::InvalidCredentials`].
+//!
+//! Everything else acts only on the caller's own sessions: the store's
+//! `revoke_session(user, id)` is scoped by user, so someone else's session id is
+//! `NotFound` exactly like an unknown one.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use runway_core::OffsetDateTime;
+use runway_core::audit::AuditAction;
+use runway_core::id::SessionId;
+use runway_core::job::FieldError;
+use runway_core::password::{dummy_hash, verify_password};
+use runway_core::secret::{IssuedToken, Secret};
+use runway_core::session::Session;
+use runway_core::store::{Store, StoreError};
+use runway_core::user::MAX_USERNAME_LEN;
+
+use crate::accounts::MAX_PASSWORD_LEN;
+use crate::audit::Caller;
+use crate::error::{ServiceError, ServiceResult};
+
+/// How long a sign-in waits for a free argon2 slot before it is shed.
+pub const PASSWORD_CHECK_WAIT: Duration = Duration::from_secs(5);
+/// The longest device name.
+pub const MAX_DEVICE_NAME_LEN: usize = 100;
+
+/// Where a sign-in comes from, as recorded on the session.
+#[derive(Debug, Clone, Default)]
+pub struct Device {
+    /// What the user calls this device (blank means none).
+    pub name: Option<String>,
+    /// The client's `User-Agent`, already cut to length.
+    pub user_agent: Option<String>,
+    /// The client's address.
+    pub ip: Option<String>,
+}
+
+/// Sessions: issuing them at sign-in and revoking them.
+#[derive(Clone)]
+pub struct Sessions {
+    store: Arc<dyn Store>,
+    ttl: time::Duration,
+    idle_timeout: time::Duration,
+    /// Permits for argon2id verifications; see the module docs.
+    password_checks: Arc<tokio::sync::Semaphore>,
+}
+
+impl std::fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sessions")
+            .field("ttl", &self.ttl)
+            .field("idle_timeout", &self.idle_timeout)
+            .field(
+                "password_checks_free",
+                &self.password_checks.available_permits(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+fn check_text(field: &str, value: &str, max: usize) -> Result<(), FieldError> {
+    if value.chars().count() > max {
+        return Err(FieldError::new(
+            field,
+            format!("must be at most {max} characters"),
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(FieldError::new(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(())
+}
+
+impl Sessions {
+    /// Sessions on `store`, lasting `ttl` (absolute) and `idle_timeout` (unused),
+    /// with at most `concurrent_password_checks` argon2 verifications at once.
+    #[must_use]
+    pub fn new(
+        store: Arc<dyn Store>,
+        ttl: time::Duration,
+        idle_timeout: time::Duration,
+        concurrent_password_checks: usize,
+    ) -> Self {
+        Self {
+            store,
+            ttl,
+            idle_timeout,
+            password_checks: Arc::new(tokio::sync::Semaphore::new(concurrent_password_checks)),
+        }
+    }
+
+    /// Checks the credentials and issues a session for `device`: the session and
+    /// its token (shown once).
+    ///
+    /// # Errors
+    /// [`ServiceError::Invalid`] for a field out of bounds;
+    /// [`ServiceError::InvalidCredentials`]; [`ServiceError::Overloaded`]; store
+    /// failures.
+    pub async fn sign_in(
+        &self,
+        username: &str,
+        password: Secret,
+        device: Device,
+        request_id: Option<String>,
+    ) -> ServiceResult<(Session, Secret)> {
+        if username.is_empty() || username.len() > MAX_USERNAME_LEN {
+            return Err(FieldError::new(
+                "username",
+                format!("must be 1 to {MAX_USERNAME_LEN} characters"),
+            )
+            .into());
+        }
+        let password_len = password.expose().chars().count();
+        if password_len == 0 || password_len > MAX_PASSWORD_LEN {
+            return Err(FieldError::new(
+                "password",
+                format!("must be 1 to {MAX_PASSWORD_LEN} characters"),
+            )
+            .into());
+        }
+        let device_name = device.name.filter(|d| !d.trim().is_empty());
+        if let Some(d) = &device_name {
+            check_text("device_name", d, MAX_DEVICE_NAME_LEN)?;
+        }
+
+        let user = self.store.user_by_username(username).await?;
+        let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
+        let permit = tokio::time::timeout(
+            PASSWORD_CHECK_WAIT,
+            Arc::clone(&self.password_checks).acquire_owned(),
+        )
+        .await
+        .map_err(|_elapsed| ServiceError::Overloaded)?
+        .map_err(|_closed| ServiceError::Overloaded)?;
+        let verified = match tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            // An unknown user costs the same argon2 work as a known one.
+            let hash = stored_hash.as_deref().unwrap_or_else(|| dummy_hash());
+            verify_password(&password, hash)
+        })
+        .await
+        {
+            Ok(verified) => verified,
+            Err(err) => std::panic::resume_unwind(err.into_panic()),
+        };
+        let Some(user) = user.filter(|_| verified) else {
+            return Err(ServiceError::InvalidCredentials);
+        };
+
+        let now = OffsetDateTime::now_utc();
+        let id = SessionId::new();
+        let issued = IssuedToken::session(id);
+        let session = Session {
+            id,
+            user_id: user.id,
+            username: user.username,
+            role: user.role,
+            device_name,
+            user_agent: device.user_agent,
+            ip: device.ip,
+            created_at: now,
+            last_seen_at: now,
+            expires_at: now + self.ttl,
+            idle_timeout_seconds: self.idle_timeout.whole_seconds(),
+            token_hash: issued.hash,
+        };
+        self.store.create_session(&session).await?;
+        Caller::user(&session, request_id)
+            .record(
+                self.store.as_ref(),
+                AuditAction::SessionCreated,
+                session.id,
+                session.device_name.as_ref().map(|d| format!("device: {d}")),
+            )
+            .await;
+        Ok((session, issued.plaintext))
+    }
+
+    /// Signs the session's device out. A session already gone (a concurrent
+    /// sign-out) is the same outcome, not an error.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn sign_out(
+        &self,
+        session: &Session,
+        request_id: Option<String>,
+    ) -> ServiceResult<()> {
+        match self.store.revoke_session(session.user_id, session.id).await {
+            Ok(()) => {
+                Caller::user(session, request_id)
+                    .record(
+                        self.store.as_ref(),
+                        AuditAction::SessionRevoked,
+                        session.id,
+                        Some("signed out".into()),
+                    )
+                    .await;
+                Ok(())
+            }
+            Err(StoreError::NotFound) => Ok(()),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Revokes one of `me`'s sessions.
+    ///
+    /// # Errors
+    /// `NotFound("session")` if it is not one of theirs; store failures.
+    pub async fn revoke(
+        &self,
+        me: &Session,
+        id: SessionId,
+        request_id: Option<String>,
+    ) -> ServiceResult<()> {
+        self.store
+            .revoke_session(me.user_id, id)
+            .await
+            .map_err(ServiceError::or_not_found("session"))?;
+        Caller::user(me, request_id)
+            .record(self.store.as_ref(), AuditAction::SessionRevoked, id, None)
+            .await;
+        Ok(())
+    }
+
+    /// Revokes all of `me`'s sessions, or all but this one; how many went.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn revoke_all(
+        &self,
+        me: &Session,
+        keep_current: bool,
+        request_id: Option<String>,
+    ) -> ServiceResult<u64> {
+        let keep = keep_current.then_some(me.id);
+        let revoked = self.store.revoke_user_sessions(me.user_id, keep).await?;
+        let kept = if keep.is_some() {
+            ", kept the current one"
+        } else {
+            ""
+        };
+        Caller::user(me, request_id)
+            .record(
+                self.store.as_ref(),
+                AuditAction::SessionsRevokedAll,
+                me.user_id,
+                Some(format!("revoked {revoked}{kept}")),
+            )
+            .await;
+        Ok(revoked)
+    }
+}
