@@ -15,6 +15,9 @@ test: ## Format check, clippy, and every test (the DynamoDB store against a loca
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 	scripts/lint-infra.sh
 	scripts/moto.sh install
+	# The end-to-end tests run the real agent binary, which `cargo test` does not
+	# build (it builds a package's binaries only for that package's own tests).
+	$(CARGO) build -p runway-agent --locked
 	scripts/moto.sh run $(CARGO) test --workspace --locked
 
 test-lambda: ## The runway binary under `cargo lambda watch` on DynamoDB (moto), fed API Gateway v2 events

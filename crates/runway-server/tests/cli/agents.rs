@@ -2,9 +2,11 @@
 //! `runway serve`, on SQLite (here) and on DynamoDB + S3 in moto (`dynamodb.rs`
 //! runs the same stories there through [`Backend`]).
 //!
-//! The agent binary is found next to the test binary's target directory
-//! (`target/debug/runway-agent`): `cargo test --workspace` builds it with the rest.
-//! If it is missing the tests fail with the command that builds it.
+//! The agent binary is found in the test binary's target directory
+//! (`target/debug/runway-agent`). `cargo test` does not build it (it builds a
+//! package's binaries only for that package's own integration tests), so `make test`
+//! runs `cargo build -p runway-agent` first. If it is missing, or older than the
+//! agent's sources, the tests fail with the command that builds it.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -18,6 +20,17 @@ use tokio::process::{Child, Command};
 
 use crate::support::{ADMIN_PASSWORD, Server, Start, data_dir};
 
+/// Held by the heaviest stories (those on the DynamoDB emulator, and the big
+/// SQLite contention run) so that they run one at a time: moto is one Python
+/// process, and eight agents against it beside another such story make every
+/// request take a second. The lighter tests still run in parallel with them.
+static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Waits for, and holds until dropped, the right to run a heavy story.
+pub async fn one_heavy_story_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    HEAVY.lock().await
+}
+
 /// The `runway-agent` binary of this build.
 pub fn agent_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("the test binary's path");
@@ -30,7 +43,7 @@ pub fn agent_binary() -> PathBuf {
     assert!(
         agent.is_file(),
         "{} is missing: these tests run the real agent. Build it first:\n\n    \
-         cargo build -p runway-agent\n\n(`cargo test --workspace` builds it too)",
+         cargo build -p runway-agent\n\n(`make test` does)",
         agent.display()
     );
     // `cargo test -p runway-server` builds the agent's library but not its binary:
@@ -42,7 +55,7 @@ pub fn agent_binary() -> PathBuf {
     if let Some(newer) = newest_file(&sources).filter(|(at, _)| *at > built) {
         panic!(
             "{} is older than {}: rebuild it with `cargo build -p runway-agent` \
-             (or run `cargo test --workspace`)",
+             (`make test` does)",
             agent.display(),
             newer.1.display()
         );
@@ -807,6 +820,7 @@ async fn on_sqlite_a_server_crash_loses_nothing_and_every_job_finishes() {
 
 #[tokio::test]
 async fn on_sqlite_sixteen_agents_run_two_thousand_jobs_each_exactly_once() {
+    let _heavy = one_heavy_story_at_a_time().await;
     many_agents_run_many_jobs_each_exactly_once(&SQLITE, 16, 2000).await;
 }
 

@@ -325,16 +325,19 @@ async fn jobs_backend() -> crate::agents::Backend {
 
 #[tokio::test]
 async fn on_dynamodb_a_job_runs_and_its_output_arrives_in_order() {
+    let _heavy = crate::agents::one_heavy_story_at_a_time().await;
     crate::agents::a_job_runs_and_its_output_arrives_in_order(&jobs_backend().await).await;
 }
 
 #[tokio::test]
 async fn on_dynamodb_a_failing_script_fails_the_job_with_its_exit_code() {
+    let _heavy = crate::agents::one_heavy_story_at_a_time().await;
     crate::agents::a_failing_script_fails_the_job_with_its_exit_code(&jobs_backend().await).await;
 }
 
 #[tokio::test]
 async fn on_dynamodb_megabytes_of_output_arrive_complete_and_in_order_through_s3() {
+    let _heavy = crate::agents::one_heavy_story_at_a_time().await;
     // About 2.4 MB, ten chunks: every chunk is an S3 PUT and a conditional update
     // through the emulator, which is slow on a small machine.
     crate::agents::megabytes_of_output_arrive_complete_and_in_order(&jobs_backend().await, 200_000)
@@ -343,6 +346,7 @@ async fn on_dynamodb_megabytes_of_output_arrive_complete_and_in_order_through_s3
 
 #[tokio::test]
 async fn on_dynamodb_a_secret_never_appears_in_the_log_or_the_api() {
+    let _heavy = crate::agents::one_heavy_story_at_a_time().await;
     let (rig, _) =
         crate::agents::a_secret_never_appears_in_the_log_or_the_api(&jobs_backend().await).await;
     rig.server.stop().await;
@@ -350,25 +354,30 @@ async fn on_dynamodb_a_secret_never_appears_in_the_log_or_the_api() {
 
 #[tokio::test]
 async fn on_dynamodb_cancel_stops_the_whole_process_tree() {
+    let _heavy = crate::agents::one_heavy_story_at_a_time().await;
     crate::agents::cancel_stops_the_whole_process_tree(&jobs_backend().await).await;
 }
 
 #[tokio::test]
 async fn on_dynamodb_a_job_past_its_timeout_is_timed_out() {
+    let _heavy = crate::agents::one_heavy_story_at_a_time().await;
     crate::agents::a_job_past_its_timeout_is_timed_out(&jobs_backend().await).await;
 }
 
 #[tokio::test]
 async fn on_dynamodb_a_job_lost_with_its_agent_is_retried_by_another() {
+    let _heavy = crate::agents::one_heavy_story_at_a_time().await;
     crate::agents::a_job_lost_with_its_agent_is_retried_by_another(&jobs_backend().await).await;
 }
 
 #[tokio::test]
 async fn on_dynamodb_a_server_crash_loses_nothing_and_every_job_finishes() {
+    let _heavy = crate::agents::one_heavy_story_at_a_time().await;
     crate::agents::a_server_crash_loses_nothing_and_every_job_finishes(&jobs_backend().await).await;
 }
 
 #[tokio::test]
 async fn on_dynamodb_eight_agents_run_two_hundred_fifty_jobs_each_exactly_once() {
+    let _heavy = crate::agents::one_heavy_story_at_a_time().await;
     crate::agents::many_agents_run_many_jobs_each_exactly_once(&jobs_backend().await, 8, 250).await;
 }
