@@ -205,6 +205,17 @@ invoke "$FIXTURES/apigw-v2-not-found.json" "$WORK/not-found.json"
 check "$WORK/not-found.json" 'r["statusCode"] == 404 and body["error"]["code"] == "not_found" and body["error"]["request_id"] == r["headers"]["x-request-id"]' \
   "an unknown route gets the 404 error envelope"
 
+# The same function is invoked by EventBridge every minute to run the reaper.
+cat >"$WORK/schedule.json" <<'JSON'
+{"version": "0", "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa", "detail-type": "Scheduled Event",
+ "source": "aws.events", "account": "123456789012", "time": "2026-12-01T20:00:00Z",
+ "region": "us-east-1", "resources": ["arn:aws:events:us-east-1:123456789012:rule/runway-reaper"],
+ "detail": {}}
+JSON
+invoke "$WORK/schedule.json" "$WORK/reaped.json"
+check "$WORK/reaped.json" '"reaped" in r and r["reaped"]["requeued"] == 0 and r["reaped"]["expired"] == 0' \
+  "an EventBridge scheduled event runs one reaper pass on DynamoDB"
+
 # --- 5. the function's own view -----------------------------------------------
 grep -q '"message":"runway lambda ready","store":"dynamodb"' "$WORK/watch.log" \
   || die "the function did not log its JSON ready line on DynamoDB"

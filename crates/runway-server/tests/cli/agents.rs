@@ -265,21 +265,40 @@ impl Rig {
         )
     }
 
-    /// Submits a job; returns its id.
+    /// Submits a job; returns its id. A 503 (a store that is busy, as an emulator
+    /// on a loaded machine can be) is retried after a moment, as any client should.
     pub async fn submit(&self, spec: Value) -> String {
-        let (status, body) = self.server.post("/api/v1/jobs", &self.admin, spec).await;
-        assert_eq!(status, 201, "{body}");
+        let body = self
+            .until_not_busy(201, || {
+                self.server.post("/api/v1/jobs", &self.admin, spec.clone())
+            })
+            .await;
         body["id"].as_str().unwrap().to_owned()
     }
 
-    /// The job as `GET /api/v1/jobs/{id}` shows it.
+    /// The job as `GET /api/v1/jobs/{id}` shows it (503s retried).
     pub async fn job(&self, id: &str) -> Value {
-        let (status, body) = self
-            .server
-            .get(&format!("/api/v1/jobs/{id}"), &self.admin)
-            .await;
-        assert_eq!(status, 200, "{body}");
-        body
+        let path = format!("/api/v1/jobs/{id}");
+        self.until_not_busy(200, || self.server.get(&path, &self.admin))
+            .await
+    }
+
+    /// The body of the first answer that is not a 503, which must be `expected`.
+    async fn until_not_busy<F, Fut>(&self, expected: u16, call: F) -> Value
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = (u16, Value)>,
+    {
+        for _ in 0..30 {
+            let (status, body) = call().await;
+            if status == 503 {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+            assert_eq!(status, expected, "{body}");
+            return body;
+        }
+        panic!("the store stayed unavailable (503) for 30 tries");
     }
 
     /// Waits until the job's status is one of `statuses`; returns the job.
@@ -317,6 +336,10 @@ impl Rig {
                 .send()
                 .await
                 .unwrap();
+            if res.status() == 503 {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
             assert_eq!(res.status(), 200);
             assert_eq!(res.headers()["content-type"], "text/plain; charset=utf-8");
             let next: u64 = res.headers()["x-log-next-offset"]
@@ -593,6 +616,16 @@ pub async fn partial_log(rig: &Rig, id: &str) -> String {
     String::from_utf8_lossy(&res.bytes().await.unwrap()).into_owned()
 }
 
+/// Whether some job is in `status`; `None` when the server could not say (a busy
+/// emulator answering 503), so the caller asks again later.
+async fn any_in(rig: &Rig, status: &str) -> Option<bool> {
+    let (code, page) = rig
+        .server
+        .get(&format!("/api/v1/jobs?status={status}&limit=1"), &rig.admin)
+        .await;
+    (code == 200).then(|| !page["items"].as_array().is_none_or(Vec::is_empty))
+}
+
 /// Counts of jobs per status.
 pub async fn statuses(rig: &Rig, ids: &[String]) -> HashMap<String, usize> {
     let mut counts = HashMap::new();
@@ -685,30 +718,15 @@ pub async fn many_agents_run_many_jobs_each_exactly_once(
     let started = Instant::now();
     let patience = Duration::from_secs(600);
     loop {
-        let (status, body) = rig
-            .server
-            .get("/api/v1/jobs?status=succeeded&limit=1", &rig.admin)
-            .await;
-        assert_eq!(status, 200);
-        let queued = rig
-            .server
-            .get("/api/v1/jobs?status=queued&limit=1", &rig.admin)
-            .await
-            .1;
-        let running = rig
-            .server
-            .get("/api/v1/jobs?status=running&limit=1", &rig.admin)
-            .await
-            .1;
-        let claimed = rig
-            .server
-            .get("/api/v1/jobs?status=claimed&limit=1", &rig.admin)
-            .await
-            .1;
-        let busy = [&queued, &running, &claimed]
-            .iter()
-            .any(|page| !page["items"].as_array().unwrap().is_empty());
-        if !busy && !body["items"].as_array().unwrap().is_empty() {
+        let done = any_in(&rig, "succeeded").await;
+        let mut busy = Some(false);
+        for status in ["queued", "claimed", "running"] {
+            busy = match (busy, any_in(&rig, status).await) {
+                (Some(b), Some(now)) => Some(b || now),
+                _ => None,
+            };
+        }
+        if done == Some(true) && busy == Some(false) {
             break;
         }
         assert!(
