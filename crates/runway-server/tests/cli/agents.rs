@@ -705,9 +705,6 @@ pub async fn many_agents_run_many_jobs_each_exactly_once(
     jobs: usize,
 ) {
     let rig = Rig::start(backend, &[]).await;
-    let fleet: Vec<Agent> = (0..agents)
-        .map(|n| rig.agent(&format!("agent-{n}"), &[]))
-        .collect();
     let mut ids = Vec::with_capacity(jobs);
     for n in 0..jobs {
         ids.push(
@@ -715,6 +712,10 @@ pub async fn many_agents_run_many_jobs_each_exactly_once(
                 .await,
         );
     }
+    // The backlog first, then the fleet: every agent starts racing for the same jobs.
+    let fleet: Vec<Agent> = (0..agents)
+        .map(|n| rig.agent(&format!("agent-{n}"), &[]))
+        .collect();
     let started = Instant::now();
     let patience = Duration::from_secs(600);
     loop {
