@@ -384,5 +384,6 @@ async fn on_dynamodb_a_server_crash_loses_nothing_and_every_job_finishes() {
 #[tokio::test]
 async fn on_dynamodb_eight_agents_run_sixty_jobs_each_exactly_once() {
     let _heavy = crate::agents::one_heavy_story_at_a_time().await;
-    crate::agents::many_agents_run_many_jobs_each_exactly_once(&jobs_backend().await, 8, 60).await;
+    crate::agents::many_agents_run_many_jobs_each_exactly_once(&jobs_backend().await, 8, 60, true)
+        .await;
 }
