@@ -3,8 +3,9 @@
 # machine and writes BENCHMARKS.md at the repository root.
 #
 # What it does, in order:
-#   1. installs what is missing (wrk, GNU time, jq, curl, python3) with apt-get;
-#   2. builds `runway` and `runway-bench-ceiling` (bench/ceiling) in release mode;
+#   1. installs what is missing (wrk, GNU time, jq, curl, python3, strace) with apt-get;
+#   2. builds `runway`, `runway-agent`, `runway-bench-ceiling` (bench/ceiling) and
+#      `runway-bench-dispatch` (bench/dispatch) in release mode;
 #   3. starts three servers on 127.0.0.1, port 0, each under `/usr/bin/time -v` (its
 #      "Maximum resident set size" at exit is the peak RSS):
 #        runway        RUNWAY_LOG=warn (no per-request INFO lines), stderr to a file;
@@ -23,18 +24,31 @@
 #   6. cold start with bench/coldstart.py: exec → first 200 on /health, 10 starts on
 #      an existing data directory, 10 on brand-new ones (argon2 hashing of the admin
 #      password included), and 10 of the ceiling binary (the floor of the harness);
-#   7. Lambda: the arm64 package (`make lambda`, or `make lambda-x86` if the aarch64
+#   7. agent protocol, with bench/dispatch (`runway-bench-dispatch`), each part on a
+#      fresh `runway serve` (RUNWAY_LOG=warn): dispatch latency (submit → claimed by
+#      an idle agent long-polling, BENCH_DISPATCH_JOBS (1,000) jobs one at a time),
+#      then on the same server lifecycle throughput (BENCH_LIFECYCLE_AGENTS (32)
+#      agents draining a backlog of BENCH_LIFECYCLE_JOBS (5,000): claim, start, one
+#      log chunk, finish); the disk's sync-write latency (dd oflag=dsync) and, on a
+#      server started under strace, the fsyncs one job costs and how long they take;
+#      the real `runway-agent` idle BENCH_AGENT_IDLE (10) s, and its RSS; log
+#      ingestion (BENCH_LOG_JOBS (16) jobs streaming BENCH_LOG_MIB (32) MiB each in
+#      256 KiB chunks at once) with the server's RSS sampled every 100 ms.
+#      BENCH_RUNS runs of each timed part;
+#   8. Lambda: the arm64 package (`make lambda`, or `make lambda-x86` if the aarch64
 #      standard library is missing) and its zip and uncompressed sizes; then, with
 #      bench/lambda_runtime.py (a local Lambda Runtime API emulator) driving the
 #      x86_64 release binary (the same code) on DynamoDB in a moto_server
 #      (scripts/moto.sh) and on SQLite: 10 cold starts (exec → first response to an
 #      API Gateway event) and BENCH_LAMBDA_N (2,000) warm invocations each of
 #      GET /health and of session validation, back to back in one process;
-#   8. bench/report.py turns target/bench/ (raw wrk output and facts) into the file.
+#   9. bench/report.py turns target/bench/ (raw wrk output, the driver's JSON lines and
+#      facts) into the file.
 #
 # Knobs (environment): BENCH_DURATION=10 BENCH_RUNS=3 BENCH_THREADS=1
 # BENCH_CONNECTIONS=64 BENCH_JOBS=10000 BENCH_COLD_RUNS=10 BENCH_LAMBDA_N=2000
-# BENCH_OUT=BENCHMARKS.md;
+# BENCH_DISPATCH_JOBS=1000 BENCH_LIFECYCLE_JOBS=5000 BENCH_LIFECYCLE_AGENTS=32
+# BENCH_LOG_JOBS=16 BENCH_LOG_MIB=32 BENCH_AGENT_IDLE=10 BENCH_OUT=BENCHMARKS.md;
 # for testing the script itself: BENCH_SKIP_BUILD=1, BENCH_RUNWAY_BIN=PATH.
 # Only loopback is ever loaded, and every load loop is bounded in time.
 set -euo pipefail
@@ -49,10 +63,18 @@ CONNS="${BENCH_CONNECTIONS:-64}"
 JOBS="${BENCH_JOBS:-10000}"
 COLD_RUNS="${BENCH_COLD_RUNS:-10}"
 LAMBDA_N="${BENCH_LAMBDA_N:-2000}"
+DISPATCH_JOBS="${BENCH_DISPATCH_JOBS:-1000}"
+LIFECYCLE_JOBS="${BENCH_LIFECYCLE_JOBS:-5000}"
+LIFECYCLE_AGENTS="${BENCH_LIFECYCLE_AGENTS:-32}"
+LOG_JOBS="${BENCH_LOG_JOBS:-16}"
+LOG_MIB="${BENCH_LOG_MIB:-32}"
+AGENT_IDLE="${BENCH_AGENT_IDLE:-10}"
 OUT="${BENCH_OUT:-$ROOT/BENCHMARKS.md}"
 RESULTS="$ROOT/target/bench"
 RUNWAY="${BENCH_RUNWAY_BIN:-$ROOT/target/release/runway}"
 CEILING="$ROOT/target/release/runway-bench-ceiling"
+DISPATCH="$ROOT/target/release/runway-bench-dispatch"
+AGENT="$ROOT/target/release/runway-agent"
 
 log() { printf '\n==> %s\n' "$*" >&2; }
 die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
@@ -68,6 +90,7 @@ command -v wrk >/dev/null || missing+=(wrk)
 command -v jq >/dev/null || missing+=(jq)
 command -v curl >/dev/null || missing+=(curl)
 command -v python3 >/dev/null || missing+=(python3)
+command -v strace >/dev/null || missing+=(strace)
 if ((${#missing[@]})); then
     log "installing ${missing[*]}"
     sudo=()
@@ -81,7 +104,8 @@ fi
 # ---------------------------------------------------------------------------------
 if [[ -z "${BENCH_SKIP_BUILD:-}" ]]; then
     log "building release binaries"
-    cargo build --release -p runway-server -p runway-bench-ceiling
+    cargo build --release -p runway-server -p runway-bench-ceiling -p runway-agent \
+        -p runway-bench-dispatch
 fi
 
 # The Lambda package, for its size. The deployed architecture is arm64; if the
@@ -116,6 +140,7 @@ cleanup() {
     for name in "${!SRV_PID[@]}"; do
         kill -TERM "${SRV_PID[$name]}" 2>/dev/null || true
     done
+    if [[ -n "${AGENT_PID:-}" ]]; then kill -TERM "$AGENT_PID" 2>/dev/null || true; fi
     if [[ -n "${MOTO_STARTED:-}" ]]; then
         scripts/moto.sh stop || true
     fi
@@ -140,6 +165,7 @@ fact connections "$CONNS"
 fact cold_runs "$COLD_RUNS"
 fact runway_binary_bytes "$(stat -c %s "$RUNWAY")"
 fact ceiling_binary_bytes "$(stat -c %s "$CEILING")"
+fact agent_binary_bytes "$(stat -c %s "$AGENT")"
 fact release_profile "$(python3 -c 'import tomllib; p = tomllib.load(open("Cargo.toml", "rb"))["profile"]["release"]; print(", ".join(f"{k} = {v!r}" for k, v in p.items()))')"
 [[ -f "$LAMBDA_ZIP" ]] || die "no Lambda package at $LAMBDA_ZIP"
 fact lambda_arch "$LAMBDA_ARCH"
@@ -328,7 +354,159 @@ python3 bench/coldstart.py --runs "$COLD_RUNS" --data-dir none -- \
     "$CEILING" '127.0.0.1:{port}' >"$RESULTS/cold/ceiling.json"
 
 # ---------------------------------------------------------------------------------
-# 7. Lambda: cold start and warm invocations on a local Runtime API
+# 7. Agent protocol
+# ---------------------------------------------------------------------------------
+AP="$RESULTS/agent"
+mkdir -p "$AP"
+fact dispatch_jobs "$DISPATCH_JOBS"
+fact lifecycle_jobs "$LIFECYCLE_JOBS"
+fact lifecycle_agents "$LIFECYCLE_AGENTS"
+fact log_jobs "$LOG_JOBS"
+fact log_mib "$LOG_MIB"
+fact agent_idle_s "$AGENT_IDLE"
+
+declare -A SESSION=()
+# start_fresh NAME [PREFIX...]: a fresh `runway serve` (PREFIX, e.g. strace, runs it),
+# signed in once as admin. Every sign-in hashes with argon2id, whose 19 MiB of working
+# memory the allocator may keep, so all the driver runs against one server share this
+# session, and the server's RSS is recorded before and after it.
+start_fresh() {
+    local name="$1"
+    shift
+    start_server "$name" "$RESULTS/$name.stderr" env RUNWAY_LOG=warn \
+        RUNWAY_ADMIN_PASSWORD="$ADMIN_PASSWORD" RUNWAY_SHUTDOWN_GRACE_SECONDS=5 \
+        "$@" "$RUNWAY" serve --listen 127.0.0.1:0 --data-dir "$WORK/data-$name"
+    # Under a PREFIX the server is the prefix's child (GNU time -> strace -> runway).
+    if (($#)); then SRV_PID[$name]="$(pgrep -P "${SRV_PID[$name]}")"; fi
+    sleep 1
+    fact "${name}_idle_rss_kb" "$(rss_kb "$name")"
+    SESSION[$name]="$(signin "$name")" || die "sign-in failed ($name)"
+    sleep 0.5
+    fact "${name}_signed_in_rss_kb" "$(rss_kb "$name")"
+}
+# drive SERVER ARGS...: one runway-bench-dispatch run against SERVER, with its admin
+# session; the run's JSON line goes to stdout.
+drive() {
+    local server="$1"
+    shift
+    RUNWAY_BENCH_ADMIN_TOKEN="${SESSION[$server]}" "$DISPATCH" --server "http://${ADDR[$server]}" \
+        --server-pid "${SRV_PID[$server]}" --deadline 600 "$@"
+}
+# summary FILE JQ: prints one line of a run's figures to the console.
+summary() { tail -n1 "$1" | jq -r "$2" >&2; }
+
+# The disk's synchronous-write latency, for the lifecycle's "what limits it": 4 KiB
+# writes with O_DSYNC, each one a flush to the device, on the filesystem that holds
+# the data directories. "overwrite" rewrites a preallocated file (like SQLite's WAL
+# once it is recycled after a checkpoint), "append" grows a new one (like a WAL that
+# is still growing: each write also commits the file's new size to the journal).
+log "fsync latency: dd oflag=dsync, 1000 writes of 4 KiB, $RUNS runs each"
+for ((run = 1; run <= RUNS; run++)); do
+    dd if=/dev/zero of="$WORK/dsync" bs=4k count=1000 status=none
+    LC_ALL=C dd if=/dev/zero of="$WORK/dsync" bs=4k count=1000 oflag=dsync conv=notrunc \
+        2>"$AP/dd_overwrite.$run.txt"
+    rm -f "$WORK/dsync"
+    LC_ALL=C dd if=/dev/zero of="$WORK/dsync" bs=4k count=1000 oflag=dsync \
+        2>"$AP/dd_append.$run.txt"
+    rm -f "$WORK/dsync"
+done
+
+log "starting a fresh runway for the agent protocol"
+start_fresh proto
+
+log "dispatch latency: $DISPATCH_JOBS jobs one at a time, $RUNS runs"
+for ((run = 1; run <= RUNS; run++)); do
+    drive proto --run "$run" dispatch --jobs "$DISPATCH_JOBS" >>"$AP/dispatch.jsonl"
+    summary "$AP/dispatch.jsonl" '"    run \(.run): p50 \(.submit_to_claim.p50_ms * 100 | round / 100) ms, p99 \(.submit_to_claim.p99_ms * 100 | round / 100) ms, \(.submit_to_claim.n) samples, \(.error_count) errors"'
+done
+
+log "lifecycle throughput: $LIFECYCLE_AGENTS agents, backlog of $LIFECYCLE_JOBS, $RUNS runs"
+for ((run = 1; run <= RUNS; run++)); do
+    drive proto --run "$run" submit --jobs "$LIFECYCLE_JOBS" >>"$AP/submit.jsonl"
+    drive proto --run "$run" lifecycle --agents "$LIFECYCLE_AGENTS" --expect "$LIFECYCLE_JOBS" \
+        >>"$AP/lifecycle.jsonl"
+    summary "$AP/lifecycle.jsonl" '"    run \(.run): \(.jobs_per_s | floor) jobs/s, \(.jobs) jobs, \(.error_count) errors"'
+done
+
+# The same lifecycle once more on a server of its own started under strace, which
+# records every fsync-family call of the server with its wall time (-T) and start
+# (-ttt). With seccomp-bpf only those calls stop the process, so the run is nearly a
+# normal one. Only the calls made while the lifecycle run lasted count: that window
+# holds its setup (a registration token, the agents' registrations and first
+# heartbeats) too, but not the submission of its backlog.
+STRACE_JOBS=2000
+STRACE="$(command -v strace)"
+strace_args=(-f -ttt -T -e trace=fsync,fdatasync,sync_file_range,msync -o "$AP/strace.txt")
+if "$STRACE" --seccomp-bpf -f -e trace=fsync -o /dev/null true 2>/dev/null; then
+    strace_args+=(--seccomp-bpf)
+    fact strace_seccomp yes
+else
+    fact strace_seccomp no
+fi
+log "fsyncs per job: one lifecycle run of $STRACE_JOBS jobs on a server under strace"
+stop_server proto
+start_fresh traced "$STRACE" "${strace_args[@]}"
+drive traced --run 0 submit --jobs "$STRACE_JOBS" >"$AP/strace_submit.json"
+strace_from="$(date +%s.%N)"
+drive traced --run 0 lifecycle --agents "$LIFECYCLE_AGENTS" --expect "$STRACE_JOBS" \
+    >"$AP/strace_lifecycle.json"
+fact strace_window "$strace_from $(date +%s.%N)"
+fact strace_jobs "$STRACE_JOBS"
+stop_server traced
+
+# The real agent, idle, on a fresh server: it registers, heartbeats and long-polls an
+# empty queue.
+start_fresh idle
+ADMIN_AUTH="Authorization: Bearer ${SESSION[idle]}"
+REG_TOKEN="$(curl -sS --fail-with-body -X POST "http://${ADDR[idle]}/api/v1/registration-tokens" \
+    -H "$ADMIN_AUTH" -H 'Content-Type: application/json' -d '{}' | jq -er .token)"
+log "runway-agent idle RSS: $AGENT_IDLE s idle, then 5 samples 1 s apart"
+mkdir -p "$WORK/agent"
+env RUNWAY_AGENT_SERVER_URL="http://${ADDR[idle]}" RUNWAY_AGENT_REGISTRATION_TOKEN="$REG_TOKEN" \
+    RUNWAY_AGENT_NAME=bench-idle-agent RUNWAY_AGENT_WORK_DIR="$WORK/agent/work" \
+    RUNWAY_AGENT_STATE_DIR="$WORK/agent/state" \
+    "$AGENT" >"$AP/runway-agent.stdout" 2>"$AP/runway-agent.stderr" &
+AGENT_PID=$!
+sleep "$AGENT_IDLE"
+kill -0 "$AGENT_PID" 2>/dev/null || die "runway-agent exited (see $AP/runway-agent.stderr)"
+samples=()
+for i in 1 2 3 4 5; do
+    samples+=("$(awk '/^VmRSS/ {print $2}' "/proc/$AGENT_PID/status")")
+    if ((i < 5)); then sleep 1; fi
+done
+fact agent_idle_rss_samples_kb "${samples[*]}"
+fact agent_idle_hwm_kb "$(awk '/^VmHWM/ {print $2}' "/proc/$AGENT_PID/status")"
+fact agent_idle_threads "$(awk '/^Threads/ {print $2}' "/proc/$AGENT_PID/status")"
+fact agent_idle_cpu_ticks "$(awk '{print $14 + $15}' "/proc/$AGENT_PID/stat")"
+fact agent_idle_status "$(curl -sS "http://${ADDR[idle]}/api/v1/agents?limit=100" -H "$ADMIN_AUTH" |
+    jq -r '[.items[] | select(.name == "bench-idle-agent") | .status] | first // "missing"')"
+kill -TERM "$AGENT_PID"
+wait "$AGENT_PID" || true
+AGENT_PID=""
+# Ten more sign-ins, one after the other: how much of each argon2id hash stays.
+signin_rss=()
+for i in 1 2 3 4 5 6 7 8 9 10; do
+    signin idle >/dev/null || die "sign-in $i failed (idle)"
+    signin_rss+=("$(rss_kb idle)")
+done
+fact idle_more_signins_rss_kb "${signin_rss[*]}"
+stop_server idle
+
+log "starting a fresh runway for log ingestion"
+start_fresh logs
+log "log ingestion: $LOG_JOBS jobs × $LOG_MIB MiB in 256 KiB chunks, $RUNS runs"
+for ((run = 1; run <= RUNS; run++)); do
+    drive logs --run "$run" logs --jobs "$LOG_JOBS" --mib "$LOG_MIB" >>"$AP/logs.jsonl"
+    summary "$AP/logs.jsonl" '"    run \(.run): \(.mb_per_s | floor) MB/s, peak RSS \(.rss_peak_kb) kB, \(.error_count) errors"'
+done
+fact logs_data_dir_bytes "$(du -sb "$WORK/data-logs" | cut -f1)"
+stop_server logs
+# Anything the agent-protocol servers logged at WARN or above.
+fact agent_servers_stderr_lines "$(cat "$RESULTS"/{proto,traced,idle,logs}.stderr | wc -l)"
+fact loadavg_agent_end "$(cut -d' ' -f1-3 /proc/loadavg)"
+
+# ---------------------------------------------------------------------------------
+# 8. Lambda: cold start and warm invocations on a local Runtime API
 # ---------------------------------------------------------------------------------
 FIXTURES="$ROOT/crates/runway-server/tests/fixtures"
 # The password in the sign-in fixture's (base64) body.
@@ -367,7 +545,7 @@ python3 bench/lambda_runtime.py cold --runs "$COLD_RUNS" \
 fact loadavg_lambda_end "$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ---------------------------------------------------------------------------------
-# 8. Report
+# 9. Report
 # ---------------------------------------------------------------------------------
 python3 bench/report.py "$RESULTS" >"$OUT"
 log "wrote $OUT (raw output in $RESULTS)"

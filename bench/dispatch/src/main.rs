@@ -13,11 +13,12 @@
 //! | `lifecycle` | `--agents` agents of capacity 1, each a loop of `claim?wait=0` → `start` → one log chunk (`PUT logs?seq=0&offset=0`) → `finish` with its length and CRC-32, until its claim comes back 204 (the backlog is drained). Jobs/s from the first claim to the last finish, and each call's latency. |
 //! | `logs` | `--jobs` agents claim and start one job each, then all stream `--mib` MiB at once in `--chunk-kib` chunks, one chunk in flight per job (as `runway-agent` sends them), and finish with the byte count and CRC-32. MB/s from the first chunk to the last finish, and the server's VmRSS from `/proc/PID/status` every `--rss-every-ms`. |
 //!
-//! Every run signs in as `admin` (`RUNWAY_ADMIN_PASSWORD`), makes a registration
-//! token and registers its own agents (each sends one heartbeat, as a real agent
-//! does on start). CPU time is read from `/proc` as raw clock ticks (the server's
-//! with `--server-pid`, the driver's own, and the whole machine's busy time) and left
-//! for the report to divide by `CLK_TCK`.
+//! Every run uses an admin session (`RUNWAY_BENCH_ADMIN_TOKEN`, or it signs in with
+//! `RUNWAY_ADMIN_PASSWORD`), makes a registration token and registers its own
+//! agents (each sends one heartbeat, as a real agent does on start). CPU time is
+//! read from `/proc` as raw clock ticks (the server's with `--server-pid`, the
+//! driver's own, and the whole machine's busy time) and left for the report to
+//! divide by `CLK_TCK`.
 //!
 //! Honesty rules: only a loopback `--server` is accepted; every loop is bounded by a
 //! count and by `--deadline` seconds; an unexpected answer is counted in the run's
@@ -44,9 +45,14 @@ struct Cli {
     /// The server, `http://127.0.0.1:PORT` (loopback only).
     #[arg(long)]
     server: String,
-    /// The admin password the server was started with.
+    /// An admin session token (`rws_…`) to use instead of signing in. Every sign-in
+    /// costs the server an argon2id hash, whose memory shows in its RSS, so a script
+    /// running several benchmarks against one server signs in once.
+    #[arg(long, env = "RUNWAY_BENCH_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// The admin password the server was started with, to sign in without a token.
     #[arg(long, env = "RUNWAY_ADMIN_PASSWORD", hide_env_values = true)]
-    admin_password: String,
+    admin_password: Option<String>,
     /// The server's PID: its CPU time (and, for `logs`, its RSS) come from /proc.
     #[arg(long)]
     server_pid: Option<u32>,
@@ -335,14 +341,14 @@ fn string(body: &Value, field: &str, what: &str) -> Result<String, String> {
         .ok_or_else(|| format!("{what}: no `{field}` in the answer"))
 }
 
-/// CPU ticks (user + system) of a process so far, from /proc/PID/stat.
-fn process_ticks(pid: &str) -> Option<u64> {
+/// CPU ticks of a process so far, user and system, from /proc/PID/stat.
+fn process_ticks(pid: &str) -> Option<(u64, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name is in parentheses and may hold spaces: count from after it.
     let rest = &stat[stat.rfind(')')? + 2..];
     let f: Vec<&str> = rest.split_whitespace().collect();
     // Fields 14 and 15 of the man page; `rest` starts at field 3.
-    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+    Some((f.get(11)?.parse().ok()?, f.get(12)?.parse().ok()?))
 }
 
 /// Busy ticks of the whole machine so far (all but idle and iowait), from /proc/stat.
@@ -375,8 +381,8 @@ fn vm_rss_kb(pid: u32) -> Option<u64> {
 #[derive(Debug)]
 struct Cpu {
     server_pid: Option<u32>,
-    server: Option<u64>,
-    driver: Option<u64>,
+    server: Option<(u64, u64)>,
+    driver: Option<(u64, u64)>,
     machine: Option<u64>,
     at: Instant,
 }
@@ -392,12 +398,17 @@ impl Cpu {
         }
     }
 
-    /// Ticks used since `start`, and the wall time, as JSON.
+    /// Ticks used since `start`, and the wall time, as JSON. The server's are also
+    /// split into user and system (kernel) time.
     fn since(&self) -> Value {
         let d = |a: Option<u64>, b: Option<u64>| a.zip(b).map(|(a, b)| b.saturating_sub(a));
+        let server = self.server_pid.and_then(|p| process_ticks(&p.to_string()));
+        let total = |t: Option<(u64, u64)>| t.map(|(u, s)| u + s);
         json!({
-            "server_ticks": d(self.server, self.server_pid.and_then(|p| process_ticks(&p.to_string()))),
-            "driver_ticks": d(self.driver, process_ticks("self")),
+            "server_ticks": d(total(self.server), total(server)),
+            "server_user_ticks": d(self.server.map(|t| t.0), server.map(|t| t.0)),
+            "server_sys_ticks": d(self.server.map(|t| t.1), server.map(|t| t.1)),
+            "driver_ticks": d(total(self.driver), total(process_ticks("self"))),
             "machine_ticks": d(self.machine, machine_ticks()),
             "wall_s": self.at.elapsed().as_secs_f64(),
         })
@@ -490,7 +501,11 @@ fn main() -> std::process::ExitCode {
 
 async fn run(cli: Cli) -> Result<Value, String> {
     let api = Api::new(&cli.server)?;
-    let admin = api.sign_in(&cli.admin_password).await?;
+    let admin = match (&cli.admin_token, &cli.admin_password) {
+        (Some(token), _) => token.clone(),
+        (None, Some(password)) => api.sign_in(password).await?,
+        (None, None) => return Err("set RUNWAY_BENCH_ADMIN_TOKEN or RUNWAY_ADMIN_PASSWORD".into()),
+    };
     let deadline = Instant::now() + Duration::from_secs(cli.deadline);
     let errors = Errors::default();
     let mut out = match cli.bench {
