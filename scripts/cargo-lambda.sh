@@ -2,8 +2,8 @@
 # cargo-lambda.sh — run cargo-lambda from the repository's tools venv.
 #
 #   scripts/cargo-lambda.sh install        install cargo-lambda (PyPI, brings zig) into
-#                                          .venv-tools if it is missing or another
-#                                          version, then exit
+#                                          .venv-tools from its hash-checked lock file if it
+#                                          is missing or changed, then exit
 #   scripts/cargo-lambda.sh ARGS…          install if missing, then `cargo lambda ARGS…`
 #
 # Examples (what `make lambda`, `make lambda-x86` and `make test-lambda` use):
@@ -29,33 +29,18 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv-tools"
 BIN="$VENV/bin/cargo-lambda"
-# Exact versions (see the header). To upgrade: `pip index versions cargo-lambda`,
-# change these, and run `make lambda` and `make test-lambda`.
-CARGO_LAMBDA_VERSION="1.9.2"
-ZIGLANG_VERSION="0.17.1"
+# cargo-lambda and ziglang, pinned with hashes in scripts/requirements/lambda.txt
+# (see the header). To upgrade: change lambda.in, recompile it (scripts/pip-locked.sh
+# says how), and run `make lambda` and `make test-lambda`.
+# shellcheck source=scripts/pip-locked.sh
+source "$ROOT/scripts/pip-locked.sh"
 ARM64_TARGET="aarch64-unknown-linux-gnu"
 
 say() { printf 'cargo-lambda.sh: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
 
-installed_version() {
-  "$VENV/bin/python" -c 'import importlib.metadata as m, sys; print(m.version(sys.argv[1]))' "$1" 2>/dev/null
-}
-
 install() {
-  if [[ -x "$BIN" && "$(installed_version cargo-lambda)" == "$CARGO_LAMBDA_VERSION" \
-    && "$(installed_version ziglang)" == "$ZIGLANG_VERSION" ]]; then
-    return 0
-  fi
-  command -v python3 >/dev/null || die "python3 is required (apt-get install python3 python3-venv)"
-  if [[ ! -x "$VENV/bin/python" ]]; then
-    say "creating $VENV"
-    python3 -m venv "$VENV" || die "python3 -m venv failed (apt-get install python3-venv)"
-  fi
-  say "installing cargo-lambda $CARGO_LAMBDA_VERSION (and zig $ZIGLANG_VERSION) into $VENV (once)"
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-    "cargo-lambda==$CARGO_LAMBDA_VERSION" "ziglang==$ZIGLANG_VERSION" \
-    || die "pip install cargo-lambda==$CARGO_LAMBDA_VERSION ziglang==$ZIGLANG_VERSION failed"
+  pip_locked_install "$VENV" lambda "cargo-lambda and zig" || die "installing cargo-lambda failed"
   [[ -x "$BIN" ]] || die "$BIN is missing after the install"
 }
 

@@ -19,29 +19,17 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT" || exit 2
 
 VENV="$ROOT/.venv-tools"
-# Pinned: a new checkov release adds checks, which should be a deliberate upgrade.
-CHECKOV_VERSION="3.3.30"
-ZIZMOR_VERSION="1.32.0"
-STAMP="$VENV/.installed-checkov-$CHECKOV_VERSION-zizmor-$ZIZMOR_VERSION"
+# checkov and zizmor, pinned with hashes in scripts/requirements/lint.txt: a new
+# checkov release adds checks, which should be a deliberate upgrade.
+# shellcheck source=scripts/pip-locked.sh
+source "$ROOT/scripts/pip-locked.sh"
 
 say() { printf 'lint-infra: %s\n' "$*" >&2; }
 die() { say "$*"; exit 2; }
 
 install_python_tools() {
-  if [[ -f "$STAMP" && -z "${LINT_INFRA_REINSTALL:-}" ]]; then
-    return 0
-  fi
-  command -v python3 >/dev/null || die "python3 is required (apt-get install python3 python3-venv)"
-  if [[ ! -x "$VENV/bin/python" ]]; then
-    say "creating $VENV"
-    python3 -m venv "$VENV" || die "python3 -m venv failed (apt-get install python3-venv)"
-  fi
-  say "installing checkov $CHECKOV_VERSION and zizmor $ZIZMOR_VERSION into $VENV (once)"
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-    "checkov==$CHECKOV_VERSION" "zizmor==$ZIZMOR_VERSION" \
-    || die "pip install of checkov/zizmor failed"
-  rm -f "$VENV"/.installed-*
-  touch "$STAMP"
+  LOCKED_REINSTALL="${LINT_INFRA_REINSTALL:-}" pip_locked_install "$VENV" lint "checkov and zizmor" \
+    || die "installing checkov and zizmor failed"
 }
 
 install_actionlint() {

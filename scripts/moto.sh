@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # moto.sh — the DynamoDB emulator for Runway's tests (PyPI `moto[server]`).
 #
-#   scripts/moto.sh install   create .venv (repo root) and install moto[server] at the
-#                             pinned version, if missing or another version
+#   scripts/moto.sh install   create .venv (repo root) and install moto[server] from
+#                             its hash-checked lock file, if missing or changed
 #   scripts/moto.sh start     start moto_server on a free loopback port, wait until it
 #                             answers, print `MOTO_ENDPOINT=http://127.0.0.1:PORT`
 #   scripts/moto.sh stop      stop the server started by `start`
@@ -32,32 +32,21 @@ VENV="$ROOT/.venv"
 STATE="$VENV/moto"
 PID_FILE="$STATE/moto.pid"
 LOG_FILE="$STATE/moto.log"
-# Pinned: a new moto release can change how it emulates DynamoDB (error codes,
-# limits, consistency), and the store tests should not change under us. To upgrade:
-# `pip index versions moto`, change this, and run `make test`.
-MOTO_VERSION="5.2.5"
+# moto[server] and its dependencies, pinned with hashes in
+# scripts/requirements/moto.txt: a new moto release can change how it emulates
+# DynamoDB (error codes, limits, consistency), and the store tests should not change
+# under us. To upgrade: change moto.in, recompile it (scripts/pip-locked.sh says
+# how), and run `make test`.
+# shellcheck source=scripts/pip-locked.sh
+source "$ROOT/scripts/pip-locked.sh"
 # How long `start` waits for the server to answer, in tenths of a second.
 START_TIMEOUT_TENTHS=300
 
 say() { printf 'moto.sh: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
 
-installed_version() {
-  "$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("moto"))' 2>/dev/null
-}
-
 install() {
-  if [[ -x "$VENV/bin/moto_server" && "$(installed_version)" == "$MOTO_VERSION" ]]; then
-    return 0
-  fi
-  command -v python3 >/dev/null || die "python3 is required (apt-get install python3 python3-venv)"
-  if [[ ! -x "$VENV/bin/python" ]]; then
-    say "creating $VENV"
-    python3 -m venv "$VENV" || die "python3 -m venv failed (apt-get install python3-venv)"
-  fi
-  say "installing moto[server] $MOTO_VERSION into $VENV (once)"
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION" \
-    || die "pip install 'moto[server]==$MOTO_VERSION' failed"
+  pip_locked_install "$VENV" moto "moto[server]" || die "installing moto[server] failed"
   [[ -x "$VENV/bin/moto_server" ]] || die "moto_server is missing after the install"
 }
 
