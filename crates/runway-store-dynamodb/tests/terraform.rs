@@ -11,7 +11,8 @@
 //!
 //! For the job logs (`logs.tf`): the function gets the bucket, the prefix IAM is
 //! scoped to is the one the code defaults to, the function may only put, get and
-//! list under it (`iam.tf`),
+//! list under it (`iam.tf`); the DynamoDB grants are per table, from two maps that
+//! name only the code's tables (the store tests play that policy: tests/store/iam.rs),
 //! and the bucket is private, encrypted with KMS, and expires objects after
 //! `var.job_log_retention_days` (90 by default).
 //!
@@ -353,57 +354,104 @@ fn the_only_dynamodb_table_resource_is_built_from_the_tables_local() {
     );
 }
 
+/// `local.NAME` of iam.tf: table suffix → actions.
+fn iam_actions(body: &Body, name: &str) -> BTreeMap<String, Vec<String>> {
+    let Value::Object(map) = Value::from(local(body, name).clone()) else {
+        panic!("local.{name} is not a map");
+    };
+    map.into_iter()
+        .map(|(table, actions)| {
+            let Value::Array(actions) = actions else {
+                panic!("local.{name}.{table} is not a list");
+            };
+            let mut actions: Vec<String> = actions
+                .iter()
+                .map(|a| a.as_str().expect("an action name").to_owned())
+                .collect();
+            actions.sort();
+            (table, actions)
+        })
+        .collect()
+}
+
 #[test]
 fn the_function_may_only_append_to_and_read_the_audit_log() {
     let body = parse(&module_dir().join("iam.tf"));
-    let table_arns = body
-        .blocks()
-        .filter(|b| b.identifier() == "locals")
-        .find_map(|b| attribute(b.body(), "table_arns"))
-        .map(text)
-        .expect("iam.tf has local.table_arns");
-    assert!(
-        table_arns.contains(r#"if name != "audit""#),
-        "local.table_arns must leave the audit table out: {table_arns}"
+    let items = iam_actions(&body, "table_actions");
+    assert_eq!(items["audit"], ["BatchGetItem", "PutItem"]);
+}
+
+#[test]
+fn iam_grants_name_only_the_codes_tables_and_indexes_of_tables_that_have_them() {
+    let body = parse(&module_dir().join("iam.tf"));
+    let tables: BTreeMap<&str, &TableSpec> =
+        schema().leak().iter().map(|t| (t.suffix, t)).collect();
+    let items = iam_actions(&body, "table_actions");
+    assert_eq!(
+        items.keys().map(String::as_str).collect::<Vec<_>>(),
+        tables.keys().copied().collect::<Vec<_>>(),
+        "local.table_actions names every table of schema(), and no other"
     );
-    let policy = body
+    for (table, actions) in iam_actions(&body, "index_actions") {
+        let spec = tables.get(table.as_str()).unwrap_or_else(|| {
+            panic!("local.index_actions names `{table}`, not a table of schema()")
+        });
+        assert!(
+            !spec.indexes.is_empty(),
+            "`{table}` has no index to grant Query on"
+        );
+        assert_eq!(actions, ["Query"], "indexes are only ever queried");
+    }
+    // No grant anywhere of the management actions Terraform owns.
+    for actions in items.values() {
+        for forbidden in [
+            "CreateTable",
+            "DeleteTable",
+            "UpdateTable",
+            "UpdateTimeToLive",
+            "DescribeTable",
+        ] {
+            assert!(
+                !actions.iter().any(|a| a == forbidden),
+                "{forbidden} is granted"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_functions_dynamodb_statements_are_built_from_the_per_table_grants_and_nothing_else() {
+    let body = parse(&module_dir().join("iam.tf"));
+    let policy = block(&body, "data", &["aws_iam_policy_document", "function"]);
+    let dynamic: Vec<String> = policy
+        .body()
         .blocks()
-        .find(|b| {
-            b.identifier() == "data"
-                && b.labels()
-                    .iter()
-                    .map(hcl::BlockLabel::as_str)
-                    .eq(["aws_iam_policy_document", "function"])
-        })
-        .expect("iam.tf has the function's policy document");
-    let mut audit_actions = Vec::new();
+        .filter(|b| b.identifier() == "dynamic")
+        .map(|b| text(attribute(b.body(), "for_each").expect("for_each")))
+        .collect();
+    assert_eq!(
+        dynamic,
+        ["${local.table_actions}", "${local.index_actions}"]
+    );
+    // No static statement grants a DynamoDB action: every one comes from the maps.
     for statement in policy
         .body()
         .blocks()
         .filter(|b| b.identifier() == "statement")
     {
-        // A list of ARNs or one local naming them; either way its source text.
-        let resources = format!(
+        let actions = format!(
             "{:?}",
             Value::from(
-                attribute(statement.body(), "resources")
-                    .expect("resources")
+                attribute(statement.body(), "actions")
+                    .expect("actions")
                     .clone()
             )
         );
-        if resources.contains("audit") {
-            let Value::Array(actions) = Value::from(
-                attribute(statement.body(), "actions")
-                    .expect("actions")
-                    .clone(),
-            ) else {
-                panic!("actions is not a list");
-            };
-            audit_actions.extend(actions.iter().filter_map(Value::as_str).map(str::to_owned));
-        }
+        assert!(
+            !actions.contains("dynamodb:"),
+            "a static statement grants DynamoDB actions: {actions}"
+        );
     }
-    audit_actions.sort();
-    assert_eq!(audit_actions, ["dynamodb:BatchGetItem", "dynamodb:PutItem"]);
 }
 
 #[test]

@@ -12,12 +12,15 @@
 //!   eight agents racing for fifty jobs;
 //! * `logs` checks the S3 layout of logs and that an object whose index update
 //!   lost a race is never read;
+//! * `iam` plays the function's IAM policy in the proxy: a call `iam.tf` does not
+//!   grant fails the test that made it;
 //! * `retries` loses the response of a write (the proxy) so that the SDK retries a
 //!   write that landed, and checks the store recognises its own work.
 
 mod claims;
 mod conformance;
 mod dynamodb;
+mod iam;
 mod logs;
 mod retries;
 mod support;

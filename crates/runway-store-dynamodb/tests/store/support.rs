@@ -10,7 +10,7 @@
 //! ## The proxy in front of moto
 //!
 //! DynamoDB calls go through [`Proxy`], a few dozen lines of HTTP/1.1 relay on a
-//! loopback port, for two reasons:
+//! loopback port, for three reasons:
 //!
 //! * **DynamoDB's atomicity.** On DynamoDB every request is atomic, a transaction
 //!   included. moto's are not, across its server threads: a transaction that is
@@ -19,6 +19,10 @@
 //!   request at a time to moto, which makes each atomic, as DynamoDB's are, while
 //!   the store's calls (a read, a transaction, a re-read, …) still interleave freely
 //!   between concurrent callers: the races the concurrency tests are about.
+//! * **IAM.** Every request is checked against the function's IAM policy in
+//!   `iam.tf` and refused as IAM would refuse it if the policy does not grant it
+//!   (`iam.rs`), so a store change that needs a new permission fails here, not in
+//!   a deployment.
 //! * **Lost responses.** [`Proxy::lose_next`] lets a request reach moto and then
 //!   answers the client with a 500 instead of moto's response, once: the SDK
 //!   retries a write that already landed, which is how the store's "recognise our
@@ -270,6 +274,20 @@ async fn relay(client: TcpStream, state: Arc<ProxyState>) {
     let (read, mut write) = client.into_split();
     let mut reader = BufReader::new(read);
     while let Ok(Some(request)) = read_message(&mut reader, true).await {
+        let target = request
+            .header("x-amz-target")
+            .unwrap_or_default()
+            .to_owned();
+        if let Some(need) = crate::iam::refused(&target, &request.body) {
+            if write
+                .write_all(crate::iam::denial(&need).as_bytes())
+                .await
+                .is_err()
+            {
+                return;
+            }
+            continue;
+        }
         let response = {
             let _one = state.one_at_a_time.lock().await;
             let Ok(upstream) = TcpStream::connect(&state.upstream).await else {
@@ -284,10 +302,6 @@ async fn relay(client: TcpStream, state: Arc<ProxyState>) {
                 _ => return,
             }
         };
-        let target = request
-            .header("x-amz-target")
-            .unwrap_or_default()
-            .to_owned();
         let lose = {
             let mut matcher = state.lose.lock().expect("lock");
             let hit = matcher.as_ref().is_some_and(|m| m(&target, &request.body));

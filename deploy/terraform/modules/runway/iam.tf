@@ -25,58 +25,61 @@ resource "aws_iam_role" "function" {
 }
 
 locals {
-  # The audit log is append-only, so its table gets its own, narrower statement.
-  table_arns = [for name, table in aws_dynamodb_table.this : table.arn if name != "audit"]
-  audit_arn  = aws_dynamodb_table.this["audit"].arn
-  index_arns = [for table in aws_dynamodb_table.this : "${table.arn}/index/*"]
+  # Exactly the DynamoDB actions the function's code calls, table by table: the
+  # store tests' proxy in front of moto plays this policy and refuses any other call
+  # (crates/runway-store-dynamodb/tests/store/iam.rs), so a store change that needs
+  # a new permission fails its tests, and `RUNWAY_TEST_IAM_RECORD=FILE` lists what a
+  # test run called. What calls each:
+  #   GetItem            point reads: a user, a session, a lookup (username, token
+  #                      hash), an agent, a job, a log index; the readiness ping
+  #   BatchGetItem       listings: the items behind the ids an index returned
+  #   Scan               has_users (Limit 1), listing registration tokens
+  #   PutItem            new records; Put inside TransactWriteItems
+  #   UpdateItem         changes of a record; Update inside TransactWriteItems
+  #   DeleteItem         revoking sessions, deleting agents, lookups and tokens
+  #   ConditionCheckItem a password change's check that the user exists
+  # TransactWriteItems has no IAM action of its own: each of its items is
+  # authorized as the Put, Update, Delete or ConditionCheck it contains.
+  table_actions = {
+    users               = ["GetItem", "Scan", "PutItem", "UpdateItem", "ConditionCheckItem"]
+    lookups             = ["GetItem", "PutItem", "DeleteItem"]
+    sessions            = ["GetItem", "BatchGetItem", "PutItem", "UpdateItem", "DeleteItem"]
+    registration_tokens = ["GetItem", "Scan", "PutItem", "UpdateItem", "DeleteItem"]
+    agents              = ["GetItem", "BatchGetItem", "PutItem", "UpdateItem", "DeleteItem"]
+    # Jobs are never deleted.
+    jobs = ["GetItem", "BatchGetItem", "PutItem", "UpdateItem"]
+    # The audit log is append-only: not even a bug in the function can rewrite or
+    # erase an event.
+    audit = ["BatchGetItem", "PutItem"]
+  }
+
+  # The code queries only these tables' GSIs (listings newest first, a user's
+  # sessions, claimable jobs, the reaper's by_lease), never a base table.
+  index_actions = {
+    sessions = ["Query"]
+    agents   = ["Query"]
+    jobs     = ["Query"]
+    audit    = ["Query"]
+  }
 }
 
 data "aws_iam_policy_document" "function" {
-  # Item reads and writes on the tables themselves. What calls each action:
-  #   GetItem            every point read (sessions, users, lookups, agents, jobs, ping)
-  #   BatchGetItem       listings: the items behind the ids a GSI returned
-  #   Scan               has_users (Limit 1) and listing registration tokens
-  #   PutItem            create_session, create_job, append_audit; Put inside
-  #                      TransactWriteItems
-  #   UpdateItem         touch_session, set_password_hash, heartbeats, agent states,
-  #                      job transitions, claims, leases, attempt ends, the log
-  #                      index; Update inside TransactWriteItems (a claim's job and
-  #                      agent, a registration's use of its token, a token rotation)
-  #   DeleteItem         revoking sessions; Delete inside TransactWriteItems
-  #                      (registration tokens, agents and their lookup items)
-  #   ConditionCheckItem a ConditionCheck inside TransactWriteItems (a password
-  #                      change's check that the user exists)
-  # TransactWriteItems has no IAM action of its own: each item in a transaction is
-  # authorized as the Put/Update/Delete/ConditionCheck it contains.
-  statement {
-    sid = "ItemAccessOnRunwayTables"
-    actions = [
-      "dynamodb:GetItem",
-      "dynamodb:BatchGetItem",
-      "dynamodb:Scan",
-      "dynamodb:PutItem",
-      "dynamodb:UpdateItem",
-      "dynamodb:DeleteItem",
-      "dynamodb:ConditionCheckItem",
-    ]
-    resources = local.table_arns
+  dynamic "statement" {
+    for_each = local.table_actions
+    content {
+      sid       = "Items${replace(title(replace(statement.key, "_", " ")), " ", "")}"
+      actions   = [for action in statement.value : "dynamodb:${action}"]
+      resources = [aws_dynamodb_table.this[statement.key].arn]
+    }
   }
 
-  # The audit log: append_audit is a conditional PutItem, list_audit a BatchGetItem
-  # of the ids its index returned. No UpdateItem, no DeleteItem: not even a bug in
-  # the function can rewrite or erase an event.
-  statement {
-    sid       = "AppendAndReadAuditLog"
-    actions   = ["dynamodb:PutItem", "dynamodb:BatchGetItem"]
-    resources = [local.audit_arn]
-  }
-
-  # The code queries only its GSIs (listings newest first, claimable jobs, the
-  # reaper's by_lease), never a base table.
-  statement {
-    sid       = "QueryRunwayIndexes"
-    actions   = ["dynamodb:Query"]
-    resources = local.index_arns
+  dynamic "statement" {
+    for_each = local.index_actions
+    content {
+      sid       = "Indexes${replace(title(replace(statement.key, "_", " ")), " ", "")}"
+      actions   = [for action in statement.value : "dynamodb:${action}"]
+      resources = ["${aws_dynamodb_table.this[statement.key].arn}/index/*"]
+    }
   }
 
   # Job logs (src/logs.rs): PutObject for a chunk, GetObject (ranged) to read one,
