@@ -10,6 +10,8 @@
 //! * [`config`] — defaults → TOML file → `RUNWAY_*` environment, with errors that
 //!   name the variable at fault; environment only on Lambda.
 //! * [`telemetry`] — tracing to stderr, compact or JSON.
+//! * [`log_filter`] — the `info` ceiling on the AWS SDK's and the wire-level
+//!   crates' logs, which no `RUNWAY_LOG` lifts.
 //! * [`serve`] — open the store (SQLite or DynamoDB), bootstrap `admin`, bind,
 //!   serve with the reaper beside it, drain on SIGTERM.
 //! * [`dev`] — `serve` plus the real agent, linked in, on a thread of its own.
@@ -31,6 +33,7 @@ pub mod config;
 pub mod dev;
 pub mod dynamodb;
 pub mod lambda;
+pub mod log_filter;
 pub mod output;
 pub mod serve;
 pub mod telemetry;
