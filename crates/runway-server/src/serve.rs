@@ -74,7 +74,8 @@ impl Stores {
     }
 }
 
-/// Opens the configured store, creating the data directory if needed. For DynamoDB
+/// Opens the configured store, creating the data directory (`0700`, the database
+/// `0600`) if needed and tightening one that others can read. For DynamoDB
 /// this builds the client only; no request is made (see [`check_store`]).
 ///
 /// # Errors
@@ -93,8 +94,12 @@ pub async fn open_stores(config: &Config) -> anyhow::Result<Stores> {
         StoreKind::Dynamodb => Ok(Stores::of(open_dynamodb(&config.dynamodb).await?)),
         StoreKind::Sqlite => {
             let dir = config.data_dir.clone();
-            std::fs::create_dir_all(&dir)
+            // 0700 and 0600, whatever the umask; wider modes are tightened, and said so.
+            let fixes = runway_store_sqlite::secure_data_dir(&dir)
                 .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+            for fix in &fixes {
+                tracing::warn!(data_dir = %dir.display(), "{fix}");
+            }
             let store = tokio::task::spawn_blocking(move || open_sqlite(&dir))
                 .await
                 .context("the task opening the database panicked")??;
