@@ -12,7 +12,8 @@
 //! * `error` — the one `ApiError` enum and its status/code table;
 //! * `extract` — JSON, query and path extractors whose rejections are `ApiError`s;
 //! * `auth` — the extractors that say who may call a handler;
-//! * `middleware` — request ids, the error envelope, the access log, CORS;
+//! * `middleware` — request ids, the error envelope, the access log;
+//! * `security` — the security headers on every response, and CORS;
 //! * `routes::*` — one module per group of endpoints: `/api/v1` for people and
 //!   `/agent/v1` (`routes::agent_protocol`) for agents;
 //! * `audit` — who the caller is for the audit log, and `GET /api/v1/audit`;
@@ -41,6 +42,7 @@ mod extract;
 mod middleware;
 mod openapi;
 mod routes;
+mod security;
 
 pub use openapi::openapi;
 
@@ -51,8 +53,12 @@ pub struct ApiConfig {
     pub session_ttl: time::Duration,
     /// A session lapses after this long without use.
     pub session_idle_timeout: time::Duration,
-    /// Origins allowed to call the API from a browser. Empty: no CORS headers at all.
+    /// Origins allowed to call the API from a browser, with credentials. Empty: no
+    /// CORS headers at all.
     pub cors_allowed_origins: Vec<String>,
+    /// The server's external URL (`RUNWAY_PUBLIC_URL`), if known. An `https://` one
+    /// turns on `Strict-Transport-Security`.
+    pub public_url: Option<String>,
     /// The largest request body accepted, in bytes.
     pub max_body_bytes: usize,
     /// How many sign-in password verifications (argon2id) may run at once; more wait
@@ -71,6 +77,7 @@ impl Default for ApiConfig {
             session_ttl: time::Duration::days(7),
             session_idle_timeout: time::Duration::hours(24),
             cors_allowed_origins: Vec::new(),
+            public_url: None,
             max_body_bytes: 1024 * 1024,
             concurrent_password_checks: std::thread::available_parallelism()
                 .map_or(2, |n| n.get() * 2),
@@ -116,6 +123,7 @@ pub fn router(service: Service, config: ApiConfig) -> Router {
         session_ttl,
         session_idle_timeout,
         cors_allowed_origins,
+        public_url,
         max_body_bytes,
         concurrent_password_checks,
         live_log_streams,
@@ -194,10 +202,13 @@ pub fn router(service: Service, config: ApiConfig) -> Router {
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             error::panic_response,
         ));
-    let api = match middleware::cors(cors_allowed_origins) {
+    let api = match security::cors(cors_allowed_origins) {
         Some(cors) => api.layer(cors),
         None => api,
     };
-    // Outermost, so every response — preflights and fallbacks included — gets an id.
-    api.layer(axum::middleware::from_fn(middleware::observe))
+    // Around everything else, so every response — preflights and fallbacks
+    // included — gets an id.
+    let api = api.layer(axum::middleware::from_fn(middleware::observe));
+    // Outermost: the headers go on the final response, envelopes included.
+    security::with_headers(api, security::serves_https(public_url.as_deref()))
 }

@@ -24,8 +24,10 @@
 //! * `RUNWAY_ADMIN_PASSWORD` — password of the `admin` user created on the first
 //!   start, 12 to 1024 characters. Unset: a random one is generated and printed
 //!   once. Never logged, never echoed in an error.
-//! * `RUNWAY_CORS_ORIGINS` — comma-separated browser origins allowed to call the API.
-//!   Default: none. (In the file, an array of strings.)
+//! * `RUNWAY_CORS_ORIGINS` — comma-separated browser origins allowed to call the API,
+//!   with credentials. Default: none. (In the file, an array of strings.)
+//! * `RUNWAY_PUBLIC_URL` — the server's external URL, e.g. `https://ci.example.com`.
+//!   Unset by default. An `https://` one turns on `Strict-Transport-Security`.
 //! * `RUNWAY_SESSION_TTL_SECONDS` — absolute session lifetime. Default `604800` (7 d).
 //! * `RUNWAY_SESSION_IDLE_TIMEOUT_SECONDS` — idle session lifetime. Default `86400`.
 //! * `RUNWAY_MAX_BODY_BYTES` — largest request body. Default `1048576` (1 MiB).
@@ -136,6 +138,12 @@ const CORS_ORIGINS: Setting = Setting {
     default: Some(""),
     expected: "comma-separated origins such as https://ci.example.com,http://localhost:3000",
 };
+const PUBLIC_URL: Setting = Setting {
+    env: "RUNWAY_PUBLIC_URL",
+    key: "public_url",
+    default: None,
+    expected: "the server's external http:// or https:// URL, e.g. https://ci.example.com or https://example.com/runway (no query or fragment)",
+};
 const SESSION_TTL: Setting = Setting {
     env: "RUNWAY_SESSION_TTL_SECONDS",
     key: "session_ttl_seconds",
@@ -196,7 +204,7 @@ const S3_ENDPOINT: Setting = Setting {
 pub const LAMBDA_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Every setting, in the order `runway config` prints them.
-const ALL: [Setting; 19] = [
+const ALL: [Setting; 20] = [
     LISTEN,
     DATA_DIR,
     STORE,
@@ -207,6 +215,7 @@ const ALL: [Setting; 19] = [
     LOG_FORMAT,
     ADMIN_PASSWORD,
     CORS_ORIGINS,
+    PUBLIC_URL,
     SESSION_TTL,
     SESSION_IDLE,
     MAX_BODY,
@@ -454,6 +463,8 @@ pub struct Config {
     pub admin_password: Option<Secret>,
     /// Browser origins allowed by CORS.
     pub cors_origins: Vec<String>,
+    /// The server's external URL, without a trailing `/`.
+    pub public_url: Option<String>,
     /// Absolute session lifetime, in seconds.
     pub session_ttl_seconds: u64,
     /// Idle session lifetime, in seconds.
@@ -487,6 +498,7 @@ struct FileConfig {
     log_format: Option<String>,
     admin_password: Option<Secret>,
     cors_origins: Option<Vec<String>>,
+    public_url: Option<String>,
     session_ttl_seconds: Option<u64>,
     session_idle_timeout_seconds: Option<u64>,
     max_body_bytes: Option<u64>,
@@ -512,6 +524,7 @@ impl FileConfig {
             "log_format" => self.log_format.clone(),
             "admin_password" => self.admin_password.as_ref().map(|s| s.expose().to_owned()),
             "cors_origins" => self.cors_origins.as_ref().map(|o| o.join(",")),
+            "public_url" => self.public_url.clone(),
             "session_ttl_seconds" => self.session_ttl_seconds.map(|n| n.to_string()),
             "session_idle_timeout_seconds" => {
                 self.session_idle_timeout_seconds.map(|n| n.to_string())
@@ -661,6 +674,21 @@ fn parse_origins(s: &str) -> Option<Vec<String>> {
         .collect()
 }
 
+/// An absolute http(s) URL with a host, and optionally a path; no query, fragment,
+/// credentials or whitespace. A trailing `/` is dropped.
+fn parse_public_url(s: &str) -> Option<String> {
+    let lower = s.to_ascii_lowercase();
+    let rest = lower
+        .strip_prefix("https://")
+        .or_else(|| lower.strip_prefix("http://"))?;
+    let host = rest.split('/').next().unwrap_or_default();
+    let valid = !host.is_empty()
+        && !host.contains('@')
+        && !s.contains(['?', '#'])
+        && !s.chars().any(|c| c.is_whitespace() || c.is_control());
+    valid.then(|| s.trim_end_matches('/').to_owned())
+}
+
 fn line_of(text: &str, offset: usize) -> usize {
     text.get(..offset)
         .map_or(1, |before| before.matches('\n').count() + 1)
@@ -799,6 +827,7 @@ impl Config {
             }
         };
         let cors_origins = layers.parse(CORS_ORIGINS, parse_origins)?;
+        let public_url = layers.parse_optional(PUBLIC_URL, parse_public_url)?;
         let session_ttl_seconds = layers.parse(SESSION_TTL, number_in(SESSION_SECONDS))?;
         let session_idle_timeout_seconds =
             layers.parse(SESSION_IDLE, number_in(SESSION_SECONDS))?;
@@ -817,6 +846,7 @@ impl Config {
             log_format,
             admin_password,
             cors_origins,
+            public_url,
             session_ttl_seconds,
             session_idle_timeout_seconds,
             max_body_bytes,
@@ -923,6 +953,7 @@ impl Config {
             session_ttl: seconds(self.session_ttl_seconds),
             session_idle_timeout: seconds(self.session_idle_timeout_seconds),
             cors_allowed_origins: self.cors_origins.clone(),
+            public_url: self.public_url.clone(),
             max_body_bytes: self.max_body_bytes,
             ..runway_api::ApiConfig::default()
         }
@@ -988,6 +1019,16 @@ impl Config {
                         self.cors_origins.iter().map(|o| toml_string(o)).collect();
                     format!("[{}]", items.join(", "))
                 }
+                "public_url" => match &self.public_url {
+                    Some(url) => toml_string(url),
+                    None => {
+                        let _ = writeln!(
+                            out,
+                            "# public_url is not set: no Strict-Transport-Security header."
+                        );
+                        continue;
+                    }
+                },
                 "session_ttl_seconds" => self.session_ttl_seconds.to_string(),
                 "session_idle_timeout_seconds" => self.session_idle_timeout_seconds.to_string(),
                 "max_body_bytes" => self.max_body_bytes.to_string(),
@@ -1385,6 +1426,41 @@ mod tests {
         let path = write(&dir, "cors_origins = [\"https://b.example\"]\n");
         let c = load(Some(&path), &[]).unwrap();
         assert_eq!(c.cors_origins, ["https://b.example"]);
+    }
+
+    #[test]
+    fn the_public_url_is_optional_loses_its_trailing_slash_and_must_be_http_or_https() {
+        assert_eq!(load(None, &[]).unwrap().public_url, None);
+        let c = load(None, &[("RUNWAY_PUBLIC_URL", "https://ci.example.com/")]).unwrap();
+        assert_eq!(c.public_url.as_deref(), Some("https://ci.example.com"));
+        assert_eq!(
+            c.api_config().public_url.as_deref(),
+            Some("https://ci.example.com")
+        );
+        let c = load(
+            None,
+            &[("RUNWAY_PUBLIC_URL", "http://10.0.0.5:8080/runway")],
+        )
+        .unwrap();
+        assert_eq!(c.public_url.as_deref(), Some("http://10.0.0.5:8080/runway"));
+        for bad in [
+            "ci.example.com",
+            "https://",
+            "ftp://ci.example.com",
+            "https://ci.example.com/?x=1",
+            "https://user:pw@ci.example.com",
+            "https://ci example.com",
+        ] {
+            let err = load(None, &[("RUNWAY_PUBLIC_URL", bad)])
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with("RUNWAY_PUBLIC_URL"), "{bad}: {err}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(&dir, "public_url = \"https://b.example\"\n");
+        let c = load(Some(&path), &[]).unwrap();
+        assert_eq!(c.public_url.as_deref(), Some("https://b.example"));
+        assert!(c.to_toml().contains("public_url = \"https://b.example\""));
     }
 
     #[test]
