@@ -45,6 +45,7 @@ mod middleware;
 mod openapi;
 mod routes;
 mod security;
+mod timeouts;
 
 pub use openapi::openapi;
 
@@ -63,6 +64,12 @@ pub struct ApiConfig {
     pub public_url: Option<String>,
     /// The largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// How long a handler may take to answer; the long polls get their wait on top
+    /// (see `timeouts`). A request that runs out gets 503 `request_timeout`.
+    pub request_timeout: std::time::Duration,
+    /// How long the whole request body may take to arrive once a handler reads it;
+    /// then 408 `body_timeout`.
+    pub body_read_timeout: std::time::Duration,
     /// How many sign-in password verifications (argon2id) may run at once; more wait
     /// up to 5 s for a turn, then get 503 `overloaded`. Default: two per core.
     pub concurrent_password_checks: usize,
@@ -81,6 +88,8 @@ impl Default for ApiConfig {
             cors_allowed_origins: Vec::new(),
             public_url: None,
             max_body_bytes: 1024 * 1024,
+            request_timeout: std::time::Duration::from_secs(30),
+            body_read_timeout: std::time::Duration::from_secs(20),
             concurrent_password_checks: std::thread::available_parallelism()
                 .map_or(2, |n| n.get() * 2),
             live_log_streams: true,
@@ -100,6 +109,8 @@ pub(crate) struct AppState {
     /// Sign-in and session management.
     pub(crate) sessions: runway_service::sessions::Sessions,
     pub(crate) max_body_bytes: usize,
+    /// See [`ApiConfig::body_read_timeout`].
+    pub(crate) body_read_timeout: std::time::Duration,
 }
 
 impl std::fmt::Debug for AppState {
@@ -109,6 +120,7 @@ impl std::fmt::Debug for AppState {
             .field("live_log_streams", &self.live_log_streams)
             .field("sessions", &self.sessions)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("body_read_timeout", &self.body_read_timeout)
             .finish()
     }
 }
@@ -127,9 +139,22 @@ pub fn router(service: Service, config: ApiConfig) -> Router {
         cors_allowed_origins,
         public_url,
         max_body_bytes,
+        request_timeout,
+        body_read_timeout,
         concurrent_password_checks,
         live_log_streams,
     } = config;
+    let timings = service.timings();
+    let lease_wait = if service.settings().lease_waits {
+        std::time::Duration::from_secs(timings.lease_renew_interval_seconds.into())
+    } else {
+        std::time::Duration::ZERO
+    };
+    let deadlines = timeouts::Deadlines::new(
+        request_timeout,
+        service.settings().claim_wait_max,
+        lease_wait,
+    );
     let state = AppState {
         sessions: runway_service::sessions::Sessions::new(
             Arc::clone(service.store()),
@@ -141,6 +166,7 @@ pub fn router(service: Service, config: ApiConfig) -> Router {
         service,
         live_log_streams,
         max_body_bytes,
+        body_read_timeout,
     };
 
     let api = Router::new()
@@ -184,9 +210,9 @@ pub fn router(service: Service, config: ApiConfig) -> Router {
         .route("/agent/v1/register", post(agent_protocol::register))
         .route("/agent/v1/heartbeat", post(agent_protocol::heartbeat))
         .route("/agent/v1/config", get(agent_protocol::config))
-        .route("/agent/v1/jobs/claim", post(agent_protocol::claim))
+        .route(timeouts::CLAIM_ROUTE, post(agent_protocol::claim))
         .route("/agent/v1/jobs/{id}/start", post(agent_protocol::start))
-        .route("/agent/v1/jobs/{id}/lease", post(agent_protocol::lease))
+        .route(timeouts::LEASE_ROUTE, post(agent_protocol::lease))
         .route("/agent/v1/jobs/{id}/logs", put(agent_protocol::logs))
         .route("/agent/v1/jobs/{id}/finish", post(agent_protocol::finish))
         .route("/agent/v1/token/rotate", post(agent_protocol::rotate_token))
@@ -200,6 +226,9 @@ pub fn router(service: Service, config: ApiConfig) -> Router {
 
     let api = api
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        // Inside the panic catcher's and the envelope's reach, so a timeout is
+        // rendered and logged like any error.
+        .layer(timeouts::RequestTimeoutLayer(deadlines))
         // A panic is a bug in one request, not a reason to drop the others.
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             error::panic_response,

@@ -14,6 +14,8 @@
 //!   crates' logs, which no `RUNWAY_LOG` lifts.
 //! * [`serve`] — open the store (SQLite or DynamoDB), bootstrap `admin`, bind,
 //!   serve with the reaper beside it, drain on SIGTERM.
+//! * [`http`] — the accept loop: hyper with a header-read timeout and a
+//!   connection cap.
 //! * [`dev`] — `serve` plus the real agent, linked in, on a thread of its own.
 //! * [`lambda`] — the same Router behind API Gateway, through `lambda_http`.
 //! * [`admin`] — user management directly on the store.
@@ -32,6 +34,7 @@ pub mod cli;
 pub mod config;
 pub mod dev;
 pub mod dynamodb;
+pub mod http;
 pub mod lambda;
 pub mod log_filter;
 pub mod output;

@@ -18,14 +18,15 @@
 //!    actually bound, so `--listen 127.0.0.1:0` works and a reader of that line can
 //!    connect at once.
 //! 5. The reaper runs in the background every `RUNWAY_REAPER_INTERVAL_SECONDS`.
-//! 6. On SIGTERM or Ctrl-C, waiting claims (long polls) and live log streams are
-//!    answered at once (204, and the end of the stream), the reaper stops, and axum
-//!    stops accepting and lets in-flight requests finish.
+//! 6. Connections are served by [`crate::http`]: a header-read timeout, a cap on
+//!    open connections, and the router's request and body timeouts.
+//! 7. On SIGTERM or Ctrl-C, waiting claims (long polls) and live log streams are
+//!    answered at once (204, and the end of the stream), the reaper stops, and the
+//!    server stops accepting and lets in-flight requests finish.
 //!    If they take longer than the grace period the process exits anyway, with a
 //!    log line saying so and a failure status, because a supervisor should know the
 //!    shutdown was not clean.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -300,12 +301,7 @@ pub(crate) async fn run_server(
         closing.close();
         let _ = signaled_tx.send(());
     };
-    let server = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(graceful)
-    .into_future();
+    let server = crate::http::serve(listener, router, config.connection_limits(), graceful);
 
     let deadline = async move {
         if signaled_rx.await.is_ok() {
@@ -316,8 +312,7 @@ pub(crate) async fn run_server(
         }
     };
     let outcome = tokio::select! {
-        result = server => {
-            result.context("the server failed")?;
+        () = server => {
             tracing::info!("shut down cleanly");
             Ok(())
         }

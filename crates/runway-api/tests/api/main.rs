@@ -17,3 +17,4 @@ mod security;
 mod sessions;
 mod socket;
 mod system;
+mod timeouts;
