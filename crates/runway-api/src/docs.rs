@@ -3,11 +3,11 @@
 //! The page is Swagger UI, vendored unchanged from the npm package
 //! `swagger-ui-dist` ([`SWAGGER_UI_VERSION`]; its integrity and the files' SHA-256
 //! are pinned in this module's tests and in `assets/swagger-ui/README.md`, which
-//! says how to update them) and embedded with `include_bytes!`. It was chosen over the Scalar page `utoipa-scalar` renders,
-//! which loads its script from a CDN, unpinned; and over the `utoipa-swagger-ui`
-//! crate, whose build script unpacks and embeds the whole distribution (about
-//! 11 MB, source maps included) where the page needs two files (2 MB): the binary
-//! is also the Lambda zip.
+//! says how to update them) and embedded with `include_bytes!`. It was chosen over
+//! the Scalar page `utoipa-scalar` renders, which loads its script from a CDN,
+//! unpinned; and over the `utoipa-swagger-ui` crate, whose build script unpacks and
+//! embeds the whole distribution (about 11 MB, source maps included) where the page
+//! needs two files (2 MB): the binary is also the Lambda zip.
 //!
 //! Only `assets/docs.html` and `assets/runway-docs.js` are Runway's own: the page
 //! and its start-up script, a file rather than inline, so the page's CSP
