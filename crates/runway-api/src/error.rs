@@ -80,6 +80,9 @@ pub enum ApiError {
     /// The body is over the limit.
     #[error("the request body is larger than the {0}-byte limit")]
     PayloadTooLarge(usize),
+    /// The body did not arrive in time (`RUNWAY_BODY_READ_TIMEOUT_SECONDS`).
+    #[error("the request body did not arrive within {0} s; send it faster, or in smaller parts")]
+    BodyTimeout(u64),
     /// The body is not declared with the media type the route takes (named).
     #[error("the request body must be sent with `Content-Type: {0}`")]
     UnsupportedMediaType(&'static str),
@@ -90,6 +93,9 @@ pub enum ApiError {
     /// of queueing without bound.
     #[error("the server is busy verifying other sign-ins; retry in a moment")]
     Overloaded,
+    /// The handler did not answer within its deadline (`crate::timeouts`).
+    #[error("the server did not answer in time; retry later")]
+    RequestTimeout,
     /// The store is down or throttling.
     #[error("the store is unavailable; retry later")]
     Unavailable {
@@ -132,10 +138,13 @@ impl ApiError {
             Self::Conflict(_) | Self::IllegalTransition(_) | Self::NotHeld => StatusCode::CONFLICT,
             Self::LogOffset { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             Self::PayloadTooLarge(_) | Self::LogFull => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::LogMismatch(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Overloaded | Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Overloaded | Self::RequestTimeout | Self::Unavailable { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -157,9 +166,11 @@ impl ApiError {
             Self::LogMismatch(_) => "log_mismatch",
             Self::IllegalTransition(_) => "illegal_transition",
             Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::BodyTimeout(_) => "body_timeout",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::Validation(_) => "validation_failed",
             Self::Overloaded => "overloaded",
+            Self::RequestTimeout => "request_timeout",
             Self::Unavailable { .. } => "store_unavailable",
             Self::Internal(_) => "internal",
         }
@@ -259,8 +270,13 @@ impl IntoResponse for ApiError {
             Self::Unauthorized(_) | Self::InvalidCredentials => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            Self::Overloaded => {
+            Self::Overloaded | Self::RequestTimeout => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(1));
+            }
+            // The rest of the body is never read: the connection cannot carry
+            // another request.
+            Self::BodyTimeout(_) => {
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             Self::Unavailable { retry_after, .. } => {
                 let seconds = retry_after.map_or(1, |d| d.as_secs().max(1));
@@ -353,6 +369,7 @@ pub(crate) fn info_for_status(status: StatusCode) -> ErrorInfo {
             "method_not_allowed",
             "this route does not accept the method",
         ),
+        StatusCode::REQUEST_TIMEOUT => ("body_timeout", "the request did not arrive in time"),
         StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "the request body is too large"),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => (
             "unsupported_media_type",

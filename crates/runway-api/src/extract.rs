@@ -82,11 +82,14 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
     Ok(value)
 }
 
-/// Reads the body, bounded by `DefaultBodyLimit`; the state knows the limit for the
-/// 413 message (axum keeps its own copy private).
+/// Reads the body, bounded by `DefaultBodyLimit` in size and by the body-read
+/// timeout in time (all of it, not between chunks: a trickle does not hold the
+/// request open); the state knows both for the messages (axum keeps its own copy
+/// of the limit private). Every body extractor reads through here.
 async fn read_body(req: Request, state: &AppState) -> Result<Bytes, ApiError> {
-    Bytes::from_request(req, state)
+    tokio::time::timeout(state.body_read_timeout, Bytes::from_request(req, state))
         .await
+        .map_err(|_| ApiError::BodyTimeout(state.body_read_timeout.as_secs()))?
         .map_err(|r| body_error(&r, state.max_body_bytes))
 }
 

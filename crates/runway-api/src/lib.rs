@@ -12,11 +12,13 @@
 //! * `error` — the one `ApiError` enum and its status/code table;
 //! * `extract` — JSON, query and path extractors whose rejections are `ApiError`s;
 //! * `auth` — the extractors that say who may call a handler;
-//! * `middleware` — request ids, the error envelope, the access log, CORS;
+//! * `middleware` — request ids, the error envelope, the access log;
+//! * `security` — the security headers on every response, and CORS;
 //! * `routes::*` — one module per group of endpoints: `/api/v1` for people and
 //!   `/agent/v1` (`routes::agent_protocol`) for agents;
 //! * `audit` — who the caller is for the audit log, and `GET /api/v1/audit`;
-//! * `openapi` — the OpenAPI 3.1 document and the `/docs` page.
+//! * `openapi` — the OpenAPI 3.1 document; `docs` — the `/docs` page (Swagger UI,
+//!   vendored and served from the binary).
 //!
 //! Handlers extract (authenticate, validate), call one function of
 //! [`runway_service::Service`] (or one read of the store), and shape the answer;
@@ -36,11 +38,14 @@ use runway_service::Service;
 
 mod audit;
 mod auth;
+mod docs;
 mod error;
 mod extract;
 mod middleware;
 mod openapi;
 mod routes;
+mod security;
+mod timeouts;
 
 pub use openapi::openapi;
 
@@ -51,10 +56,20 @@ pub struct ApiConfig {
     pub session_ttl: time::Duration,
     /// A session lapses after this long without use.
     pub session_idle_timeout: time::Duration,
-    /// Origins allowed to call the API from a browser. Empty: no CORS headers at all.
+    /// Origins allowed to call the API from a browser, with credentials. Empty: no
+    /// CORS headers at all.
     pub cors_allowed_origins: Vec<String>,
+    /// The server's external URL (`RUNWAY_PUBLIC_URL`), if known. An `https://` one
+    /// turns on `Strict-Transport-Security`.
+    pub public_url: Option<String>,
     /// The largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// How long a handler may take to answer; the long polls get their wait on top
+    /// (see `timeouts`). A request that runs out gets 503 `request_timeout`.
+    pub request_timeout: std::time::Duration,
+    /// How long the whole request body may take to arrive once a handler reads it;
+    /// then 408 `body_timeout`.
+    pub body_read_timeout: std::time::Duration,
     /// How many sign-in password verifications (argon2id) may run at once; more wait
     /// up to 5 s for a turn, then get 503 `overloaded`. Default: two per core.
     pub concurrent_password_checks: usize,
@@ -71,7 +86,10 @@ impl Default for ApiConfig {
             session_ttl: time::Duration::days(7),
             session_idle_timeout: time::Duration::hours(24),
             cors_allowed_origins: Vec::new(),
+            public_url: None,
             max_body_bytes: 1024 * 1024,
+            request_timeout: std::time::Duration::from_secs(30),
+            body_read_timeout: std::time::Duration::from_secs(20),
             concurrent_password_checks: std::thread::available_parallelism()
                 .map_or(2, |n| n.get() * 2),
             live_log_streams: true,
@@ -91,6 +109,8 @@ pub(crate) struct AppState {
     /// Sign-in and session management.
     pub(crate) sessions: runway_service::sessions::Sessions,
     pub(crate) max_body_bytes: usize,
+    /// See [`ApiConfig::body_read_timeout`].
+    pub(crate) body_read_timeout: std::time::Duration,
 }
 
 impl std::fmt::Debug for AppState {
@@ -100,6 +120,7 @@ impl std::fmt::Debug for AppState {
             .field("live_log_streams", &self.live_log_streams)
             .field("sessions", &self.sessions)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("body_read_timeout", &self.body_read_timeout)
             .finish()
     }
 }
@@ -116,10 +137,24 @@ pub fn router(service: Service, config: ApiConfig) -> Router {
         session_ttl,
         session_idle_timeout,
         cors_allowed_origins,
+        public_url,
         max_body_bytes,
+        request_timeout,
+        body_read_timeout,
         concurrent_password_checks,
         live_log_streams,
     } = config;
+    let timings = service.timings();
+    let lease_wait = if service.settings().lease_waits {
+        std::time::Duration::from_secs(timings.lease_renew_interval_seconds.into())
+    } else {
+        std::time::Duration::ZERO
+    };
+    let deadlines = timeouts::Deadlines::new(
+        request_timeout,
+        service.settings().claim_wait_max,
+        lease_wait,
+    );
     let state = AppState {
         sessions: runway_service::sessions::Sessions::new(
             Arc::clone(service.store()),
@@ -131,6 +166,7 @@ pub fn router(service: Service, config: ApiConfig) -> Router {
         service,
         live_log_streams,
         max_body_bytes,
+        body_read_timeout,
     };
 
     let api = Router::new()
@@ -174,9 +210,9 @@ pub fn router(service: Service, config: ApiConfig) -> Router {
         .route("/agent/v1/register", post(agent_protocol::register))
         .route("/agent/v1/heartbeat", post(agent_protocol::heartbeat))
         .route("/agent/v1/config", get(agent_protocol::config))
-        .route("/agent/v1/jobs/claim", post(agent_protocol::claim))
+        .route(timeouts::CLAIM_ROUTE, post(agent_protocol::claim))
         .route("/agent/v1/jobs/{id}/start", post(agent_protocol::start))
-        .route("/agent/v1/jobs/{id}/lease", post(agent_protocol::lease))
+        .route(timeouts::LEASE_ROUTE, post(agent_protocol::lease))
         .route("/agent/v1/jobs/{id}/logs", put(agent_protocol::logs))
         .route("/agent/v1/jobs/{id}/finish", post(agent_protocol::finish))
         .route("/agent/v1/token/rotate", post(agent_protocol::rotate_token))
@@ -190,14 +226,20 @@ pub fn router(service: Service, config: ApiConfig) -> Router {
 
     let api = api
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        // Inside the panic catcher's and the envelope's reach, so a timeout is
+        // rendered and logged like any error.
+        .layer(timeouts::RequestTimeoutLayer(deadlines))
         // A panic is a bug in one request, not a reason to drop the others.
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             error::panic_response,
         ));
-    let api = match middleware::cors(cors_allowed_origins) {
+    let api = match security::cors(cors_allowed_origins) {
         Some(cors) => api.layer(cors),
         None => api,
     };
-    // Outermost, so every response — preflights and fallbacks included — gets an id.
-    api.layer(axum::middleware::from_fn(middleware::observe))
+    // Around everything else, so every response — preflights and fallbacks
+    // included — gets an id.
+    let api = api.layer(axum::middleware::from_fn(middleware::observe));
+    // Outermost: the headers go on the final response, envelopes included.
+    security::with_headers(api, security::serves_https(public_url.as_deref()))
 }

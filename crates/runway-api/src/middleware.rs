@@ -1,4 +1,5 @@
-//! Cross-cutting layers: request ids, the error envelope, the access log and CORS.
+//! Cross-cutting layers: request ids, the error envelope and the access log (CORS
+//! and the security headers are in `security`).
 //!
 //! [`observe`] is one middleware rather than three (request id, envelope, log) because
 //! each of those needs the same two facts — the request id and the final response —
@@ -15,10 +16,9 @@ use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request};
-use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::http::{HeaderName, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
-use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::error::{ErrorInfo, envelope_bytes, info_for_status};
 
@@ -153,32 +153,6 @@ pub(crate) async fn observe(mut req: Request, next: Next) -> Response {
     response
 }
 
-/// The CORS layer for `origins`, or `None` when the list is empty (no CORS headers at
-/// all: a same-origin deployment should not advertise anything). Origins that are not
-/// valid header values are skipped with a warning.
-pub(crate) fn cors(origins: Vec<String>) -> Option<CorsLayer> {
-    let allowed: Vec<HeaderValue> = origins
-        .into_iter()
-        .filter_map(|o| match HeaderValue::from_str(o.trim()) {
-            Ok(v) => Some(v),
-            Err(_) => {
-                tracing::warn!(origin = %o, "ignoring a CORS origin that is not a valid header value");
-                None
-            }
-        })
-        .collect();
-    if allowed.is_empty() {
-        return None;
-    }
-    Some(
-        CorsLayer::new()
-            .allow_origin(AllowOrigin::list(allowed))
-            .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
-            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, X_REQUEST_ID])
-            .expose_headers([X_REQUEST_ID, header::ETAG]),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,11 +178,5 @@ mod tests {
         let id = new_request_id();
         assert!(id.to_str().unwrap().parse::<ulid::Ulid>().is_ok());
         assert!(is_acceptable_request_id(id.as_bytes()));
-    }
-
-    #[test]
-    fn no_origins_means_no_cors_layer() {
-        assert!(cors(Vec::new()).is_none());
-        assert!(cors(vec!["https://ci.example.com".into()]).is_some());
     }
 }

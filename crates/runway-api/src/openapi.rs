@@ -1,20 +1,19 @@
-//! The OpenAPI 3.1 document and the interactive docs.
+//! The OpenAPI 3.1 document; the interactive docs that read it are in `docs`.
 //!
 //! The document is derived from the handlers' `#[utoipa::path]` attributes and the
 //! response types' `ToSchema`, so it cannot drift from the code; a test checks that
 //! every route the router serves is listed. It is built and serialized once per
-//! process and served from memory, as is the Scalar page at `/docs`.
+//! process and served from memory.
 
 use std::sync::LazyLock;
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::http::{HeaderValue, header};
-use axum::response::{Html, IntoResponse};
+use axum::response::IntoResponse;
 use axum::routing::get;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
-use utoipa_scalar::Scalar;
 
 use crate::AppState;
 use crate::routes::{agent_protocol, agents, jobs, logs, registration_tokens, sessions, system};
@@ -112,8 +111,6 @@ static DOCUMENT: LazyLock<Bytes> = LazyLock::new(|| {
     Bytes::from(serde_json::to_vec(&openapi()).unwrap_or_else(|_| b"{}".to_vec()))
 });
 
-static DOCS_PAGE: LazyLock<Bytes> = LazyLock::new(|| Bytes::from(Scalar::new(openapi()).to_html()));
-
 /// `/openapi.json` and `/docs`.
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -130,5 +127,5 @@ pub(crate) fn routes() -> Router<AppState> {
                     .into_response()
             }),
         )
-        .route("/docs", get(|| async { Html(DOCS_PAGE.clone()) }))
+        .merge(crate::docs::routes())
 }

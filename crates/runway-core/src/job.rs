@@ -106,8 +106,11 @@ impl FromIterator<(String, String)> for JobSecrets {
     }
 }
 
-/// What a user submits to run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+/// What a user submits to run. `Debug` shows the script's length and the
+/// environment's names, never their text: a script or an `env` value often holds a
+/// credential that should have been a secret, and a spec reaches `Debug` through
+/// `tracing` fields, panic messages and test failures.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JobSpec {
     /// A short, human name, e.g. `test (linux)`.
@@ -139,6 +142,42 @@ pub struct JobSpec {
     #[serde(default, skip_serializing)]
     #[schema(write_only, value_type = BTreeMap<String, String>)]
     pub secrets: JobSecrets,
+}
+
+impl std::fmt::Debug for JobSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobSpec")
+            .field("name", &self.name)
+            .field("script", &Redacted(self.script.len()))
+            .field("env", &RedactedValues(&self.env))
+            .field("labels", &self.labels)
+            .field("queue", &self.queue)
+            .field("priority", &self.priority)
+            .field("timeout_seconds", &self.timeout_seconds)
+            .field("max_retries", &self.max_retries)
+            .field("secrets", &self.secrets)
+            .finish()
+    }
+}
+
+/// Prints `[redacted: N bytes]` in place of a text.
+struct Redacted(usize);
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "[redacted: {} bytes]", self.0)
+    }
+}
+
+/// Prints a map's names with every value `[redacted]`.
+struct RedactedValues<'a>(&'a BTreeMap<String, String>);
+
+impl std::fmt::Debug for RedactedValues<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(self.0.keys().map(|k| (k, format_args!("[redacted]"))))
+            .finish()
+    }
 }
 
 /// Whether `name` may name an environment variable: letters, digits and `_`, not
@@ -427,6 +466,25 @@ mod tests {
 
     fn spec() -> JobSpec {
         serde_json::from_str(r#"{"name":"build","script":"make"}"#).unwrap()
+    }
+
+    #[test]
+    fn debug_of_a_spec_shows_neither_the_script_nor_env_values_nor_secrets() {
+        let spec: JobSpec = serde_json::from_str(
+            r#"{"name":"deploy","script":"curl -u admin:hunter2-script https://x",
+                "env":{"DB_URL":"postgres://u:hunter2-env@db"},
+                "secrets":{"TOKEN":"hunter2-secret"}}"#,
+        )
+        .unwrap();
+        let debug = format!("{spec:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(debug.contains("deploy"), "{debug}");
+        assert!(debug.contains("DB_URL"), "{debug}");
+        assert!(debug.contains("TOKEN"), "{debug}");
+        let length = format!("[redacted: {} bytes]", spec.script.len());
+        assert!(debug.contains(&length), "{debug}");
+        let pretty = format!("{spec:#?}");
+        assert!(!pretty.contains("hunter2"), "{pretty}");
     }
 
     #[test]

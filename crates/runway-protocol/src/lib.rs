@@ -269,7 +269,9 @@ pub struct AgentConfig {
 }
 
 /// A job as the agent that claimed it sees it: everything needed to run it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `Debug` shows the script's length and the variables' names only, as
+/// `runway_core::job::JobSpec` does: either may hold a credential.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ClaimedJob {
     /// The job's id (`RUNWAY_JOB_ID`).
@@ -288,6 +290,34 @@ pub struct ClaimedJob {
     pub secrets: BTreeMap<String, SecretValue>,
     /// Wall-clock limit of the attempt, from the script's start.
     pub timeout_seconds: u32,
+}
+
+impl fmt::Debug for ClaimedJob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        struct Length(usize);
+        impl fmt::Debug for Length {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "[redacted: {} bytes]", self.0)
+            }
+        }
+        struct Names<'a, V>(&'a BTreeMap<String, V>);
+        impl<V> fmt::Debug for Names<'_, V> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_map()
+                    .entries(self.0.keys().map(|k| (k, format_args!("[redacted]"))))
+                    .finish()
+            }
+        }
+        f.debug_struct("ClaimedJob")
+            .field("id", &self.id)
+            .field("attempt", &self.attempt)
+            .field("name", &self.name)
+            .field("script", &Length(self.script.len()))
+            .field("env", &Names(&self.env))
+            .field("secrets", &Names(&self.secrets))
+            .field("timeout_seconds", &self.timeout_seconds)
+            .finish()
+    }
 }
 
 /// A claimed job and its credential.
@@ -417,12 +447,17 @@ mod tests {
             id: "j".into(),
             attempt: 1,
             name: "n".into(),
-            script: "true".into(),
-            env: BTreeMap::new(),
+            script: "echo hunter2-script".into(),
+            env: BTreeMap::from([("E".into(), "hunter2-env".into())]),
             secrets: BTreeMap::from([("K".into(), s)]),
             timeout_seconds: 1,
         };
-        assert!(!format!("{job:?}").contains("hunter2"));
+        let debug = format!("{job:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(
+            debug.contains("\"E\"") && debug.contains("\"K\""),
+            "{debug}"
+        );
     }
 
     #[test]

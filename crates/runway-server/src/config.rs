@@ -24,13 +24,24 @@
 //! * `RUNWAY_ADMIN_PASSWORD` — password of the `admin` user created on the first
 //!   start, 12 to 1024 characters. Unset: a random one is generated and printed
 //!   once. Never logged, never echoed in an error.
-//! * `RUNWAY_CORS_ORIGINS` — comma-separated browser origins allowed to call the API.
-//!   Default: none. (In the file, an array of strings.)
+//! * `RUNWAY_CORS_ORIGINS` — comma-separated browser origins allowed to call the API,
+//!   with credentials. Default: none. (In the file, an array of strings.)
+//! * `RUNWAY_PUBLIC_URL` — the server's external URL, e.g. `https://ci.example.com`.
+//!   Unset by default. An `https://` one turns on `Strict-Transport-Security`.
 //! * `RUNWAY_SESSION_TTL_SECONDS` — absolute session lifetime. Default `604800` (7 d).
 //! * `RUNWAY_SESSION_IDLE_TIMEOUT_SECONDS` — idle session lifetime. Default `86400`.
 //! * `RUNWAY_MAX_BODY_BYTES` — largest request body. Default `1048576` (1 MiB).
 //! * `RUNWAY_SHUTDOWN_GRACE_SECONDS` — how long in-flight requests may take to finish
 //!   after SIGTERM. Default `30`.
+//! * `RUNWAY_HEADER_READ_TIMEOUT_SECONDS` — time for a request's line and headers to
+//!   arrive, and for an idle keep-alive connection to send its next request.
+//!   Default `10`.
+//! * `RUNWAY_REQUEST_TIMEOUT_SECONDS` — time for a handler to answer; the long-poll
+//!   claim and lease get their wait on top. Default `30`.
+//! * `RUNWAY_BODY_READ_TIMEOUT_SECONDS` — time for a whole request body to arrive.
+//!   Default `20`.
+//! * `RUNWAY_MAX_CONNECTIONS` — connections `runway serve` holds open at once; more
+//!   wait to be accepted. Default `512`.
 //! * `RUNWAY_JOB_LEASE_SECONDS` — how long a claimed or running job is held without
 //!   a renewal from its agent before the reaper calls it lost. Default `120`,
 //!   minimum `5`; agents renew every third of it.
@@ -136,6 +147,12 @@ const CORS_ORIGINS: Setting = Setting {
     default: Some(""),
     expected: "comma-separated origins such as https://ci.example.com,http://localhost:3000",
 };
+const PUBLIC_URL: Setting = Setting {
+    env: "RUNWAY_PUBLIC_URL",
+    key: "public_url",
+    default: None,
+    expected: "the server's external http:// or https:// URL, e.g. https://ci.example.com or https://example.com/runway (no query or fragment)",
+};
 const SESSION_TTL: Setting = Setting {
     env: "RUNWAY_SESSION_TTL_SECONDS",
     key: "session_ttl_seconds",
@@ -159,6 +176,30 @@ const SHUTDOWN_GRACE: Setting = Setting {
     key: "shutdown_grace_seconds",
     default: Some("30"),
     expected: "a whole number of seconds from 0 to 3600",
+};
+const HEADER_READ_TIMEOUT: Setting = Setting {
+    env: "RUNWAY_HEADER_READ_TIMEOUT_SECONDS",
+    key: "header_read_timeout_seconds",
+    default: Some("10"),
+    expected: "a whole number of seconds from 1 to 300",
+};
+const REQUEST_TIMEOUT: Setting = Setting {
+    env: "RUNWAY_REQUEST_TIMEOUT_SECONDS",
+    key: "request_timeout_seconds",
+    default: Some("30"),
+    expected: "a whole number of seconds from 1 to 3600",
+};
+const BODY_READ_TIMEOUT: Setting = Setting {
+    env: "RUNWAY_BODY_READ_TIMEOUT_SECONDS",
+    key: "body_read_timeout_seconds",
+    default: Some("20"),
+    expected: "a whole number of seconds from 1 to 3600",
+};
+const MAX_CONNECTIONS: Setting = Setting {
+    env: "RUNWAY_MAX_CONNECTIONS",
+    key: "max_connections",
+    default: Some("512"),
+    expected: "a whole number from 1 to 1000000 (keep it under the open-file limit, `ulimit -n`)",
 };
 
 const JOB_LEASE: Setting = Setting {
@@ -196,7 +237,7 @@ const S3_ENDPOINT: Setting = Setting {
 pub const LAMBDA_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Every setting, in the order `runway config` prints them.
-const ALL: [Setting; 19] = [
+const ALL: [Setting; 24] = [
     LISTEN,
     DATA_DIR,
     STORE,
@@ -207,10 +248,15 @@ const ALL: [Setting; 19] = [
     LOG_FORMAT,
     ADMIN_PASSWORD,
     CORS_ORIGINS,
+    PUBLIC_URL,
     SESSION_TTL,
     SESSION_IDLE,
     MAX_BODY,
     SHUTDOWN_GRACE,
+    HEADER_READ_TIMEOUT,
+    REQUEST_TIMEOUT,
+    BODY_READ_TIMEOUT,
+    MAX_CONNECTIONS,
     JOB_LEASE,
     REAPER_INTERVAL,
     QUEUE_TTL,
@@ -454,6 +500,8 @@ pub struct Config {
     pub admin_password: Option<Secret>,
     /// Browser origins allowed by CORS.
     pub cors_origins: Vec<String>,
+    /// The server's external URL, without a trailing `/`.
+    pub public_url: Option<String>,
     /// Absolute session lifetime, in seconds.
     pub session_ttl_seconds: u64,
     /// Idle session lifetime, in seconds.
@@ -462,6 +510,14 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Time in-flight requests get after SIGTERM, in seconds.
     pub shutdown_grace_seconds: u64,
+    /// Time for a request head to arrive, in seconds.
+    pub header_read_timeout_seconds: u64,
+    /// Time for a handler to answer, in seconds.
+    pub request_timeout_seconds: u64,
+    /// Time for a request body to arrive, in seconds.
+    pub body_read_timeout_seconds: u64,
+    /// Connections held open at once.
+    pub max_connections: usize,
     /// A job's lease, in seconds.
     pub job_lease_seconds: u64,
     /// How often `serve` runs the reaper, in seconds.
@@ -487,10 +543,15 @@ struct FileConfig {
     log_format: Option<String>,
     admin_password: Option<Secret>,
     cors_origins: Option<Vec<String>>,
+    public_url: Option<String>,
     session_ttl_seconds: Option<u64>,
     session_idle_timeout_seconds: Option<u64>,
     max_body_bytes: Option<u64>,
     shutdown_grace_seconds: Option<u64>,
+    header_read_timeout_seconds: Option<u64>,
+    request_timeout_seconds: Option<u64>,
+    body_read_timeout_seconds: Option<u64>,
+    max_connections: Option<u64>,
     job_lease_seconds: Option<u64>,
     reaper_interval_seconds: Option<u64>,
     queue_ttl_seconds: Option<u64>,
@@ -512,12 +573,19 @@ impl FileConfig {
             "log_format" => self.log_format.clone(),
             "admin_password" => self.admin_password.as_ref().map(|s| s.expose().to_owned()),
             "cors_origins" => self.cors_origins.as_ref().map(|o| o.join(",")),
+            "public_url" => self.public_url.clone(),
             "session_ttl_seconds" => self.session_ttl_seconds.map(|n| n.to_string()),
             "session_idle_timeout_seconds" => {
                 self.session_idle_timeout_seconds.map(|n| n.to_string())
             }
             "max_body_bytes" => self.max_body_bytes.map(|n| n.to_string()),
             "shutdown_grace_seconds" => self.shutdown_grace_seconds.map(|n| n.to_string()),
+            "header_read_timeout_seconds" => {
+                self.header_read_timeout_seconds.map(|n| n.to_string())
+            }
+            "request_timeout_seconds" => self.request_timeout_seconds.map(|n| n.to_string()),
+            "body_read_timeout_seconds" => self.body_read_timeout_seconds.map(|n| n.to_string()),
+            "max_connections" => self.max_connections.map(|n| n.to_string()),
             "job_lease_seconds" => self.job_lease_seconds.map(|n| n.to_string()),
             "reaper_interval_seconds" => self.reaper_interval_seconds.map(|n| n.to_string()),
             "queue_ttl_seconds" => self.queue_ttl_seconds.map(|n| n.to_string()),
@@ -661,6 +729,21 @@ fn parse_origins(s: &str) -> Option<Vec<String>> {
         .collect()
 }
 
+/// An absolute http(s) URL with a host, and optionally a path; no query, fragment,
+/// credentials or whitespace. A trailing `/` is dropped.
+fn parse_public_url(s: &str) -> Option<String> {
+    let lower = s.to_ascii_lowercase();
+    let rest = lower
+        .strip_prefix("https://")
+        .or_else(|| lower.strip_prefix("http://"))?;
+    let host = rest.split('/').next().unwrap_or_default();
+    let valid = !host.is_empty()
+        && !host.contains('@')
+        && !s.contains(['?', '#'])
+        && !s.chars().any(|c| c.is_whitespace() || c.is_control());
+    valid.then(|| s.trim_end_matches('/').to_owned())
+}
+
 fn line_of(text: &str, offset: usize) -> usize {
     text.get(..offset)
         .map_or(1, |before| before.matches('\n').count() + 1)
@@ -799,11 +882,17 @@ impl Config {
             }
         };
         let cors_origins = layers.parse(CORS_ORIGINS, parse_origins)?;
+        let public_url = layers.parse_optional(PUBLIC_URL, parse_public_url)?;
         let session_ttl_seconds = layers.parse(SESSION_TTL, number_in(SESSION_SECONDS))?;
         let session_idle_timeout_seconds =
             layers.parse(SESSION_IDLE, number_in(SESSION_SECONDS))?;
         let max_body_bytes = layers.parse(MAX_BODY, number_in(1024..=1_073_741_824_usize))?;
         let shutdown_grace_seconds = layers.parse(SHUTDOWN_GRACE, number_in(0..=3600_u64))?;
+        let header_read_timeout_seconds =
+            layers.parse(HEADER_READ_TIMEOUT, number_in(1..=300_u64))?;
+        let request_timeout_seconds = layers.parse(REQUEST_TIMEOUT, number_in(1..=3600_u64))?;
+        let body_read_timeout_seconds = layers.parse(BODY_READ_TIMEOUT, number_in(1..=3600_u64))?;
+        let max_connections = layers.parse(MAX_CONNECTIONS, number_in(1..=1_000_000_usize))?;
         let job_lease_seconds = layers.parse(JOB_LEASE, number_in(5..=3600_u64))?;
         let reaper_interval_seconds = layers.parse(REAPER_INTERVAL, number_in(1..=3600_u64))?;
         let queue_ttl_seconds = layers.parse(QUEUE_TTL, number_in(60..=31_536_000_u64))?;
@@ -817,10 +906,15 @@ impl Config {
             log_format,
             admin_password,
             cors_origins,
+            public_url,
             session_ttl_seconds,
             session_idle_timeout_seconds,
             max_body_bytes,
             shutdown_grace_seconds,
+            header_read_timeout_seconds,
+            request_timeout_seconds,
+            body_read_timeout_seconds,
+            max_connections,
             job_lease_seconds,
             reaper_interval_seconds,
             queue_ttl_seconds,
@@ -923,8 +1017,20 @@ impl Config {
             session_ttl: seconds(self.session_ttl_seconds),
             session_idle_timeout: seconds(self.session_idle_timeout_seconds),
             cors_allowed_origins: self.cors_origins.clone(),
+            public_url: self.public_url.clone(),
             max_body_bytes: self.max_body_bytes,
+            request_timeout: std::time::Duration::from_secs(self.request_timeout_seconds),
+            body_read_timeout: std::time::Duration::from_secs(self.body_read_timeout_seconds),
             ..runway_api::ApiConfig::default()
+        }
+    }
+
+    /// What `runway serve` bounds connections with, before any request exists.
+    #[must_use]
+    pub fn connection_limits(&self) -> crate::http::ConnectionLimits {
+        crate::http::ConnectionLimits {
+            header_read_timeout: std::time::Duration::from_secs(self.header_read_timeout_seconds),
+            max_connections: self.max_connections,
         }
     }
 
@@ -988,10 +1094,24 @@ impl Config {
                         self.cors_origins.iter().map(|o| toml_string(o)).collect();
                     format!("[{}]", items.join(", "))
                 }
+                "public_url" => match &self.public_url {
+                    Some(url) => toml_string(url),
+                    None => {
+                        let _ = writeln!(
+                            out,
+                            "# public_url is not set: no Strict-Transport-Security header."
+                        );
+                        continue;
+                    }
+                },
                 "session_ttl_seconds" => self.session_ttl_seconds.to_string(),
                 "session_idle_timeout_seconds" => self.session_idle_timeout_seconds.to_string(),
                 "max_body_bytes" => self.max_body_bytes.to_string(),
                 "shutdown_grace_seconds" => self.shutdown_grace_seconds.to_string(),
+                "header_read_timeout_seconds" => self.header_read_timeout_seconds.to_string(),
+                "request_timeout_seconds" => self.request_timeout_seconds.to_string(),
+                "body_read_timeout_seconds" => self.body_read_timeout_seconds.to_string(),
+                "max_connections" => self.max_connections.to_string(),
                 "job_lease_seconds" => self.job_lease_seconds.to_string(),
                 "reaper_interval_seconds" => self.reaper_interval_seconds.to_string(),
                 "queue_ttl_seconds" => self.queue_ttl_seconds.to_string(),
@@ -1111,6 +1231,10 @@ mod tests {
         assert_eq!(c.session_idle_timeout_seconds, 86_400);
         assert_eq!(c.max_body_bytes, 1_048_576);
         assert_eq!(c.shutdown_grace_seconds, 30);
+        assert_eq!(c.header_read_timeout_seconds, 10);
+        assert_eq!(c.request_timeout_seconds, 30);
+        assert_eq!(c.body_read_timeout_seconds, 20);
+        assert_eq!(c.max_connections, 512);
         assert_eq!(c.sources, Sources::default());
     }
 
@@ -1204,6 +1328,11 @@ mod tests {
             ("RUNWAY_SESSION_IDLE_TIMEOUT_SECONDS", "1"),
             ("RUNWAY_MAX_BODY_BYTES", "lots"),
             ("RUNWAY_SHUTDOWN_GRACE_SECONDS", "99999"),
+            ("RUNWAY_HEADER_READ_TIMEOUT_SECONDS", "0"),
+            ("RUNWAY_HEADER_READ_TIMEOUT_SECONDS", "301"),
+            ("RUNWAY_REQUEST_TIMEOUT_SECONDS", "0"),
+            ("RUNWAY_BODY_READ_TIMEOUT_SECONDS", "forever"),
+            ("RUNWAY_MAX_CONNECTIONS", "0"),
             ("RUNWAY_CORS_ORIGINS", "ci.example.com"),
             ("RUNWAY_STORE", "postgres"),
             ("RUNWAY_LOG", "=[bad"),
@@ -1385,6 +1514,70 @@ mod tests {
         let path = write(&dir, "cors_origins = [\"https://b.example\"]\n");
         let c = load(Some(&path), &[]).unwrap();
         assert_eq!(c.cors_origins, ["https://b.example"]);
+    }
+
+    #[test]
+    fn the_public_url_is_optional_loses_its_trailing_slash_and_must_be_http_or_https() {
+        assert_eq!(load(None, &[]).unwrap().public_url, None);
+        let c = load(None, &[("RUNWAY_PUBLIC_URL", "https://ci.example.com/")]).unwrap();
+        assert_eq!(c.public_url.as_deref(), Some("https://ci.example.com"));
+        assert_eq!(
+            c.api_config().public_url.as_deref(),
+            Some("https://ci.example.com")
+        );
+        let c = load(
+            None,
+            &[("RUNWAY_PUBLIC_URL", "http://10.0.0.5:8080/runway")],
+        )
+        .unwrap();
+        assert_eq!(c.public_url.as_deref(), Some("http://10.0.0.5:8080/runway"));
+        for bad in [
+            "ci.example.com",
+            "https://",
+            "ftp://ci.example.com",
+            "https://ci.example.com/?x=1",
+            "https://user:pw@ci.example.com",
+            "https://ci example.com",
+        ] {
+            let err = load(None, &[("RUNWAY_PUBLIC_URL", bad)])
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with("RUNWAY_PUBLIC_URL"), "{bad}: {err}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(&dir, "public_url = \"https://b.example\"\n");
+        let c = load(Some(&path), &[]).unwrap();
+        assert_eq!(c.public_url.as_deref(), Some("https://b.example"));
+        assert!(c.to_toml().contains("public_url = \"https://b.example\""));
+    }
+
+    #[test]
+    fn the_connection_and_request_bounds_reach_the_server_and_the_router() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            &dir,
+            "header_read_timeout_seconds = 3\nmax_connections = 64\n",
+        );
+        let c = load(
+            Some(&path),
+            &[
+                ("RUNWAY_REQUEST_TIMEOUT_SECONDS", "45"),
+                ("RUNWAY_BODY_READ_TIMEOUT_SECONDS", "7"),
+            ],
+        )
+        .unwrap();
+        let limits = c.connection_limits();
+        assert_eq!(
+            limits.header_read_timeout,
+            std::time::Duration::from_secs(3)
+        );
+        assert_eq!(limits.max_connections, 64);
+        let api = c.api_config();
+        assert_eq!(api.request_timeout, std::time::Duration::from_secs(45));
+        assert_eq!(api.body_read_timeout, std::time::Duration::from_secs(7));
+        let again = load(Some(&write(&dir, &c.to_toml())), &[]).unwrap();
+        assert_eq!(again.max_connections, 64);
+        assert_eq!(again.request_timeout_seconds, 45);
     }
 
     #[test]

@@ -10,8 +10,12 @@
 //! * [`config`] — defaults → TOML file → `RUNWAY_*` environment, with errors that
 //!   name the variable at fault; environment only on Lambda.
 //! * [`telemetry`] — tracing to stderr, compact or JSON.
+//! * [`log_filter`] — the `info` ceiling on the AWS SDK's and the wire-level
+//!   crates' logs, which no `RUNWAY_LOG` lifts.
 //! * [`serve`] — open the store (SQLite or DynamoDB), bootstrap `admin`, bind,
 //!   serve with the reaper beside it, drain on SIGTERM.
+//! * [`http`] — the accept loop: hyper with a header-read timeout and a
+//!   connection cap.
 //! * [`dev`] — `serve` plus the real agent, linked in, on a thread of its own.
 //! * [`lambda`] — the same Router behind API Gateway, through `lambda_http`.
 //! * [`admin`] — user management directly on the store.
@@ -30,7 +34,9 @@ pub mod cli;
 pub mod config;
 pub mod dev;
 pub mod dynamodb;
+pub mod http;
 pub mod lambda;
+pub mod log_filter;
 pub mod output;
 pub mod serve;
 pub mod telemetry;

@@ -18,14 +18,15 @@
 //!    actually bound, so `--listen 127.0.0.1:0` works and a reader of that line can
 //!    connect at once.
 //! 5. The reaper runs in the background every `RUNWAY_REAPER_INTERVAL_SECONDS`.
-//! 6. On SIGTERM or Ctrl-C, waiting claims (long polls) and live log streams are
-//!    answered at once (204, and the end of the stream), the reaper stops, and axum
-//!    stops accepting and lets in-flight requests finish.
+//! 6. Connections are served by [`crate::http`]: a header-read timeout, a cap on
+//!    open connections, and the router's request and body timeouts.
+//! 7. On SIGTERM or Ctrl-C, waiting claims (long polls) and live log streams are
+//!    answered at once (204, and the end of the stream), the reaper stops, and the
+//!    server stops accepting and lets in-flight requests finish.
 //!    If they take longer than the grace period the process exits anyway, with a
 //!    log line saying so and a failure status, because a supervisor should know the
 //!    shutdown was not clean.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -74,7 +75,8 @@ impl Stores {
     }
 }
 
-/// Opens the configured store, creating the data directory if needed. For DynamoDB
+/// Opens the configured store, creating the data directory (`0700`, the database
+/// `0600`) if needed and tightening one that others can read. For DynamoDB
 /// this builds the client only; no request is made (see [`check_store`]).
 ///
 /// # Errors
@@ -93,8 +95,12 @@ pub async fn open_stores(config: &Config) -> anyhow::Result<Stores> {
         StoreKind::Dynamodb => Ok(Stores::of(open_dynamodb(&config.dynamodb).await?)),
         StoreKind::Sqlite => {
             let dir = config.data_dir.clone();
-            std::fs::create_dir_all(&dir)
+            // 0700 and 0600, whatever the umask; wider modes are tightened, and said so.
+            let fixes = runway_store_sqlite::secure_data_dir(&dir)
                 .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+            for fix in &fixes {
+                tracing::warn!(data_dir = %dir.display(), "{fix}");
+            }
             let store = tokio::task::spawn_blocking(move || open_sqlite(&dir))
                 .await
                 .context("the task opening the database panicked")??;
@@ -295,12 +301,7 @@ pub(crate) async fn run_server(
         closing.close();
         let _ = signaled_tx.send(());
     };
-    let server = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(graceful)
-    .into_future();
+    let server = crate::http::serve(listener, router, config.connection_limits(), graceful);
 
     let deadline = async move {
         if signaled_rx.await.is_ok() {
@@ -311,8 +312,7 @@ pub(crate) async fn run_server(
         }
     };
     let outcome = tokio::select! {
-        result = server => {
-            result.context("the server failed")?;
+        () = server => {
             tracing::info!("shut down cleanly");
             Ok(())
         }

@@ -8,6 +8,10 @@
 //! `json` writes one object per line with the event's fields flattened to the top
 //! level, which is what log shippers (CloudWatch, Loki, Vector) index best.
 //!
+//! Whatever `RUNWAY_LOG` says, the AWS SDK, the HTTP/TLS stack and the Lambda
+//! runtime log at `info` at most ([`crate::log_filter`]): their `debug` and `trace`
+//! output carries credentials, signed requests and whole DynamoDB items.
+//!
 //! Secrets never reach this layer: the admin password and tokens are
 //! [`runway_core::secret::Secret`]s whose `Debug` and `Display` print `[redacted]`,
 //! and nothing here logs request bodies.
@@ -16,8 +20,10 @@ use std::io::IsTerminal as _;
 
 use anyhow::Context as _;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 use crate::config::LogFormat;
+use crate::log_filter::capped;
 
 /// Installs the global subscriber. Call once, early.
 ///
@@ -31,20 +37,26 @@ pub fn init(filter: &str, format: LogFormat) -> anyhow::Result<()> {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     let installed = match format {
-        LogFormat::Pretty => builder
-            .compact()
-            .with_ansi(std::io::stderr().is_terminal())
-            .try_init(),
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            // No span is opened per request (runway-api's access line carries
-            // the request id itself, which keeps the hot path cheap); the current
-            // span, where one exists, rides along, and the full list would repeat it.
-            .with_current_span(true)
-            .with_span_list(false)
-            .with_ansi(false)
-            .try_init(),
+        LogFormat::Pretty => capped(
+            builder
+                .compact()
+                .with_ansi(std::io::stderr().is_terminal())
+                .finish(),
+        )
+        .try_init(),
+        LogFormat::Json => capped(
+            builder
+                .json()
+                .flatten_event(true)
+                // No span is opened per request (runway-api's access line carries
+                // the request id itself, which keeps the hot path cheap); the current
+                // span, where one exists, rides along, and the full list would repeat it.
+                .with_current_span(true)
+                .with_span_list(false)
+                .with_ansi(false)
+                .finish(),
+        )
+        .try_init(),
     };
     installed
         .map_err(|err| anyhow::anyhow!("{err}"))

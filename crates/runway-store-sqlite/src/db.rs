@@ -37,7 +37,7 @@
 //! connection of its own and closes it afterwards, so a burst never waits and does
 //! not leave a pile of idle file handles behind.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -258,13 +258,4 @@ fn migrate(conn: &mut Connection) -> StoreResult<()> {
             .map_err(store_error)?;
     }
     tx.commit().map_err(store_error)
-}
-
-/// Creates `path`'s parent directory if it is missing.
-pub(crate) fn create_parent(path: &Path) -> StoreResult<()> {
-    match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => std::fs::create_dir_all(parent)
-            .map_err(|e| StoreError::unavailable(e, Some(Duration::from_secs(1)))),
-        _ => Ok(()),
-    }
 }

@@ -28,6 +28,9 @@
 //!   shrinking write leaves behind; Runway's deletes are few and small. The bytes
 //!   can outlive the delete in the WAL until its frames are overwritten or the
 //!   last connection closes (which checkpoints and removes it), and in any backup.
+//! * **Private files.** The data directory is `0700`, the database and its `-wal`
+//!   and `-shm` files `0600`, whatever the umask; wider ones are tightened
+//!   (`files.rs`).
 //! * **Migrations** are embedded (`migrations/NNNN_name.sql`), tracked by
 //!   `PRAGMA user_version` and applied in one transaction, so a crash mid-upgrade
 //!   leaves the old schema intact. A database from a newer Runway is refused
@@ -85,6 +88,7 @@ mod audit;
 mod db;
 mod dispatch;
 mod error;
+mod files;
 mod jobs;
 mod logs;
 mod page;
@@ -97,6 +101,7 @@ use async_trait::async_trait;
 use runway_core::store::{StoreHealth, StoreResult};
 
 pub use error::SchemaTooNew;
+pub use files::{DIR_MODE, FILE_MODE, PermissionFix};
 
 use crate::db::{Db, Location};
 
@@ -110,24 +115,47 @@ pub struct SqliteStore {
     db: Arc<Db>,
 }
 
-/// Opens the database at `path`, creating the file and its parent directory if
-/// missing, and migrating it to the current schema.
+/// Opens the database at `path`, creating the file (`0600`) and its parent
+/// directory (`0700`) if missing, and migrating it to the current schema. The file
+/// and its `-wal` and `-shm` companions are made `0600` if they were wider; an
+/// existing parent directory is left as it is (see [`open_data_dir`]).
 ///
 /// # Errors
-/// [`runway_core::store::StoreError::Unavailable`] if the file cannot be opened;
-/// `Internal` (with [`SchemaTooNew`] as its source) if it was written by a newer
-/// Runway; `Internal` for anything else.
+/// [`runway_core::store::StoreError::Unavailable`] if the file cannot be created or
+/// opened; `Internal` (with [`SchemaTooNew`] as its source) if it was written by a
+/// newer Runway; `Internal` for anything else.
 pub fn open(path: &Path) -> StoreResult<SqliteStore> {
-    db::create_parent(path)?;
-    Db::open(Location::File(path.to_path_buf())).map(SqliteStore::new)
+    files::create_private_file(path).map_err(unavailable)?;
+    let db = Db::open(Location::File(path.to_path_buf()))?;
+    files::secure_companions(path).map_err(unavailable)?;
+    Ok(SqliteStore::new(db))
 }
 
-/// Opens `dir/runway.db`, creating `dir` if missing.
+/// Opens `dir/runway.db`, after [`secure_data_dir`].
 ///
 /// # Errors
-/// As [`open`].
+/// As [`open`], and if the directory cannot be created.
 pub fn open_data_dir(dir: &Path) -> StoreResult<SqliteStore> {
+    secure_data_dir(dir).map_err(unavailable)?;
     open(&dir.join(DB_FILE_NAME))
+}
+
+/// Makes `dir` a private data directory: creates it `0700` (with any missing
+/// parents) and `runway.db` in it `0600` if missing, and tightens the directory,
+/// the database and its `-wal` and `-shm` files if others can read them. Returns
+/// what it tightened (or could not), for the caller to log; [`open_data_dir`] calls
+/// it too, so calling it first only adds the report.
+///
+/// # Errors
+/// If the directory or the file cannot be created, or `dir` is not a directory.
+pub fn secure_data_dir(dir: &Path) -> std::io::Result<Vec<PermissionFix>> {
+    files::secure_dir(dir, DB_FILE_NAME)
+}
+
+/// A file-system error on the way to opening the database: retryable, as a full
+/// disk or a missing mount is.
+fn unavailable(err: std::io::Error) -> runway_core::store::StoreError {
+    runway_core::store::StoreError::unavailable(err, Some(std::time::Duration::from_secs(1)))
 }
 
 /// A fresh, private in-memory database, for tests. It lives as long as the

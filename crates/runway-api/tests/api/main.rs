@@ -13,6 +13,8 @@ mod jobs;
 mod matrix;
 mod openapi;
 mod registration_tokens;
+mod security;
 mod sessions;
 mod socket;
 mod system;
+mod timeouts;

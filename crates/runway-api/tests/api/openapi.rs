@@ -103,15 +103,72 @@ async fn every_documented_route_is_served() {
 }
 
 #[tokio::test]
-async fn the_interactive_docs_are_an_html_page() {
+async fn the_interactive_docs_are_an_html_page_with_a_csp_that_loads_only_same_origin_assets() {
     let app = TestApp::new().await;
     let r = app.get("/docs", None).await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.header("content-type").starts_with("text/html"));
+    let csp = r.header("content-security-policy");
+    assert!(csp.contains("default-src 'self'"), "{csp}");
+    assert!(csp.contains("script-src 'self'"), "{csp}");
     let html = String::from_utf8_lossy(&r.body);
-    assert!(
-        html.contains("<html") || html.contains("<!doctype"),
-        "{html}"
-    );
+    assert!(html.starts_with("<!doctype html>"), "{html}");
     assert!(html.contains("Runway"));
+    assert!(!html.contains("<script>"), "no inline script: {html}");
+
+    let urls = referenced_urls(&html);
+    assert!(urls.len() >= 3, "{urls:?}");
+    for url in &urls {
+        assert!(
+            !url.contains("//") && !url.starts_with('/'),
+            "{url} is not a same-origin relative URL"
+        );
+        if url.starts_with("data:") || url.starts_with("openapi.json") {
+            continue;
+        }
+        let path = format!("/{}", url.split('?').next().unwrap());
+        let asset = app.get(&path, None).await;
+        assert_eq!(asset.status, StatusCode::OK, "{path}");
+        assert!(!asset.body.is_empty(), "{path}");
+        let wanted = if path.ends_with(".js") {
+            "text/javascript; charset=utf-8"
+        } else {
+            "text/css; charset=utf-8"
+        };
+        assert_eq!(asset.header("content-type"), wanted, "{path}");
+        assert_eq!(asset.header("x-content-type-options"), "nosniff");
+    }
+}
+
+/// Every `src="…"` and `href="…"` in `html`.
+fn referenced_urls(html: &str) -> Vec<String> {
+    let mut urls = Vec::new();
+    for attr in ["src=\"", "href=\""] {
+        let mut rest = html;
+        while let Some(at) = rest.find(attr) {
+            rest = &rest[at + attr.len()..];
+            let end = rest.find('"').unwrap();
+            urls.push(rest[..end].to_owned());
+            rest = &rest[end..];
+        }
+    }
+    urls
+}
+
+#[tokio::test]
+async fn the_docs_script_starts_swagger_ui_on_this_servers_own_document() {
+    let app = TestApp::new().await;
+    let r = app.get("/docs/assets/runway-docs.js", None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let script = String::from_utf8_lossy(&r.body);
+    assert!(script.contains("url: \"openapi.json\""), "{script}");
+    assert!(script.contains("validatorUrl: null"), "{script}");
+    assert!(!script.contains("http"), "{script}");
+}
+
+#[tokio::test]
+async fn an_unknown_docs_asset_is_a_404_envelope() {
+    let app = TestApp::new().await;
+    let r = app.get("/docs/assets/swagger-ui-bundle.js.map", None).await;
+    r.assert_error(404, "not_found");
 }

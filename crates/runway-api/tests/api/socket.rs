@@ -1,4 +1,6 @@
-//! One test over a real socket, as the `runway` binary serves the router.
+//! One test over a real socket, served by axum's own server with `ConnectInfo`. The
+//! `runway` binary's accept loop (timeouts, connection cap) is tested over real
+//! sockets in runway-server's `tests/cli/connections.rs`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -19,6 +19,7 @@ mod support;
 mod admin;
 mod agents;
 mod config;
+mod connections;
 mod dynamodb;
 mod logs;
 mod restart;

@@ -5,6 +5,8 @@
 //!   WAL file path (several real connections) is exercised too.
 //! * `sqlite` covers what only this backend has: the file, WAL mode, migrations and
 //!   transactional rollback.
+//! * `files` checks who may read the database files.
 
 mod conformance;
+mod files;
 mod sqlite;
