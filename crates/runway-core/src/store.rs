@@ -24,7 +24,7 @@ use time::OffsetDateTime;
 use crate::agent::{Agent, AgentMetrics, AgentState, AgentStatus, RegistrationToken};
 use crate::audit::AuditEvent;
 use crate::id::{AgentId, JobId, RegistrationTokenId, SessionId, UserId};
-use crate::job::{Attempt, Job, JobDetail};
+use crate::job::{Attempt, Job, JobDetail, JobSecrets};
 use crate::lifecycle::{AttemptEnd, IllegalTransition, JobStatus};
 use crate::log::{LogAppend, LogChunk, LogSlice, LogSummary};
 use crate::page::{Page, PageRequest};
@@ -288,6 +288,26 @@ pub trait JobStore: Send + Sync {
         to: JobStatus,
         now: OffsetDateTime,
     ) -> StoreResult<Job>;
+    /// A user's retry ([`lifecycle::check_retry`](crate::lifecycle::check_retry)):
+    /// a job in a final status goes back to `queued`, claimable at once, with
+    /// `updated_at = now` (the queue TTL counts from the retry),
+    /// `retried_at_attempt = attempt_count` (a fresh budget of automatic retries)
+    /// and `secrets` as its secrets, all in one write conditional on the final
+    /// status read, so of two racing retries exactly one wins. Its attempts and
+    /// `secret_names` are left as they are; the next claim is attempt
+    /// `attempt_count + 1`. [`StoreError::NotFound`], or
+    /// [`StoreError::IllegalTransition`] `{ from, to: queued }` for a job that is
+    /// not final (the loser of a race sees the winner's `queued`).
+    ///
+    /// The caller has checked `secrets` against the job's `secret_names`
+    /// ([`Job::check_retry_secrets`]); names never change, so that check cannot be
+    /// raced.
+    async fn retry_job(
+        &self,
+        id: JobId,
+        secrets: &JobSecrets,
+        now: OffsetDateTime,
+    ) -> StoreResult<Job>;
 }
 
 /// What an agent asks for when it claims.
@@ -367,7 +387,8 @@ pub trait DispatchStore: Send + Sync {
         now: OffsetDateTime,
     ) -> StoreResult<Job>;
     /// Ends a held attempt as [`lifecycle::settle`](crate::lifecycle::settle)
-    /// decides from the job's status, `end`, its attempt count and `max_retries`:
+    /// decides from the job's status, `end` and its [`Job::retry_budget`] (its
+    /// attempt count since the last manual retry, against `max_retries`):
     /// the attempt takes its final status, `finished_at = now`, `exit_code`, and
     /// loses its lease; the job takes its new status (`queued` again for a retry,
     /// claimable at once). A job that becomes final loses its secrets in the same
