@@ -2582,6 +2582,55 @@ pub async fn a_retried_job_gets_a_fresh_budget_of_automatic_retries<S: Backend>(
     assert_eq!(attempts.len(), 4);
 }
 
+/// A job keeps at most `ATTEMPTS_MAX` attempts: a retry that could take it past
+/// them (its first attempt and `max_retries` automatic ones) is refused and
+/// changes nothing. With `max_retries` 10 every retry brings up to 11 attempts.
+pub async fn a_retry_that_could_take_a_job_past_the_most_attempts_it_keeps_is_refused<
+    S: Backend,
+>(
+    store: S,
+) {
+    let mut j = queued("default", &[], 0);
+    j.spec.max_retries = 10;
+    let (agent, _) = claimed(&store, &j).await;
+    let (mut number, mut clock) = (1, 1);
+    let refused_at = loop {
+        let ended = store
+            .end_attempt(j.id, number, AttemptEnd::Abandoned, None, at(clock))
+            .await
+            .expect("abandon");
+        clock += 1;
+        if ended.status == JobStatus::Lost {
+            let before = detail(&store, j.id).await;
+            match store
+                .retry_job(j.id, &JobSecrets::default(), at(clock))
+                .await
+            {
+                Ok(retried) => assert_eq!(retried.status, JobStatus::Queued),
+                Err(StoreError::Conflict(Conflict::AttemptsExhausted { attempts })) => {
+                    assert_eq!(attempts, number);
+                    assert_eq!(detail(&store, j.id).await, before, "nothing changed");
+                    break number;
+                }
+                Err(other) => panic!("retry at attempt {number}: {other:?}"),
+            }
+            clock += 1;
+        }
+        number += 1;
+        let c = claim(&store, &agent, at(clock)).await.expect("claimable");
+        assert_eq!(c.attempt.number, number);
+        clock += 1;
+    };
+    let most = runway_core::job::limits::ATTEMPTS_MAX;
+    assert_eq!(refused_at % 11, 0, "lost after every eleventh attempt");
+    assert!(refused_at + 11 > most, "refused only past the limit");
+    assert!(refused_at <= most, "the attempts before stayed within it");
+    assert_eq!(
+        detail(&store, j.id).await.attempts.len(),
+        refused_at as usize
+    );
+}
+
 /// Sixteen concurrent retries of one final job: exactly one wins, the fifteen
 /// others see `queued → queued` refused.
 pub async fn exactly_one_of_sixteen_concurrent_retries_wins<S: Backend>(store: S) {

@@ -150,6 +150,7 @@ macro_rules! __for_each_case {
             every_final_status_and_only_a_final_one_can_be_retried,
             a_retry_stores_the_secrets_it_is_given_and_only_the_next_claim_hands_them_over,
             a_retried_job_gets_a_fresh_budget_of_automatic_retries,
+            a_retry_that_could_take_a_job_past_the_most_attempts_it_keeps_is_refused,
             exactly_one_of_sixteen_concurrent_retries_wins,
             a_new_attempts_log_is_empty,
             a_chunk_at_the_end_is_written_and_a_resend_is_a_duplicate,

@@ -31,8 +31,11 @@ use crate::id::{AgentId, JobId, UserId};
 use crate::lifecycle::{JobStatus, RetryBudget};
 use crate::secret::{Secret, TokenHash};
 
-/// Limits on a job spec.
+/// Limits on a job spec and its history.
 pub mod limits {
+    #[cfg(doc)]
+    use crate::lifecycle::RetryBudget;
+
     /// Longest job name, in characters.
     pub const NAME_MAX: usize = 200;
     /// Largest script, in bytes.
@@ -53,6 +56,13 @@ pub mod limits {
     pub const TIMEOUT_SECONDS: std::ops::RangeInclusive<u32> = 1..=172_800;
     /// Most automatic retries of a lost job.
     pub const MAX_RETRIES: u32 = 10;
+    /// Most attempts one job may have. Every attempt is kept in the job's record
+    /// (on DynamoDB, in the item beside a spec of up to [`SPEC_TOTAL_MAX`], and an
+    /// item holds at most 400 KB), and users' retries would otherwise let the list
+    /// grow without end. At about 250 bytes an attempt, 50 take some 12 KB. A
+    /// retry that could take a job past this ([`RetryBudget::has_room_for_a_retry`])
+    /// is refused: submit the job again instead.
+    pub const ATTEMPTS_MAX: u32 = 50;
     /// Most bytes of name, script, env and labels together. Each field has its own
     /// cap, but the caps add up to more than a DynamoDB item may hold (400 KB), so
     /// the whole spec has one too, leaving room for the job's other attributes.

@@ -231,6 +231,15 @@ impl RetryBudget {
     pub const fn allows_a_retry(self) -> bool {
         self.attempts_since_retry() <= self.max_retries
     }
+
+    /// Whether a user's retry now stays within
+    /// [`ATTEMPTS_MAX`](crate::job::limits::ATTEMPTS_MAX) however it goes: its
+    /// first attempt and every automatic retry after it.
+    #[must_use]
+    pub fn has_room_for_a_retry(self) -> bool {
+        u64::from(self.attempt_count) + 1 + u64::from(self.max_retries)
+            <= u64::from(crate::job::limits::ATTEMPTS_MAX)
+    }
 }
 
 /// How an agent's attempt at a job ended.
@@ -407,6 +416,21 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_retry_is_allowed_only_while_its_every_attempt_fits_in_the_history() {
+        let max = crate::job::limits::ATTEMPTS_MAX;
+        let budget = |attempt_count, max_retries| RetryBudget {
+            attempt_count,
+            retried_at_attempt: 0,
+            max_retries,
+        };
+        assert!(budget(max - 11, 10).has_room_for_a_retry());
+        assert!(!budget(max - 10, 10).has_room_for_a_retry());
+        assert!(budget(max - 1, 0).has_room_for_a_retry());
+        assert!(!budget(max, 0).has_room_for_a_retry());
+        assert!(!budget(u32::MAX, u32::MAX).has_room_for_a_retry());
     }
 
     #[test]

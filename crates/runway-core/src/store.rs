@@ -135,6 +135,13 @@ pub enum Conflict {
     /// The log is at its cap and takes no more bytes.
     #[error("the log is full")]
     LogFull,
+    /// A user's retry could take the job past
+    /// [`ATTEMPTS_MAX`](crate::job::limits::ATTEMPTS_MAX) attempts.
+    #[error("the job has had {attempts} attempts; a retry could take it past the limit")]
+    AttemptsExhausted {
+        /// The attempts it has had.
+        attempts: u32,
+    },
 }
 
 /// Shorthand for store results.
@@ -295,9 +302,11 @@ pub trait JobStore: Send + Sync {
     /// and `secrets` as its secrets, all in one write conditional on the final
     /// status read, so of two racing retries exactly one wins. Its attempts and
     /// `secret_names` are left as they are; the next claim is attempt
-    /// `attempt_count + 1`. [`StoreError::NotFound`], or
+    /// `attempt_count + 1`. [`StoreError::NotFound`];
     /// [`StoreError::IllegalTransition`] `{ from, to: queued }` for a job that is
-    /// not final (the loser of a race sees the winner's `queued`).
+    /// not final (the loser of a race sees the winner's `queued`);
+    /// [`Conflict::AttemptsExhausted`] for one without
+    /// [room for the retry](crate::lifecycle::RetryBudget::has_room_for_a_retry).
     ///
     /// The caller has checked `secrets` against the job's `secret_names`
     /// ([`Job::check_retry_secrets`]); names never change, so that check cannot be

@@ -18,10 +18,13 @@
 //!    for a cancel);
 //! 2. only a final job ([`check_retry`]): one that is still waiting or running
 //!    has nothing to retry (an illegal transition, 409);
-//! 3. a job submitted with secrets lost their values when it became final, so the
+//! 3. only while the job has room for the retry's attempts
+//!    (`RetryBudget::has_room_for_a_retry`: a job keeps at most
+//!    `limits::ATTEMPTS_MAX`), a conflict (409) otherwise;
+//! 4. a job submitted with secrets lost their values when it became final, so the
 //!    retry must supply every one again, by the names the job kept
 //!    ([`Job::check_retry_secrets`], 422 naming the missing ones);
-//! 4. the write is conditional on the final status read, so of two racing
+//! 5. the write is conditional on the final status read, so of two racing
 //!    retries one wins and the other is the 409 of step 2.
 //!
 //! The retry wakes waiting claims, as a submission does, so an idle agent in a
@@ -38,7 +41,7 @@ use runway_core::job::{Job, JobDetail, JobSecrets, JobSpec};
 use runway_core::lifecycle::{IllegalTransition, JobStatus, cancel_target, check_retry};
 use runway_core::log::LogSlice;
 use runway_core::page::{MAX_LIMIT, PageRequest};
-use runway_core::store::{AgentQuery, StoreError};
+use runway_core::store::{AgentQuery, Conflict, StoreError};
 
 use crate::audit::Caller;
 use crate::dispatch::Service;
@@ -250,7 +253,8 @@ impl Service {
     /// # Errors
     /// `NotFound("job")`; `Forbidden` for a member's retry of someone else's job;
     /// an illegal transition for a job that is not final (or that another retry
-    /// re-queued first); `Invalid` for secrets that are missing, unknown or out of
+    /// re-queued first); `Conflict(AttemptsExhausted)` for a job with no room for
+    /// another retry; `Invalid` for secrets that are missing, unknown or out of
     /// bounds; store failures.
     pub async fn retry_job(
         &self,
@@ -271,6 +275,13 @@ impl Service {
         }
         let from = detail.job.status;
         check_retry(from)?;
+        // The store checks this again in its write; here it comes before the
+        // secrets, which a job out of room could not use anyway.
+        if !detail.job.retry_budget().has_room_for_a_retry() {
+            return Err(ServiceError::Conflict(Conflict::AttemptsExhausted {
+                attempts: detail.job.attempt_count,
+            }));
+        }
         detail.job.check_retry_secrets(&secrets)?;
         let job = self
             .store

@@ -10,8 +10,10 @@
 //!   (`SET #status = :to, #attempts[N].#status = :to, …`), atomic without the
 //!   doubled cost of `TransactWriteItems`, except where the agent's `held` set must
 //!   move with it (below);
-//! * the list stays small: retries are capped at 10, an attempt is about 250 bytes,
-//!   so even the longest history is ~3 KB next to a script of up to 64 KiB.
+//! * the list stays small: a job has at most `limits::ATTEMPTS_MAX` (50) attempts,
+//!   because a user's retry that could go past it is refused, and an attempt is
+//!   about 250 bytes, so even the longest history is ~12 KB next to a spec of up
+//!   to 300 KiB, within the item's 400 KB.
 //!
 //! ## Every lifecycle write: read, decide in code, write conditionally
 //!
@@ -41,11 +43,12 @@
 //! advances `log_bytes` under its own condition, `logs.rs`) never undo each other.
 //!
 //! `retry_job`, a user's retry of a final job, follows the same pattern with
-//! `lifecycle::check_retry`: one `UpdateItem` sets `queued` (and with it the claim
-//! and queue index keys), the supplied `secrets` and `retried_at_attempt =
-//! attempt_count`, conditional on the final status and attempt count read. Of two
-//! racing retries one passes the condition; the other reads `queued` on its next
-//! round and is refused. No attempt is touched.
+//! `lifecycle::check_retry` and `RetryBudget::has_room_for_a_retry` (which keeps
+//! the attempts list, and so the item, within its size): one `UpdateItem` sets
+//! `queued` (and with it the claim and queue index keys), the supplied `secrets`
+//! and `retried_at_attempt = attempt_count`, conditional on the final status and
+//! attempt count read. Of two racing retries one passes the condition; the other
+//! reads `queued` on its next round and is refused. No attempt is touched.
 //!
 //! ## Leaving a held status releases the agent's capacity
 //!
@@ -369,6 +372,12 @@ fn retry(
     now: OffsetDateTime,
 ) -> StoreResult<(JobItem, Expr)> {
     let to = lifecycle::check_retry(before.status())?;
+    if !before.retry_budget().has_room_for_a_retry() {
+        return Err(Conflict::AttemptsExhausted {
+            attempts: before.attempt_count,
+        }
+        .into());
+    }
     let mut after = before.clone();
     after.status = to;
     after.updated_at = now;

@@ -19,11 +19,12 @@
 //! move to a final status sets the job's `secrets` to NULL, in the same write.
 //!
 //! `retry_job`, a user's retry of a final job, is the same shape: in one
-//! IMMEDIATE transaction it reads the status, asks `lifecycle::check_retry`, and
-//! writes `queued`, the supplied secrets and `retried_at_attempt = attempt_count`
-//! with `WHERE id = ? AND status = <the final status read>`. Of two racing retries
-//! the second finds `queued` and is refused. It touches no attempt: the finished
-//! ones keep their history, and the next claim inserts attempt `attempt_count + 1`.
+//! IMMEDIATE transaction it reads the status and the retry budget, asks
+//! `lifecycle::check_retry` and `RetryBudget::has_room_for_a_retry`, and writes
+//! `queued`, the supplied secrets and `retried_at_attempt = attempt_count` with
+//! `WHERE id = ? AND status = <the final status read>`. Of two racing retries the
+//! second finds `queued` and is refused. It touches no attempt: the finished ones
+//! keep their history, and the next claim inserts attempt `attempt_count + 1`.
 //!
 //! `get_job` reads the job and its attempts inside one read transaction, so the
 //! attempts always belong to the job version returned. Neither it nor `list_jobs`
@@ -34,7 +35,7 @@
 use async_trait::async_trait;
 use runway_core::id::JobId;
 use runway_core::job::{Job, JobDetail, JobSecrets};
-use runway_core::lifecycle::{self, JobStatus};
+use runway_core::lifecycle::{self, JobStatus, RetryBudget};
 use runway_core::page::Page;
 use runway_core::store::{Conflict, JobQuery, JobStore, RecordKind, StoreError, StoreResult};
 use rusqlite::types::Value;
@@ -205,15 +206,37 @@ impl JobStore for SqliteStore {
                 let tx = conn
                     .transaction_with_behavior(TransactionBehavior::Immediate)
                     .map_err(store_error)?;
-                let from = tx
-                    .prepare_cached("SELECT status FROM jobs WHERE id = ?1")
+                let (from, budget) = tx
+                    .prepare_cached(
+                        "SELECT status, attempt_count, retried_at_attempt, max_retries \
+                         FROM jobs WHERE id = ?1",
+                    )
                     .and_then(|mut stmt| {
-                        stmt.query_row([id.to_string()], |row| rows::get_status(row, 0))
-                            .optional()
+                        stmt.query_row([id.to_string()], |row| {
+                            Ok((
+                                rows::get_status(row, 0)?,
+                                RetryBudget {
+                                    attempt_count: rows::get_u32(row, 1, "jobs.attempt_count")?,
+                                    retried_at_attempt: rows::get_u32(
+                                        row,
+                                        2,
+                                        "jobs.retried_at_attempt",
+                                    )?,
+                                    max_retries: rows::get_u32(row, 3, "jobs.max_retries")?,
+                                },
+                            ))
+                        })
+                        .optional()
                     })
                     .map_err(store_error)?
                     .ok_or(StoreError::NotFound)?;
                 let to = lifecycle::check_retry(from)?;
+                if !budget.has_room_for_a_retry() {
+                    return Err(Conflict::AttemptsExhausted {
+                        attempts: budget.attempt_count,
+                    }
+                    .into());
+                }
                 let job = tx
                     .prepare_cached(&format!(
                         "UPDATE jobs SET status = ?1, updated_at = ?2, secrets = ?3, \

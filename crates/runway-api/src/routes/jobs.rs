@@ -254,7 +254,7 @@ pub(crate) async fn cancel(
         (status = 401, description = "No valid session", body = ErrorBody),
         (status = 403, description = "A member's retry of a job someone else submitted", body = ErrorBody),
         (status = 404, description = "No such job", body = ErrorBody),
-        (status = 409, description = "The job is not finished, or another retry re-queued it first (`illegal_transition`)", body = ErrorBody),
+        (status = 409, description = "The job is not finished or another retry re-queued it first (`illegal_transition`), or it has no room for more attempts (`conflict`)", body = ErrorBody),
         (status = 413, description = "The body is over the size limit", body = ErrorBody),
         (status = 415, description = "A body not sent as `application/json`", body = ErrorBody),
         (status = 422, description = "A secret the job was submitted with is missing (named), one it was not is given, a value is out of range, or an unknown field", body = ErrorBody)))]
