@@ -1493,9 +1493,9 @@ pub async fn a_claim_hands_over_the_secrets_and_no_other_read_does<S: Backend>(s
 }
 
 /// A job re-queued after a lost attempt still has its secrets for the next claim;
-/// once it is final nothing can hand them out again (it is never claimable again,
-/// and no other read has them), whether it ended through its attempt or was
-/// canceled or expired while queued.
+/// once it is final nothing can hand them out again (it is not claimable unless a
+/// user retries it, with the secrets supplied anew, and no other read has them),
+/// whether it ended through its attempt or was canceled or expired while queued.
 pub async fn secrets_survive_a_retry_and_no_read_returns_them_once_the_job_is_final<S: Backend>(
     store: S,
 ) {
