@@ -274,7 +274,8 @@ pub struct JobQuery {
 /// Jobs and their attempts.
 #[async_trait]
 pub trait JobStore: Send + Sync {
-    /// Stores a new job (status `queued`, no attempts), its secrets included.
+    /// Stores a new job (status `queued`, no attempts), its secrets and their
+    /// names (`secret_names`, kept after the values are deleted) included.
     async fn create_job(&self, job: &Job) -> StoreResult<()>;
     /// A job and its attempts. Its `secrets` are always empty here: only
     /// [`DispatchStore::claim_job`] hands them out.
