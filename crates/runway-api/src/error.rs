@@ -190,6 +190,11 @@ impl From<Conflict> for ApiError {
             Conflict::NotHeld => Self::NotHeld,
             Conflict::LogOffset { expected } => Self::LogOffset { expected },
             Conflict::LogFull => Self::LogFull,
+            Conflict::AttemptsExhausted { attempts } => Self::Conflict(format!(
+                "the job has had {attempts} attempts, and a retry could take it past the {} \
+                 one job keeps; submit it again as a new job",
+                runway_core::job::limits::ATTEMPTS_MAX
+            )),
         }
     }
 }
@@ -413,6 +418,11 @@ mod tests {
                 "log_offset_mismatch",
             ),
             (StoreError::Conflict(Conflict::LogFull), 413, "log_full"),
+            (
+                StoreError::Conflict(Conflict::AttemptsExhausted { attempts: 45 }),
+                409,
+                "conflict",
+            ),
             (StoreError::InvalidCursor, 400, "invalid_cursor"),
             (
                 StoreError::unavailable(std::io::Error::other("busy"), None),

@@ -205,6 +205,7 @@ pub fn router(service: Service, config: ApiConfig) -> Router {
         .route("/api/v1/jobs", post(jobs::create).get(jobs::list))
         .route("/api/v1/jobs/{id}", get(jobs::get))
         .route("/api/v1/jobs/{id}/cancel", post(jobs::cancel))
+        .route("/api/v1/jobs/{id}/retry", post(jobs::retry))
         .route("/api/v1/jobs/{id}/log", get(logs::read))
         .route("/api/v1/jobs/{id}/log/stream", get(logs::stream))
         .route("/agent/v1/register", post(agent_protocol::register))

@@ -48,6 +48,7 @@ use crate::routes::{agent_protocol, agents, jobs, logs, registration_tokens, ses
         jobs::list,
         jobs::get,
         jobs::cancel,
+        jobs::retry,
         logs::read,
         logs::stream,
         agent_protocol::register,

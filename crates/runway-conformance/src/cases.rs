@@ -1201,6 +1201,7 @@ fn secret_job(max_retries: u32) -> Job {
     ]
     .into_iter()
     .collect();
+    j.secret_names = vec!["DEPLOY_KEY".into(), "NPM_TOKEN".into()];
     j
 }
 
@@ -1492,9 +1493,9 @@ pub async fn a_claim_hands_over_the_secrets_and_no_other_read_does<S: Backend>(s
 }
 
 /// A job re-queued after a lost attempt still has its secrets for the next claim;
-/// once it is final nothing can hand them out again (it is never claimable again,
-/// and no other read has them), whether it ended through its attempt or was
-/// canceled or expired while queued.
+/// once it is final nothing can hand them out again (it is not claimable unless a
+/// user retries it, with the secrets supplied anew, and no other read has them),
+/// whether it ended through its attempt or was canceled or expired while queued.
 pub async fn secrets_survive_a_retry_and_no_read_returns_them_once_the_job_is_final<S: Backend>(
     store: S,
 ) {
@@ -2342,6 +2343,327 @@ pub async fn a_deleted_agents_jobs_stay_held_until_they_are_ended_as_abandoned<S
         assert_eq!(ended.status, JobStatus::Queued);
     }
     assert_eq!(store.held_by(agent.id).await.expect("held"), []);
+}
+
+// ---------------------------------------------------------------- users' retries
+
+/// A job in `status`, got there the way the system gets a job there: a claim,
+/// a start, a result, the reaper, a cancel, the queue TTL. `max_retries` 0, so a
+/// lost attempt loses the job. It waits in a queue named after the status, so
+/// that no other job (a retried one, say) is claimed in its place.
+async fn job_in<S: Backend>(store: &S, status: JobStatus) -> Job {
+    let mut j = queued(status.as_str(), &[], 0);
+    j.spec.max_retries = 0;
+    let end = |end| {
+        let id = j.id;
+        async move {
+            store
+                .end_attempt(id, 1, end, Some(1), at(10))
+                .await
+                .expect("end")
+        }
+    };
+    match status {
+        JobStatus::Queued => store.create_job(&j).await.expect("create"),
+        JobStatus::Claimed => {
+            claimed(store, &j).await;
+        }
+        JobStatus::Running => {
+            running(store, &j).await;
+        }
+        JobStatus::Canceling => {
+            running(store, &j).await;
+            store
+                .transition_job(j.id, status, at(5))
+                .await
+                .expect("cancel");
+        }
+        JobStatus::Succeeded | JobStatus::Failed => {
+            running(store, &j).await;
+            end(AttemptEnd::Reported(status)).await;
+        }
+        JobStatus::TimedOut => {
+            running(store, &j).await;
+            end(AttemptEnd::Overdue).await;
+        }
+        JobStatus::Lost => {
+            claimed(store, &j).await;
+            end(AttemptEnd::Abandoned).await;
+        }
+        JobStatus::Canceled | JobStatus::Expired => {
+            store.create_job(&j).await.expect("create");
+            store
+                .transition_job(j.id, status, at(5))
+                .await
+                .expect("move");
+        }
+    }
+    let got = detail(store, j.id).await.job;
+    assert_eq!(got.status, status, "the fixture");
+    got
+}
+
+/// A retry of a failed job puts it back in the queue as it was, with `updated_at`
+/// (the queue TTL's clock) at the retry and a fresh retry budget; its attempt is
+/// kept exactly, and the next claim, at once, is attempt 2.
+pub async fn a_retry_requeues_a_final_job_with_its_history_and_the_next_claim_is_the_next_attempt<
+    S: Backend,
+>(
+    store: S,
+) {
+    let j = queued("default", &[], 0);
+    let (agent, _) = running(&store, &j).await;
+    let failed = store
+        .end_attempt(
+            j.id,
+            1,
+            AttemptEnd::Reported(JobStatus::Failed),
+            Some(1),
+            at(10),
+        )
+        .await
+        .expect("fail");
+    let history = detail(&store, j.id).await.attempts;
+
+    let retried = store
+        .retry_job(j.id, &JobSecrets::default(), at(20))
+        .await
+        .expect("retry");
+    let mut expected = failed;
+    expected.status = JobStatus::Queued;
+    expected.updated_at = at(20);
+    expected.retried_at_attempt = 1;
+    assert_eq!(retried, expected);
+    let stored = detail(&store, j.id).await;
+    assert_eq!(stored.job, expected);
+    assert_eq!(stored.attempts, history, "attempts are never rewritten");
+    // Waiting since the retry, not since the submission.
+    assert_eq!(
+        store.stale_queued_jobs(at(20), 10).await.expect("stale"),
+        []
+    );
+    assert_eq!(
+        store
+            .stale_queued_jobs(at(20) + Duration::nanoseconds(1), 10)
+            .await
+            .expect("stale"),
+        [j.id]
+    );
+
+    let second = claim(&store, &agent, at(20))
+        .await
+        .expect("claimable at once");
+    assert_eq!(second.job.id, j.id);
+    assert_eq!((second.attempt.number, second.job.attempt_count), (2, 2));
+    let stored = detail(&store, j.id).await;
+    assert_eq!(stored.attempts[0], history[0]);
+    assert_eq!(
+        stored
+            .attempts
+            .iter()
+            .map(|a| (a.number, a.status))
+            .collect::<Vec<_>>(),
+        [(1, JobStatus::Failed), (2, JobStatus::Claimed)]
+    );
+}
+
+/// Every final status can be retried, and only those: a job still waiting or
+/// running is refused naming its status and is left exactly as it was. A job
+/// that does not exist is `NotFound`.
+pub async fn every_final_status_and_only_a_final_one_can_be_retried<S: Backend>(store: S) {
+    for status in JobStatus::ALL {
+        let j = job_in(&store, status).await;
+        let before = detail(&store, j.id).await;
+        let result = store.retry_job(j.id, &JobSecrets::default(), at(30)).await;
+        if status.is_terminal() {
+            let retried = result.unwrap_or_else(|e| panic!("{status}: {e:?}"));
+            assert_eq!(retried.status, JobStatus::Queued, "{status}");
+            assert_eq!(detail(&store, j.id).await.attempts, before.attempts);
+        } else {
+            match result {
+                Err(StoreError::IllegalTransition(t)) => assert_eq!(
+                    t,
+                    IllegalTransition {
+                        from: status,
+                        to: JobStatus::Queued
+                    }
+                ),
+                other => panic!("{status}: {other:?}"),
+            }
+            assert_eq!(detail(&store, j.id).await, before, "{status} changed");
+        }
+    }
+    let unknown = store
+        .retry_job(JobId::new(), &JobSecrets::default(), at(30))
+        .await;
+    assert!(matches!(unknown, Err(StoreError::NotFound)), "{unknown:?}");
+}
+
+/// A final job keeps its secrets' names, never their values; a retry stores the
+/// values it is given, which no read returns and the next claim hands over.
+pub async fn a_retry_stores_the_secrets_it_is_given_and_only_the_next_claim_hands_them_over<
+    S: Backend,
+>(
+    store: S,
+) {
+    let j = secret_job(0);
+    assert_eq!(j.secret_names, ["DEPLOY_KEY", "NPM_TOKEN"]);
+    let (agent, _) = claimed(&store, &j).await;
+    store
+        .end_attempt(
+            j.id,
+            1,
+            AttemptEnd::Reported(JobStatus::Failed),
+            Some(1),
+            at(2),
+        )
+        .await
+        .expect("fail");
+    let failed = read_without_secrets(&store, j.id).await;
+    assert_eq!(failed.secret_names, j.secret_names, "the names stay");
+
+    let rotated: JobSecrets = [
+        ("DEPLOY_KEY".to_owned(), "rotated \"key\" ü".to_owned()),
+        ("NPM_TOKEN".to_owned(), "npm_rotated".to_owned()),
+    ]
+    .into_iter()
+    .collect();
+    let retried = store.retry_job(j.id, &rotated, at(3)).await.expect("retry");
+    assert!(retried.spec.secrets.is_empty(), "a retry returns no value");
+    assert_eq!(retried.secret_names, j.secret_names);
+    assert_eq!(read_without_secrets(&store, j.id).await, retried);
+    let c = claim(&store, &agent, at(4)).await.expect("claim");
+    assert_eq!(c.attempt.number, 2);
+    assert_eq!(c.job.spec.secrets, rotated);
+}
+
+/// `max_retries` 1: two lost attempts lose the job. Retried by hand, it gets a
+/// fresh budget: its next lost attempt is retried automatically, the one after
+/// loses it again.
+pub async fn a_retried_job_gets_a_fresh_budget_of_automatic_retries<S: Backend>(store: S) {
+    let mut j = queued("default", &[], 0);
+    j.spec.max_retries = 1;
+    let (agent, _) = claimed(&store, &j).await;
+    let mut outcomes = Vec::new();
+    let mut second = 1;
+    for number in 1..=4 {
+        if number > 1 {
+            let c = claim(&store, &agent, at(second)).await.expect("claimable");
+            assert_eq!(c.attempt.number, number);
+        }
+        let ended = store
+            .end_attempt(j.id, number, AttemptEnd::Abandoned, None, at(second + 1))
+            .await
+            .expect("abandon");
+        outcomes.push(ended.status);
+        if number == 2 {
+            let retried = store
+                .retry_job(j.id, &JobSecrets::default(), at(second + 2))
+                .await
+                .expect("retry");
+            assert_eq!(retried.retried_at_attempt, 2);
+        }
+        second += 10;
+    }
+    assert_eq!(
+        outcomes,
+        [
+            JobStatus::Queued,
+            JobStatus::Lost,
+            JobStatus::Queued,
+            JobStatus::Lost
+        ]
+    );
+    let attempts = detail(&store, j.id).await.attempts;
+    assert!(
+        attempts.iter().all(|a| a.status == JobStatus::Lost),
+        "{attempts:?}"
+    );
+    assert_eq!(attempts.len(), 4);
+}
+
+/// A job keeps at most `ATTEMPTS_MAX` attempts: a retry that could take it past
+/// them (its first attempt and `max_retries` automatic ones) is refused and
+/// changes nothing. With `max_retries` 10 every retry brings up to 11 attempts.
+pub async fn a_retry_that_could_take_a_job_past_the_most_attempts_it_keeps_is_refused<
+    S: Backend,
+>(
+    store: S,
+) {
+    let mut j = queued("default", &[], 0);
+    j.spec.max_retries = 10;
+    let (agent, _) = claimed(&store, &j).await;
+    let (mut number, mut clock) = (1, 1);
+    let refused_at = loop {
+        let ended = store
+            .end_attempt(j.id, number, AttemptEnd::Abandoned, None, at(clock))
+            .await
+            .expect("abandon");
+        clock += 1;
+        if ended.status == JobStatus::Lost {
+            let before = detail(&store, j.id).await;
+            match store
+                .retry_job(j.id, &JobSecrets::default(), at(clock))
+                .await
+            {
+                Ok(retried) => assert_eq!(retried.status, JobStatus::Queued),
+                Err(StoreError::Conflict(Conflict::AttemptsExhausted { attempts })) => {
+                    assert_eq!(attempts, number);
+                    assert_eq!(detail(&store, j.id).await, before, "nothing changed");
+                    break number;
+                }
+                Err(other) => panic!("retry at attempt {number}: {other:?}"),
+            }
+            clock += 1;
+        }
+        number += 1;
+        let c = claim(&store, &agent, at(clock)).await.expect("claimable");
+        assert_eq!(c.attempt.number, number);
+        clock += 1;
+    };
+    let most = runway_core::job::limits::ATTEMPTS_MAX;
+    assert_eq!(refused_at % 11, 0, "lost after every eleventh attempt");
+    assert!(refused_at + 11 > most, "refused only past the limit");
+    assert!(refused_at <= most, "the attempts before stayed within it");
+    assert_eq!(
+        detail(&store, j.id).await.attempts.len(),
+        refused_at as usize
+    );
+}
+
+/// Sixteen concurrent retries of one final job: exactly one wins, the fifteen
+/// others see `queued → queued` refused.
+pub async fn exactly_one_of_sixteen_concurrent_retries_wins<S: Backend>(store: S) {
+    const RACERS: usize = 16;
+    let store = Arc::new(store);
+    let j = job_in(store.as_ref(), JobStatus::Canceled).await;
+    let barrier = Arc::new(tokio::sync::Barrier::new(RACERS));
+    let mut tasks = Vec::new();
+    for i in 0..RACERS {
+        let (store, barrier) = (Arc::clone(&store), Arc::clone(&barrier));
+        // Distinct instants, as real callers' clocks give.
+        let now = at(60) + Duration::milliseconds(i64::try_from(i).expect("small"));
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            store.retry_job(j.id, &JobSecrets::default(), now).await
+        }));
+    }
+    let mut winners = Vec::new();
+    for task in tasks {
+        match task.await.expect("task panicked") {
+            Ok(job) => winners.push(job),
+            Err(StoreError::IllegalTransition(t)) => assert_eq!(
+                t,
+                IllegalTransition {
+                    from: JobStatus::Queued,
+                    to: JobStatus::Queued
+                }
+            ),
+            Err(other) => panic!("a racer failed with {other:?}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one retry wins");
+    assert_eq!(detail(store.as_ref(), j.id).await.job, winners[0]);
 }
 
 // ---------------------------------------------------------------- logs

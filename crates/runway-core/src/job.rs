@@ -13,6 +13,13 @@
 //! stores keep the values only while the job can still run, hand them back only from
 //! a claim (every other read returns the spec with `secrets` empty), and delete them
 //! in the write that moves the job to a final state.
+//!
+//! The secrets' **names** are kept for the job's whole life ([`Job::secret_names`]),
+//! never its values: a user's retry of a final job must supply every one of them
+//! again ([`Job::check_retry_secrets`]), because the values are gone by then, and a
+//! retry that silently ran without them would run a different job. The names are
+//! fixed at submission: a retry cannot add or drop a secret, so the check against
+//! the names read before the retry's write cannot be raced.
 
 use std::collections::BTreeMap;
 
@@ -21,11 +28,14 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use crate::id::{AgentId, JobId, UserId};
-use crate::lifecycle::JobStatus;
+use crate::lifecycle::{JobStatus, RetryBudget};
 use crate::secret::{Secret, TokenHash};
 
-/// Limits on a job spec.
+/// Limits on a job spec and its history.
 pub mod limits {
+    #[cfg(doc)]
+    use crate::lifecycle::RetryBudget;
+
     /// Longest job name, in characters.
     pub const NAME_MAX: usize = 200;
     /// Largest script, in bytes.
@@ -46,6 +56,13 @@ pub mod limits {
     pub const TIMEOUT_SECONDS: std::ops::RangeInclusive<u32> = 1..=172_800;
     /// Most automatic retries of a lost job.
     pub const MAX_RETRIES: u32 = 10;
+    /// Most attempts one job may have. Every attempt is kept in the job's record
+    /// (on DynamoDB, in the item beside a spec of up to [`SPEC_TOTAL_MAX`], and an
+    /// item holds at most 400 KB), and users' retries would otherwise let the list
+    /// grow without end. At about 250 bytes an attempt, 50 take some 12 KB. A
+    /// retry that could take a job past this ([`RetryBudget::has_room_for_a_retry`])
+    /// is refused: submit the job again instead.
+    pub const ATTEMPTS_MAX: u32 = 50;
     /// Most bytes of name, script, env and labels together. Each field has its own
     /// cap, but the caps add up to more than a DynamoDB item may hold (400 KB), so
     /// the whole spec has one too, leaving room for the job's other attributes.
@@ -377,12 +394,20 @@ pub struct Job {
     pub updated_at: OffsetDateTime,
     /// How many attempts it has had.
     pub attempt_count: u32,
+    /// The names of the secrets it was submitted with, sorted; never their values.
+    /// Kept after the values are deleted, so that a retry can ask for each again.
+    pub secret_names: Vec<String>,
+    /// `attempt_count` when a user last retried the job (0 if never): automatic
+    /// retries of lost attempts count only the attempts after it
+    /// ([`RetryBudget`]).
+    pub retried_at_attempt: u32,
 }
 
 impl Job {
     /// A new queued job.
     #[must_use]
     pub fn new(spec: JobSpec, created_by: UserId, now: OffsetDateTime) -> Self {
+        let secret_names = spec.secrets.0.keys().cloned().collect();
         Self {
             id: JobId::new(),
             spec,
@@ -391,7 +416,67 @@ impl Job {
             created_at: now,
             updated_at: now,
             attempt_count: 0,
+            secret_names,
+            retried_at_attempt: 0,
         }
+    }
+
+    /// What the job has used of its automatic retries.
+    #[must_use]
+    pub const fn retry_budget(&self) -> RetryBudget {
+        RetryBudget {
+            attempt_count: self.attempt_count,
+            retried_at_attempt: self.retried_at_attempt,
+            max_retries: self.spec.max_retries,
+        }
+    }
+
+    /// Checks the secrets supplied with a user's retry: exactly the names the job
+    /// was submitted with ([`Job::secret_names`]), each value as [`JobSpec::validate`]
+    /// checks a submission's (and the spec with them within its size limits).
+    ///
+    /// # Errors
+    /// A [`FieldError`] for `secrets` naming every missing secret, or for
+    /// `secrets.NAME` of one the job was not submitted with, or the first value out
+    /// of bounds.
+    pub fn check_retry_secrets(&self, secrets: &JobSecrets) -> Result<(), FieldError> {
+        if let Some(unknown) = secrets
+            .0
+            .keys()
+            .find(|name| !self.secret_names.contains(name))
+        {
+            return Err(FieldError::new(
+                format!("secrets.{unknown}"),
+                if self.secret_names.is_empty() {
+                    "the job was submitted without secrets; a retry runs it as submitted".to_owned()
+                } else {
+                    format!(
+                        "the job was submitted with the secrets {}, and a retry runs it as \
+                         submitted",
+                        self.secret_names.join(", ")
+                    )
+                },
+            ));
+        }
+        let missing: Vec<&str> = self
+            .secret_names
+            .iter()
+            .filter(|name| !secrets.0.contains_key(*name))
+            .map(String::as_str)
+            .collect();
+        if !missing.is_empty() {
+            return Err(FieldError::new(
+                "secrets",
+                format!(
+                    "the job was submitted with secrets, whose values were deleted when it \
+                     finished; a retry must supply every one of them again (missing: {})",
+                    missing.join(", ")
+                ),
+            ));
+        }
+        let mut spec = self.spec.clone();
+        spec.secrets = secrets.clone();
+        spec.validate()
     }
 }
 
@@ -558,6 +643,68 @@ mod tests {
         let mut s = spec();
         s.name = "é".repeat(200);
         assert!(s.validate().is_ok());
+    }
+
+    fn secrets(pairs: &[(&str, &str)]) -> JobSecrets {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn a_job_keeps_its_secrets_names_sorted_and_never_serializes_a_value() {
+        let mut s = spec();
+        s.secrets = secrets(&[("NPM_TOKEN", "npm_1"), ("DEPLOY_KEY", "hunter2")]);
+        let job = Job::new(s, UserId::new(), OffsetDateTime::UNIX_EPOCH);
+        assert_eq!(job.secret_names, ["DEPLOY_KEY", "NPM_TOKEN"]);
+        let text = serde_json::to_string(&job).unwrap();
+        assert!(
+            text.contains(r#""secret_names":["DEPLOY_KEY","NPM_TOKEN"]"#),
+            "{text}"
+        );
+        assert!(
+            !text.contains("hunter2") && !text.contains("npm_1"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_retry_must_supply_exactly_the_secrets_the_job_was_submitted_with() {
+        let mut s = spec();
+        s.secrets = secrets(&[("A_KEY", "1"), ("B_KEY", "2"), ("C_KEY", "3")]);
+        let mut job = Job::new(s, UserId::new(), OffsetDateTime::UNIX_EPOCH);
+        // Final: the values are gone, the names are not.
+        job.spec.secrets = JobSecrets::default();
+
+        let err = job
+            .check_retry_secrets(&secrets(&[("B_KEY", "new")]))
+            .unwrap_err();
+        assert_eq!(err.field, "secrets");
+        assert!(err.message.contains("(missing: A_KEY, C_KEY)"), "{err}");
+        let err = job.check_retry_secrets(&JobSecrets::default()).unwrap_err();
+        assert!(err.message.contains("A_KEY, B_KEY, C_KEY"), "{err}");
+
+        let all = [("A_KEY", "x"), ("B_KEY", "y"), ("C_KEY", "z")];
+        let err = job
+            .check_retry_secrets(&secrets(&[all[0], all[1], all[2], ("EXTRA", "e")]))
+            .unwrap_err();
+        assert_eq!(err.field, "secrets.EXTRA");
+        let err = job
+            .check_retry_secrets(&secrets(&[all[0], all[1], ("C_KEY", "nul\0")]))
+            .unwrap_err();
+        assert_eq!(
+            err.field, "secrets.C_KEY",
+            "values are checked as at submission"
+        );
+        assert!(job.check_retry_secrets(&secrets(&all)).is_ok());
+
+        let plain = Job::new(spec(), UserId::new(), OffsetDateTime::UNIX_EPOCH);
+        assert!(plain.check_retry_secrets(&JobSecrets::default()).is_ok());
+        let err = plain
+            .check_retry_secrets(&secrets(&[("A_KEY", "x")]))
+            .unwrap_err();
+        assert_eq!(err.field, "secrets.A_KEY");
     }
 
     #[test]

@@ -8,16 +8,34 @@
 //!   │  └────────┘  │        └──► canceling ──► canceled (or the result that raced it)
 //!   │  (lost, retried)└──────────► canceling
 //!   └──► canceled
+//!
+//! any final status ──(a user's retry)──► queued (a new attempt follows)
 //! ```
 //!
 //! * A cancel of a `queued` job is immediate (`canceled`); of a `claimed` or
 //!   `running` job it is a request (`canceling`) that the agent honours.
 //! * A `claimed` or `running` job whose agent vanished goes back to `queued` (a new
-//!   attempt, history kept) while it has retries left, and to `lost` when it has none.
-//! * Terminal states never change.
+//!   attempt, history kept) while it has automatic retries left, and to `lost` when
+//!   it has none.
+//! * An attempt's final status never changes: attempts are never rewritten.
+//! * A job leaves a final status only by an explicit user retry ([`check_retry`]):
+//!   it goes back to `queued`, keeps every attempt it had, and its next claim is
+//!   attempt `attempt_count + 1`. A retry also gives the job a fresh budget of
+//!   automatic retries ([`RetryBudget`]): otherwise a job that had used them up
+//!   before would be lost, not retried, the first time its agent died again.
 //!
-//! Every backend asks [`check`] before it writes a status, and writes it
-//! conditionally on the status it read, so the table is enforced in one place.
+//! [`is_allowed`] is every move the system and agents make (claims, starts,
+//! results, the reaper, cancels, the queue TTL), and from a final status it
+//! allows none, so `JobStore::transition_job` and `DispatchStore::end_attempt`
+//! can never take a job out of one. The retry is deliberately not a row of that
+//! table but a rule of its own, applied by the one store call made for it
+//! (`JobStore::retry_job`): it needs what the table's moves do not (a user asked,
+//! the secrets supplied again, the budget reset), and keeping it out of the table
+//! means no other caller can reopen a finished job by accident.
+//!
+//! Every backend asks [`check`] (or [`check_retry`], or [`settle`]) before it
+//! writes a status, and writes it conditionally on the status it read, so the rules
+//! are enforced in one place.
 
 use std::fmt;
 
@@ -162,6 +180,68 @@ pub const fn cancel_target(status: JobStatus) -> Option<JobStatus> {
     }
 }
 
+/// What a user's retry does to a job in `status`: a job in a final status goes
+/// back to `queued`, where its next claim starts a new attempt. This is the only
+/// way out of a final status (see the module docs).
+///
+/// # Errors
+/// [`IllegalTransition`] `{ from: status, to: queued }` for a job that is not
+/// final: it is still waiting or running, so there is nothing to retry yet.
+pub const fn check_retry(status: JobStatus) -> Result<JobStatus, IllegalTransition> {
+    if status.is_terminal() {
+        Ok(JobStatus::Queued)
+    } else {
+        Err(IllegalTransition {
+            from: status,
+            to: JobStatus::Queued,
+        })
+    }
+}
+
+/// How many automatic retries a job has used, read from the job as a whole so
+/// that a backend cannot pass one number without the others.
+///
+/// Automatic retries count the attempts since the user last retried the job
+/// (`retried_at_attempt`, 0 if never), not all of them: a manual retry starts a
+/// fresh budget of `max_retries`. Without that, a job whose agent died
+/// `max_retries + 1` times, retried by hand, would be lost rather than retried
+/// the next time an agent died under it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryBudget {
+    /// The job's attempts so far, the one ending now included.
+    pub attempt_count: u32,
+    /// The job's `attempt_count` when a user last retried it; 0 if never.
+    pub retried_at_attempt: u32,
+    /// Automatic retries allowed after the submission and after each manual retry.
+    pub max_retries: u32,
+}
+
+impl RetryBudget {
+    /// Attempts since the last manual retry (or the submission), the one ending
+    /// now included.
+    #[must_use]
+    pub const fn attempts_since_retry(self) -> u32 {
+        self.attempt_count.saturating_sub(self.retried_at_attempt)
+    }
+
+    /// Whether a lost attempt may be retried automatically: the first attempt
+    /// after a submission or a manual retry is not itself a retry, so `max_retries`
+    /// more may follow it.
+    #[must_use]
+    pub const fn allows_a_retry(self) -> bool {
+        self.attempts_since_retry() <= self.max_retries
+    }
+
+    /// Whether a user's retry now stays within
+    /// [`ATTEMPTS_MAX`](crate::job::limits::ATTEMPTS_MAX) however it goes: its
+    /// first attempt and every automatic retry after it.
+    #[must_use]
+    pub fn has_room_for_a_retry(self) -> bool {
+        u64::from(self.attempt_count) + 1 + u64::from(self.max_retries)
+            <= u64::from(crate::job::limits::ATTEMPTS_MAX)
+    }
+}
+
 /// How an agent's attempt at a job ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttemptEnd {
@@ -195,9 +275,10 @@ pub const fn is_held(status: JobStatus) -> bool {
     )
 }
 
-/// What `end` does to a held job in `status` that has had `attempts` attempts
-/// (this one included) and allows `max_retries` automatic retries. This is the one
-/// place the retry rule lives: automatic retries apply only to lost attempts.
+/// What `end` does to a held job in `status` with `budget` (its attempts, this
+/// one included, since the last manual retry, against `max_retries`). This is the
+/// one place the automatic retry rule lives: automatic retries apply only to lost
+/// attempts, and only while the budget allows one.
 ///
 /// # Errors
 /// [`IllegalTransition`] if the table does not allow the move, e.g. an agent
@@ -205,8 +286,7 @@ pub const fn is_held(status: JobStatus) -> bool {
 pub fn settle(
     status: JobStatus,
     end: AttemptEnd,
-    attempts: u32,
-    max_retries: u32,
+    budget: RetryBudget,
 ) -> Result<Settlement, IllegalTransition> {
     use JobStatus::{Canceled, Canceling, Claimed, Lost, Queued, TimedOut};
     let settlement = match end {
@@ -230,7 +310,7 @@ pub fn settle(
                     attempt: Canceled,
                     job: Canceled,
                 }
-            } else if attempts <= max_retries {
+            } else if budget.allows_a_retry() {
                 Settlement {
                     attempt: Lost,
                     job: Queued,
@@ -257,6 +337,15 @@ pub fn settle(
 mod tests {
     use super::JobStatus::*;
     use super::*;
+
+    /// The budget of a job never retried by hand: `attempts` so far, `max_retries`.
+    const fn fresh(attempts: u32, max_retries: u32) -> RetryBudget {
+        RetryBudget {
+            attempt_count: attempts,
+            retried_at_attempt: 0,
+            max_retries,
+        }
+    }
 
     /// The table written out longhand, so a change to `is_allowed` must also change this.
     const ALLOWED: &[(JobStatus, JobStatus)] = &[
@@ -300,7 +389,7 @@ mod tests {
     }
 
     #[test]
-    fn terminal_states_never_change() {
+    fn no_move_of_the_system_or_an_agent_leaves_a_final_status() {
         for from in JobStatus::ALL.into_iter().filter(|s| s.is_terminal()) {
             for to in JobStatus::ALL {
                 assert!(
@@ -309,6 +398,74 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_users_retry_takes_every_final_status_and_only_those_back_to_queued() {
+        for from in JobStatus::ALL {
+            match check_retry(from) {
+                Ok(to) => {
+                    assert!(from.is_terminal(), "{from} is not final but was retried");
+                    assert_eq!(to, Queued);
+                }
+                Err(err) => {
+                    assert!(!from.is_terminal(), "{from} is final but cannot be retried");
+                    assert_eq!(err, IllegalTransition { from, to: Queued });
+                    let message = err.to_string();
+                    assert!(message.contains(&format!("`{from}`")), "{message}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_retry_is_allowed_only_while_its_every_attempt_fits_in_the_history() {
+        let max = crate::job::limits::ATTEMPTS_MAX;
+        let budget = |attempt_count, max_retries| RetryBudget {
+            attempt_count,
+            retried_at_attempt: 0,
+            max_retries,
+        };
+        assert!(budget(max - 11, 10).has_room_for_a_retry());
+        assert!(!budget(max - 10, 10).has_room_for_a_retry());
+        assert!(budget(max - 1, 0).has_room_for_a_retry());
+        assert!(!budget(max, 0).has_room_for_a_retry());
+        assert!(!budget(u32::MAX, u32::MAX).has_room_for_a_retry());
+    }
+
+    #[test]
+    fn a_manual_retry_gives_a_fresh_budget_of_automatic_retries() {
+        // max_retries 1: attempts 1 and 2 were lost, the job with them; a user
+        // retried it at attempt 2.
+        let retried = |attempt_count| RetryBudget {
+            attempt_count,
+            retried_at_attempt: 2,
+            max_retries: 1,
+        };
+        assert_eq!(retried(3).attempts_since_retry(), 1);
+        assert_eq!(
+            settle(Running, AttemptEnd::Abandoned, retried(3)).unwrap(),
+            Settlement {
+                attempt: Lost,
+                job: Queued
+            },
+            "the first attempt after the retry is retried automatically"
+        );
+        assert_eq!(
+            settle(Running, AttemptEnd::Abandoned, retried(4)).unwrap(),
+            Settlement {
+                attempt: Lost,
+                job: Lost
+            },
+            "and the budget runs out again after max_retries"
+        );
+        // Without the reset the same attempt would have been the job's end.
+        assert_eq!(
+            settle(Running, AttemptEnd::Abandoned, fresh(3, 1))
+                .unwrap()
+                .job,
+            Lost
+        );
     }
 
     #[test]
@@ -349,7 +506,7 @@ mod tests {
 
     #[test]
     fn a_lost_attempt_is_retried_while_retries_remain_then_the_job_is_lost() {
-        let retried = settle(Running, AttemptEnd::Abandoned, 1, 2).unwrap();
+        let retried = settle(Running, AttemptEnd::Abandoned, fresh(1, 2)).unwrap();
         assert_eq!(
             retried,
             Settlement {
@@ -358,18 +515,22 @@ mod tests {
             }
         );
         assert_eq!(
-            settle(Claimed, AttemptEnd::Abandoned, 3, 2).unwrap().job,
+            settle(Claimed, AttemptEnd::Abandoned, fresh(3, 2))
+                .unwrap()
+                .job,
             Lost
         );
         assert_eq!(
-            settle(Running, AttemptEnd::Abandoned, 3, 2).unwrap(),
+            settle(Running, AttemptEnd::Abandoned, fresh(3, 2)).unwrap(),
             Settlement {
                 attempt: Lost,
                 job: Lost
             }
         );
         assert_eq!(
-            settle(Running, AttemptEnd::Abandoned, 1, 0).unwrap().job,
+            settle(Running, AttemptEnd::Abandoned, fresh(1, 0))
+                .unwrap()
+                .job,
             Lost
         );
     }
@@ -377,7 +538,7 @@ mod tests {
     #[test]
     fn an_abandoned_job_that_was_being_canceled_is_canceled_not_retried() {
         assert_eq!(
-            settle(Canceling, AttemptEnd::Abandoned, 1, 5).unwrap(),
+            settle(Canceling, AttemptEnd::Abandoned, fresh(1, 5)).unwrap(),
             Settlement {
                 attempt: Canceled,
                 job: Canceled
@@ -388,15 +549,21 @@ mod tests {
     #[test]
     fn an_overdue_attempt_times_out_unless_it_never_started() {
         assert_eq!(
-            settle(Running, AttemptEnd::Overdue, 1, 2).unwrap().job,
+            settle(Running, AttemptEnd::Overdue, fresh(1, 2))
+                .unwrap()
+                .job,
             TimedOut
         );
         assert_eq!(
-            settle(Canceling, AttemptEnd::Overdue, 1, 2).unwrap().job,
+            settle(Canceling, AttemptEnd::Overdue, fresh(1, 2))
+                .unwrap()
+                .job,
             TimedOut
         );
         assert_eq!(
-            settle(Claimed, AttemptEnd::Overdue, 1, 2).unwrap().job,
+            settle(Claimed, AttemptEnd::Overdue, fresh(1, 2))
+                .unwrap()
+                .job,
             Queued
         );
     }
@@ -404,36 +571,36 @@ mod tests {
     #[test]
     fn reported_results_follow_the_table() {
         assert_eq!(
-            settle(Running, AttemptEnd::Reported(Succeeded), 1, 2).unwrap(),
+            settle(Running, AttemptEnd::Reported(Succeeded), fresh(1, 2)).unwrap(),
             Settlement {
                 attempt: Succeeded,
                 job: Succeeded
             }
         );
         assert_eq!(
-            settle(Canceling, AttemptEnd::Reported(Canceled), 1, 2)
+            settle(Canceling, AttemptEnd::Reported(Canceled), fresh(1, 2))
                 .unwrap()
                 .job,
             Canceled
         );
         assert_eq!(
-            settle(Canceling, AttemptEnd::Reported(Succeeded), 1, 2)
+            settle(Canceling, AttemptEnd::Reported(Succeeded), fresh(1, 2))
                 .unwrap()
                 .job,
             Succeeded
         );
         assert_eq!(
-            settle(Claimed, AttemptEnd::Reported(Failed), 1, 2)
+            settle(Claimed, AttemptEnd::Reported(Failed), fresh(1, 2))
                 .unwrap()
                 .job,
             Failed
         );
         // Nobody asked to cancel a running job; a job must start before it succeeds.
-        assert!(settle(Running, AttemptEnd::Reported(Canceled), 1, 2).is_err());
-        assert!(settle(Claimed, AttemptEnd::Reported(Succeeded), 1, 2).is_err());
+        assert!(settle(Running, AttemptEnd::Reported(Canceled), fresh(1, 2)).is_err());
+        assert!(settle(Claimed, AttemptEnd::Reported(Succeeded), fresh(1, 2)).is_err());
         // Not results an agent can report.
         for not_a_result in [Queued, Claimed, Running, Canceling, Lost, Expired] {
-            assert!(settle(Running, AttemptEnd::Reported(not_a_result), 1, 2).is_err());
+            assert!(settle(Running, AttemptEnd::Reported(not_a_result), fresh(1, 2)).is_err());
         }
     }
 
@@ -445,7 +612,7 @@ mod tests {
                 AttemptEnd::Overdue,
                 AttemptEnd::Reported(Failed),
             ] {
-                assert!(settle(s, end, 1, 2).is_err(), "{s} {end:?}");
+                assert!(settle(s, end, fresh(1, 2)).is_err(), "{s} {end:?}");
             }
         }
     }

@@ -24,7 +24,7 @@ use time::OffsetDateTime;
 use crate::agent::{Agent, AgentMetrics, AgentState, AgentStatus, RegistrationToken};
 use crate::audit::AuditEvent;
 use crate::id::{AgentId, JobId, RegistrationTokenId, SessionId, UserId};
-use crate::job::{Attempt, Job, JobDetail};
+use crate::job::{Attempt, Job, JobDetail, JobSecrets};
 use crate::lifecycle::{AttemptEnd, IllegalTransition, JobStatus};
 use crate::log::{LogAppend, LogChunk, LogSlice, LogSummary};
 use crate::page::{Page, PageRequest};
@@ -135,6 +135,13 @@ pub enum Conflict {
     /// The log is at its cap and takes no more bytes.
     #[error("the log is full")]
     LogFull,
+    /// A user's retry could take the job past
+    /// [`ATTEMPTS_MAX`](crate::job::limits::ATTEMPTS_MAX) attempts.
+    #[error("the job has had {attempts} attempts; a retry could take it past the limit")]
+    AttemptsExhausted {
+        /// The attempts it has had.
+        attempts: u32,
+    },
 }
 
 /// Shorthand for store results.
@@ -267,7 +274,8 @@ pub struct JobQuery {
 /// Jobs and their attempts.
 #[async_trait]
 pub trait JobStore: Send + Sync {
-    /// Stores a new job (status `queued`, no attempts), its secrets included.
+    /// Stores a new job (status `queued`, no attempts), its secrets and their
+    /// names (`secret_names`, kept after the values are deleted) included.
     async fn create_job(&self, job: &Job) -> StoreResult<()>;
     /// A job and its attempts. Its `secrets` are always empty here: only
     /// [`DispatchStore::claim_job`] hands them out.
@@ -286,6 +294,28 @@ pub trait JobStore: Send + Sync {
         &self,
         id: JobId,
         to: JobStatus,
+        now: OffsetDateTime,
+    ) -> StoreResult<Job>;
+    /// A user's retry ([`lifecycle::check_retry`](crate::lifecycle::check_retry)):
+    /// a job in a final status goes back to `queued`, claimable at once, with
+    /// `updated_at = now` (the queue TTL counts from the retry),
+    /// `retried_at_attempt = attempt_count` (a fresh budget of automatic retries)
+    /// and `secrets` as its secrets, all in one write conditional on the final
+    /// status read, so of two racing retries exactly one wins. Its attempts and
+    /// `secret_names` are left as they are; the next claim is attempt
+    /// `attempt_count + 1`. [`StoreError::NotFound`];
+    /// [`StoreError::IllegalTransition`] `{ from, to: queued }` for a job that is
+    /// not final (the loser of a race sees the winner's `queued`);
+    /// [`Conflict::AttemptsExhausted`] for one without
+    /// [room for the retry](crate::lifecycle::RetryBudget::has_room_for_a_retry).
+    ///
+    /// The caller has checked `secrets` against the job's `secret_names`
+    /// ([`Job::check_retry_secrets`]); names never change, so that check cannot be
+    /// raced.
+    async fn retry_job(
+        &self,
+        id: JobId,
+        secrets: &JobSecrets,
         now: OffsetDateTime,
     ) -> StoreResult<Job>;
 }
@@ -367,7 +397,8 @@ pub trait DispatchStore: Send + Sync {
         now: OffsetDateTime,
     ) -> StoreResult<Job>;
     /// Ends a held attempt as [`lifecycle::settle`](crate::lifecycle::settle)
-    /// decides from the job's status, `end`, its attempt count and `max_retries`:
+    /// decides from the job's status, `end` and its [`Job::retry_budget`] (its
+    /// attempt count since the last manual retry, against `max_retries`):
     /// the attempt takes its final status, `finished_at = now`, `exit_code`, and
     /// loses its lease; the job takes its new status (`queued` again for a retry,
     /// claimable at once). A job that becomes final loses its secrets in the same

@@ -1,4 +1,4 @@
-//! Jobs as users see them: submit, inspect, cancel, read the log.
+//! Jobs as users see them: submit, inspect, cancel, retry, read the log.
 //!
 //! Cancelling asks the lifecycle table ([`cancel_target`]) what a cancel means in
 //! the job's current state (`queued → canceled` at once, `claimed | running →
@@ -7,6 +7,29 @@
 //! conditional on that state, so a job that finished in between is an illegal
 //! transition instead of being overwritten.
 //!
+//! Retrying ([`Service::retry_job`]) puts a job in a final status back in its
+//! queue: the store's one conditional write moves it `final → queued`, stores the
+//! secrets supplied with the retry and resets its automatic-retry budget
+//! (`lifecycle::RetryBudget`), and its next claim is a new attempt, so every
+//! earlier attempt stays in its history as it ended. The rules, in the order a
+//! caller meets them:
+//!
+//! 1. members may retry the jobs they submitted, admins any (403 otherwise, as
+//!    for a cancel);
+//! 2. only a final job ([`check_retry`]): one that is still waiting or running
+//!    has nothing to retry (an illegal transition, 409);
+//! 3. only while the job has room for the retry's attempts
+//!    (`RetryBudget::has_room_for_a_retry`: a job keeps at most
+//!    `limits::ATTEMPTS_MAX`), a conflict (409) otherwise;
+//! 4. a job submitted with secrets lost their values when it became final, so the
+//!    retry must supply every one again, by the names the job kept
+//!    ([`Job::check_retry_secrets`], 422 naming the missing ones);
+//! 5. the write is conditional on the final status read, so of two racing
+//!    retries one wins and the other is the 409 of step 2.
+//!
+//! The retry wakes waiting claims, as a submission does, so an idle agent in a
+//! long poll takes the job at once; it is audited as `job.retried`.
+//!
 //! A queued job that no online agent could run says so ([`JobView::waiting_reason`]):
 //! the commonest "why is my job not running?" answered without reading logs.
 
@@ -14,11 +37,11 @@ use runway_core::OffsetDateTime;
 use runway_core::agent::{AgentStatus, labels_satisfy};
 use runway_core::audit::AuditAction;
 use runway_core::id::JobId;
-use runway_core::job::{Job, JobDetail, JobSpec};
-use runway_core::lifecycle::{IllegalTransition, JobStatus, cancel_target};
+use runway_core::job::{Job, JobDetail, JobSecrets, JobSpec};
+use runway_core::lifecycle::{IllegalTransition, JobStatus, cancel_target, check_retry};
 use runway_core::log::LogSlice;
 use runway_core::page::{MAX_LIMIT, PageRequest};
-use runway_core::store::{AgentQuery, StoreError};
+use runway_core::store::{AgentQuery, Conflict, StoreError};
 
 use crate::audit::Caller;
 use crate::dispatch::Service;
@@ -86,7 +109,7 @@ impl Service {
             .record(self.store.as_ref(), AuditAction::JobCreated, job.id, None)
             .await;
         let mut job = job;
-        job.spec.secrets = runway_core::job::JobSecrets::default();
+        job.spec.secrets = JobSecrets::default();
         Ok(job)
     }
 
@@ -220,6 +243,81 @@ impl Service {
                 Err(err) => return Err(ServiceError::or_not_found("job")(err)),
             }
         }
+    }
+
+    /// Retries a finished job for `requester` with `secrets` (see the module
+    /// docs): it goes back to its queue, keeping its attempts, and waiting claims
+    /// are woken. Members may retry the jobs they submitted; admins any job.
+    /// Returns the job as the retry left it (queued, its attempts so far).
+    ///
+    /// # Errors
+    /// `NotFound("job")`; `Forbidden` for a member's retry of someone else's job;
+    /// an illegal transition for a job that is not final (or that another retry
+    /// re-queued first); `Conflict(AttemptsExhausted)` for a job with no room for
+    /// another retry; `Invalid` for secrets that are missing, unknown or out of
+    /// bounds; store failures.
+    pub async fn retry_job(
+        &self,
+        caller: &Caller,
+        requester: Requester,
+        id: JobId,
+        secrets: JobSecrets,
+    ) -> ServiceResult<JobView> {
+        let detail = self
+            .store
+            .get_job(id)
+            .await?
+            .ok_or(ServiceError::NotFound("job"))?;
+        if !requester.admin && detail.job.created_by != requester.user {
+            return Err(ServiceError::Forbidden(
+                "members may retry only the jobs they submitted; ask an admin",
+            ));
+        }
+        let from = detail.job.status;
+        check_retry(from)?;
+        // The store checks this again in its write; here it comes before the
+        // secrets, which a job out of room could not use anyway.
+        if !detail.job.retry_budget().has_room_for_a_retry() {
+            return Err(ServiceError::Conflict(Conflict::AttemptsExhausted {
+                attempts: detail.job.attempt_count,
+            }));
+        }
+        detail.job.check_retry_secrets(&secrets)?;
+        let job = self
+            .store
+            .retry_job(id, &secrets, OffsetDateTime::now_utc())
+            .await
+            .map_err(ServiceError::or_not_found("job"))?;
+        self.work_arrived();
+        caller
+            .record(
+                self.store.as_ref(),
+                AuditAction::JobRetried,
+                id,
+                Some(format!(
+                    "{from} → {}; attempt {} next",
+                    job.status,
+                    job.attempt_count + 1
+                )),
+            )
+            .await;
+        // The retry has happened: a failure to say why the job waits must not turn
+        // it into an error, which would invite the client to retry it again.
+        let waiting_reason = match self.waiting_reason(&job).await {
+            Ok(reason) => reason,
+            Err(err) => {
+                tracing::warn!(job.id = %id, error = %err, "could not tell why the retried job waits");
+                None
+            }
+        };
+        Ok(JobView {
+            // Attempts are never rewritten, and none is added until the next claim.
+            detail: JobDetail {
+                job,
+                attempts: detail.attempts,
+            },
+            waiting_reason,
+        })
     }
 
     /// Up to [`LOG_READ_MAX_BYTES`] of an attempt's log from `offset` (the latest

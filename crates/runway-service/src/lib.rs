@@ -14,7 +14,7 @@
 //! * [`accounts`] — first-start bootstrap, users and passwords (CLI and API).
 //! * [`sessions`] — sign-in (argon2 behind a bounded number of permits) and
 //!   revoking one's own sessions.
-//! * [`jobs`] — submitting, inspecting and canceling jobs as a user.
+//! * [`jobs`] — submitting, inspecting, canceling and retrying jobs as a user.
 //! * [`dispatch`] — the agent side: registration, heartbeats, the long-poll claim,
 //!   leases, log chunks and finishing an attempt.
 //! * [`reaper`] — ends lost, timed-out and expired work; one pass at a time.

@@ -541,12 +541,7 @@ impl DispatchStore for DynamoStore {
             if before.current_attempt(attempt).is_none() || !lifecycle::is_held(before.status()) {
                 return Err(Conflict::NotHeld.into());
             }
-            let settlement = lifecycle::settle(
-                before.status(),
-                end,
-                before.attempt_count,
-                before.max_retries(),
-            )?;
+            let settlement = lifecycle::settle(before.status(), end, before.retry_budget())?;
             let index = before.attempts.len() - 1;
             let mut after = before.clone();
             after.status = settlement.job;

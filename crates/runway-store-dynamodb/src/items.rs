@@ -18,9 +18,11 @@
 //!   [`JobItem::index_keys`], never set by hand: `claim_queue`/`claim_rank` while
 //!   queued, `lease_pk`/`lease_expires` while queued or held, `lease_agent` while
 //!   held (see `schema.rs`); absent otherwise;
-//! * a job's `secrets` are a Map of their own, absent when empty and removed by the
-//!   write that makes the job final; an agent's `held` is a String Set of the
-//!   attempts it holds, absent when empty (DynamoDB has no empty sets);
+//! * a job's `secrets` are a Map of their own, absent when empty, removed by the
+//!   write that makes the job final and set again only by a user's retry; their
+//!   names are `secret_names`, a List kept for the job's whole life; an agent's
+//!   `held` is a String Set of the attempts it holds, absent when empty (DynamoDB
+//!   has no empty sets);
 //! * no item struct derives `Debug`, so none can print a secret or a token hash.
 //!
 //! An item that does not decode is corrupt data or a bug, never user input, so it
@@ -516,6 +518,15 @@ pub(crate) struct JobItem {
     /// the job is final). Only `claim_job` hands them out.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     secrets: BTreeMap<String, String>,
+    /// The secrets' names, sorted, kept after the values are removed so that a
+    /// retry can ask for each again ([`Job::secret_names`]). A List (DynamoDB has
+    /// no empty set), absent when there are none; never a value.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    secret_names: Vec<String>,
+    /// `attempt_count` at the last manual retry ([`Job::retried_at_attempt`]);
+    /// absent on items written before retries existed, which is 0.
+    #[serde(default)]
+    pub(crate) retried_at_attempt: u32,
     /// The job's queue while it is `queued`, absent otherwise: the partition key of
     /// the sparse `claimable` index.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -631,6 +642,8 @@ impl JobItem {
                 .iter()
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
                 .collect(),
+            secret_names: job.secret_names.clone(),
+            retried_at_attempt: job.retried_at_attempt,
             claim_queue: None,
             claim_rank: None,
             lease_pk: None,
@@ -653,8 +666,13 @@ impl JobItem {
         &self.labels
     }
 
-    pub(crate) const fn max_retries(&self) -> u32 {
-        self.max_retries
+    /// What the job has used of its automatic retries.
+    pub(crate) const fn retry_budget(&self) -> lifecycle::RetryBudget {
+        lifecycle::RetryBudget {
+            attempt_count: self.attempt_count,
+            retried_at_attempt: self.retried_at_attempt,
+            max_retries: self.max_retries,
+        }
     }
 
     pub(crate) fn status(&self) -> JobStatus {
@@ -728,6 +746,14 @@ impl JobItem {
         self.secrets.clear();
     }
 
+    /// Sets the secrets, as a user's retry does.
+    pub(crate) fn set_secrets(&mut self, secrets: &JobSecrets) {
+        self.secrets = secrets
+            .iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+    }
+
     pub(crate) fn into_job(self) -> Job {
         self.into_detail().job
     }
@@ -761,6 +787,8 @@ impl JobItem {
             created_at: self.created_at,
             updated_at: self.updated_at,
             attempt_count: self.attempt_count,
+            secret_names: self.secret_names,
+            retried_at_attempt: self.retried_at_attempt,
         };
         JobDetail { job, attempts }
     }

@@ -10,8 +10,10 @@
 //!   (`SET #status = :to, #attempts[N].#status = :to, …`), atomic without the
 //!   doubled cost of `TransactWriteItems`, except where the agent's `held` set must
 //!   move with it (below);
-//! * the list stays small: retries are capped at 10, an attempt is about 250 bytes,
-//!   so even the longest history is ~3 KB next to a script of up to 64 KiB.
+//! * the list stays small: a job has at most `limits::ATTEMPTS_MAX` (50) attempts,
+//!   because a user's retry that could go past it is refused, and an attempt is
+//!   about 250 bytes, so even the longest history is ~12 KB next to a spec of up
+//!   to 300 KiB, within the item's 400 KB.
 //!
 //! ## Every lifecycle write: read, decide in code, write conditionally
 //!
@@ -39,6 +41,14 @@
 //! Attempt fields are written one by one (`#attempts[2].#lease_expires_at = …`),
 //! never the whole attempt map, so a lifecycle write and a log append (which
 //! advances `log_bytes` under its own condition, `logs.rs`) never undo each other.
+//!
+//! `retry_job`, a user's retry of a final job, follows the same pattern with
+//! `lifecycle::check_retry` and `RetryBudget::has_room_for_a_retry` (which keeps
+//! the attempts list, and so the item, within its size): one `UpdateItem` sets
+//! `queued` (and with it the claim and queue index keys), the supplied `secrets`
+//! and `retried_at_attempt = attempt_count`, conditional on the final status and
+//! attempt count read. Of two racing retries one passes the condition; the other
+//! reads `queued` on its next round and is refused. No attempt is touched.
 //!
 //! ## Leaving a held status releases the agent's capacity
 //!
@@ -75,7 +85,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata as _;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, TransactWriteItem, Update};
 use runway_core::id::{AgentId, JobId};
-use runway_core::job::{Job, JobDetail};
+use runway_core::job::{Job, JobDetail, JobSecrets};
 use runway_core::lifecycle::{self, JobStatus};
 use runway_core::page::Page;
 use runway_core::store::{Conflict, JobQuery, JobStore, RecordKind, StoreError, StoreResult};
@@ -352,6 +362,52 @@ fn transition(before: &JobItem, to: JobStatus, now: OffsetDateTime) -> StoreResu
     })
 }
 
+/// What one round of `retry_job` writes: the job back to `queued`, claimable
+/// (the claim and queue index keys come back with the status), its secrets set
+/// from the retry, and its automatic-retry budget reset. Its attempts are not
+/// touched.
+fn retry(
+    before: &JobItem,
+    secrets: &JobSecrets,
+    now: OffsetDateTime,
+) -> StoreResult<(JobItem, Expr)> {
+    let to = lifecycle::check_retry(before.status())?;
+    if !before.retry_budget().has_room_for_a_retry() {
+        return Err(Conflict::AttemptsExhausted {
+            attempts: before.attempt_count,
+        }
+        .into());
+    }
+    let mut after = before.clone();
+    after.status = to;
+    after.updated_at = now;
+    after.retried_at_attempt = before.attempt_count;
+    after.set_secrets(secrets);
+    let keys = after.index_keys()?;
+    after.set_index_keys(&keys);
+    let mut expr = lifecycle_expr(before, &after)?;
+    let retried_at = expr.name("retried_at_attempt");
+    expr.set(retried_at, number(after.retried_at_attempt));
+    let path = expr.name("secrets");
+    if secrets.is_empty() {
+        expr.remove(path);
+    } else {
+        let map: std::collections::BTreeMap<&str, &str> = secrets.iter().collect();
+        expr.set(path, to_value("jobs", &map)?);
+    }
+    Ok((after, expr))
+}
+
+/// Whether `item` is what our own retry at `now` left: the SDK retried the write
+/// after its response was lost, and the retry failed the condition on our own
+/// update. Only asked after this call has sent a write; `now` is the caller's
+/// clock to the nanosecond, so another user's retry does not look like ours.
+fn retried_by_us(item: &JobItem, now: OffsetDateTime) -> bool {
+    item.status() == JobStatus::Queued
+        && item.updated_at() == now
+        && item.retried_at_attempt == item.attempt_count
+}
+
 #[async_trait]
 impl JobStore for DynamoStore {
     async fn create_job(&self, job: &Job) -> StoreResult<()> {
@@ -429,6 +485,35 @@ impl JobStore for DynamoStore {
                 // Another writer moved the job (or deleted it) since the read.
                 WriteOutcome::JobChanged | WriteOutcome::Busy => {}
                 WriteOutcome::AgentRefused => agent_gone = true,
+            }
+        }
+        Err(StoreError::unavailable(Contention(id), Some(RETRY_AFTER)))
+    }
+
+    /// One round per read: `lifecycle::check_retry`, then one `UpdateItem`
+    /// conditional on the final status and attempt count read (see `retry`). No
+    /// agent is involved: a final job holds no capacity.
+    async fn retry_job(
+        &self,
+        id: JobId,
+        secrets: &JobSecrets,
+        now: OffsetDateTime,
+    ) -> StoreResult<Job> {
+        let mut sent = false;
+        for _ in 0..MAX_ROUNDS {
+            let current = self.job_item(id).await?.ok_or(StoreError::NotFound)?;
+            if sent && retried_by_us(&current, now) {
+                return Ok(current.into_job());
+            }
+            let (after, expr) = retry(&current, secrets, now)?;
+            sent = true;
+            match self.write_job(id, &expr, None).await? {
+                WriteOutcome::Written(Some(item)) => {
+                    return decode_job(item).map(JobItem::into_job);
+                }
+                WriteOutcome::Written(None) => return Ok(after.into_job()),
+                // Another writer (another retry, say) moved the job since the read.
+                WriteOutcome::JobChanged | WriteOutcome::Busy | WriteOutcome::AgentRefused => {}
             }
         }
         Err(StoreError::unavailable(Contention(id), Some(RETRY_AFTER)))
@@ -533,6 +618,56 @@ mod tests {
             t.release,
             Some((agent, held_member(before.id(), 1))),
             "the agent's capacity comes back in the same transaction"
+        );
+    }
+
+    #[test]
+    fn a_retry_requeues_with_the_claim_keys_the_new_secrets_and_a_fresh_budget() {
+        let mut before = held(JobStatus::Running);
+        before.status = JobStatus::Failed;
+        before.attempts[0].status = JobStatus::Failed;
+        before.attempts[0].lease_expires_at = None;
+        before.drop_secrets();
+        before.set_index_keys(&Default::default());
+        let secrets: JobSecrets = [("TOKEN".to_owned(), "new".to_owned())]
+            .into_iter()
+            .collect();
+        let at = t0() + time::Duration::minutes(5);
+        let (after, e) = retry(&before, &secrets, at).unwrap();
+        assert_eq!(
+            e.condition_expression().as_deref(),
+            Some("(#status = :v0 AND #attempt_count = :v1)")
+        );
+        let update = e.update_expression().unwrap();
+        for set in [
+            "#status",
+            "#updated_at",
+            "#claim_queue",
+            "#claim_rank",
+            "#lease_pk",
+            "#retried_at_attempt",
+            "#secrets",
+        ] {
+            assert!(update.contains(set), "{set}: {update}");
+        }
+        assert!(
+            !update.contains("#attempts"),
+            "attempts are never rewritten: {update}"
+        );
+        assert!(!update.contains("#attempt_count ="), "{update}");
+        assert_eq!(after.retried_at_attempt, 1);
+        assert_eq!(after.retry_budget().attempts_since_retry(), 0);
+        assert_eq!(after.into_claimed_job().spec.secrets, secrets);
+
+        let mut running = held(JobStatus::Running);
+        assert!(matches!(
+            retry(&running, &secrets, at),
+            Err(StoreError::IllegalTransition(_))
+        ));
+        running.status = JobStatus::Queued;
+        assert!(
+            retry(&running, &secrets, at).is_err(),
+            "a queued job is not final"
         );
     }
 

@@ -18,9 +18,9 @@
 //! * **Invariants are conditions**, never read-then-write: unique usernames
 //!   (`attribute_not_exists` on the `username#` item, in one transaction with the
 //!   user), registration (the token's use counted with `uses < max_uses`, unexpired
-//!   at `now`, in the transaction that creates the agent), job transitions
-//!   (`#status = :read AND #attempt_count = :read`), revoking a session
-//!   (`user_id = :user`).
+//!   at `now`, in the transaction that creates the agent), job transitions and
+//!   a user's retry of a final job (`#status = :read AND #attempt_count = :read`),
+//!   revoking a session (`user_id = :user`).
 //! * **Claims are one transaction**: the job's `queued → claimed` update and the
 //!   agent's `ADD held :attempt`, conditional on the agent being active and holding
 //!   fewer than its capacity, so "exactly once" and "never over capacity" are both

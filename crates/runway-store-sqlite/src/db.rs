@@ -75,6 +75,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0004_running_jobs",
         include_str!("../migrations/0004_running_jobs.sql"),
     ),
+    (
+        "0005_job_retries",
+        include_str!("../migrations/0005_job_retries.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

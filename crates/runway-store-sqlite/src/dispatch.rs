@@ -67,7 +67,7 @@ use async_trait::async_trait;
 use runway_core::agent::{Agent, AgentState, labels_satisfy};
 use runway_core::id::{AgentId, JobId};
 use runway_core::job::{Attempt, Job};
-use runway_core::lifecycle::{self, AttemptEnd, JobStatus};
+use runway_core::lifecycle::{self, AttemptEnd, JobStatus, RetryBudget};
 use runway_core::store::{
     Claim, ClaimRequest, Conflict, DispatchStore, HeldAttempt, StoreError, StoreResult,
 };
@@ -161,28 +161,33 @@ fn pick(conn: &Connection, agent: &Agent) -> rusqlite::Result<Option<JobId>> {
 /// What the transaction read about a job whose attempt is held.
 struct Current {
     status: JobStatus,
-    attempts: u32,
-    max_retries: u32,
+    budget: RetryBudget,
 }
 
 /// Reads `job` and checks that `attempt` is its latest and held.
 /// `NotFound` without the job, `Conflict::NotHeld` otherwise.
 fn current(tx: &Transaction<'_>, job: JobId, attempt: u32) -> StoreResult<Current> {
     let current = tx
-        .prepare_cached("SELECT status, attempt_count, max_retries FROM jobs WHERE id = ?1")
+        .prepare_cached(
+            "SELECT status, attempt_count, retried_at_attempt, max_retries FROM jobs \
+             WHERE id = ?1",
+        )
         .and_then(|mut stmt| {
             stmt.query_row([job.to_string()], |row| {
                 Ok(Current {
                     status: rows::get_status(row, 0)?,
-                    attempts: rows::get_u32(row, 1, "jobs.attempt_count")?,
-                    max_retries: rows::get_u32(row, 2, "jobs.max_retries")?,
+                    budget: RetryBudget {
+                        attempt_count: rows::get_u32(row, 1, "jobs.attempt_count")?,
+                        retried_at_attempt: rows::get_u32(row, 2, "jobs.retried_at_attempt")?,
+                        max_retries: rows::get_u32(row, 3, "jobs.max_retries")?,
+                    },
                 })
             })
             .optional()
         })
         .map_err(store_error)?
         .ok_or(StoreError::NotFound)?;
-    if current.attempts != attempt || !lifecycle::is_held(current.status) {
+    if current.budget.attempt_count != attempt || !lifecycle::is_held(current.status) {
         return Err(Conflict::NotHeld.into());
     }
     Ok(current)
@@ -266,7 +271,7 @@ impl DispatchStore for SqliteStore {
                     .and_then(|mut stmt| {
                         stmt.query_row(params![now_ns, id.to_string()], |row| {
                             let mut job = rows::job(row)?;
-                            job.spec.secrets = rows::get_secrets(row, 14)?;
+                            job.spec.secrets = rows::get_secrets(row, rows::JOB_COLUMN_COUNT)?;
                             Ok(job)
                         })
                         .optional()
@@ -373,8 +378,7 @@ impl DispatchStore for SqliteStore {
             .write(move |conn| {
                 let tx = begin(conn)?;
                 let current = current(&tx, job, attempt)?;
-                let settled =
-                    lifecycle::settle(current.status, end, current.attempts, current.max_retries)?;
+                let settled = lifecycle::settle(current.status, end, current.budget)?;
                 update_held_attempt(
                     &tx,
                     "UPDATE job_attempts SET status = ?3, finished_at = ?4, exit_code = ?5, \

@@ -18,6 +18,14 @@
 //! as it was. A move to a status that is not held drops the attempt's lease; a
 //! move to a final status sets the job's `secrets` to NULL, in the same write.
 //!
+//! `retry_job`, a user's retry of a final job, is the same shape: in one
+//! IMMEDIATE transaction it reads the status and the retry budget, asks
+//! `lifecycle::check_retry` and `RetryBudget::has_room_for_a_retry`, and writes
+//! `queued`, the supplied secrets and `retried_at_attempt = attempt_count` with
+//! `WHERE id = ? AND status = <the final status read>`. Of two racing retries the
+//! second finds `queued` and is refused. It touches no attempt: the finished ones
+//! keep their history, and the next claim inserts attempt `attempt_count + 1`.
+//!
 //! `get_job` reads the job and its attempts inside one read transaction, so the
 //! attempts always belong to the job version returned. Neither it nor `list_jobs`
 //! selects `secrets` ([`JOB_COLUMNS`] does not name the column).
@@ -26,8 +34,8 @@
 
 use async_trait::async_trait;
 use runway_core::id::JobId;
-use runway_core::job::{Job, JobDetail};
-use runway_core::lifecycle::{self, JobStatus};
+use runway_core::job::{Job, JobDetail, JobSecrets};
+use runway_core::lifecycle::{self, JobStatus, RetryBudget};
 use runway_core::page::Page;
 use runway_core::store::{Conflict, JobQuery, JobStore, RecordKind, StoreError, StoreResult};
 use rusqlite::types::Value;
@@ -51,12 +59,13 @@ impl JobStore for SqliteStore {
         let job = job.clone();
         let (env, labels) = (json(&job.spec.env)?, json(&job.spec.labels)?);
         let secrets = secrets_json(&job.spec.secrets)?;
+        let secret_names = json(&job.secret_names)?;
         let (created_at, updated_at) = (ts(job.created_at)?, ts(job.updated_at)?);
         self.db
             .write(move |conn| {
                 conn.prepare_cached(&format!(
-                    "INSERT INTO jobs ({JOB_COLUMNS}, secrets) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+                    "INSERT INTO jobs ({JOB_COLUMNS}, secrets) VALUES \
+                     (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
                 ))
                 .and_then(|mut stmt| {
                     stmt.execute(params![
@@ -74,6 +83,8 @@ impl JobStore for SqliteStore {
                         created_at,
                         updated_at,
                         job.attempt_count,
+                        secret_names,
+                        job.retried_at_attempt,
                         secrets,
                     ])
                 })
@@ -176,6 +187,71 @@ impl JobStore for SqliteStore {
                     })
                     .map_err(store_error)?;
                 }
+                tx.commit().map_err(store_error)?;
+                Ok(job)
+            })
+            .await
+    }
+
+    async fn retry_job(
+        &self,
+        id: JobId,
+        secrets: &JobSecrets,
+        now: OffsetDateTime,
+    ) -> StoreResult<Job> {
+        let now = ts(now)?;
+        let secrets = secrets_json(secrets)?;
+        self.db
+            .write(move |conn| {
+                let tx = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(store_error)?;
+                let (from, budget) = tx
+                    .prepare_cached(
+                        "SELECT status, attempt_count, retried_at_attempt, max_retries \
+                         FROM jobs WHERE id = ?1",
+                    )
+                    .and_then(|mut stmt| {
+                        stmt.query_row([id.to_string()], |row| {
+                            Ok((
+                                rows::get_status(row, 0)?,
+                                RetryBudget {
+                                    attempt_count: rows::get_u32(row, 1, "jobs.attempt_count")?,
+                                    retried_at_attempt: rows::get_u32(
+                                        row,
+                                        2,
+                                        "jobs.retried_at_attempt",
+                                    )?,
+                                    max_retries: rows::get_u32(row, 3, "jobs.max_retries")?,
+                                },
+                            ))
+                        })
+                        .optional()
+                    })
+                    .map_err(store_error)?
+                    .ok_or(StoreError::NotFound)?;
+                let to = lifecycle::check_retry(from)?;
+                if !budget.has_room_for_a_retry() {
+                    return Err(Conflict::AttemptsExhausted {
+                        attempts: budget.attempt_count,
+                    }
+                    .into());
+                }
+                let job = tx
+                    .prepare_cached(&format!(
+                        "UPDATE jobs SET status = ?1, updated_at = ?2, secrets = ?3, \
+                         retried_at_attempt = attempt_count \
+                         WHERE id = ?4 AND status = ?5 RETURNING {JOB_COLUMNS}"
+                    ))
+                    .and_then(|mut stmt| {
+                        stmt.query_row(
+                            params![to.as_str(), now, secrets, id.to_string(), from.as_str()],
+                            rows::job,
+                        )
+                        .optional()
+                    })
+                    .map_err(store_error)?
+                    .ok_or_else(|| StoreError::internal(LostUpdate(id)))?;
                 tx.commit().map_err(store_error)?;
                 Ok(job)
             })

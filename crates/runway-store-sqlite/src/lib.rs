@@ -61,6 +61,9 @@
 //! * job transitions: read the status, `lifecycle::check`, then
 //!   `UPDATE … WHERE id = ? AND status = ?`, with the current attempt, in one
 //!   transaction;
+//! * a user's retry: the same with `lifecycle::check_retry`, writing `queued`, the
+//!   supplied secrets and the fresh automatic-retry budget in one `UPDATE`
+//!   conditional on the final status read, so one of two racing retries wins;
 //! * claiming: the agent's state and capacity, the candidate walk in claim order
 //!   and the label check, the job's `queued → claimed` and the new attempt, in one
 //!   transaction, so a job is claimed exactly once and an agent never holds more
@@ -69,7 +72,8 @@
 //!   start, renewal and end is conditional on the attempt being the job's latest
 //!   and held (`Conflict::NotHeld` otherwise);
 //! * a job's secrets are a column only the claim reads, set to NULL (and, with
-//!   `secure_delete`, zeroed) by the write that makes the job final;
+//!   `secure_delete`, zeroed) by the write that makes the job final, and set again
+//!   only by a user's retry; their names (`secret_names`, never a value) stay;
 //! * a log chunk, the log's size and its CRC-32 commit together (`logs.rs`).
 //!
 //! ## Layout

@@ -4,7 +4,8 @@
 //!   to 2262, so a record read back is `==` to the one written (the conformance
 //!   suite compares whole records).
 //! * Ids are their 26-character ULID text, which sorts like the ULID itself.
-//! * Labels, env and secrets are JSON text: they are only ever read whole.
+//! * Labels, env, secrets and secret names are JSON text: they are only ever read
+//!   whole.
 //! * Secrets are written by [`secrets_json`] and read back only by the claim
 //!   ([`get_secrets`]); [`JOB_COLUMNS`] leaves them out, so no other read can
 //!   return them by accident.
@@ -142,13 +143,14 @@ pub(crate) fn get_secrets(row: &Row<'_>, idx: usize) -> rusqlite::Result<JobSecr
     Ok(map.into_iter().collect())
 }
 
-/// A list of labels stored as JSON, e.g. read from the `jobs_claimable` index.
+/// A list of strings stored as JSON: labels (e.g. read from the `jobs_claimable`
+/// index) or a job's secret names.
 pub(crate) fn get_labels(
     row: &Row<'_>,
     idx: usize,
     column: &'static str,
 ) -> rusqlite::Result<Vec<String>> {
-    // Most jobs ask for no label: skip the JSON parser for them.
+    // Most jobs ask for no label and have no secret: skip the JSON parser for them.
     if row.get_ref(idx)?.as_str()? == "[]" {
         return Ok(Vec::new());
     }
@@ -267,7 +269,11 @@ pub(crate) fn agent(row: &Row<'_>) -> rusqlite::Result<Agent> {
 
 /// The columns [`job`] decodes, in order.
 pub(crate) const JOB_COLUMNS: &str = "id, name, script, env, labels, queue, priority, \
-     timeout_seconds, max_retries, status, created_by, created_at, updated_at, attempt_count";
+     timeout_seconds, max_retries, status, created_by, created_at, updated_at, attempt_count, \
+     secret_names, retried_at_attempt";
+/// How many columns [`JOB_COLUMNS`] names: where a column selected after them
+/// (the claim's `secrets`) is found.
+pub(crate) const JOB_COLUMN_COUNT: usize = 16;
 
 pub(crate) fn job(row: &Row<'_>) -> rusqlite::Result<Job> {
     let env: BTreeMap<String, String> = get_json(row, 3, "jobs.env")?;
@@ -290,6 +296,8 @@ pub(crate) fn job(row: &Row<'_>) -> rusqlite::Result<Job> {
         created_at: get_ts(row, 11, "jobs.created_at")?,
         updated_at: get_ts(row, 12, "jobs.updated_at")?,
         attempt_count: get_u32(row, 13, "jobs.attempt_count")?,
+        secret_names: get_labels(row, 14, "jobs.secret_names")?,
+        retried_at_attempt: get_u32(row, 15, "jobs.retried_at_attempt")?,
     })
 }
 
@@ -343,6 +351,11 @@ pub(crate) fn attempt(row: &Row<'_>) -> rusqlite::Result<Attempt> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn job_column_count_counts_the_job_columns() {
+        assert_eq!(JOB_COLUMNS.split(',').count(), JOB_COLUMN_COUNT);
+    }
 
     #[test]
     fn a_timestamp_keeps_its_nanoseconds() {

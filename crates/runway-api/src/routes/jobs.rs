@@ -1,10 +1,16 @@
-//! Jobs as users see them: submit, list, inspect, cancel.
+//! Jobs as users see them: submit, list, inspect, cancel, retry.
 //!
-//! The rules (validation, the cancel's read-decide-write loop, why a job waits) are
-//! `runway-service`'s ([`runway_service::jobs`]). Listings return summaries, without
-//! the script and environment (a page of 100 jobs with 64 KiB scripts would be
-//! megabytes); one job returns its spec and its attempts. Secrets are never
-//! returned by any of them.
+//! The rules (validation, the cancel's read-decide-write loop, who may retry what,
+//! why a job waits) are `runway-service`'s ([`runway_service::jobs`]). Listings
+//! return summaries, without the script and environment (a page of 100 jobs with
+//! 64 KiB scripts would be megabytes); one job returns its spec and its attempts.
+//! Secrets are never returned by any of them; one job shows their names
+//! (`secret_names`), which is what a retry must supply again.
+//!
+//! A retry answers 200 with the job as the retry left it, not 202: the change it
+//! asks for (back in the queue, budget reset, secrets stored) is complete when the
+//! answer is sent; running the new attempt is the job's ordinary life, which the
+//! client follows with `GET` as after a submission.
 
 use axum::Json;
 use axum::extract::State;
@@ -12,7 +18,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use runway_core::OffsetDateTime;
 use runway_core::id::{JobId, UserId};
-use runway_core::job::{Attempt, Job, JobSpec};
+use runway_core::job::{Attempt, Job, JobSecrets, JobSpec};
 use runway_core::lifecycle::JobStatus;
 use runway_core::page::Cursor;
 use runway_core::store::JobQuery;
@@ -24,7 +30,7 @@ use crate::AppState;
 use crate::audit::Audit;
 use crate::auth::CurrentUser;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ApiJson, ApiQuery, IdPath};
+use crate::extract::{ApiJson, ApiQuery, IdPath, OptionalJson};
 
 /// A job in a listing: everything but its script and environment.
 #[derive(Debug, Serialize, ToSchema)]
@@ -88,6 +94,30 @@ pub(crate) struct JobView {
     /// pulls from queue `gpu`". Absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     waiting_reason: Option<String>,
+}
+
+impl From<runway_service::jobs::JobView> for JobView {
+    fn from(view: runway_service::jobs::JobView) -> Self {
+        Self {
+            job: view.detail.job,
+            attempts: view.detail.attempts,
+            waiting_reason: view.waiting_reason,
+        }
+    }
+}
+
+/// What a retry may carry. The whole body is optional: no body, an empty body and
+/// `{}` all mean "no secrets", which is right for a job submitted without any.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RetryRequest {
+    /// The job's secrets again, name → value: exactly the names in its
+    /// `secret_names`, each checked as at submission. Their values were deleted
+    /// when the job finished, so a job submitted with secrets cannot be retried
+    /// without them. Never returned by any API.
+    #[serde(default)]
+    #[schema(write_only, value_type = BTreeMap<String, String>)]
+    secrets: JobSecrets,
 }
 
 /// A page of jobs, newest first.
@@ -178,12 +208,7 @@ pub(crate) async fn get(
     _user: CurrentUser,
     IdPath(id): IdPath<JobId>,
 ) -> Result<Json<JobView>, ApiError> {
-    let view = state.service.job(id).await?;
-    Ok(Json(JobView {
-        job: view.detail.job,
-        attempts: view.detail.attempts,
-        waiting_reason: view.waiting_reason,
-    }))
+    Ok(Json(state.service.job(id).await?.into()))
 }
 
 /// Cancels a job: `canceled` at once if queued, `canceling` if an agent holds it.
@@ -212,4 +237,42 @@ pub(crate) async fn cancel(
         )
         .await?;
     Ok(Json(job))
+}
+
+/// Retries a finished job (succeeded, failed, canceled, timed out, lost or
+/// expired): it goes back to its queue and its next claim is a new attempt, with
+/// every earlier attempt kept. A job submitted with secrets needs each of them
+/// again. Members may retry their own jobs, admins any.
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/retry", tag = "jobs",
+    security(("bearer" = [])),
+    params(("id" = JobId, Path, description = "The job")),
+    request_body(content = Option<RetryRequest>,
+        description = "Optional: with no body the job is retried without secrets"),
+    responses(
+        (status = 200, description = "Queued again, with its attempts so far", body = JobView),
+        (status = 400, description = "The body is not JSON (`invalid_json`)", body = ErrorBody),
+        (status = 401, description = "No valid session", body = ErrorBody),
+        (status = 403, description = "A member's retry of a job someone else submitted", body = ErrorBody),
+        (status = 404, description = "No such job", body = ErrorBody),
+        (status = 409, description = "The job is not finished or another retry re-queued it first (`illegal_transition`), or it has no room for more attempts (`conflict`)", body = ErrorBody),
+        (status = 413, description = "The body is over the size limit", body = ErrorBody),
+        (status = 415, description = "A body not sent as `application/json`", body = ErrorBody),
+        (status = 422, description = "A secret the job was submitted with is missing (named), one it was not is given, a value is out of range, or an unknown field", body = ErrorBody)))]
+pub(crate) async fn retry(
+    State(state): State<AppState>,
+    audit: Audit,
+    CurrentUser { session }: CurrentUser,
+    IdPath(id): IdPath<JobId>,
+    OptionalJson(req): OptionalJson<RetryRequest>,
+) -> Result<Json<JobView>, ApiError> {
+    let view = state
+        .service
+        .retry_job(
+            &audit.caller((&session).into()),
+            runway_service::jobs::Requester::of(&session),
+            id,
+            req.secrets,
+        )
+        .await?;
+    Ok(Json(view.into()))
 }

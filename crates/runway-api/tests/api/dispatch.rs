@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::app::{TestApp, TestResponse, service};
 
-async fn claim(app: &TestApp, agent: &str, wait: u32) -> TestResponse {
+pub async fn claim(app: &TestApp, agent: &str, wait: u32) -> TestResponse {
     app.send(
         TestApp::request(
             Method::POST,
@@ -46,7 +46,7 @@ async fn put_log(
     .await
 }
 
-async fn job_call(
+pub async fn job_call(
     app: &TestApp,
     job: &str,
     token: &str,
@@ -67,7 +67,7 @@ async fn job_call(
     }
 }
 
-fn finish(result: &str, exit_code: Option<i32>, log: &[u8]) -> Value {
+pub fn finish(result: &str, exit_code: Option<i32>, log: &[u8]) -> Value {
     json!({
         "result": result,
         "exit_code": exit_code,

@@ -12,7 +12,7 @@ use runway_core::OffsetDateTime;
 use runway_core::agent::{Agent, AgentMetrics, AgentState, RegistrationToken};
 use runway_core::audit::AuditEvent;
 use runway_core::id::{AgentId, JobId, RegistrationTokenId, SessionId, UserId};
-use runway_core::job::{Job, JobDetail};
+use runway_core::job::{Job, JobDetail, JobSecrets};
 use runway_core::lifecycle::{AttemptEnd, JobStatus};
 use runway_core::log::{LogAppend, LogChunk, LogSlice, LogSummary};
 use runway_core::page::Page;
@@ -324,6 +324,9 @@ impl JobStore for FailingStore {
         self.fail()
     }
     async fn transition_job(&self, _: JobId, _: JobStatus, _: OffsetDateTime) -> StoreResult<Job> {
+        self.fail()
+    }
+    async fn retry_job(&self, _: JobId, _: &JobSecrets, _: OffsetDateTime) -> StoreResult<Job> {
         self.fail()
     }
 }

@@ -13,6 +13,7 @@ mod jobs;
 mod matrix;
 mod openapi;
 mod registration_tokens;
+mod retry;
 mod security;
 mod sessions;
 mod socket;

@@ -122,6 +122,12 @@ pub const ROUTES: &[Route] = &[
         Caller::User,
         Takes::Nothing,
     ),
+    (
+        "post",
+        "/api/v1/jobs/{id}/retry",
+        Caller::User,
+        Takes::OptionalJson,
+    ),
     ("get", "/api/v1/jobs/{id}/log", Caller::User, Takes::Nothing),
     (
         "get",
@@ -187,7 +193,11 @@ pub const ROUTES: &[Route] = &[
     ("get", "/api/v1/audit", Caller::Admin, Takes::Nothing),
 ];
 
-/// The tokens of every kind, minted once per app, and the job the job token is for.
+/// Routes whose `{id}` must be a finished job for a call with no body to succeed.
+const ON_A_FINISHED_JOB: &[&str] = &["/api/v1/jobs/{id}/retry"];
+
+/// The tokens of every kind, minted once per app, the job the job token is for,
+/// and a finished job (canceled while queued) for the routes that act on one.
 struct Tokens {
     admin: String,
     member: String,
@@ -195,6 +205,7 @@ struct Tokens {
     registration: String,
     job: String,
     job_id: String,
+    finished_job_id: String,
 }
 
 impl Tokens {
@@ -204,6 +215,19 @@ impl Tokens {
         let (_, agent) = app.agent(&admin, "matrix-agent").await;
         let registration = app.registration_token(&admin).await;
         let (job_id, job) = app.claimed_job(&admin, &agent).await;
+        let finished = app.submit_job(&admin, "finished").await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let r = app
+            .post_raw(
+                &format!("/api/v1/jobs/{finished}/cancel"),
+                Some(&admin),
+                None,
+                "",
+            )
+            .await;
+        assert_eq!(r.json()["status"], "canceled");
         Self {
             admin,
             member,
@@ -211,6 +235,7 @@ impl Tokens {
             registration,
             job,
             job_id,
+            finished_job_id: finished,
         }
     }
 
@@ -237,12 +262,14 @@ impl Tokens {
     }
 
     /// `path` with its `{id}`: the claimed job's for job-token routes (a job token
-    /// is only ever good for its own job), a fresh id otherwise; log chunks get
-    /// their query.
+    /// is only ever good for its own job), the finished job's for
+    /// [`ON_A_FINISHED_JOB`], a fresh id otherwise; log chunks get their query.
     fn path(&self, route: &Route) -> String {
         let &(_, path, caller, takes) = route;
         let path = if caller == Caller::Job {
             path.replace("{id}", &self.job_id)
+        } else if ON_A_FINISHED_JOB.contains(&path) {
+            path.replace("{id}", &self.finished_job_id)
         } else {
             concrete(path)
         };
@@ -402,7 +429,7 @@ async fn every_route_that_takes_a_body_is_a_413_over_the_limit() {
 async fn every_route_with_an_optional_body_accepts_none_at_all() {
     let app = TestApp::new().await;
     let tokens = Tokens::mint(&app).await;
-    for &(method, path, caller, _) in ROUTES.iter().filter(|r| r.3 == Takes::OptionalJson) {
+    for route @ &(method, path, caller, _) in ROUTES.iter().filter(|r| r.3 == Takes::OptionalJson) {
         // A fresh session each time: revoke-all signs the caller out everywhere.
         let fresh;
         let token = if matches!(caller, Caller::User | Caller::Admin) {
@@ -411,7 +438,15 @@ async fn every_route_with_an_optional_body_accepts_none_at_all() {
         } else {
             tokens.allowed(caller)
         };
-        let r = send(&app, method, &concrete(path), token, None, Body::empty()).await;
+        let r = send(
+            &app,
+            method,
+            &tokens.path(route),
+            token,
+            None,
+            Body::empty(),
+        )
+        .await;
         assert!(
             r.status.is_success(),
             "{method} {path} without a body: {} {}",

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::support::{ADMIN_PASSWORD, Server, Start, data_dir};
+use crate::support::{ADMIN_PASSWORD, Server, Start, data_dir, run_to_end, runway};
 
 /// Held by the heaviest stories (those on the DynamoDB emulator, and the big
 /// SQLite contention run) so that they run one at a time: moto is one Python
@@ -263,6 +263,26 @@ impl Rig {
             &self.tmp.path().join("agents").join(name),
             &env,
         )
+    }
+
+    /// Creates the member `username` with `runway admin create-user`, as an
+    /// operator would, and signs them in; returns their session token.
+    pub async fn member(&self, username: &str) -> String {
+        const PASSWORD: &str = "a-members-long-password";
+        let mut cmd = runway(self.tmp.path());
+        cmd.args(["admin", "create-user", "--username", username])
+            .args(["--role", "member", "--password-stdin", "--data-dir"])
+            .arg(&self.data)
+            .env("RUNWAY_LOG", "warn");
+        for (k, v) in &self.start.env {
+            cmd.env(k, v);
+        }
+        let (status, stdout, stderr) = run_to_end(cmd, Some(&format!("{PASSWORD}\n"))).await;
+        assert!(
+            status.success(),
+            "create-user {username}: {stdout}\n{stderr}"
+        );
+        self.server.sign_in(username, PASSWORD).await
     }
 
     /// Submits a job; returns its id. A 503 (a store that is busy, as an emulator
@@ -603,6 +623,89 @@ pub async fn a_job_lost_with_its_agent_is_retried_by_another(backend: &Backend) 
         .await;
 }
 
+/// A job that fails is retried by the member who submitted it: it runs again on
+/// the agent and succeeds, and the job shows both attempts as they ended. Another
+/// member may not retry it.
+pub async fn a_failed_job_retried_by_its_owner_runs_again_and_keeps_both_attempts(
+    backend: &Backend,
+) {
+    let rig = Rig::start(backend, &[]).await;
+    let agent = rig.agent("builder-1", &[]);
+    let mia = rig.member("mia").await;
+    let bob = rig.member("bob").await;
+    let (status, job) = rig
+        .server
+        .post(
+            "/api/v1/jobs",
+            &mia,
+            spec(
+                "flaky test",
+                "echo \"attempt $RUNWAY_ATTEMPT\"; test \"$RUNWAY_ATTEMPT\" != 1",
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{job}");
+    let id = job["id"].as_str().unwrap().to_owned();
+    let failed = rig.wait_for(&id, &["succeeded", "failed"], PATIENCE).await;
+    assert_eq!(failed["status"], "failed", "{failed}\n{}", agent.stderr());
+    assert_eq!(failed["attempts"][0]["exit_code"], 1);
+
+    let retry = format!("/api/v1/jobs/{id}/retry");
+    let (status, refused) = rig.server.post(&retry, &bob, json!({})).await;
+    assert_eq!(status, 403, "{refused}");
+    assert_eq!(refused["error"]["code"], "forbidden");
+    assert_eq!(
+        rig.job(&id).await["status"],
+        "failed",
+        "the refusal changed nothing"
+    );
+
+    let (status, retried) = rig.server.post(&retry, &mia, json!({})).await;
+    assert_eq!(status, 200, "{retried}");
+    assert_eq!(retried["status"], "queued");
+    assert_eq!(retried["attempts"].as_array().unwrap().len(), 1);
+
+    let done = rig.wait_for(&id, &["succeeded", "failed"], PATIENCE).await;
+    assert_eq!(done["status"], "succeeded", "{done}\n{}", agent.stderr());
+    let attempts: Vec<_> = done["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["number"].as_u64().unwrap(),
+                a["status"].as_str().unwrap().to_owned(),
+                a["exit_code"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        attempts,
+        [(1, "failed".to_owned(), 1), (2, "succeeded".to_owned(), 0)],
+        "{done}"
+    );
+    assert_eq!(
+        done["attempts"][0]["agent_id"],
+        done["attempts"][1]["agent_id"]
+    );
+    assert_eq!(rig.log(&id).await, "attempt 2\n");
+    let first = rig
+        .server
+        .http
+        .get(rig.server.url(&format!("/api/v1/jobs/{id}/log?attempt=1")))
+        .bearer_auth(&mia)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.headers()["x-log-complete"], "true");
+    assert_eq!(
+        first.text().await.unwrap(),
+        "attempt 1\n",
+        "the first attempt's log is kept"
+    );
+}
+
 /// The log so far (from offset 0, at most one read), complete or not.
 pub async fn partial_log(rig: &Rig, id: &str) -> String {
     let res = rig
@@ -859,6 +962,11 @@ async fn on_sqlite_a_server_crash_loses_nothing_and_every_job_finishes() {
 async fn on_sqlite_sixteen_agents_run_two_thousand_jobs_each_exactly_once() {
     let _heavy = one_heavy_story_at_a_time().await;
     many_agents_run_many_jobs_each_exactly_once(&SQLITE, 16, 2000, false).await;
+}
+
+#[tokio::test]
+async fn on_sqlite_a_failed_job_retried_by_its_owner_runs_again_and_keeps_both_attempts() {
+    a_failed_job_retried_by_its_owner_runs_again_and_keeps_both_attempts(&SQLITE).await;
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@
 //! which is what these tests check. The proxy (`support.rs`) lets the request
 //! reach moto, then answers with a 500 instead of moto's response, once.
 
+use runway_core::job::JobSecrets;
 use runway_core::lifecycle::{AttemptEnd, JobStatus};
 use runway_core::log::{LogAppend, LogChunk};
 use runway_core::store::{
@@ -189,6 +190,34 @@ async fn a_transition_whose_response_was_lost_returns_it_instead_of_a_conflict()
         .expect("the retried cancel is ours");
     assert_eq!(f.proxy.lost(), 1);
     assert_eq!(canceled.status, JobStatus::Canceled);
+}
+
+#[tokio::test]
+async fn a_users_retry_whose_response_was_lost_returns_it_instead_of_a_conflict() {
+    let f = fixture().await;
+    let j = job("default", 0, &[]);
+    f.store.create_job(&j).await.expect("create");
+    f.store
+        .transition_job(j.id, JobStatus::Canceled, at(1))
+        .await
+        .expect("cancel");
+    f.proxy.lose_next("UpdateItem", "retried_at_attempt");
+    let retried = f
+        .store
+        .retry_job(j.id, &JobSecrets::default(), at(3))
+        .await
+        .expect("the retried retry is ours");
+    assert_eq!(f.proxy.lost(), 1, "the response was lost");
+    assert_eq!(
+        (retried.status, retried.updated_at),
+        (JobStatus::Queued, at(3))
+    );
+    // A second, separate retry is another matter: the job is no longer final.
+    let again = f.store.retry_job(j.id, &JobSecrets::default(), at(4)).await;
+    assert!(
+        matches!(again, Err(StoreError::IllegalTransition(_))),
+        "{again:?}"
+    );
 }
 
 /// The CRC-32 (IEEE) of `bytes`, as `crc32_append` from nothing computes it.

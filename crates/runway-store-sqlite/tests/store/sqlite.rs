@@ -348,6 +348,53 @@ async fn a_version_three_database_keeps_its_agents_and_tokens_active_and_unlimit
 }
 
 #[tokio::test]
+async fn a_version_four_database_keeps_the_secret_names_of_jobs_that_still_have_secrets() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("runway.db");
+    let (waiting, finished) = (JobId::new(), JobId::new());
+    {
+        let conn = raw(&path);
+        for sql in [
+            include_str!("../../migrations/0001_initial.sql"),
+            include_str!("../../migrations/0002_claimable_jobs.sql"),
+            include_str!("../../migrations/0003_audit_events.sql"),
+            include_str!("../../migrations/0004_running_jobs.sql"),
+        ] {
+            conn.execute_batch(sql).unwrap();
+        }
+        for (id, status, secrets) in [
+            (waiting, "queued", Some(r#"{"Z_KEY":"z","A_KEY":"a"}"#)),
+            (finished, "failed", None),
+        ] {
+            conn.execute(
+                "INSERT INTO jobs (id, name, script, env, labels, queue, priority, \
+                 timeout_seconds, max_retries, status, created_by, created_at, updated_at, \
+                 attempt_count, secrets) VALUES (?1, 'deploy', 'make', '{}', '[]', \
+                 'default', 0, 60, 2, ?2, ?3, 0, 0, 0, ?4)",
+                rusqlite::params![id.to_string(), status, UserId::new().to_string(), secrets],
+            )
+            .unwrap();
+        }
+        conn.pragma_update(None, "user_version", 4).unwrap();
+    }
+
+    let store = runway_store_sqlite::open(&path).unwrap();
+    let job = |id| {
+        let store = &store;
+        async move { store.get_job(id).await.unwrap().unwrap().job }
+    };
+    let upgraded = job(waiting).await;
+    assert_eq!(
+        upgraded.secret_names,
+        ["A_KEY", "Z_KEY"],
+        "sorted, from the secrets"
+    );
+    assert_eq!(upgraded.retried_at_attempt, 0);
+    // A job already final had lost its secrets, names and all.
+    assert_eq!(job(finished).await.secret_names, Vec::<String>::new());
+}
+
+#[tokio::test]
 async fn the_audit_log_refuses_updates_and_deletes_even_from_another_connection() {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("runway.db");
