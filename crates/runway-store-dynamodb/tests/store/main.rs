@@ -1,7 +1,9 @@
 //! Integration tests of the DynamoDB store, in one binary (it links once), against
 //! `moto_server` (DynamoDB and S3 at one endpoint). `RUNWAY_TEST_DYNAMODB_ENDPOINT`
 //! names the emulator; without it every test fails with instructions, never skips:
-//! see `support.rs`, which also has the fixtures and the proxy in front of moto.
+//! see `support.rs`, which also has the fixtures. DynamoDB calls go through the
+//! `runway-moto-proxy` relay in front of moto (one request at a time, so that each
+//! is atomic as on DynamoDB; it can also lose a response).
 //!
 //! * `conformance` runs the backend-agnostic suite from `runway-conformance`, each
 //!   case on its own fresh tables (a unique prefix) and log bucket;
