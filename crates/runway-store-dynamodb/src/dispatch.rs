@@ -83,6 +83,13 @@
 //! the SDK and fails the condition on our own write; on the next round the call
 //! finds its own result (the attempt token for a claim; the status, `finished_at ==
 //! now` and exit code for an end, after a write of this call) and returns it.
+//!
+//! `reap_attempt`, the reaper's end, is `end_attempt` checking on its fresh read
+//! that the attempt is still due, and for an expired lease also conditional on
+//! `#attempts[i].#lease_expires_at <= :now`: a renewal changes neither the status
+//! nor the attempt count, so without that condition a lease renewed between the
+//! reaper's read and its write would be ended anyway. A deadline is fixed at the
+//! claim and needs no such condition.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -97,7 +104,7 @@ use runway_core::id::{AgentId, JobId};
 use runway_core::job::Job;
 use runway_core::lifecycle::{self, AttemptEnd, JobStatus};
 use runway_core::store::{
-    Claim, ClaimRequest, Conflict, DispatchStore, HeldAttempt, StoreError, StoreResult,
+    Claim, ClaimRequest, Conflict, DispatchStore, Due, HeldAttempt, StoreError, StoreResult,
 };
 use time::OffsetDateTime;
 
@@ -553,6 +560,19 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// Whether the current attempt of `item` is still `due` at `now`, on a fresh read:
+/// a lease renewed since the reaper's read is not.
+fn still_due(item: &JobItem, due: Due, now: OffsetDateTime) -> bool {
+    match due {
+        Due::LeaseExpired => item
+            .attempts
+            .last()
+            .and_then(|a| a.lease_expires_at)
+            .is_some_and(|at| at <= now),
+        Due::PastDeadline => item.deadline().is_some_and(|at| at <= now),
+    }
+}
+
 /// What `end_attempt` is about to write, kept to recognise it on a later round.
 struct Ending {
     job: JobStatus,
@@ -646,70 +666,18 @@ impl DispatchStore for DynamoStore {
         exit_code: Option<i32>,
         now: OffsetDateTime,
     ) -> StoreResult<Job> {
-        let mut agent_gone = false;
-        let mut sent: Option<Ending> = None;
-        for _ in 0..MAX_ROUNDS {
-            let before = self.job_item(job).await?.ok_or(StoreError::NotFound)?;
-            if let Some(ending) = &sent
-                && ending.landed(&before, attempt, now)
-            {
-                return Ok(before.into_job());
-            }
-            if before.current_attempt(attempt).is_none() || !lifecycle::is_held(before.status()) {
-                return Err(Conflict::NotHeld.into());
-            }
-            let settlement = lifecycle::settle(
-                before.status(),
-                end,
-                before.attempt_count,
-                before.max_retries(),
-            )?;
-            let index = before.attempts.len() - 1;
-            let mut after = before.clone();
-            after.status = settlement.job;
-            after.updated_at = now;
-            let current = &mut after.attempts[index];
-            current.status = settlement.attempt;
-            current.finished_at = Some(now);
-            current.exit_code = exit_code;
-            current.lease_expires_at = None;
-            let agent = current.agent_id;
-            if settlement.job.is_terminal() {
-                after.drop_secrets();
-            }
-            let keys = after.index_keys()?;
-            after.set_index_keys(&keys);
-            let mut e = lifecycle_expr(&before, &after)?;
-            set_attempt_field(
-                &mut e,
-                index,
-                "status",
-                Some(string(settlement.attempt.as_str())),
-            );
-            set_attempt_field(&mut e, index, "finished_at", Some(number(nanos(now)?)));
-            set_attempt_field(&mut e, index, "exit_code", exit_code.map(number));
-            set_attempt_field(&mut e, index, "lease_expires_at", None);
-            let release = if agent_gone {
-                None
-            } else {
-                Some(self.release_update(agent, held_member(job, attempt))?)
-            };
-            sent = Some(Ending {
-                job: settlement.job,
-                attempt: settlement.attempt,
-                exit_code,
-            });
-            match self.write_job(job, &e, release).await? {
-                WriteOutcome::Written(Some(item)) => {
-                    return decode_job(item).map(JobItem::into_job);
-                }
-                WriteOutcome::Written(None) => return Ok(after.into_job()),
-                WriteOutcome::JobChanged | WriteOutcome::Busy => {}
-                // The agent was deleted: nothing holds its capacity any more.
-                WriteOutcome::AgentRefused => agent_gone = true,
-            }
-        }
-        Err(StoreError::unavailable(Contention(job), Some(RETRY_AFTER)))
+        self.end_held(job, attempt, end, exit_code, now, None).await
+    }
+
+    async fn reap_attempt(
+        &self,
+        job: JobId,
+        attempt: u32,
+        due: Due,
+        now: OffsetDateTime,
+    ) -> StoreResult<Job> {
+        self.end_held(job, attempt, due.end(), None, now, Some(due))
+            .await
     }
 
     async fn due_attempts(&self, now: OffsetDateTime, limit: u32) -> StoreResult<Vec<HeldAttempt>> {
@@ -803,6 +771,93 @@ impl DispatchStore for DynamoStore {
 }
 
 impl DynamoStore {
+    /// `end_attempt`, and for the reaper (`due`) also conditional on the attempt
+    /// still being due at `now` (see the module docs).
+    async fn end_held(
+        &self,
+        job: JobId,
+        attempt: u32,
+        end: AttemptEnd,
+        exit_code: Option<i32>,
+        now: OffsetDateTime,
+        due: Option<Due>,
+    ) -> StoreResult<Job> {
+        let mut agent_gone = false;
+        let mut sent: Option<Ending> = None;
+        for _ in 0..MAX_ROUNDS {
+            let before = self.job_item(job).await?.ok_or(StoreError::NotFound)?;
+            if let Some(ending) = &sent
+                && ending.landed(&before, attempt, now)
+            {
+                return Ok(before.into_job());
+            }
+            if before.current_attempt(attempt).is_none() || !lifecycle::is_held(before.status()) {
+                return Err(Conflict::NotHeld.into());
+            }
+            if due.is_some_and(|due| !still_due(&before, due, now)) {
+                return Err(Conflict::NotHeld.into());
+            }
+            let settlement = lifecycle::settle(
+                before.status(),
+                end,
+                before.attempt_count,
+                before.max_retries(),
+            )?;
+            let index = before.attempts.len() - 1;
+            let mut after = before.clone();
+            after.status = settlement.job;
+            after.updated_at = now;
+            let current = &mut after.attempts[index];
+            current.status = settlement.attempt;
+            current.finished_at = Some(now);
+            current.exit_code = exit_code;
+            current.lease_expires_at = None;
+            let agent = current.agent_id;
+            if settlement.job.is_terminal() {
+                after.drop_secrets();
+            }
+            let keys = after.index_keys()?;
+            after.set_index_keys(&keys);
+            let mut e = lifecycle_expr(&before, &after)?;
+            set_attempt_field(
+                &mut e,
+                index,
+                "status",
+                Some(string(settlement.attempt.as_str())),
+            );
+            set_attempt_field(&mut e, index, "finished_at", Some(number(nanos(now)?)));
+            set_attempt_field(&mut e, index, "exit_code", exit_code.map(number));
+            set_attempt_field(&mut e, index, "lease_expires_at", None);
+            if due == Some(Due::LeaseExpired) {
+                // A renewal writes this field and nothing the condition above
+                // reads, so it is checked here, in the same write.
+                let lease = e.element("attempts", index, "lease_expires_at");
+                let cutoff = e.value(number(nanos(now)?));
+                e.condition(&format!("{lease} <= {cutoff}"));
+            }
+            let release = if agent_gone {
+                None
+            } else {
+                Some(self.release_update(agent, held_member(job, attempt))?)
+            };
+            sent = Some(Ending {
+                job: settlement.job,
+                attempt: settlement.attempt,
+                exit_code,
+            });
+            match self.write_job(job, &e, release).await? {
+                WriteOutcome::Written(Some(item)) => {
+                    return decode_job(item).map(JobItem::into_job);
+                }
+                WriteOutcome::Written(None) => return Ok(after.into_job()),
+                WriteOutcome::JobChanged | WriteOutcome::Busy => {}
+                // The agent was deleted: nothing holds its capacity any more.
+                WriteOutcome::AgentRefused => agent_gone = true,
+            }
+        }
+        Err(StoreError::unavailable(Contention(job), Some(RETRY_AFTER)))
+    }
+
     /// The jobs whose `by_lease` entry names `agent`: every page of the `lease`
     /// partition (not only the first [`REAPER_PAGES`]: this must be complete).
     async fn held_by_deleted(&self, agent: AgentId) -> StoreResult<Vec<JobId>> {
