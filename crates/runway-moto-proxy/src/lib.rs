@@ -75,7 +75,8 @@ struct State {
     upstream: String,
     /// Held while one request is at moto.
     one_at_a_time: tokio::sync::Mutex<()>,
-    lose: Mutex<Option<Matcher>>,
+    /// What to lose, and how many more times.
+    lose: Mutex<Option<(Matcher, usize)>>,
     lost: AtomicUsize,
     traffic: Mutex<Traffic>,
 }
@@ -133,14 +134,23 @@ impl Proxy {
     /// `operation` (`TransactWriteItems`, `UpdateItem`, …) and whose body contains
     /// `marker`: moto applies it, the client gets a 500 and retries.
     pub fn lose_next(&self, operation: &'static str, marker: &'static str) {
+        self.lose_next_n(operation, marker, 1);
+    }
+
+    /// [`Proxy::lose_next`] for the next `times` such requests: with as many as
+    /// the SDK makes attempts, the call fails although its first attempt landed.
+    pub fn lose_next_n(&self, operation: &'static str, marker: &'static str, times: usize) {
         *self
             .state
             .lose
             .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(Box::new(move |target, body| {
-            target.ends_with(&format!(".{operation}"))
-                && body.windows(marker.len()).any(|w| w == marker.as_bytes())
-        }));
+            .unwrap_or_else(PoisonError::into_inner) = Some((
+            Box::new(move |target, body| {
+                target.ends_with(&format!(".{operation}"))
+                    && body.windows(marker.len()).any(|w| w == marker.as_bytes())
+            }),
+            times,
+        ));
     }
 
     /// How many responses have been lost so far.
@@ -392,10 +402,15 @@ async fn relay(client: TcpStream, state: Arc<State>) {
             .unwrap_or_else(PoisonError::into_inner)
             .record(operation, refused, took, queued);
         let lose = {
-            let mut matcher = state.lose.lock().unwrap_or_else(PoisonError::into_inner);
-            let hit = matcher.as_ref().is_some_and(|m| m(&target, &request.body));
-            if hit {
-                *matcher = None;
+            let mut lose = state.lose.lock().unwrap_or_else(PoisonError::into_inner);
+            let hit = lose
+                .as_ref()
+                .is_some_and(|(matches, _)| matches(&target, &request.body));
+            if hit && let Some((_, times)) = lose.as_mut() {
+                *times -= 1;
+                if *times == 0 {
+                    *lose = None;
+                }
             }
             hit
         };

@@ -21,6 +21,10 @@
 //!      OR state = :active) AND (attribute_not_exists(held) OR size(held) <
 //!      capacity)`: state and capacity are checked in the claim's own write, against
 //!      the stored agent, however stale the caller's copy was.
+//!    A transaction that fails without an answer (timeouts or 5xx, after the
+//!    SDK's retries) may have landed all the same: the claim reads the job once
+//!    and returns the claim if it is its own, rather than leaving an attempt that
+//!    nobody runs to hold the job and the agent's capacity until its lease ends.
 //! 4. The job's condition failed: another agent won (the job's update asks for
 //!    the item it failed on, `ReturnValuesOnConditionCheckFailure=ALL_OLD`, so
 //!    telling a lost race from our own retried write needs no read). Another
@@ -278,7 +282,18 @@ impl DynamoStore {
                 }
                 Err(err) => match cancellation_reasons(&err) {
                     Some(reasons) => reasons.to_vec(),
-                    None => return Err(transaction_error(err)),
+                    // No answer after the SDK's retries (timeouts, 5xx): the write
+                    // may have landed all the same. Unrecognised, such a claim would
+                    // hold the job and the agent's capacity for a whole lease with
+                    // nobody running it, so look once before giving up.
+                    None => {
+                        if let Ok(Some(item)) = self.job_item(id).await
+                            && let Some(claim) = own_claim(item, request)
+                        {
+                            return Ok(Attempted::Claimed(Box::new(claim)));
+                        }
+                        return Err(transaction_error(err));
+                    }
                 },
             };
             let code = |i: usize| reasons.get(i).and_then(CancellationReason::code);
