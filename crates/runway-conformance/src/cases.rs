@@ -31,7 +31,7 @@ use runway_core::page::{Cursor, Page, PageRequest};
 use runway_core::secret::TokenHash;
 use runway_core::session::Session;
 use runway_core::store::{
-    AgentQuery, AuditQuery, Claim, ClaimRequest, Conflict, HeldAttempt, JobQuery, RecordKind,
+    AgentQuery, AuditQuery, Claim, ClaimRequest, Conflict, Due, HeldAttempt, JobQuery, RecordKind,
     StoreError,
 };
 use runway_core::user::{Role, User};
@@ -2020,6 +2020,165 @@ pub async fn an_overdue_attempt_times_out_unless_it_never_started<S: Backend>(st
             ),
             (attempt_status, Some(at(2000)), None)
         );
+    }
+}
+
+/// The reaper's end is conditional on what it found due, in the same write: a
+/// lease renewed after its read (`due_attempts`, here) wins, the end is `NotHeld`
+/// and the job keeps running with the new lease; once that lease has run out too,
+/// the reaper's end goes through.
+pub async fn the_reaper_loses_to_a_lease_renewed_after_it_looked<S: Backend>(store: S) {
+    let j = queued("default", &[], 0);
+    let (agent, c) = running(&store, &j).await;
+    let reaper_now = at(200);
+    let due = store.due_attempts(reaper_now, 10).await.expect("due");
+    assert_eq!(
+        due,
+        [HeldAttempt {
+            job: j.id,
+            attempt: 1,
+            status: JobStatus::Running
+        }],
+        "the lease ran out at {:?}",
+        at(1) + LEASE
+    );
+    // The agent renews between the reaper's read and its write.
+    store
+        .renew_lease(j.id, 1, at(150) + LEASE, at(150))
+        .await
+        .expect("renew");
+    let reaped = store
+        .reap_attempt(j.id, 1, Due::LeaseExpired, reaper_now)
+        .await;
+    assert_not_held(&reaped, "a renewed lease");
+    let stored = detail(&store, j.id).await;
+    assert_eq!(stored.job.status, JobStatus::Running);
+    assert_eq!(stored.job.updated_at, at(1));
+    let attempt = &stored.attempts[0];
+    assert_eq!(
+        (
+            attempt.status,
+            attempt.finished_at,
+            attempt.lease_expires_at
+        ),
+        (JobStatus::Running, None, Some(at(150) + LEASE))
+    );
+    assert_eq!(
+        store.held_by(agent.id).await.expect("held"),
+        [HeldAttempt {
+            job: j.id,
+            attempt: c.attempt.number,
+            status: JobStatus::Running
+        }]
+    );
+    assert_eq!(store.due_attempts(reaper_now, 10).await.expect("due"), []);
+
+    let later = at(150) + LEASE;
+    let requeued = store
+        .reap_attempt(j.id, 1, Due::LeaseExpired, later)
+        .await
+        .expect("the renewed lease ran out too");
+    assert_eq!(
+        (requeued.status, requeued.updated_at),
+        (JobStatus::Queued, later)
+    );
+    let attempt = &detail(&store, j.id).await.attempts[0];
+    assert_eq!(
+        (
+            attempt.status,
+            attempt.finished_at,
+            attempt.lease_expires_at
+        ),
+        (JobStatus::Lost, Some(later), None)
+    );
+    assert_eq!(store.held_by(agent.id).await.expect("held"), []);
+}
+
+/// The reaper times an attempt out only once its deadline has passed, and a
+/// renewed lease does not move the deadline.
+pub async fn the_reaper_times_an_attempt_out_only_past_its_deadline<S: Backend>(store: S) {
+    let mut j = queued("default", &[], 0);
+    j.spec.timeout_seconds = 60;
+    let (_, c) = running(&store, &j).await;
+    let deadline = c.attempt.deadline(60);
+    let early = store
+        .reap_attempt(j.id, 1, Due::PastDeadline, deadline - Duration::seconds(1))
+        .await;
+    assert_not_held(&early, "before the deadline");
+    assert_eq!(detail(&store, j.id).await.job.status, JobStatus::Running);
+    store
+        .renew_lease(j.id, 1, deadline + LEASE, deadline - Duration::seconds(1))
+        .await
+        .expect("renew");
+    let timed_out = store
+        .reap_attempt(j.id, 1, Due::PastDeadline, deadline)
+        .await
+        .expect("at the deadline");
+    assert_eq!(timed_out.status, JobStatus::TimedOut);
+    let attempt = &detail(&store, j.id).await.attempts[0];
+    assert_eq!(
+        (
+            attempt.status,
+            attempt.finished_at,
+            attempt.lease_expires_at
+        ),
+        (JobStatus::TimedOut, Some(deadline), None)
+    );
+}
+
+/// An agent renewing its lease races the reaper ending the attempt for the lease
+/// it read as run out: exactly one of the two wins, and the job shows which.
+pub async fn a_renewal_racing_the_reaper_either_keeps_the_job_or_loses_it_never_both<S: Backend>(
+    store: S,
+) {
+    const JOBS: usize = 8;
+    let mut jobs = Vec::new();
+    for _ in 0..JOBS {
+        let j = queued("default", &[], 0);
+        running(&store, &j).await;
+        jobs.push(j.id);
+    }
+    let reaper_now = at(200);
+    let renewed_until = at(150) + LEASE;
+    let store = Arc::new(store);
+    let mut tasks = Vec::new();
+    for &id in &jobs {
+        let barrier = Arc::new(tokio::sync::Barrier::new(2));
+        let (renewer, reaper) = (Arc::clone(&store), Arc::clone(&store));
+        let (b1, b2) = (Arc::clone(&barrier), barrier);
+        let renew = tokio::spawn(async move {
+            b1.wait().await;
+            renewer.renew_lease(id, 1, renewed_until, at(150)).await
+        });
+        let reap = tokio::spawn(async move {
+            b2.wait().await;
+            reaper
+                .reap_attempt(id, 1, Due::LeaseExpired, reaper_now)
+                .await
+        });
+        tasks.push((id, renew, reap));
+    }
+    let mut outcomes = Vec::new();
+    for (id, renew, reap) in tasks {
+        let renew = renew.await.expect("task panicked");
+        let reap = reap.await.expect("task panicked");
+        outcomes.push((id, renew, reap));
+    }
+    for (id, renew, reap) in outcomes {
+        let stored = detail(&*store, id).await;
+        match (&renew, &reap) {
+            (Ok(_), Err(_)) => {
+                assert_not_held(&reap, "the reaper after a renewal");
+                assert_eq!(stored.job.status, JobStatus::Running);
+                assert_eq!(stored.attempts[0].lease_expires_at, Some(renewed_until));
+            }
+            (Err(_), Ok(_)) => {
+                assert_not_held(&renew, "a renewal after the reaper");
+                assert_eq!(stored.job.status, JobStatus::Queued);
+                assert_eq!(stored.attempts[0].status, JobStatus::Lost);
+            }
+            _ => panic!("exactly one must win: renew {renew:?}, reap {reap:?}"),
+        }
     }
 }
 

@@ -352,6 +352,30 @@ pub struct HeldAttempt {
     pub status: JobStatus,
 }
 
+/// What the reaper found due about a held attempt at its `now`, and so what its
+/// end ([`DispatchStore::reap_attempt`]) is conditional on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Due {
+    /// The lease ran out at or before `now`: the attempt is
+    /// [`AttemptEnd::Abandoned`], unless its agent renews the lease first.
+    LeaseExpired,
+    /// The deadline ([`Attempt::deadline`]) passed at or before `now`: the
+    /// attempt is [`AttemptEnd::Overdue`]. The deadline is fixed at the claim, so
+    /// no renewal moves it.
+    PastDeadline,
+}
+
+impl Due {
+    /// How an attempt that is due this way ends.
+    #[must_use]
+    pub const fn end(self) -> AttemptEnd {
+        match self {
+            Self::LeaseExpired => AttemptEnd::Abandoned,
+            Self::PastDeadline => AttemptEnd::Overdue,
+        }
+    }
+}
+
 /// Claiming and running jobs: what the agent protocol and the reaper need.
 ///
 /// Every write here is conditional on the job's current attempt being the one
@@ -410,6 +434,19 @@ pub trait DispatchStore: Send + Sync {
         attempt: u32,
         end: AttemptEnd,
         exit_code: Option<i32>,
+        now: OffsetDateTime,
+    ) -> StoreResult<Job>;
+    /// The reaper's end of an attempt it found `due` at `now`: as
+    /// [`Self::end_attempt`] with [`Due::end`] and no exit code, in a write that is
+    /// also conditional on the attempt still being due at `now` (its lease ran
+    /// out by then, or its deadline passed). The reaper decides from a read, and
+    /// an agent may renew the lease between that read and this write: then the
+    /// renewal wins, this is [`Conflict::NotHeld`], and nothing changes.
+    async fn reap_attempt(
+        &self,
+        job: JobId,
+        attempt: u32,
+        due: Due,
         now: OffsetDateTime,
     ) -> StoreResult<Job>;
     /// Held attempts that are due for the reaper at `now`: their lease ran out,

@@ -679,13 +679,21 @@ impl Service {
     /// once, instead of at its next renewal. The agent calls again as soon as one
     /// returns, so the lease is renewed as often as before.
     ///
+    /// A lease extended a moment ago ([`Service::fresh_lease`]) is not extended
+    /// again: the agent's first lease call comes a second after `start`, to begin
+    /// the long poll, not because the lease needs it, and for a short job that
+    /// renewal would be a read and a write for nothing.
+    ///
     /// # Errors
     /// As [`Service::renew`]; [`Conflict::NotHeld`] if the job was taken away
     /// while waiting.
     pub async fn renew_waiting(&self, held: &HeldJob, wait: Duration) -> ServiceResult<Lease> {
         let mut changes = self.job_changed.subscribe();
         changes.borrow_and_update();
-        let lease = self.renew(held).await?;
+        let lease = match self.fresh_lease(held, OffsetDateTime::now_utc()) {
+            Some(lease) => lease,
+            None => self.renew(held).await?,
+        };
         let cap = if self.settings.lease_waits {
             Duration::from_secs(u64::from(self.timings().lease_renew_interval_seconds))
         } else {
@@ -721,6 +729,27 @@ impl Service {
                 });
             }
         }
+    }
+
+    /// The lease of `held` as authenticated, if it is held and was extended within
+    /// the last quarter of the renewal interval (or of the lease, if shorter), so
+    /// that extending it again would move it by almost nothing. The job was read
+    /// to authenticate this very call, so its status (a cancel) is as fresh as a
+    /// renewal's would be.
+    fn fresh_lease(&self, held: &HeldJob, now: OffsetDateTime) -> Option<Lease> {
+        let attempt = held.detail.attempts.last()?;
+        let status = held.detail.job.status;
+        if attempt.number != held.attempt || !is_held(status) {
+            return None;
+        }
+        let expires_at = attempt.lease_expires_at?;
+        let interval =
+            time::Duration::seconds(i64::from(self.timings().lease_renew_interval_seconds));
+        let recent = interval.min(self.settings.lease) / 4;
+        (expires_at - now >= self.settings.lease - recent).then_some(Lease {
+            expires_at,
+            cancel: status == JobStatus::Canceling,
+        })
     }
 
     /// Appends a chunk of the attempt's log.

@@ -6,12 +6,16 @@
 //!    re-read the job and decide from the fresh record, never from the index entry
 //!    that named it:
 //!    * past its deadline ([`Attempt::deadline`]: the timeout plus a grace for the
-//!      agent's own kill sequence) → [`AttemptEnd::Overdue`]: `timed_out`, even
+//!      agent's own kill sequence) → [`Due::PastDeadline`]: `timed_out`, even
 //!      though the agent is gone;
-//!    * lease expired → [`AttemptEnd::Abandoned`]: `lost`, re-queued as a new
-//!      attempt while retries remain (history kept), or `canceled` if a cancel was
+//!    * lease expired → [`Due::LeaseExpired`]: `lost`, re-queued as a new attempt
+//!      while retries remain (history kept), or `canceled` if a cancel was
 //!      pending;
 //!    * lease renewed since the index was read → left alone.
+//!
+//!    The end is [`DispatchStore::reap_attempt`](runway_core::store::DispatchStore::reap_attempt), whose write is conditional on
+//!    the attempt still being due: an agent that renews its lease between this
+//!    read and that write keeps its job, and the pass sees `NotHeld`.
 //! 2. **Queued jobs past the queue TTL** ([`DispatchStore::stale_queued_jobs`](runway_core::store::DispatchStore::stale_queued_jobs)) →
 //!    `expired`.
 //!
@@ -29,8 +33,8 @@
 use runway_core::OffsetDateTime;
 use runway_core::audit::AuditAction;
 use runway_core::job::Attempt;
-use runway_core::lifecycle::{AttemptEnd, JobStatus, is_held};
-use runway_core::store::{Conflict, Store, StoreError};
+use runway_core::lifecycle::{JobStatus, is_held};
+use runway_core::store::{Conflict, Due, Store, StoreError};
 
 use crate::audit::Caller;
 use crate::error::ServiceResult;
@@ -74,11 +78,11 @@ impl std::fmt::Display for ReapReport {
 }
 
 /// What is due about `attempt` at `now`, if anything.
-fn due_end(attempt: &Attempt, timeout_seconds: u32, now: OffsetDateTime) -> Option<AttemptEnd> {
+fn due_end(attempt: &Attempt, timeout_seconds: u32, now: OffsetDateTime) -> Option<Due> {
     if now >= attempt.deadline(timeout_seconds) {
-        Some(AttemptEnd::Overdue)
+        Some(Due::PastDeadline)
     } else if attempt.lease_expires_at.is_some_and(|at| at <= now) {
-        Some(AttemptEnd::Abandoned)
+        Some(Due::LeaseExpired)
     } else {
         None
     }
@@ -111,26 +115,23 @@ where
             if attempt.number != held.attempt || !is_held(detail.job.status) {
                 continue;
             }
-            let Some(end) = due_end(attempt, detail.job.spec.timeout_seconds, now) else {
+            let Some(due) = due_end(attempt, detail.job.spec.timeout_seconds, now) else {
                 continue;
             };
             let before = detail.job.status;
-            match store
-                .end_attempt(held.job, held.attempt, end, None, now)
-                .await
-            {
+            match store.reap_attempt(held.job, held.attempt, due, now).await {
                 Ok(job) => {
                     acted += 1;
-                    let what = match (end, job.status) {
-                        (_, JobStatus::Queued) => {
+                    let what = match job.status {
+                        JobStatus::Queued => {
                             report.requeued += 1;
                             "lease expired: lost, queued again"
                         }
-                        (_, JobStatus::Canceled) => {
+                        JobStatus::Canceled => {
                             report.canceled += 1;
                             "lease expired while canceling: canceled"
                         }
-                        (_, JobStatus::TimedOut) => {
+                        JobStatus::TimedOut => {
                             report.timed_out += 1;
                             "past its timeout with no result: timed out"
                         }
@@ -232,7 +233,7 @@ mod tests {
         assert_eq!(due_end(&a, 3600, t0 + Duration::seconds(119)), None);
         assert_eq!(
             due_end(&a, 3600, t0 + Duration::seconds(120)),
-            Some(AttemptEnd::Abandoned)
+            Some(Due::LeaseExpired)
         );
         // The deadline wins over the lease: timed out, not merely lost.
         let renewed = attempt(Some(t0 + Duration::hours(5)));
@@ -242,7 +243,7 @@ mod tests {
                 60,
                 t0 + Duration::seconds(60) + runway_core::job::DEADLINE_GRACE
             ),
-            Some(AttemptEnd::Overdue)
+            Some(Due::PastDeadline)
         );
     }
 }

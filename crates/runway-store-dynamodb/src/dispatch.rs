@@ -3,9 +3,10 @@
 //! ## The claim: a query, then one transaction per candidate
 //!
 //! 1. `Query claimable` with `claim_queue = <the agent's queue>`, ascending (highest
-//!    priority, then oldest), a page of [`CANDIDATES_PER_PAGE`] entries. The index
-//!    projects `labels`, so jobs the agent cannot run ([`labels_satisfy`]) are
-//!    skipped without reading them.
+//!    priority, then oldest): first [`FIRST_PAGE`] entries, the head of the queue
+//!    where nearly every claim ends, then pages of [`LATER_PAGE`] for an agent whose
+//!    labels pass over many jobs. The index projects `labels`, so jobs the agent
+//!    cannot run ([`labels_satisfy`]) are skipped without reading them.
 //! 2. For a candidate, a strongly consistent `GetItem` of the job: a stale index
 //!    entry (claimed a moment ago) is skipped here without a write, and the item is
 //!    what the claim returns (secrets included), so nothing is read after the write.
@@ -20,11 +21,29 @@
 //!      OR state = :active) AND (attribute_not_exists(held) OR size(held) <
 //!      capacity)`: state and capacity are checked in the claim's own write, against
 //!      the stored agent, however stale the caller's copy was.
-//! 4. The job's condition failed: another agent won. The next candidate is tried
-//!    (the next page when this one is used up), up to [`MAX_CANDIDATES`]
-//!    transactions and [`MAX_PAGES`] pages, then `Ok(None)`: the agent polls again.
-//!    The agent's condition failed: it is paused, draining, full or deleted, and no
-//!    other job would change that: `Ok(None)` at once.
+//!
+//!    A transaction that fails without an answer (timeouts or 5xx, after the
+//!    SDK's retries) may have landed all the same: the claim reads the job once
+//!    and returns the claim if it is its own, rather than leaving an attempt that
+//!    nobody runs to hold the job and the agent's capacity until its lease ends.
+//! 4. The job's condition failed: another agent won (the job's update asks for
+//!    the item it failed on, `ReturnValuesOnConditionCheckFailure=ALL_OLD`, so
+//!    telling a lost race from our own retried write needs no read). Another
+//!    candidate is tried (the next page when this one is used up), up to
+//!    [`MAX_CANDIDATES`] transactions and [`MAX_PAGES`] pages, then `Ok(None)`:
+//!    the agent polls again. The agent's condition failed: it is paused, draining,
+//!    full or deleted, and no other job would change that: `Ok(None)` at once.
+//!
+//! **Contending claims spread out.** Every claim of a queue reads the same head,
+//! so claims that run at once would all try the first job, all but one lose a
+//! transaction, then all try the second, and so on. Instead a claim picks at
+//! random among the first few candidates of the head's priority ([`SPREAD`] at
+//! most) once it has evidence of contention: other claims of the same queue in
+//! flight in this process (`runway serve` with many agents), or a race it has
+//! already lost (a Lambda instance serves one request at a time, so there only
+//! the loss says so). A claim with neither takes the head, so claims one after
+//! another keep the exact order; among concurrent claims the order is only ever
+//! loosened within one priority, never across priorities.
 //!
 //! Exactly once: two claims of one job cannot both pass `#status = :queued AND
 //! #attempt_count = :n`, and a transaction is all or nothing, so an agent's `held`
@@ -69,20 +88,33 @@
 //! the SDK and fails the condition on our own write; on the next round the call
 //! finds its own result (the attempt token for a claim; the status, `finished_at ==
 //! now` and exit code for an end, after a write of this call) and returns it.
+//!
+//! `reap_attempt`, the reaper's end, is `end_attempt` checking on its fresh read
+//! that the attempt is still due, and for an expired lease also conditional on
+//! `#attempts[i].#lease_expires_at <= :now`: a renewal changes neither the status
+//! nor the attempt count, so without that condition a lease renewed between the
+//! reaper's read and its write would be ended anyway. A deadline is fixed at the
+//! claim and needs no such condition.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, CancellationReason, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    Update,
+};
 use runway_core::agent::{AgentState, labels_satisfy};
 use runway_core::id::{AgentId, JobId};
 use runway_core::job::Job;
 use runway_core::lifecycle::{self, AttemptEnd, JobStatus};
 use runway_core::store::{
-    Claim, ClaimRequest, Conflict, DispatchStore, HeldAttempt, StoreError, StoreResult,
+    Claim, ClaimRequest, Conflict, DispatchStore, Due, HeldAttempt, StoreError, StoreResult,
 };
 use time::OffsetDateTime;
 
 use crate::DynamoStore;
-use crate::error::{RETRY_AFTER, cancellation_codes, sdk_error, transaction_error};
+use crate::error::{RETRY_AFTER, cancellation_reasons, sdk_error, transaction_error};
 use crate::expr::Expr;
 use crate::items::{
     AttemptItem, HELD, Item, JobItem, LEASE_PARTITION, QUEUE_PARTITION, held_member, nanos, number,
@@ -94,12 +126,19 @@ use crate::jobs::{
 };
 use crate::page::id_in;
 use crate::schema::{
-    AGENT_ID, BY_LEASE, CLAIM_QUEUE, CLAIMABLE, JOB_ID, LABELS, LEASE_AGENT, LEASE_EXPIRES,
-    LEASE_PK,
+    AGENT_ID, BY_LEASE, CLAIM_QUEUE, CLAIM_RANK, CLAIMABLE, JOB_ID, LABELS, LEASE_AGENT,
+    LEASE_EXPIRES, LEASE_PK,
 };
 
-/// Entries of `claimable` read per `Query` page.
-const CANDIDATES_PER_PAGE: i32 = 50;
+/// Entries of `claimable` read by a claim's first `Query`: the head of the queue,
+/// where nearly every claim ends, with room for the claims that run at once to
+/// spread over ([`SPREAD`]).
+const FIRST_PAGE: i32 = 10;
+/// Entries read per `Query` page after the first, for an agent whose labels pass
+/// over many queued jobs.
+const LATER_PAGE: i32 = 50;
+/// The most candidates (of one priority) that contending claims spread over.
+const SPREAD: usize = 8;
 /// Claim transactions one `claim_job` call tries before it gives up for this poll.
 const MAX_CANDIDATES: usize = 32;
 /// `claimable` pages one `claim_job` call reads before it gives up for this poll.
@@ -108,6 +147,42 @@ const MAX_PAGES: usize = 8;
 const REAPER_PAGE: i32 = 100;
 /// Pages the reaper's queries read before they return what they found.
 const REAPER_PAGES: usize = 10;
+
+/// A `claimable` entry.
+struct Candidate {
+    id: JobId,
+    labels: Vec<String>,
+    /// The entry's `claim_rank`: the priority band is what precedes its `#`.
+    rank: String,
+}
+
+impl Candidate {
+    fn priority_band(&self) -> &str {
+        self.rank.split_once('#').map_or("", |(band, _)| band)
+    }
+}
+
+/// Which of the `open` candidates (in claim order) to try next: the first, unless
+/// the claim should spread over `spread` of them; then one at random among the
+/// first `spread` that share the first one's priority.
+fn pick(open: &[Candidate], spread: usize) -> usize {
+    let Some(first) = open.first() else {
+        return 0;
+    };
+    let window = open
+        .iter()
+        .take(spread)
+        .take_while(|c| c.priority_band() == first.priority_band())
+        .count();
+    if window <= 1 {
+        return 0;
+    }
+    // A fresh `RandomState` is freshly keyed: its empty hash is a random number,
+    // which is all a spread needs (no `rand` dependency for one number).
+    let random = std::hash::BuildHasher::build_hasher(&std::hash::RandomState::new());
+    let random = std::hash::Hasher::finish(&random);
+    usize::try_from(random % window as u64).unwrap_or(0)
+}
 
 /// What one candidate came to.
 enum Attempted {
@@ -186,6 +261,9 @@ impl DynamoStore {
                 .set_condition_expression(e.condition_expression())
                 .set_expression_attribute_names(e.names())
                 .set_expression_attribute_values(e.values())
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
                 .build()
                 .map_err(StoreError::internal)?;
             let hold = self.hold_update(agent.id, held_member(id, number))?;
@@ -196,30 +274,44 @@ impl DynamoStore {
                 .transact_items(TransactWriteItem::builder().update(hold).build())
                 .send()
                 .await;
-            let codes = match result {
+            let reasons = match result {
                 Ok(_) => {
                     return Ok(Attempted::Claimed(Box::new(Claim {
                         attempt: attempt.to_attempt(),
                         job: after.into_claimed_job(),
                     })));
                 }
-                Err(err) => match cancellation_codes(&err) {
-                    Some(codes) => codes.iter().map(|&c| c.to_owned()).collect::<Vec<_>>(),
-                    None => return Err(transaction_error(err)),
+                Err(err) => match cancellation_reasons(&err) {
+                    Some(reasons) => reasons.to_vec(),
+                    // No answer after the SDK's retries (timeouts, 5xx): the write
+                    // may have landed all the same. Unrecognised, such a claim would
+                    // hold the job and the agent's capacity for a whole lease with
+                    // nobody running it, so look once before giving up.
+                    None => {
+                        if let Ok(Some(item)) = self.job_item(id).await
+                            && let Some(claim) = own_claim(item, request)
+                        {
+                            return Ok(Attempted::Claimed(Box::new(claim)));
+                        }
+                        return Err(transaction_error(err));
+                    }
                 },
             };
-            let code = |i: usize| codes.get(i).map(String::as_str);
+            let code = |i: usize| reasons.get(i).and_then(CancellationReason::code);
             if code(0) == Some("ConditionalCheckFailed") {
                 // Someone else's claim, or our own whose response was lost (the
-                // SDK's retry then fails on our write): the job token tells.
-                return match self.job_item(id).await? {
-                    Some(item) => match own_claim(item, request) {
-                        Some(claim) => Ok(Attempted::Claimed(Box::new(claim))),
-                        None if code(1) == Some("ConditionalCheckFailed") => Ok(Attempted::Refused),
-                        None => Ok(Attempted::Lost),
-                    },
-                    None => Ok(Attempted::Lost),
+                // SDK's retry then fails on our write): the job token in the item
+                // the condition failed on tells.
+                let item = reasons.first().and_then(CancellationReason::item);
+                let own = match item {
+                    Some(item) => own_claim(decode_job(item.clone())?, request),
+                    None => None,
                 };
+                return Ok(match own {
+                    Some(claim) => Attempted::Claimed(Box::new(claim)),
+                    None if code(1) == Some("ConditionalCheckFailed") => Attempted::Refused,
+                    None => Attempted::Lost,
+                });
             }
             if code(1) == Some("ConditionalCheckFailed") {
                 return Ok(Attempted::Refused);
@@ -268,13 +360,14 @@ impl DynamoStore {
             .map_err(StoreError::internal)
     }
 
-    /// A page of `claimable` for `queue` from `start`: `(job id, labels)` in claim
-    /// order, and where the next page starts.
+    /// A page of up to `limit` entries of `claimable` for `queue` from `start`, in
+    /// claim order, and where the next page starts.
     async fn candidates(
         &self,
         queue: &str,
         start: Option<Item>,
-    ) -> StoreResult<(Vec<(JobId, Vec<String>)>, Option<Item>)> {
+        limit: i32,
+    ) -> StoreResult<(Vec<Candidate>, Option<Item>)> {
         let output = self
             .client
             .query()
@@ -284,7 +377,7 @@ impl DynamoStore {
             .expression_attribute_names("#queue", CLAIM_QUEUE)
             .expression_attribute_values(":queue", string(queue))
             .scan_index_forward(true)
-            .limit(CANDIDATES_PER_PAGE)
+            .limit(limit)
             .set_exclusive_start_key(start)
             .send()
             .await
@@ -301,7 +394,8 @@ impl DynamoStore {
                     .collect(),
                 _ => Vec::new(),
             };
-            candidates.push((id, labels));
+            let rank = id_in(&entry, CLAIM_RANK).unwrap_or_default();
+            candidates.push(Candidate { id, labels, rank });
         }
         Ok((candidates, output.last_evaluated_key))
     }
@@ -442,6 +536,59 @@ impl DynamoStore {
     }
 }
 
+/// How many claims of each queue this process has in flight: the local evidence
+/// that claims contend (see the module docs). One per store, shared by its clones.
+#[derive(Debug, Default)]
+pub(crate) struct ClaimsInFlight(Mutex<HashMap<String, usize>>);
+
+/// A claim counted in [`ClaimsInFlight`] until dropped.
+struct InFlight<'a> {
+    claims: &'a ClaimsInFlight,
+    queue: String,
+}
+
+impl ClaimsInFlight {
+    /// Counts a claim of `queue` until the guard drops; and how many claims of it
+    /// are in flight, this one included.
+    fn enter(&self, queue: &str) -> (InFlight<'_>, usize) {
+        let mut counts = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = counts.entry(queue.to_owned()).or_default();
+        *count += 1;
+        let now = *count;
+        drop(counts);
+        let guard = InFlight {
+            claims: self,
+            queue: queue.to_owned(),
+        };
+        (guard, now)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut counts = self.claims.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = counts.get_mut(&self.queue) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.queue);
+            }
+        }
+    }
+}
+
+/// Whether the current attempt of `item` is still `due` at `now`, on a fresh read:
+/// a lease renewed since the reaper's read is not.
+fn still_due(item: &JobItem, due: Due, now: OffsetDateTime) -> bool {
+    match due {
+        Due::LeaseExpired => item
+            .attempts
+            .last()
+            .and_then(|a| a.lease_expires_at)
+            .is_some_and(|at| at <= now),
+        Due::PastDeadline => item.deadline().is_some_and(|at| at <= now),
+    }
+}
+
 /// What `end_attempt` is about to write, kept to recognise it on a later round.
 struct Ending {
     job: JobStatus,
@@ -474,18 +621,24 @@ impl DispatchStore for DynamoStore {
         if agent.state != AgentState::Active || agent.capacity == 0 {
             return Ok(None);
         }
+        let (_in_flight, contending) = self.claims_in_flight.enter(&agent.queue);
+        let mut spread = contending.min(SPREAD);
         let mut start = None;
         let mut tried = 0;
-        for _ in 0..MAX_PAGES {
-            let (candidates, next) = self.candidates(&agent.queue, start).await?;
-            for (id, labels) in candidates {
-                if !labels_satisfy(&agent.labels, &labels) {
-                    continue;
-                }
-                match self.claim_one(id, request, now).await? {
+        for page in 0..MAX_PAGES {
+            let limit = if page == 0 { FIRST_PAGE } else { LATER_PAGE };
+            let (candidates, next) = self.candidates(&agent.queue, start, limit).await?;
+            let mut open: Vec<Candidate> = candidates
+                .into_iter()
+                .filter(|c| labels_satisfy(&agent.labels, &c.labels))
+                .collect();
+            while !open.is_empty() {
+                let candidate = open.remove(pick(&open, spread));
+                match self.claim_one(candidate.id, request, now).await? {
                     Attempted::Claimed(claim) => return Ok(Some(*claim)),
                     Attempted::Refused => return Ok(None),
-                    Attempted::Lost => {}
+                    // Contended: spread the next try.
+                    Attempted::Lost => spread = SPREAD,
                 }
                 tried += 1;
                 if tried >= MAX_CANDIDATES {
@@ -529,65 +682,18 @@ impl DispatchStore for DynamoStore {
         exit_code: Option<i32>,
         now: OffsetDateTime,
     ) -> StoreResult<Job> {
-        let mut agent_gone = false;
-        let mut sent: Option<Ending> = None;
-        for _ in 0..MAX_ROUNDS {
-            let before = self.job_item(job).await?.ok_or(StoreError::NotFound)?;
-            if let Some(ending) = &sent
-                && ending.landed(&before, attempt, now)
-            {
-                return Ok(before.into_job());
-            }
-            if before.current_attempt(attempt).is_none() || !lifecycle::is_held(before.status()) {
-                return Err(Conflict::NotHeld.into());
-            }
-            let settlement = lifecycle::settle(before.status(), end, before.retry_budget())?;
-            let index = before.attempts.len() - 1;
-            let mut after = before.clone();
-            after.status = settlement.job;
-            after.updated_at = now;
-            let current = &mut after.attempts[index];
-            current.status = settlement.attempt;
-            current.finished_at = Some(now);
-            current.exit_code = exit_code;
-            current.lease_expires_at = None;
-            let agent = current.agent_id;
-            if settlement.job.is_terminal() {
-                after.drop_secrets();
-            }
-            let keys = after.index_keys()?;
-            after.set_index_keys(&keys);
-            let mut e = lifecycle_expr(&before, &after)?;
-            set_attempt_field(
-                &mut e,
-                index,
-                "status",
-                Some(string(settlement.attempt.as_str())),
-            );
-            set_attempt_field(&mut e, index, "finished_at", Some(number(nanos(now)?)));
-            set_attempt_field(&mut e, index, "exit_code", exit_code.map(number));
-            set_attempt_field(&mut e, index, "lease_expires_at", None);
-            let release = if agent_gone {
-                None
-            } else {
-                Some(self.release_update(agent, held_member(job, attempt))?)
-            };
-            sent = Some(Ending {
-                job: settlement.job,
-                attempt: settlement.attempt,
-                exit_code,
-            });
-            match self.write_job(job, &e, release).await? {
-                WriteOutcome::Written(Some(item)) => {
-                    return decode_job(item).map(JobItem::into_job);
-                }
-                WriteOutcome::Written(None) => return Ok(after.into_job()),
-                WriteOutcome::JobChanged | WriteOutcome::Busy => {}
-                // The agent was deleted: nothing holds its capacity any more.
-                WriteOutcome::AgentRefused => agent_gone = true,
-            }
-        }
-        Err(StoreError::unavailable(Contention(job), Some(RETRY_AFTER)))
+        self.end_held(job, attempt, end, exit_code, now, None).await
+    }
+
+    async fn reap_attempt(
+        &self,
+        job: JobId,
+        attempt: u32,
+        due: Due,
+        now: OffsetDateTime,
+    ) -> StoreResult<Job> {
+        self.end_held(job, attempt, due.end(), None, now, Some(due))
+            .await
     }
 
     async fn due_attempts(&self, now: OffsetDateTime, limit: u32) -> StoreResult<Vec<HeldAttempt>> {
@@ -681,6 +787,88 @@ impl DispatchStore for DynamoStore {
 }
 
 impl DynamoStore {
+    /// `end_attempt`, and for the reaper (`due`) also conditional on the attempt
+    /// still being due at `now` (see the module docs).
+    async fn end_held(
+        &self,
+        job: JobId,
+        attempt: u32,
+        end: AttemptEnd,
+        exit_code: Option<i32>,
+        now: OffsetDateTime,
+        due: Option<Due>,
+    ) -> StoreResult<Job> {
+        let mut agent_gone = false;
+        let mut sent: Option<Ending> = None;
+        for _ in 0..MAX_ROUNDS {
+            let before = self.job_item(job).await?.ok_or(StoreError::NotFound)?;
+            if let Some(ending) = &sent
+                && ending.landed(&before, attempt, now)
+            {
+                return Ok(before.into_job());
+            }
+            if before.current_attempt(attempt).is_none() || !lifecycle::is_held(before.status()) {
+                return Err(Conflict::NotHeld.into());
+            }
+            if due.is_some_and(|due| !still_due(&before, due, now)) {
+                return Err(Conflict::NotHeld.into());
+            }
+            let settlement = lifecycle::settle(before.status(), end, before.retry_budget())?;
+            let index = before.attempts.len() - 1;
+            let mut after = before.clone();
+            after.status = settlement.job;
+            after.updated_at = now;
+            let current = &mut after.attempts[index];
+            current.status = settlement.attempt;
+            current.finished_at = Some(now);
+            current.exit_code = exit_code;
+            current.lease_expires_at = None;
+            let agent = current.agent_id;
+            if settlement.job.is_terminal() {
+                after.drop_secrets();
+            }
+            let keys = after.index_keys()?;
+            after.set_index_keys(&keys);
+            let mut e = lifecycle_expr(&before, &after)?;
+            set_attempt_field(
+                &mut e,
+                index,
+                "status",
+                Some(string(settlement.attempt.as_str())),
+            );
+            set_attempt_field(&mut e, index, "finished_at", Some(number(nanos(now)?)));
+            set_attempt_field(&mut e, index, "exit_code", exit_code.map(number));
+            set_attempt_field(&mut e, index, "lease_expires_at", None);
+            if due == Some(Due::LeaseExpired) {
+                // A renewal writes this field and nothing the condition above
+                // reads, so it is checked here, in the same write.
+                let lease = e.element("attempts", index, "lease_expires_at");
+                let cutoff = e.value(number(nanos(now)?));
+                e.condition(&format!("{lease} <= {cutoff}"));
+            }
+            let release = if agent_gone {
+                None
+            } else {
+                Some(self.release_update(agent, held_member(job, attempt))?)
+            };
+            sent = Some(Ending {
+                job: settlement.job,
+                attempt: settlement.attempt,
+                exit_code,
+            });
+            match self.write_job(job, &e, release).await? {
+                WriteOutcome::Written(Some(item)) => {
+                    return decode_job(item).map(JobItem::into_job);
+                }
+                WriteOutcome::Written(None) => return Ok(after.into_job()),
+                WriteOutcome::JobChanged | WriteOutcome::Busy => {}
+                // The agent was deleted: nothing holds its capacity any more.
+                WriteOutcome::AgentRefused => agent_gone = true,
+            }
+        }
+        Err(StoreError::unavailable(Contention(job), Some(RETRY_AFTER)))
+    }
+
     /// The jobs whose `by_lease` entry names `agent`: every page of the `lease`
     /// partition (not only the first [`REAPER_PAGES`]: this must be complete).
     async fn held_by_deleted(&self, agent: AgentId) -> StoreResult<Vec<JobId>> {

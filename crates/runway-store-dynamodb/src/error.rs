@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::CancellationReason;
 use runway_core::store::StoreError;
 
 /// How long a caller should wait after DynamoDB throttled or failed.
@@ -108,19 +109,28 @@ where
         && err.code() == Some("ConditionalCheckFailedException")
 }
 
+/// The `CancellationReason` of each action of a canceled transaction, or `None` if
+/// the transaction was not canceled.
+pub(crate) fn cancellation_reasons(
+    err: &SdkError<TransactWriteItemsError>,
+) -> Option<&[CancellationReason]> {
+    match err.as_service_error()? {
+        TransactWriteItemsError::TransactionCanceledException(canceled) => {
+            Some(canceled.cancellation_reasons())
+        }
+        _ => None,
+    }
+}
+
 /// The `CancellationReason` code of each action of a canceled transaction (`None`
 /// for an action that was fine), or `None` if the transaction was not canceled.
 pub(crate) fn cancellation_codes(err: &SdkError<TransactWriteItemsError>) -> Option<Vec<&str>> {
-    match err.as_service_error()? {
-        TransactWriteItemsError::TransactionCanceledException(canceled) => Some(
-            canceled
-                .cancellation_reasons()
-                .iter()
-                .map(|reason| reason.code().unwrap_or("None"))
-                .collect(),
-        ),
-        _ => None,
-    }
+    Some(
+        cancellation_reasons(err)?
+            .iter()
+            .map(|reason| reason.code().unwrap_or("None"))
+            .collect(),
+    )
 }
 
 /// The index of the first action whose condition failed, if that is why a

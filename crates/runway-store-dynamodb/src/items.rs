@@ -697,6 +697,12 @@ impl JobItem {
         self.attempts.get(index).filter(|a| a.number == number)
     }
 
+    /// The latest attempt's deadline ([`Attempt::deadline`]).
+    pub(crate) fn deadline(&self) -> Option<OffsetDateTime> {
+        let attempt = self.attempts.last()?;
+        Some(attempt.to_attempt().deadline(self.timeout_seconds))
+    }
+
     /// When the reaper ends the latest attempt if it is still held: its lease's end
     /// or its deadline ([`Attempt::deadline`]), whichever comes first.
     pub(crate) fn due_at(&self) -> Option<OffsetDateTime> {

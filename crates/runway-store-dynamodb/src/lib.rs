@@ -185,6 +185,9 @@ pub struct DynamoStore {
     s3: aws_sdk_s3::Client,
     /// `None` when no bucket is configured: log calls fail with [`NoLogBucket`].
     logs: Option<Arc<logs::LogBucket>>,
+    /// The claims in flight per queue, which spread contending claims over the
+    /// head of the queue (`dispatch.rs`).
+    claims_in_flight: Arc<dispatch::ClaimsInFlight>,
 }
 
 /// What a `PutItem` of a new item, conditional on its key being free, came to.
@@ -341,6 +344,7 @@ impl DynamoStore {
                     prefix: config.log_prefix.clone(),
                 })
             }),
+            claims_in_flight: Arc::default(),
         })
     }
 

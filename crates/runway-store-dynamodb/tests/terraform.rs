@@ -12,7 +12,8 @@
 //! For the job logs (`logs.tf`): the function gets the bucket, the prefix IAM is
 //! scoped to is the one the code defaults to, the function may only put, get and
 //! list under it (`iam.tf`); the DynamoDB grants are per table, from two maps that
-//! name only the code's tables (the store tests play that policy: tests/store/iam.rs),
+//! name only the code's tables (the tests' relay in front of moto, the crate
+//! `runway-moto-proxy`, plays that policy),
 //! and the bucket is private, encrypted with KMS, and expires objects after
 //! `var.job_log_retention_days` (90 by default).
 //!

@@ -59,7 +59,10 @@
 //! are one range, already in the order they fell due. `stale_queued_jobs` reads
 //! `jobs_queued_since (updated_at, id) WHERE status = 'queued'`; `held_by` reads
 //! `job_attempts_held_by`. These run on the pooled readers; the reaper acts on them
-//! with `end_attempt` and `transition_job`, which check again.
+//! with `reap_attempt` and `transition_job`, which check again. `reap_attempt` is
+//! `end_attempt` with one more condition on the attempt's `UPDATE`
+//! (`lease_expires_at <= now`, or `deadline_at <= now`), so an agent that renewed
+//! its lease after the reaper's read keeps its job.
 
 use std::sync::LazyLock;
 
@@ -69,7 +72,7 @@ use runway_core::id::{AgentId, JobId};
 use runway_core::job::{Attempt, Job};
 use runway_core::lifecycle::{self, AttemptEnd, JobStatus, RetryBudget};
 use runway_core::store::{
-    Claim, ClaimRequest, Conflict, DispatchStore, HeldAttempt, StoreError, StoreResult,
+    Claim, ClaimRequest, Conflict, DispatchStore, Due, HeldAttempt, StoreError, StoreResult,
 };
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 use time::OffsetDateTime;
@@ -125,6 +128,18 @@ static END_JOB: LazyLock<String> = LazyLock::new(|| {
          WHERE id = ?1 AND status = ?4 RETURNING {JOB_COLUMNS}"
     )
 });
+
+/// An attempt's side of its end: `?3` its status, `?4` `finished_at`, `?5` the
+/// exit code.
+const END_ATTEMPT: &str = "UPDATE job_attempts \
+     SET status = ?3, finished_at = ?4, exit_code = ?5, lease_expires_at = NULL \
+     WHERE job_id = ?1 AND number = ?2 AND lease_expires_at IS NOT NULL";
+/// [`END_ATTEMPT`] for the reaper, only while the lease has run out at `?4`.
+static REAP_EXPIRED_LEASE: LazyLock<String> =
+    LazyLock::new(|| format!("{END_ATTEMPT} AND lease_expires_at <= ?4"));
+/// [`END_ATTEMPT`] for the reaper, only once the deadline has passed at `?4`.
+static REAP_PAST_DEADLINE: LazyLock<String> =
+    LazyLock::new(|| format!("{END_ATTEMPT} AND deadline_at <= ?4"));
 
 /// The job `agent` should claim now, if any; see the module docs. Runs on a reader
 /// (the fast "no") and again inside the claim's transaction (the decision).
@@ -373,40 +388,17 @@ impl DispatchStore for SqliteStore {
         exit_code: Option<i32>,
         now: OffsetDateTime,
     ) -> StoreResult<Job> {
-        let now = ts(now)?;
-        self.db
-            .write(move |conn| {
-                let tx = begin(conn)?;
-                let current = current(&tx, job, attempt)?;
-                let settled = lifecycle::settle(current.status, end, current.budget)?;
-                update_held_attempt(
-                    &tx,
-                    "UPDATE job_attempts SET status = ?3, finished_at = ?4, exit_code = ?5, \
-                     lease_expires_at = NULL \
-                     WHERE job_id = ?1 AND number = ?2 AND lease_expires_at IS NOT NULL",
-                    params![
-                        job.to_string(),
-                        attempt,
-                        settled.attempt.as_str(),
-                        now,
-                        exit_code
-                    ],
-                )?;
-                let ended = job_row(
-                    &tx,
-                    job,
-                    &END_JOB,
-                    params![
-                        job.to_string(),
-                        settled.job.as_str(),
-                        now,
-                        current.status.as_str(),
-                        settled.job.is_terminal(),
-                    ],
-                )?;
-                tx.commit().map_err(store_error)?;
-                Ok(ended)
-            })
+        self.end_held(job, attempt, end, exit_code, now, None).await
+    }
+
+    async fn reap_attempt(
+        &self,
+        job: JobId,
+        attempt: u32,
+        due: Due,
+        now: OffsetDateTime,
+    ) -> StoreResult<Job> {
+        self.end_held(job, attempt, due.end(), None, now, Some(due))
             .await
     }
 
@@ -440,6 +432,61 @@ impl DispatchStore for SqliteStore {
                 .query_map([agent.to_string()], held_attempt)?
                 .collect()
         })
+    }
+}
+
+impl SqliteStore {
+    /// `end_attempt`, and for the reaper (`due`) also conditional on the attempt
+    /// still being due at `now`: the attempt's `UPDATE` then carries `AND
+    /// lease_expires_at <= now` (or `deadline_at <= now`), so a lease renewed
+    /// since the reaper's read leaves it unchanged, which is `NotHeld`.
+    async fn end_held(
+        &self,
+        job: JobId,
+        attempt: u32,
+        end: AttemptEnd,
+        exit_code: Option<i32>,
+        now: OffsetDateTime,
+        due: Option<Due>,
+    ) -> StoreResult<Job> {
+        let now = ts(now)?;
+        self.db
+            .write(move |conn| {
+                let tx = begin(conn)?;
+                let current = current(&tx, job, attempt)?;
+                let settled = lifecycle::settle(current.status, end, current.budget)?;
+                let sql: &str = match due {
+                    None => END_ATTEMPT,
+                    Some(Due::LeaseExpired) => &REAP_EXPIRED_LEASE,
+                    Some(Due::PastDeadline) => &REAP_PAST_DEADLINE,
+                };
+                update_held_attempt(
+                    &tx,
+                    sql,
+                    params![
+                        job.to_string(),
+                        attempt,
+                        settled.attempt.as_str(),
+                        now,
+                        exit_code
+                    ],
+                )?;
+                let ended = job_row(
+                    &tx,
+                    job,
+                    &END_JOB,
+                    params![
+                        job.to_string(),
+                        settled.job.as_str(),
+                        now,
+                        current.status.as_str(),
+                        settled.job.is_terminal(),
+                    ],
+                )?;
+                tx.commit().map_err(store_error)?;
+                Ok(ended)
+            })
+            .await
     }
 }
 

@@ -312,6 +312,40 @@ async fn a_job_token_works_only_for_its_own_job() {
 }
 
 #[tokio::test]
+async fn a_lease_call_right_after_start_extends_nothing_and_one_later_extends_the_lease() {
+    // A 4 s lease is renewed every second; a lease extended within the last
+    // quarter of that (250 ms) is not extended again.
+    let app = TestApp::with_service(
+        service(DispatchSettings {
+            lease: time::Duration::seconds(4),
+            ..DispatchSettings::default()
+        }),
+        ApiConfig::default(),
+    )
+    .await;
+    let (admin, _, id, token, _) = claimed(&app, json!({"name": "j", "script": "true"})).await;
+    let started = job_call(&app, &id, &token, "start", None).await.json();
+    let at_start = started["lease_expires_at"].clone();
+    let stored = |job: Value| job["attempts"][0]["lease_expires_at"].clone();
+    let soon = job_call(&app, &id, &token, "lease", None).await;
+    assert_eq!(soon.status, StatusCode::OK);
+    assert_eq!(
+        soon.json()["lease_expires_at"],
+        at_start,
+        "not extended again"
+    );
+    assert_eq!(soon.json()["cancel"], false);
+    let job = app.get(&format!("/api/v1/jobs/{id}"), Some(&admin)).await;
+    assert_eq!(stored(job.json()), at_start);
+
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let later = job_call(&app, &id, &token, "lease", None).await.json();
+    assert_ne!(later["lease_expires_at"], at_start, "extended: {later}");
+    let job = app.get(&format!("/api/v1/jobs/{id}"), Some(&admin)).await;
+    assert_eq!(stored(job.json()), later["lease_expires_at"]);
+}
+
+#[tokio::test]
 async fn a_cancel_reaches_the_agent_through_its_lease_and_its_heartbeat() {
     let app = TestApp::new().await;
     let (admin, agent, id, token, _) =

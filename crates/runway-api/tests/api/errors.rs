@@ -19,7 +19,7 @@ use runway_core::page::Page;
 use runway_core::secret::{IssuedToken, TokenHash};
 use runway_core::session::Session;
 use runway_core::store::{
-    AgentQuery, AgentStore, AuditQuery, AuditStore, Claim, ClaimRequest, DispatchStore,
+    AgentQuery, AgentStore, AuditQuery, AuditStore, Claim, ClaimRequest, DispatchStore, Due,
     HeldAttempt, JobQuery, JobStore, LogStore, RegistrationTokenStore, SessionStore, StoreError,
     StoreHealth, StoreResult, UserStore,
 };
@@ -278,6 +278,9 @@ impl DispatchStore for FailingStore {
         _: Option<i32>,
         _: OffsetDateTime,
     ) -> StoreResult<Job> {
+        self.fail()
+    }
+    async fn reap_attempt(&self, _: JobId, _: u32, _: Due, _: OffsetDateTime) -> StoreResult<Job> {
         self.fail()
     }
     async fn due_attempts(&self, _: OffsetDateTime, _: u32) -> StoreResult<Vec<HeldAttempt>> {

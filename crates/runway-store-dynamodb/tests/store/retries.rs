@@ -6,8 +6,9 @@
 //! next job. On DynamoDB a retried `TransactWriteItems` is caught by its
 //! idempotency token (the SDK sets `ClientRequestToken` once per call); moto
 //! ignores the token, so here every retry reaches the store's own recognition,
-//! which is what these tests check. The proxy (`support.rs`) lets the request
-//! reach moto, then answers with a 500 instead of moto's response, once.
+//! which is what these tests check. The proxy (`runway-moto-proxy`) lets the
+//! request reach moto, then answers with a 500 instead of moto's response: once,
+//! or for every attempt the SDK makes, when the call fails although it landed.
 
 use runway_core::job::JobSecrets;
 use runway_core::lifecycle::{AttemptEnd, JobStatus};
@@ -49,6 +50,29 @@ async fn a_claim_whose_response_was_lost_returns_that_job_and_not_the_next_one()
         held_set(&f.store, agent.id).await,
         [format!("{}#1", first.id)]
     );
+}
+
+#[tokio::test]
+async fn a_claim_that_landed_although_every_attempt_failed_is_returned_not_orphaned() {
+    let f = fixture().await;
+    let j = job("default", 0, &[]);
+    f.store.create_job(&j).await.expect("create");
+    let agent = runner(&f.store, "default", &[], 1).await;
+    let request = claim_request(&agent, t0());
+
+    // The first attempt claims the job; its retries fail on that write. Every
+    // answer is lost, so the SDK gives up with a 500.
+    f.proxy.lose_next_n("TransactWriteItems", "list_append", 3);
+    let c = f
+        .store
+        .claim_job(&request, t0())
+        .await
+        .expect("claim")
+        .expect("the job it claimed");
+    assert_eq!(f.proxy.lost(), 3, "every attempt's answer was lost");
+    assert_eq!(c.job.id, j.id);
+    assert_eq!(c.attempt.job_token_hash, request.job_token);
+    assert_eq!(held_set(&f.store, agent.id).await, [format!("{}#1", j.id)]);
 }
 
 #[tokio::test]

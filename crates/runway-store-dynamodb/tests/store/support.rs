@@ -9,28 +9,16 @@
 //!
 //! ## The proxy in front of moto
 //!
-//! DynamoDB calls go through [`Proxy`], a few dozen lines of HTTP/1.1 relay on a
-//! loopback port, for three reasons:
-//!
-//! * **DynamoDB's atomicity.** On DynamoDB every request is atomic, a transaction
-//!   included. moto's are not, across its server threads: a transaction that is
-//!   canceled restores a deep copy of every table it touched, taken before it began,
-//!   so a concurrent request's committed write can vanish. The proxy passes one
-//!   request at a time to moto, which makes each atomic, as DynamoDB's are, while
-//!   the store's calls (a read, a transaction, a re-read, …) still interleave freely
-//!   between concurrent callers: the races the concurrency tests are about.
-//! * **IAM.** Every request is checked against the function's IAM policy in
-//!   `iam.tf` and refused as IAM would refuse it if the policy does not grant it
-//!   (`iam.rs`), so a store change that needs a new permission fails here, not in
-//!   a deployment.
-//! * **Lost responses.** [`Proxy::lose_next`] lets a request reach moto and then
-//!   answers the client with a 500 instead of moto's response, once: the SDK
-//!   retries a write that already landed, which is how the store's "recognise our
-//!   own write" paths get exercised.
+//! DynamoDB calls go through [`Proxy`] (the `runway-moto-proxy` crate, shared with
+//! the end-to-end stories), which passes one request at a time to moto: moto's
+//! transactions are not atomic across its threads (a canceled one puts back a copy
+//! of every table it touched, undoing concurrent writes), DynamoDB's are. The
+//! store's calls still interleave freely between concurrent callers, which is what
+//! the concurrency tests race. [`Proxy::lose_next`] loses one response, so that the
+//! SDK retries a write that landed and the store's "recognise our own write" paths
+//! get exercised.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 
 use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::config::Credentials;
@@ -42,8 +30,8 @@ use runway_core::secret::TokenHash;
 use runway_core::store::{AgentStore, Claim, ClaimRequest, DispatchStore, RegistrationTokenStore};
 use runway_store_dynamodb::{DynamoConfig, DynamoStore};
 use time::{Duration, OffsetDateTime};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+
+pub use runway_moto_proxy::Proxy;
 
 /// The variable naming the emulator.
 pub const ENDPOINT_VAR: &str = "RUNWAY_TEST_DYNAMODB_ENDPOINT";
@@ -110,7 +98,7 @@ pub struct Fixture {
 
 /// A store on its own, freshly created tables and bucket, behind its own [`Proxy`].
 pub async fn fixture() -> Fixture {
-    let proxy = Proxy::start(endpoint()).await;
+    let proxy = Proxy::start(&endpoint()).await;
     let store =
         DynamoStore::connect_with(&config(proxy.endpoint.clone(), unique_prefix()), loader())
             .await
@@ -126,207 +114,6 @@ pub async fn fresh_store() -> DynamoStore {
     let Fixture { store, proxy } = fixture().await;
     proxy.detach();
     store
-}
-
-/// Which request a [`Proxy`] loses the response of.
-type Matcher = Box<dyn Fn(&str, &[u8]) -> bool + Send + Sync>;
-
-/// A loopback HTTP/1.1 relay to moto: one request at a time, and optionally one
-/// response lost (see the module docs). It serves until dropped.
-pub struct Proxy {
-    /// `http://127.0.0.1:<port>`.
-    pub endpoint: String,
-    state: Arc<ProxyState>,
-    /// Aborted on drop, unless [`Proxy::detach`]ed.
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl std::fmt::Debug for Proxy {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Proxy")
-            .field("endpoint", &self.endpoint)
-            .finish()
-    }
-}
-
-struct ProxyState {
-    /// `host:port` of moto.
-    upstream: String,
-    /// Held while one request is at moto.
-    one_at_a_time: tokio::sync::Mutex<()>,
-    lose: Mutex<Option<Matcher>>,
-    lost: AtomicUsize,
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
-    }
-}
-
-impl Proxy {
-    /// Starts a relay to `upstream` (`http://host:port`) on a free loopback port.
-    pub async fn start(upstream: String) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let endpoint = format!("http://{}", listener.local_addr().expect("address"));
-        let state = Arc::new(ProxyState {
-            upstream: upstream
-                .trim_start_matches("http://")
-                .trim_end_matches('/')
-                .to_owned(),
-            one_at_a_time: tokio::sync::Mutex::new(()),
-            lose: Mutex::new(None),
-            lost: AtomicUsize::new(0),
-        });
-        let shared = Arc::clone(&state);
-        let task = tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                tokio::spawn(relay(client, Arc::clone(&shared)));
-            }
-        });
-        Self {
-            endpoint,
-            state,
-            task: Some(task),
-        }
-    }
-
-    /// Lets the relay serve until the runtime ends, without this handle.
-    pub fn detach(mut self) {
-        self.task = None;
-    }
-
-    /// Loses the response of the next request whose `X-Amz-Target` ends with
-    /// `operation` (`TransactWriteItems`, `UpdateItem`, …) and whose body contains
-    /// `marker`: moto applies it, the client gets a 500 and retries.
-    pub fn lose_next(&self, operation: &'static str, marker: &'static str) {
-        *self.state.lose.lock().expect("lock") = Some(Box::new(move |target, body| {
-            target.ends_with(&format!(".{operation}"))
-                && body.windows(marker.len()).any(|w| w == marker.as_bytes())
-        }));
-    }
-
-    /// How many responses have been lost so far.
-    pub fn lost(&self) -> usize {
-        self.state.lost.load(Ordering::SeqCst)
-    }
-}
-
-/// One HTTP/1.1 message: the head (request or status line and headers) and body.
-struct Message {
-    head: String,
-    body: Vec<u8>,
-}
-
-impl Message {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.head.lines().skip(1).find_map(|line| {
-            let (key, value) = line.split_once(':')?;
-            key.trim().eq_ignore_ascii_case(name).then(|| value.trim())
-        })
-    }
-
-    fn bytes(&self) -> Vec<u8> {
-        let mut bytes = self.head.clone().into_bytes();
-        bytes.extend_from_slice(&self.body);
-        bytes
-    }
-}
-
-/// Reads one message with a `Content-Length` body (every DynamoDB request and
-/// response has one); without one, a request has no body and a response runs to
-/// EOF. `None` at EOF before a message.
-async fn read_message<R: tokio::io::AsyncRead + Unpin>(
-    reader: &mut BufReader<R>,
-    request: bool,
-) -> std::io::Result<Option<Message>> {
-    let mut head = String::new();
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).await? == 0 {
-            return Ok(None);
-        }
-        head.push_str(&line);
-        if line == "\r\n" {
-            break;
-        }
-    }
-    let mut message = Message {
-        head,
-        body: Vec::new(),
-    };
-    match message.header("content-length").map(str::parse::<usize>) {
-        Some(Ok(length)) => {
-            message.body = vec![0; length];
-            reader.read_exact(&mut message.body).await?;
-        }
-        _ if request => {}
-        _ => {
-            reader.read_to_end(&mut message.body).await?;
-        }
-    }
-    Ok(Some(message))
-}
-
-async fn relay(client: TcpStream, state: Arc<ProxyState>) {
-    let (read, mut write) = client.into_split();
-    let mut reader = BufReader::new(read);
-    while let Ok(Some(request)) = read_message(&mut reader, true).await {
-        let target = request
-            .header("x-amz-target")
-            .unwrap_or_default()
-            .to_owned();
-        if let Some(need) = crate::iam::refused(&target, &request.body) {
-            if write
-                .write_all(crate::iam::denial(&need).as_bytes())
-                .await
-                .is_err()
-            {
-                return;
-            }
-            continue;
-        }
-        let response = {
-            let _one = state.one_at_a_time.lock().await;
-            let Ok(upstream) = TcpStream::connect(&state.upstream).await else {
-                return;
-            };
-            let (up_read, mut up_write) = upstream.into_split();
-            if up_write.write_all(&request.bytes()).await.is_err() {
-                return;
-            }
-            match read_message(&mut BufReader::new(up_read), false).await {
-                Ok(Some(response)) => response,
-                _ => return,
-            }
-        };
-        let lose = {
-            let mut matcher = state.lose.lock().expect("lock");
-            let hit = matcher.as_ref().is_some_and(|m| m(&target, &request.body));
-            if hit {
-                *matcher = None;
-            }
-            hit
-        };
-        if lose {
-            state.lost.fetch_add(1, Ordering::SeqCst);
-            let body = r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"the test proxy lost the response"}"#;
-            let lost = format!(
-                "HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/x-amz-json-1.0\r\n\
-                 x-amzn-ErrorType: InternalServerError\r\nContent-Length: {}\r\n\
-                 Connection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = write.write_all(lost.as_bytes()).await;
-            return;
-        }
-        let framed = response.header("content-length").is_some();
-        if write.write_all(&response.bytes()).await.is_err() || !framed {
-            return;
-        }
-    }
 }
 
 // ---------------------------------------------------------------- records

@@ -27,7 +27,7 @@ resource "aws_iam_role" "function" {
 locals {
   # Exactly the DynamoDB actions the function's code calls, table by table: the
   # store tests' proxy in front of moto plays this policy and refuses any other call
-  # (crates/runway-store-dynamodb/tests/store/iam.rs), so a store change that needs
+  # (crates/runway-moto-proxy/src/iam.rs), so a store change that needs
   # a new permission fails its tests, and `RUNWAY_TEST_IAM_RECORD=FILE` lists what a
   # test run called. What calls each:
   #   GetItem            point reads: a user, a session, a lookup (username, token

@@ -4,13 +4,14 @@
 //! table, exactly the DynamoDB actions its code calls (`local.table_actions` for a
 //! table's items, `local.index_actions` for its indexes). Nothing would tell us, short
 //! of a deployment, that a change to the store calls an action the policy does not
-//! grant. So the proxy in front of moto (`support.rs`) plays IAM: it works out, from
+//! grant. So the relay plays IAM: it works out, from
 //! each request's `X-Amz-Target` and body, every (action, table or index) the request
 //! needs, the way IAM authorizes it (a `TransactWriteItems` needs the `PutItem`,
 //! `UpdateItem`, `DeleteItem` or `ConditionCheckItem` of each of its items; a
 //! `BatchGetItem` needs `BatchGetItem` on each table it reads), and refuses the request
 //! with DynamoDB's `AccessDeniedException` if `iam.tf` does not grant one of them. A
-//! store test that makes such a call fails, naming the action and table.
+//! store test or end-to-end story that makes such a call fails, naming the action
+//! and table.
 //!
 //! Table management (`CreateTable`, `DescribeTable`, `UpdateTimeToLive`, …) is exempt:
 //! only `runway dynamodb create-tables` and the fixtures call it, from an operator's
@@ -39,18 +40,18 @@ const MANAGEMENT: &[&str] = &[
 ];
 
 /// What one request needs: (action, table suffix, whether on an index).
-pub type Need = (String, String, bool);
+pub(crate) type Need = (String, String, bool);
 
 /// The grants of `iam.tf`: table suffix → actions on its items, and on its indexes.
 #[derive(Debug, Default)]
-pub struct Grants {
-    pub items: BTreeMap<String, BTreeSet<String>>,
-    pub indexes: BTreeMap<String, BTreeSet<String>>,
+pub(crate) struct Grants {
+    pub(crate) items: BTreeMap<String, BTreeSet<String>>,
+    pub(crate) indexes: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl Grants {
     /// Whether `need` is granted.
-    pub fn allow(&self, (action, table, index): &Need) -> bool {
+    pub(crate) fn allow(&self, (action, table, index): &Need) -> bool {
         let map = if *index { &self.indexes } else { &self.items };
         map.get(table)
             .is_some_and(|actions| actions.contains(action))
@@ -58,7 +59,7 @@ impl Grants {
 }
 
 /// The grants, parsed once from `iam.tf`.
-pub fn grants() -> &'static Grants {
+pub(crate) fn grants() -> &'static Grants {
     static GRANTS: OnceLock<Grants> = OnceLock::new();
     GRANTS.get_or_init(|| {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -104,7 +105,8 @@ fn action_map(body: &Body, name: &str) -> BTreeMap<String, BTreeSet<String>> {
 /// Checks a parse of `iam.tf` never yields an empty policy (a map the parser
 /// misread would make every request "not granted", which the tests would show,
 /// but an empty one must not pass silently either).
-pub fn assert_nonempty(grants: &Grants) {
+#[cfg(test)]
+fn assert_nonempty(grants: &Grants) {
     assert!(
         !grants.items.is_empty() && !grants.indexes.is_empty(),
         "iam.tf's table_actions and index_actions must not be empty"
@@ -126,7 +128,7 @@ fn table_of(v: &Value) -> Option<String> {
 
 /// What a request (its `X-Amz-Target` and JSON body) needs from IAM; empty for
 /// table management.
-pub fn needs(target: &str, body: &[u8]) -> Vec<Need> {
+pub(crate) fn needs(target: &str, body: &[u8]) -> Vec<Need> {
     let action = target.rsplit('.').next().unwrap_or_default();
     if action.is_empty() || MANAGEMENT.contains(&action) {
         return Vec::new();
@@ -178,7 +180,7 @@ pub fn needs(target: &str, body: &[u8]) -> Vec<Need> {
 
 /// The first need the policy does not grant, if any; records every need when
 /// `RUNWAY_TEST_IAM_RECORD` is set.
-pub fn refused(target: &str, body: &[u8]) -> Option<Need> {
+pub(crate) fn refused(target: &str, body: &[u8]) -> Option<Need> {
     let needs = needs(target, body);
     if let Some(path) = std::env::var_os("RUNWAY_TEST_IAM_RECORD")
         && let Ok(mut file) = std::fs::OpenOptions::new()
@@ -201,7 +203,7 @@ pub fn refused(target: &str, body: &[u8]) -> Option<Need> {
 }
 
 /// The `AccessDeniedException` response for a refused need.
-pub fn denial((action, table, index): &Need) -> String {
+pub(crate) fn denial((action, table, index): &Need) -> String {
     let on = if *index {
         format!("an index of `{table}`")
     } else {
@@ -217,46 +219,51 @@ pub fn denial((action, table, index): &Need) -> String {
     )
 }
 
-#[test]
-fn the_policy_parses_into_grants_for_items_and_indexes() {
-    let grants = grants();
-    assert_nonempty(grants);
-    assert!(grants.allow(&("PutItem".into(), "audit".into(), false)));
-    assert!(!grants.allow(&("UpdateItem".into(), "audit".into(), false)));
-    assert!(!grants.allow(&("DeleteItem".into(), "audit".into(), false)));
-    assert!(!grants.allow(&("Scan".into(), "jobs".into(), false)));
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-#[test]
-fn a_transaction_needs_the_action_of_each_of_its_items_on_each_table() {
-    let body = br#"{"TransactItems":[
-        {"Update":{"TableName":"t01_jobs","Key":{}}},
-        {"Put":{"TableName":"t01_audit","Item":{}}},
-        {"ConditionCheck":{"TableName":"t01_registration_tokens","Key":{}}}]}"#;
-    assert_eq!(
-        needs("DynamoDB_20120810.TransactWriteItems", body),
-        vec![
-            ("UpdateItem".to_owned(), "jobs".to_owned(), false),
-            ("PutItem".to_owned(), "audit".to_owned(), false),
-            (
-                "ConditionCheckItem".to_owned(),
-                "registration_tokens".to_owned(),
-                false
+    #[test]
+    fn the_policy_parses_into_grants_for_items_and_indexes() {
+        let grants = grants();
+        assert_nonempty(grants);
+        assert!(grants.allow(&("PutItem".into(), "audit".into(), false)));
+        assert!(!grants.allow(&("UpdateItem".into(), "audit".into(), false)));
+        assert!(!grants.allow(&("DeleteItem".into(), "audit".into(), false)));
+        assert!(!grants.allow(&("Scan".into(), "jobs".into(), false)));
+    }
+
+    #[test]
+    fn a_transaction_needs_the_action_of_each_of_its_items_on_each_table() {
+        let body = br#"{"TransactItems":[
+            {"Update":{"TableName":"t01_jobs","Key":{}}},
+            {"Put":{"TableName":"t01_audit","Item":{}}},
+            {"ConditionCheck":{"TableName":"t01_registration_tokens","Key":{}}}]}"#;
+        assert_eq!(
+            needs("DynamoDB_20120810.TransactWriteItems", body),
+            vec![
+                ("UpdateItem".to_owned(), "jobs".to_owned(), false),
+                ("PutItem".to_owned(), "audit".to_owned(), false),
+                (
+                    "ConditionCheckItem".to_owned(),
+                    "registration_tokens".to_owned(),
+                    false
+                ),
+            ]
+        );
+        assert_eq!(
+            needs(
+                "DynamoDB_20120810.Query",
+                br#"{"TableName":"t01_jobs","IndexName":"claimable"}"#
             ),
-        ]
-    );
-    assert_eq!(
-        needs(
-            "DynamoDB_20120810.Query",
-            br#"{"TableName":"t01_jobs","IndexName":"claimable"}"#
-        ),
-        vec![("Query".to_owned(), "jobs".to_owned(), true)]
-    );
-    assert!(
-        needs(
-            "DynamoDB_20120810.CreateTable",
-            br#"{"TableName":"t01_jobs"}"#
-        )
-        .is_empty()
-    );
+            vec![("Query".to_owned(), "jobs".to_owned(), true)]
+        );
+        assert!(
+            needs(
+                "DynamoDB_20120810.CreateTable",
+                br#"{"TableName":"t01_jobs"}"#
+            )
+            .is_empty()
+        );
+    }
 }
