@@ -1,22 +1,30 @@
 //! `/docs`: the interactive API docs, served entirely from the binary.
 //!
-//! The page is Swagger UI, vendored unchanged from the npm package
-//! `swagger-ui-dist` ([`SWAGGER_UI_VERSION`]; its integrity and the files' SHA-256
-//! are pinned in this module's tests and in `assets/swagger-ui/README.md`, which
-//! says how to update them) and embedded with `include_bytes!`. It was chosen over
-//! the Scalar page `utoipa-scalar` renders, which loads its script from a CDN,
-//! unpinned; and over the `utoipa-swagger-ui` crate, whose build script unpacks and
-//! embeds the whole distribution (about 11 MB, source maps included) where the page
-//! needs two files (2 MB): the binary is also the Lambda zip.
+//! The UI is Swagger UI as the `utoipa-swagger-ui` crate embeds it. With its
+//! `vendored` feature the crate's build script unpacks the release archive that the
+//! `utoipa-swagger-ui-vendored` crate carries, so the build downloads nothing and
+//! `Cargo.lock` pins the exact files through the two crates' checksums (under
+//! `vendored` the script ignores `SWAGGER_UI_DOWNLOAD_URL`; it would still replace
+//! files with those of a `SWAGGER_UI_OVERWRITE_FOLDER`, which nothing here sets).
+//! The crate also writes the start-up script, `swagger-initializer.js`, from
+//! [`config`]: this server's own document, the base layout, no online validator.
 //!
-//! Only `assets/docs.html` and `assets/runway-docs.js` are Runway's own: the page
-//! and its start-up script, a file rather than inline, so the page's CSP
-//! (`security::HTML_CSP`: `'self'` only, no inline script) holds with no exception.
-//! Every URL in them is relative, so the page works behind a path prefix too.
+//! The page, `assets/docs.html`, is Runway's own. The crate's `index.html` names its
+//! files `./…`, so it has to live at `/docs/`; the crate's axum router sends `/docs`
+//! there by a redirect to an absolute path, which breaks behind a proxy that serves
+//! Runway under a path prefix. Ours is served at `/docs` itself, names its files
+//! `docs/assets/…` (relative, so a prefix works) and has no inline script, so the
+//! page's CSP (`security::HTML_CSP`: `'self'` only) holds with no exception. Hence
+//! only the crate's framework-free `serve` is used, not its axum feature.
 //!
-//! Assets are answered with their exact content type (`X-Content-Type-Options:
-//! nosniff` makes browsers insist on it) and may be cached for a day; the page
-//! names them with `?v=<version>`, so an upgrade is fetched at once.
+//! Only the files the page loads are served ([`ASSETS`]), each with its exact
+//! content type (`X-Content-Type-Options: nosniff` makes browsers insist on it);
+//! anything else the crate embeds (the ES-module bundles, the OAuth2 redirect page)
+//! is a 404. Assets may be cached for a day: the page names them with `?v=` and a
+//! hash of their bytes, so a new release is fetched at once.
+
+use std::borrow::Cow;
+use std::sync::{Arc, LazyLock};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -24,52 +32,94 @@ use axum::extract::Path;
 use axum::http::{HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use sha2::{Digest as _, Sha256};
+use utoipa_swagger_ui::Config;
 
 use crate::AppState;
 use crate::error::ApiError;
 
-/// The vendored release of `swagger-ui-dist`.
-pub(crate) const SWAGGER_UI_VERSION: &str = "5.35.0";
+const JAVASCRIPT: &str = "text/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
 
-/// One file under `/docs/assets/`.
-pub(crate) struct Asset {
-    /// Its name in the URL.
-    pub(crate) name: &'static str,
-    /// Its `Content-Type`.
-    pub(crate) content_type: &'static str,
-    /// The bytes.
-    pub(crate) bytes: &'static [u8],
-}
-
-/// Everything the page loads.
-pub(crate) const ASSETS: &[Asset] = &[
-    Asset {
-        name: "swagger-ui-bundle.js",
-        content_type: "text/javascript; charset=utf-8",
-        bytes: include_bytes!("../assets/swagger-ui/swagger-ui-bundle.js"),
-    },
-    Asset {
-        name: "swagger-ui.css",
-        content_type: "text/css; charset=utf-8",
-        bytes: include_bytes!("../assets/swagger-ui/swagger-ui.css"),
-    },
-    Asset {
-        name: "runway-docs.js",
-        content_type: "text/javascript; charset=utf-8",
-        bytes: include_bytes!("../assets/runway-docs.js"),
-    },
+/// The files under `/docs/assets/` that the page loads, with their `Content-Type`,
+/// in the order the page names them.
+pub(crate) const ASSETS: &[(&str, &str)] = &[
+    ("swagger-ui.css", CSS),
+    ("index.css", CSS),
+    ("swagger-ui-bundle.js", JAVASCRIPT),
+    ("swagger-ui-standalone-preset.js", JAVASCRIPT),
+    ("swagger-initializer.js", JAVASCRIPT),
 ];
 
+/// How Swagger UI starts. `openapi.json` is relative to the page, `/docs`, so it is
+/// `/openapi.json`, or the same under a proxy's path prefix.
+fn config() -> Config<'static> {
+    Config::new(["openapi.json"])
+        // No top bar with a box to load other documents: this page shows one.
+        .use_base_layout()
+        // No badge fetched from swagger.io's online validator.
+        .validator_url("none")
+}
+
+/// One file of [`ASSETS`], read once from the crate.
+struct Asset {
+    name: &'static str,
+    content_type: &'static str,
+    bytes: Bytes,
+}
+
+/// [`ASSETS`] as the crate serves them; a file it lacks is left out (and a test
+/// fails).
+static FILES: LazyLock<Vec<Asset>> = LazyLock::new(|| {
+    let config = Arc::new(config());
+    ASSETS
+        .iter()
+        .filter_map(|&(name, content_type)| {
+            match utoipa_swagger_ui::serve(name, Arc::clone(&config)) {
+                Ok(Some(file)) => Some(Asset {
+                    name,
+                    content_type,
+                    bytes: match file.bytes {
+                        Cow::Borrowed(bytes) => Bytes::from_static(bytes),
+                        Cow::Owned(bytes) => Bytes::from(bytes),
+                    },
+                }),
+                Ok(None) => {
+                    tracing::error!(file = name, "Swagger UI has no such file");
+                    None
+                }
+                Err(error) => {
+                    tracing::error!(file = name, %error, "Swagger UI file failed to render");
+                    None
+                }
+            }
+        })
+        .collect()
+});
+
+/// The first 8 bytes of a SHA-256 over every asset, in hex: the page's `?v=`.
+static VERSION: LazyLock<String> = LazyLock::new(|| {
+    let mut hash = Sha256::new();
+    for asset in FILES.iter() {
+        hash.update(asset.name.as_bytes());
+        hash.update(&asset.bytes);
+    }
+    hash.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+});
+
 /// The page, with the version filled in once.
-static PAGE: std::sync::LazyLock<Bytes> = std::sync::LazyLock::new(|| {
-    Bytes::from(include_str!("../assets/docs.html").replace("{version}", SWAGGER_UI_VERSION))
+static PAGE: LazyLock<Bytes> = LazyLock::new(|| {
+    Bytes::from(include_str!("../assets/docs.html").replace("{version}", &VERSION))
 });
 
 /// How long browsers may keep an asset: a day (the page's `?v=` changes with it).
 const ASSET_CACHE: &str = "public, max-age=86400";
 
 async fn asset(Path(name): Path<String>) -> Result<Response, ApiError> {
-    let found = ASSETS
+    let found = FILES
         .iter()
         .find(|a| a.name == name)
         .ok_or_else(|| ApiError::not_found("docs asset"))?;
@@ -81,7 +131,7 @@ async fn asset(Path(name): Path<String>) -> Result<Response, ApiError> {
             ),
             (header::CACHE_CONTROL, HeaderValue::from_static(ASSET_CACHE)),
         ],
-        Bytes::from_static(found.bytes),
+        found.bytes.clone(),
     )
         .into_response())
 }
@@ -95,53 +145,35 @@ pub(crate) fn routes() -> Router<AppState> {
 
 #[cfg(test)]
 mod tests {
-    use sha2::{Digest as _, Sha256};
-
     use super::*;
 
-    /// The npm tarball's integrity, as `npm view swagger-ui-dist@5.35.0
-    /// dist.integrity` prints it.
-    const SWAGGER_UI_INTEGRITY: &str = "sha512-U06rpMtW9V3XPGOBeamTUSr0Z09jMX4IJuANpE/EZbAhw0G8CgwrzU4YmXkn/h0wCDNsXdGarTNNHC3sU8yVUQ==";
-
-    /// SHA-256 of each vendored file, as `sha256sum` prints it.
-    const PINNED: &[(&str, &str)] = &[
-        (
-            "swagger-ui-bundle.js",
-            "e6a898692f2d768e807c3ba4626068a69a2c5dd960dd6c76f3e4d3a3de180af2",
-        ),
-        (
-            "swagger-ui.css",
-            "5ed08757e53da3e026d6cbecc61fe5d43585c9560b302d534ad56692519a273d",
-        ),
-    ];
-
     #[test]
-    fn the_vendored_swagger_ui_is_the_pinned_release() {
-        let readme = include_str!("../assets/swagger-ui/README.md");
-        assert!(readme.contains(&format!("swagger-ui-dist@{SWAGGER_UI_VERSION}")));
-        assert!(readme.contains(SWAGGER_UI_INTEGRITY));
-        for &(name, pinned) in PINNED {
-            let asset = ASSETS.iter().find(|a| a.name == name).unwrap();
-            let actual: String = Sha256::digest(asset.bytes)
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
-            assert_eq!(actual, pinned, "{} is not the vendored file", asset.name);
-            assert!(
-                readme.contains(pinned),
-                "the README lacks {}'s hash",
-                asset.name
-            );
-        }
+    fn the_crate_has_every_file_the_page_loads() {
+        let names: Vec<&str> = FILES.iter().map(|a| a.name).collect();
+        let wanted: Vec<&str> = ASSETS.iter().map(|&(name, _)| name).collect();
+        assert_eq!(names, wanted);
+        assert!(FILES.iter().all(|a| !a.bytes.is_empty()));
+        assert_eq!(VERSION.len(), 16);
     }
 
     #[test]
     fn the_page_names_every_asset_by_a_relative_url_with_the_version() {
         let page = String::from_utf8(PAGE.to_vec()).unwrap();
-        for asset in ASSETS {
-            let url = format!("\"docs/assets/{}?v={SWAGGER_UI_VERSION}\"", asset.name);
+        for &(name, _) in ASSETS {
+            let url = format!("\"docs/assets/{name}?v={}\"", *VERSION);
             assert!(page.contains(&url), "{url} missing from the page");
         }
         assert!(!page.contains("{version}"));
+    }
+
+    #[test]
+    fn the_initializer_is_filled_in_from_the_config() {
+        let initializer = FILES
+            .iter()
+            .find(|a| a.name == "swagger-initializer.js")
+            .unwrap();
+        let script = std::str::from_utf8(&initializer.bytes).unwrap();
+        assert!(!script.contains("{{config}}"), "{script}");
+        assert!(script.contains("\"url\": \"openapi.json\""), "{script}");
     }
 }

@@ -17,8 +17,8 @@
 //! * `routes::*` — one module per group of endpoints: `/api/v1` for people and
 //!   `/agent/v1` (`routes::agent_protocol`) for agents;
 //! * `audit` — who the caller is for the audit log, and `GET /api/v1/audit`;
-//! * `openapi` — the OpenAPI 3.1 document; `docs` — the `/docs` page (Swagger UI,
-//!   vendored and served from the binary).
+//! * `openapi` — the OpenAPI 3.1 document; `docs` — the `/docs` page (Swagger UI
+//!   from the `utoipa-swagger-ui` crate, served from the binary).
 //!
 //! Handlers extract (authenticate, validate), call one function of
 //! [`runway_service::Service`] (or one read of the store), and shape the answer;

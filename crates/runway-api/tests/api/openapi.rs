@@ -102,6 +102,14 @@ async fn every_documented_route_is_served() {
     }
 }
 
+/// Where `url`, as written in the page at `/docs`, takes the browser.
+fn resolved_from_the_docs_page(url: &str) -> reqwest::Url {
+    reqwest::Url::parse("http://runway.test/docs")
+        .unwrap()
+        .join(url)
+        .unwrap()
+}
+
 #[tokio::test]
 async fn the_interactive_docs_are_an_html_page_with_a_csp_that_loads_only_same_origin_assets() {
     let app = TestApp::new().await;
@@ -117,27 +125,40 @@ async fn the_interactive_docs_are_an_html_page_with_a_csp_that_loads_only_same_o
     assert!(!html.contains("<script>"), "no inline script: {html}");
 
     let urls = referenced_urls(&html);
-    assert!(urls.len() >= 3, "{urls:?}");
+    assert!(urls.len() >= 5, "{urls:?}");
+    let mut scripts = 0;
     for url in &urls {
         assert!(
             !url.contains("//") && !url.starts_with('/'),
             "{url} is not a same-origin relative URL"
         );
-        if url.starts_with("data:") || url.starts_with("openapi.json") {
+        if url.starts_with("data:") || url == "openapi.json" {
             continue;
         }
-        let path = format!("/{}", url.split('?').next().unwrap());
-        let asset = app.get(&path, None).await;
+        let target = resolved_from_the_docs_page(url);
+        assert_eq!(target.host_str(), Some("runway.test"), "{url}");
+        let path = target.path();
+        assert!(path.starts_with("/docs/assets/"), "{path}");
+        let asset = app.get(path, None).await;
         assert_eq!(asset.status, StatusCode::OK, "{path}");
         assert!(!asset.body.is_empty(), "{path}");
         let wanted = if path.ends_with(".js") {
+            scripts += 1;
             "text/javascript; charset=utf-8"
         } else {
+            assert!(path.ends_with(".css"), "{path}");
             "text/css; charset=utf-8"
         };
         assert_eq!(asset.header("content-type"), wanted, "{path}");
         assert_eq!(asset.header("x-content-type-options"), "nosniff");
+        assert_eq!(asset.header("cache-control"), "public, max-age=86400");
+        // Not HTML, so the policy that allows nothing.
+        assert_eq!(
+            asset.header("content-security-policy"),
+            "default-src 'none'; frame-ancestors 'none'"
+        );
     }
+    assert_eq!(scripts, 3, "the bundle, the preset and the initializer");
 }
 
 /// Every `src="…"` and `href="…"` in `html`.
@@ -156,19 +177,42 @@ fn referenced_urls(html: &str) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn the_docs_script_starts_swagger_ui_on_this_servers_own_document() {
+async fn the_docs_initializer_starts_swagger_ui_on_this_servers_own_document() {
     let app = TestApp::new().await;
-    let r = app.get("/docs/assets/runway-docs.js", None).await;
+    let page = app.get("/docs", None).await;
+    let html = String::from_utf8_lossy(&page.body);
+    let initializer = referenced_urls(&html)
+        .into_iter()
+        .find(|u| u.starts_with("docs/assets/swagger-initializer.js"))
+        .expect("the page loads the initializer");
+    let r = app
+        .get(resolved_from_the_docs_page(&initializer).path(), None)
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     let script = String::from_utf8_lossy(&r.body);
-    assert!(script.contains("url: \"openapi.json\""), "{script}");
-    assert!(script.contains("validatorUrl: null"), "{script}");
-    assert!(!script.contains("http"), "{script}");
+    assert!(script.contains("SwaggerUIBundle({"), "{script}");
+    let url = script
+        .split("\"url\": \"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no spec url in {script}"));
+    assert_eq!(resolved_from_the_docs_page(url).path(), "/openapi.json");
+    assert!(script.contains("\"validatorUrl\": \"none\""), "{script}");
+    assert!(script.contains("\"layout\": \"BaseLayout\""), "{script}");
+    assert!(!script.contains("http"), "no other origin: {script}");
 }
 
 #[tokio::test]
-async fn an_unknown_docs_asset_is_a_404_envelope() {
+async fn only_the_files_the_docs_page_loads_are_served() {
     let app = TestApp::new().await;
-    let r = app.get("/docs/assets/swagger-ui-bundle.js.map", None).await;
-    r.assert_error(404, "not_found");
+    // Swagger UI ships these too; the page does not load them.
+    for path in [
+        "/docs/assets/swagger-ui-es-bundle.js",
+        "/docs/assets/oauth2-redirect.html",
+        "/docs/assets/index.html",
+        "/docs/assets/swagger-ui-bundle.js.map",
+    ] {
+        let r = app.get(path, None).await;
+        r.assert_error(404, "not_found");
+    }
 }
