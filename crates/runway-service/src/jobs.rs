@@ -181,6 +181,25 @@ impl Service {
         Ok(None)
     }
 
+    /// The job, if `requester` may change it: its submitter, or an admin.
+    /// [`ServiceError::Forbidden`] with `refusal` otherwise.
+    async fn owned_job(
+        &self,
+        requester: Requester,
+        id: JobId,
+        refusal: &'static str,
+    ) -> ServiceResult<JobDetail> {
+        let detail = self
+            .store
+            .get_job(id)
+            .await?
+            .ok_or(ServiceError::NotFound("job"))?;
+        if !requester.admin && detail.job.created_by != requester.user {
+            return Err(ServiceError::Forbidden(refusal));
+        }
+        Ok(detail)
+    }
+
     /// Cancels a job for `requester`: `canceled` at once if queued, `canceling` if
     /// an agent holds it (the agent stops the script and reports `canceled`).
     /// Members may cancel the jobs they submitted; admins any job.
@@ -202,15 +221,12 @@ impl Service {
         let mut rounds_left = 4;
         loop {
             let detail = self
-                .store
-                .get_job(id)
-                .await?
-                .ok_or(ServiceError::NotFound("job"))?;
-            if !requester.admin && detail.job.created_by != requester.user {
-                return Err(ServiceError::Forbidden(
+                .owned_job(
+                    requester,
+                    id,
                     "members may cancel only the jobs they submitted; ask an admin",
-                ));
-            }
+                )
+                .await?;
             let from = detail.job.status;
             let Some(to) = cancel_target(from) else {
                 return Err(IllegalTransition {
@@ -264,15 +280,12 @@ impl Service {
         secrets: JobSecrets,
     ) -> ServiceResult<JobView> {
         let detail = self
-            .store
-            .get_job(id)
-            .await?
-            .ok_or(ServiceError::NotFound("job"))?;
-        if !requester.admin && detail.job.created_by != requester.user {
-            return Err(ServiceError::Forbidden(
+            .owned_job(
+                requester,
+                id,
                 "members may retry only the jobs they submitted; ask an admin",
-            ));
-        }
+            )
+            .await?;
         let from = detail.job.status;
         check_retry(from)?;
         // The store checks this again in its write; here it comes before the
