@@ -11,11 +11,12 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
-use runway_core::audit::{Actor, AuditAction, AuditEvent};
+use runway_core::audit::{Actor, ActorFilter, AuditAction, AuditEvent, AuditFilter, limits};
 use runway_core::page::Cursor;
 use runway_core::store::{AuditQuery, Store};
 use runway_service::audit::Caller;
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use crate::AppState;
@@ -87,15 +88,70 @@ impl Audit {
     }
 }
 
-/// Query parameters of the audit log.
+/// Query parameters of the audit log. Every filter that is given must match.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct AuditListQuery {
+    /// Only events made by this actor: a user's or an agent's id, or `system`.
+    #[param(pattern = "^([0-9A-HJKMNP-TV-Z]{26}|system)$")]
+    actor: Option<String>,
+    /// Only events of this action, e.g. `job.canceled`.
+    action: Option<AuditAction>,
+    /// Only events about this object (its id, exactly).
+    #[param(max_length = 128)]
+    subject: Option<String>,
+    /// Only events at or after this instant (RFC 3339).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[param(value_type = Option<String>, format = DateTime)]
+    since: Option<OffsetDateTime>,
+    /// Only events before this instant (RFC 3339); must be after `since`.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[param(value_type = Option<String>, format = DateTime)]
+    until: Option<OffsetDateTime>,
     /// Page size, 1–100 (default 50); anything else is a 400 `invalid_query`.
     limit: Option<u32>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
+}
+
+impl AuditListQuery {
+    /// The store's filter, or a 400 saying which parameter is wrong.
+    fn filter(&self) -> Result<AuditFilter, ApiError> {
+        let actor = self
+            .actor
+            .as_deref()
+            .map(|actor| {
+                ActorFilter::parse(actor).ok_or_else(|| {
+                    ApiError::InvalidQuery(
+                        "`actor` must be a user's or an agent's id, or `system`".into(),
+                    )
+                })
+            })
+            .transpose()?;
+        if let Some(subject) = &self.subject
+            && (subject.is_empty() || subject.chars().count() > limits::SUBJECT_MAX)
+        {
+            return Err(ApiError::InvalidQuery(format!(
+                "`subject` must be 1 to {} characters",
+                limits::SUBJECT_MAX
+            )));
+        }
+        if let (Some(since), Some(until)) = (self.since, self.until)
+            && since >= until
+        {
+            return Err(ApiError::InvalidQuery(
+                "`until` must be after `since`".into(),
+            ));
+        }
+        Ok(AuditFilter {
+            actor,
+            action: self.action,
+            subject: self.subject.clone(),
+            since: self.since,
+            until: self.until,
+        })
+    }
 }
 
 /// A page of the audit log.
@@ -103,12 +159,16 @@ pub(crate) struct AuditListQuery {
 pub(crate) struct AuditPage {
     /// Events, newest first.
     items: Vec<AuditEvent>,
-    /// Pass as `cursor` for the next page; absent on the last page.
+    /// Pass as `cursor` for the next page; absent on the last page. A filtered
+    /// page can hold fewer events than `limit`, or none, and still have one: each
+    /// page examines a bounded number of events.
     next_cursor: Option<Cursor>,
 }
 
 /// The audit log, newest first: every mutation made through the API or by
-/// `runway admin`, with who made it and the request id.
+/// `runway admin`, with who made it and the request id. Filters narrow it by
+/// actor, action, subject and time; a cursor keeps the filters it was made with
+/// only if they are sent again.
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit",
     security(("bearer" = [])),
     params(AuditListQuery),
@@ -122,8 +182,10 @@ pub(crate) async fn list(
     _admin: AdminUser,
     ApiQuery(q): ApiQuery<AuditListQuery>,
 ) -> Result<Json<AuditPage>, ApiError> {
+    let filter = q.filter()?;
     let query = AuditQuery {
         page: page_request(Listing::Audit, q.limit, q.cursor)?,
+        filter,
     };
     let page = state.store.list_audit(&query).await?;
     Ok(Json(AuditPage {

@@ -20,14 +20,16 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use runway_core::agent::{Agent, AgentMetrics, AgentState, AgentStatus, RegistrationToken};
-use runway_core::audit::{Actor, AuditAction, AuditEvent, limits as audit_limits};
+use runway_core::audit::{
+    Actor, ActorFilter, AuditAction, AuditEvent, AuditFilter, limits as audit_limits,
+};
 use runway_core::id::{AgentId, AuditId, JobId, RegistrationTokenId, SessionId, UserId};
 use runway_core::job::{Attempt, Job, JobDetail, JobSecrets, JobSpec};
 use runway_core::lifecycle::{AttemptEnd, IllegalTransition, JobStatus};
 use runway_core::log::{
     LOG_MARKER_ALLOWANCE, LOG_MAX_BYTES, LogAppend, LogChunk, LogSlice, LogSummary, crc32_append,
 };
-use runway_core::page::{Cursor, Page, PageRequest};
+use runway_core::page::{Cursor, EXAMINE_MAX, Page, PageRequest};
 use runway_core::secret::TokenHash;
 use runway_core::session::Session;
 use runway_core::store::{
@@ -3189,11 +3191,207 @@ fn audit_event(action: AuditAction, at: OffsetDateTime) -> AuditEvent {
 fn audit_query(limit: u32, after: Option<Cursor>) -> AuditQuery {
     AuditQuery {
         page: page(limit, after),
+        filter: AuditFilter::default(),
     }
 }
 
 fn audit_ids(page: &Page<AuditEvent>) -> Vec<AuditId> {
     page.items.iter().map(|e| e.id).collect()
+}
+
+fn filtered(filter: AuditFilter, limit: u32, after: Option<Cursor>) -> AuditQuery {
+    AuditQuery {
+        page: page(limit, after),
+        filter,
+    }
+}
+
+/// Every page of a filtered listing, following cursors to the end; also how many
+/// pages it took.
+async fn every_filtered_event<S: Backend>(
+    store: &S,
+    filter: &AuditFilter,
+    limit: u32,
+) -> (Vec<AuditId>, usize) {
+    let (mut ids, mut pages, mut after) = (Vec::new(), 0, None);
+    loop {
+        let page = store
+            .list_audit(&filtered(filter.clone(), limit, after))
+            .await
+            .expect("list a filtered page");
+        pages += 1;
+        assert!(
+            page.items.len() <= limit as usize,
+            "a page within its limit"
+        );
+        assert!(
+            page.items.iter().all(|e| filter.matches(e)),
+            "only matching events"
+        );
+        ids.extend(audit_ids(&page));
+        match page.next_cursor {
+            Some(next) => after = Some(next),
+            None => return (ids, pages),
+        }
+        assert!(pages < 100, "the listing ends");
+    }
+}
+
+/// Each filter (actor, `system`, action, subject, time range) and their
+/// combinations return exactly the matching events, newest first, and page
+/// without duplicates or gaps. Times are near now, as they are when the service
+/// records an event (ids are stamped by the clock, `at` by the caller).
+pub async fn audit_filters_return_exactly_the_matching_events_newest_first<S: Backend>(store: S) {
+    let now = OffsetDateTime::now_utc();
+    let (ada, bob, agent_id) = (UserId::new(), UserId::new(), AgentId::new());
+    let (job_one, job_two) = (JobId::new().to_string(), JobId::new().to_string());
+    let user = |id: UserId, name: &str| Actor::User {
+        id,
+        username: name.into(),
+    };
+    let agent = Actor::Agent {
+        id: agent_id,
+        name: "builder".into(),
+    };
+    let specs = [
+        (user(ada, "ada"), AuditAction::JobCreated, Some(&job_one)),
+        (agent.clone(), AuditAction::JobStarted, Some(&job_one)),
+        (user(ada, "ada"), AuditAction::JobCanceled, Some(&job_one)),
+        (user(bob, "bob"), AuditAction::JobCreated, Some(&job_two)),
+        (Actor::System, AuditAction::JobReaped, Some(&job_two)),
+        (user(bob, "bob"), AuditAction::SessionsRevokedAll, None),
+        (user(ada, "ada"), AuditAction::JobCreated, Some(&job_two)),
+    ];
+    let mut events = Vec::new();
+    for (i, (actor, action, subject)) in specs.into_iter().enumerate() {
+        let at = now + Duration::seconds(i64::try_from(i).unwrap());
+        let event = AuditEvent::new(actor, action, subject.cloned(), at);
+        store.append_audit(&event).await.expect("append");
+        events.push(event);
+    }
+    let expect = |keep: &dyn Fn(usize) -> bool| -> Vec<AuditId> {
+        let mut ids: Vec<AuditId> = (0..events.len())
+            .filter(|&i| keep(i))
+            .map(|i| events[i].id)
+            .collect();
+        ids.sort_by_key(|id| Reverse(*id));
+        ids
+    };
+    let at = |i: i64| now + Duration::seconds(i);
+    let cases: Vec<(&str, AuditFilter, Vec<AuditId>)> = vec![
+        (
+            "actor ada",
+            AuditFilter {
+                actor: Some(ActorFilter::Id(ada.ulid())),
+                ..AuditFilter::default()
+            },
+            expect(&|i| [0, 2, 6].contains(&i)),
+        ),
+        (
+            "actor agent",
+            AuditFilter {
+                actor: Some(ActorFilter::Id(agent_id.ulid())),
+                ..AuditFilter::default()
+            },
+            expect(&|i| i == 1),
+        ),
+        (
+            "actor system",
+            AuditFilter {
+                actor: Some(ActorFilter::System),
+                ..AuditFilter::default()
+            },
+            expect(&|i| i == 4),
+        ),
+        (
+            "action job.created",
+            AuditFilter {
+                action: Some(AuditAction::JobCreated),
+                ..AuditFilter::default()
+            },
+            expect(&|i| [0, 3, 6].contains(&i)),
+        ),
+        (
+            "subject job one",
+            AuditFilter {
+                subject: Some(job_one.clone()),
+                ..AuditFilter::default()
+            },
+            expect(&|i| i <= 2),
+        ),
+        (
+            "subject job two, by ada",
+            AuditFilter {
+                subject: Some(job_two.clone()),
+                actor: Some(ActorFilter::Id(ada.ulid())),
+                ..AuditFilter::default()
+            },
+            expect(&|i| i == 6),
+        ),
+        (
+            "from the second event to before the fifth",
+            AuditFilter {
+                since: Some(at(1)),
+                until: Some(at(4)),
+                ..AuditFilter::default()
+            },
+            expect(&|i| (1..4).contains(&i)),
+        ),
+        (
+            "job.created by anyone since the fourth event",
+            AuditFilter {
+                action: Some(AuditAction::JobCreated),
+                since: Some(at(3)),
+                ..AuditFilter::default()
+            },
+            expect(&|i| i == 3 || i == 6),
+        ),
+        (
+            "a subject nothing is about",
+            AuditFilter {
+                subject: Some(JobId::new().to_string()),
+                ..AuditFilter::default()
+            },
+            Vec::new(),
+        ),
+    ];
+    for (name, filter, expected) in cases {
+        for limit in [1, 100] {
+            let (ids, _) = every_filtered_event(&store, &filter, limit).await;
+            assert_eq!(ids, expected, "{name}, pages of {limit}");
+        }
+    }
+}
+
+/// A filter that matches one event in more than a page's read budget of others
+/// still finds it, however the store bounds its reads: following the cursors
+/// yields exactly that event, in a bounded number of pages.
+pub async fn a_sparse_audit_filter_pages_on_to_the_one_match<S: Backend>(store: S) {
+    let store = Arc::new(store);
+    let now = OffsetDateTime::now_utc();
+    let needle = AuditEvent::new(Actor::System, AuditAction::AgentDeleted, None, now);
+    store.append_audit(&needle).await.expect("append");
+    let haystack = EXAMINE_MAX + 50;
+    let mut tasks = Vec::new();
+    for worker in 0..8 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            for _ in (worker..haystack).step_by(8) {
+                let event = AuditEvent::new(Actor::System, AuditAction::JobReaped, None, now);
+                store.append_audit(&event).await.expect("append");
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("appender");
+    }
+    let filter = AuditFilter {
+        action: Some(AuditAction::AgentDeleted),
+        ..AuditFilter::default()
+    };
+    let (ids, pages) = every_filtered_event(store.as_ref(), &filter, 10).await;
+    assert_eq!(ids, [needle.id]);
+    assert!(pages <= 3, "{pages} pages for {} events", haystack + 1);
 }
 
 /// Appended events come back newest first, whole; an empty log is an empty page.

@@ -168,6 +168,8 @@ macro_rules! __for_each_case {
             the_log_of_an_attempt_that_does_not_exist_is_not_found,
             audit_events_are_listed_newest_first,
             audit_events_paginate_without_duplicates_or_gaps,
+            audit_filters_return_exactly_the_matching_events_newest_first,
+            a_sparse_audit_filter_pages_on_to_the_one_match,
             audit_events_round_trip_every_actor_and_optional_field,
             appending_an_audit_event_with_a_taken_id_is_a_conflict,
             an_audit_event_past_its_limits_is_refused_and_not_stored,

@@ -35,6 +35,15 @@
 //! [`AuditEvent::with_request_id`] cuts it to its limit instead: metadata must not
 //! make the audit write of a mutation that already happened fail.
 //!
+//! ## Reading it back
+//!
+//! Listings are newest first and can be narrowed by an [`AuditFilter`]: the
+//! actor, the action, the subject and a time range. Each store narrows with what
+//! it has indexed and then checks [`AuditFilter::matches`] on every event, so both
+//! stores return the same events; a page of a filtered listing examines at most
+//! [`crate::page::EXAMINE_MAX`] events, so it may hold fewer items than asked for
+//! (even none) and still carry a cursor to go on.
+//!
 //! ## Storage form
 //!
 //! An actor is stored flat, as [`Actor::kind`], [`Actor::id`] and [`Actor::name`],
@@ -45,6 +54,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use ulid::Ulid;
 use utoipa::ToSchema;
 
 use crate::agent::Agent;
@@ -407,6 +417,102 @@ impl AuditEvent {
         check("actor.name", self.actor.name(), limits::ACTOR_NAME_MAX)
     }
 }
+
+/// Whose events to list: one user or agent by id, or Runway itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActorFilter {
+    /// The user or agent with this id (both are ULIDs, so one id names one actor).
+    Id(Ulid),
+    /// [`Actor::System`]: the reaper, bootstrap, `runway admin`.
+    System,
+}
+
+impl ActorFilter {
+    /// Parses the query form: an id, or `system`.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        if s == "system" {
+            return Some(Self::System);
+        }
+        Ulid::from_string(s).ok().map(Self::Id)
+    }
+
+    /// Whether `actor` is this one.
+    #[must_use]
+    pub fn matches(self, actor: &Actor) -> bool {
+        match (self, actor) {
+            (Self::System, Actor::System) => true,
+            (Self::Id(id), Actor::User { id: user, .. }) => user.ulid() == id,
+            (Self::Id(id), Actor::Agent { id: agent, .. }) => agent.ulid() == id,
+            _ => false,
+        }
+    }
+}
+
+/// Which events a listing returns: every field that is set must match.
+///
+/// The stores narrow with an index where they have one (the subject, the actor
+/// and the time range on both) and check the whole filter again on each event
+/// with [`AuditFilter::matches`], so both return exactly the same events.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// Made by this actor.
+    pub actor: Option<ActorFilter>,
+    /// Of this action.
+    pub action: Option<AuditAction>,
+    /// About this object (its id, exactly).
+    pub subject: Option<String>,
+    /// At or after this instant.
+    pub since: Option<OffsetDateTime>,
+    /// Strictly before this instant.
+    pub until: Option<OffsetDateTime>,
+}
+
+impl AuditFilter {
+    /// Whether the filter narrows anything.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// Whether `event` passes every condition.
+    #[must_use]
+    pub fn matches(&self, event: &AuditEvent) -> bool {
+        self.actor.is_none_or(|actor| actor.matches(&event.actor))
+            && self.action.is_none_or(|action| action == event.action)
+            && self
+                .subject
+                .as_deref()
+                .is_none_or(|subject| event.subject.as_deref() == Some(subject))
+            && self.since.is_none_or(|since| event.at >= since)
+            && self.until.is_none_or(|until| event.at < until)
+    }
+
+    /// Bounds on event ids that every matching event lies within, from the time
+    /// range: `(lowest, below)`, inclusive and exclusive. An event's id is made
+    /// from the clock when the event is built, a moment after `at` is read, so
+    /// the bounds are widened by [`ID_CLOCK_SLACK`] and [`AuditFilter::matches`]
+    /// decides exactly.
+    #[must_use]
+    pub fn id_range(&self) -> (Option<Ulid>, Option<Ulid>) {
+        let at_ms = |at: OffsetDateTime| {
+            let ms = at.unix_timestamp_nanos() / 1_000_000;
+            u64::try_from(ms).unwrap_or(0)
+        };
+        let slack = u64::try_from(ID_CLOCK_SLACK.whole_milliseconds()).unwrap_or(0);
+        let lowest = self
+            .since
+            .map(|since| Ulid::from_parts(at_ms(since).saturating_sub(slack), 0));
+        let below = self
+            .until
+            .map(|until| Ulid::from_parts(at_ms(until).saturating_add(slack), 0));
+        (lowest, below)
+    }
+}
+
+/// How far an event's id time may lie from its `at`: ids are made from the clock
+/// when the event is built, just after the change read `now`.
+pub const ID_CLOCK_SLACK: time::Duration = time::Duration::minutes(1);
 
 #[cfg(test)]
 mod tests {

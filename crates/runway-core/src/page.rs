@@ -11,6 +11,11 @@ use utoipa::ToSchema;
 pub const MAX_LIMIT: u32 = 100;
 /// Items in a page when no limit is given.
 pub const DEFAULT_LIMIT: u32 = 50;
+/// Most records a filtered listing examines for one page. A filter that drops
+/// most records (agents by health, the audit log by action) would otherwise read
+/// without bound looking for a full page; instead the page ends early, possibly
+/// empty, with a cursor at the last record examined, and the client follows it.
+pub const EXAMINE_MAX: usize = 1_000;
 
 /// An opaque position in a listing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
@@ -35,7 +40,8 @@ impl Default for PageRequest {
     }
 }
 
-/// One page of a listing.
+/// One page of a listing. `next_cursor` is the only sign that more may follow: a
+/// page of a filtered listing can be short, or empty, and still have one.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Page<T> {
     /// The items, in the listing's order.

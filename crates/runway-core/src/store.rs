@@ -22,7 +22,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::agent::{Agent, AgentMetrics, AgentState, AgentStatus, RegistrationToken};
-use crate::audit::AuditEvent;
+use crate::audit::{AuditEvent, AuditFilter};
 use crate::id::{AgentId, JobId, RegistrationTokenId, SessionId, UserId};
 use crate::job::{Attempt, Job, JobDetail, JobSecrets};
 use crate::lifecycle::{AttemptEnd, IllegalTransition, JobStatus};
@@ -502,6 +502,8 @@ pub trait LogStore: Send + Sync {
 pub struct AuditQuery {
     /// The page.
     pub page: PageRequest,
+    /// What the events must match; the default matches every event.
+    pub filter: AuditFilter,
 }
 
 /// The append-only audit log. There is deliberately no method that changes or

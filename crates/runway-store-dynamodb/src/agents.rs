@@ -305,7 +305,7 @@ impl AgentStore for DynamoStore {
             filtered: query.status.is_some(),
         };
         let agents = self
-            .list_index(&index, &seek, decode_agent, |agent: &Agent| {
+            .list_index_bounded(&index, &seek, decode_agent, |agent: &Agent| {
                 // Region again on the fresh item (the index may lag); health at `now`.
                 (query.region.is_none() || agent.region == query.region)
                     && query
@@ -313,7 +313,7 @@ impl AgentStore for DynamoStore {
                         .is_none_or(|status| agent.status(now) == status)
             })
             .await?;
-        Ok(seek.finish(agents, |a| a.id.to_string()))
+        Ok(seek.finish_bounded(agents, |a| a.id.to_string()))
     }
 
     async fn set_agent_state(&self, id: AgentId, state: AgentState) -> StoreResult<Agent> {

@@ -10,7 +10,12 @@
 //!   function's IAM policy (`deploy/terraform`) grants only `PutItem` and reads on
 //!   this table, so append-only holds even against a bug elsewhere.
 //! * **List** is the shared `page.rs` listing: the index newest first, then the
-//!   items by consistent `BatchGetItem`. The index is eventually consistent, so an
+//!   items by consistent `BatchGetItem`. A subject filter lists the sparse
+//!   `by_subject` index, an actor filter `by_actor` (both `KEYS_ONLY`, keyed by the
+//!   attribute and `audit_id`); a time range is an id range in the key condition;
+//!   the action and whatever else the index does not narrow is checked on each
+//!   event, within the bounded read of `page.rs` (a page examines at most 1,000
+//!   events and may come back short with a cursor). The index is eventually consistent, so an
 //!   event appended a moment ago can be missing from the first page for a moment;
 //!   events never change, so nothing listed is ever stale.
 //!
@@ -19,17 +24,17 @@
 //! ever near.
 
 use async_trait::async_trait;
-use runway_core::audit::AuditEvent;
+use runway_core::audit::{ActorFilter, AuditEvent};
 use runway_core::page::Page;
 use runway_core::store::{AuditQuery, AuditStore, Conflict, RecordKind, StoreError, StoreResult};
 
 use crate::items::{AUDIT_LIST_PK, AuditItem, Item, from_item, string, to_item};
 use crate::page::{IndexQuery, Seek};
-use crate::schema::{AUDIT_ID, BY_CREATED, LIST_PK};
+use crate::schema::{ACTOR_ID, AUDIT_ID, BY_ACTOR, BY_CREATED, BY_SUBJECT, LIST_PK, SUBJECT};
 use crate::{DynamoStore, PutNew};
 
-fn decode_audit(item: Item) -> StoreResult<AuditItem> {
-    from_item("audit", item)
+fn decode_event(item: Item) -> StoreResult<AuditEvent> {
+    from_item::<AuditItem>("audit", item)?.into_event()
 }
 
 #[async_trait]
@@ -47,21 +52,33 @@ impl AuditStore for DynamoStore {
     }
 
     async fn list_audit(&self, query: &AuditQuery) -> StoreResult<Page<AuditEvent>> {
-        let seek = Seek::new(&query.page)?;
+        let filter = &query.filter;
+        let (lowest, below) = filter.id_range();
+        let seek = Seek::new(&query.page)?.within(lowest, below);
+        // The most selective index the filter allows; whatever it leaves is
+        // checked on each event, and the index's own key again (it may lag).
+        let partition = match (&filter.subject, filter.actor) {
+            (Some(subject), _) => (BY_SUBJECT, (SUBJECT, string(subject.clone()))),
+            (None, Some(ActorFilter::Id(id))) => (BY_ACTOR, (ACTOR_ID, string(id.to_string()))),
+            _ => (BY_CREATED, (LIST_PK, string(AUDIT_LIST_PK))),
+        };
+        let narrows_further = filter.action.is_some()
+            || filter.since.is_some()
+            || filter.until.is_some()
+            || matches!(filter.actor, Some(ActorFilter::System))
+            || (filter.subject.is_some() && filter.actor.is_some());
         let index = IndexQuery {
             table: &self.tables.audit,
-            index: BY_CREATED,
-            partition: (LIST_PK, string(AUDIT_LIST_PK)),
+            index: partition.0,
+            partition: partition.1,
             id: AUDIT_ID,
-            filtered: false,
+            filtered: narrows_further,
         };
-        let items = self
-            .list_index(&index, &seek, decode_audit, |_: &AuditItem| true)
+        let listed = self
+            .list_index_bounded(&index, &seek, decode_event, |event: &AuditEvent| {
+                filter.matches(event)
+            })
             .await?;
-        let events = items
-            .into_iter()
-            .map(AuditItem::into_event)
-            .collect::<StoreResult<Vec<_>>>()?;
-        Ok(seek.finish(events, |e: &AuditEvent| e.id.to_string()))
+        Ok(seek.finish_bounded(listed, |e: &AuditEvent| e.id.to_string()))
     }
 }

@@ -29,9 +29,16 @@
 //! the one visible effect of eventual consistency, and the reason point reads by id
 //! or token never go through a GSI.
 //!
-//! Filters that drop items (agent status) read the index in chunks of 100 ids (one
-//! `BatchGetItem`), so a sparse filter needs few round trips; the cursor is the last
-//! item *returned*, so reading ahead never skips anything.
+//! Filters that drop items (agent status, the audit log's action) read the index in
+//! chunks of 100 ids (one `BatchGetItem`), so a sparse filter needs few round trips;
+//! the cursor is the last item *returned*, so reading ahead never skips anything.
+//! Such listings are bounded ([`DynamoStore::list_index_bounded`]): a page examines
+//! at most [`EXAMINE_MAX`] index entries, and if it runs out before it is full, its
+//! cursor is the last id *examined* instead, so a filter that matches nothing costs
+//! ten reads of 100 per page rather than the whole table, and the client pages on.
+//!
+//! A time range (the audit log) narrows the key condition to an id range
+//! ([`Seek::within`]): ids are ULIDs, stamped with the time they were made.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -39,7 +46,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use runway_core::page::{Cursor, MAX_LIMIT, Page, PageRequest};
+use runway_core::page::{Cursor, EXAMINE_MAX, MAX_LIMIT, Page, PageRequest};
 use runway_core::store::{StoreError, StoreResult};
 use ulid::Ulid;
 
@@ -59,13 +66,46 @@ pub(crate) struct Seek {
     pub(crate) limit: usize,
     /// Only ids below this one (canonical ULID text).
     pub(crate) before: Option<String>,
+    /// Only ids at or above this one: the floor of a time range.
+    pub(crate) lowest: Option<String>,
 }
 
 impl Seek {
     pub(crate) fn new(page: &PageRequest) -> StoreResult<Self> {
         let before = page.after.as_ref().map(decode_cursor).transpose()?;
         let limit = usize::try_from(page.limit.clamp(1, MAX_LIMIT)).unwrap_or(1);
-        Ok(Self { limit, before })
+        Ok(Self {
+            limit,
+            before,
+            lowest: None,
+        })
+    }
+
+    /// Narrows the seek to ids in `[lowest, below)` (a time range's id range),
+    /// keeping the cursor's bound if it is lower.
+    pub(crate) fn within(mut self, lowest: Option<Ulid>, below: Option<Ulid>) -> Self {
+        if let Some(below) = below.map(|id| id.to_string())
+            && self.before.as_ref().is_none_or(|before| below < *before)
+        {
+            self.before = Some(below);
+        }
+        self.lowest = lowest.map(|id| id.to_string());
+        self
+    }
+
+    /// [`Seek::finish`] for a bounded listing: when the listing stopped at its
+    /// budget with no extra item, the cursor is the last id it examined, so the
+    /// next page goes on from there.
+    pub(crate) fn finish_bounded<T>(
+        &self,
+        listed: Bounded<T>,
+        id_of: impl Fn(&T) -> String,
+    ) -> Page<T> {
+        let mut page = self.finish(listed.items, id_of);
+        if page.next_cursor.is_none() {
+            page.next_cursor = listed.examined_up_to.as_deref().map(encode_cursor);
+        }
+        page
     }
 
     /// Trims the extra item and sets the cursor from the last item kept.
@@ -111,6 +151,16 @@ pub(crate) struct IndexQuery<'a> {
     pub(crate) filtered: bool,
 }
 
+/// What a bounded listing found.
+#[derive(Debug)]
+pub(crate) struct Bounded<T> {
+    /// Up to `limit + 1` items that passed the filter.
+    pub(crate) items: Vec<T>,
+    /// Set when the listing ran out of budget before the index did: the last id
+    /// examined, where the next page starts.
+    pub(crate) examined_up_to: Option<String>,
+}
+
 /// `BatchGetItem` kept returning `UnprocessedKeys`: the table is throttling.
 #[derive(Debug, thiserror::Error)]
 #[error("BatchGetItem left keys unprocessed after {UNPROCESSED_RETRIES} retries")]
@@ -134,16 +184,49 @@ impl DynamoStore {
         decode: impl Fn(Item) -> StoreResult<T>,
         keep: impl Fn(&T) -> bool,
     ) -> StoreResult<Vec<T>> {
+        Ok(self
+            .scan_index(query, seek, decode, keep, usize::MAX)
+            .await?
+            .items)
+    }
+
+    /// [`DynamoStore::list_index`] that examines at most [`EXAMINE_MAX`] index
+    /// entries: for filters that may drop most items, so that no request reads
+    /// without bound. Finish the page with [`Seek::finish_bounded`].
+    pub(crate) async fn list_index_bounded<T>(
+        &self,
+        query: &IndexQuery<'_>,
+        seek: &Seek,
+        decode: impl Fn(Item) -> StoreResult<T>,
+        keep: impl Fn(&T) -> bool,
+    ) -> StoreResult<Bounded<T>> {
+        self.scan_index(query, seek, decode, keep, EXAMINE_MAX)
+            .await
+    }
+
+    async fn scan_index<T>(
+        &self,
+        query: &IndexQuery<'_>,
+        seek: &Seek,
+        decode: impl Fn(Item) -> StoreResult<T>,
+        keep: impl Fn(&T) -> bool,
+        budget: usize,
+    ) -> StoreResult<Bounded<T>> {
         let wanted = seek.limit + 1;
         let mut out = Vec::with_capacity(wanted);
         let mut before = seek.before.clone();
+        let mut examined = 0_usize;
         loop {
             let chunk = if query.filtered {
                 BATCH_GET_MAX
             } else {
                 wanted - out.len()
-            };
-            let (ids, exhausted) = self.index_ids(query, before.as_deref(), chunk).await?;
+            }
+            .min(budget - examined);
+            let (ids, exhausted) = self
+                .index_ids(query, before.as_deref(), seek.lowest.as_deref(), chunk)
+                .await?;
+            examined += ids.len();
             let mut items = self.batch_get(query.table, query.id, &ids).await?;
             for id in &ids {
                 if let Some(item) = items.remove(id) {
@@ -154,12 +237,24 @@ impl DynamoStore {
                 }
             }
             match ids.last() {
-                Some(last) if !exhausted && out.len() < wanted => before = Some(last.clone()),
+                Some(last) if !exhausted && out.len() < wanted => {
+                    before = Some(last.clone());
+                    if examined >= budget {
+                        out.truncate(wanted);
+                        return Ok(Bounded {
+                            items: out,
+                            examined_up_to: before,
+                        });
+                    }
+                }
                 _ => break,
             }
         }
         out.truncate(wanted);
-        Ok(out)
+        Ok(Bounded {
+            items: out,
+            examined_up_to: None,
+        })
     }
 
     /// Up to `limit` ids from the index below `before`, newest first, and whether
@@ -168,6 +263,7 @@ impl DynamoStore {
         &self,
         query: &IndexQuery<'_>,
         before: Option<&str>,
+        lowest: Option<&str>,
         limit: usize,
     ) -> StoreResult<(Vec<String>, bool)> {
         let (partition_attribute, partition_value) = &query.partition;
@@ -180,12 +276,31 @@ impl DynamoStore {
             .limit(i32::try_from(limit).unwrap_or(i32::MAX))
             .expression_attribute_names("#pk", *partition_attribute)
             .expression_attribute_values(":pk", partition_value.clone());
-        request = match before {
-            Some(before) => request
+        // A key condition has one bound on the sort key, or BETWEEN (inclusive at
+        // both ends): `id < before` becomes `id <= the ULID just below it`.
+        request = match (before, lowest) {
+            (Some(before), None) => request
                 .key_condition_expression("#pk = :pk AND #id < :before")
                 .expression_attribute_names("#id", query.id)
                 .expression_attribute_values(":before", string(before)),
-            None => request.key_condition_expression("#pk = :pk"),
+            (None, Some(lowest)) => request
+                .key_condition_expression("#pk = :pk AND #id >= :lowest")
+                .expression_attribute_names("#id", query.id)
+                .expression_attribute_values(":lowest", string(lowest)),
+            (Some(before), Some(lowest)) => {
+                let Some(highest) = just_below(before) else {
+                    return Ok((Vec::new(), true));
+                };
+                if highest.as_str() < lowest {
+                    return Ok((Vec::new(), true));
+                }
+                request
+                    .key_condition_expression("#pk = :pk AND #id BETWEEN :lowest AND :highest")
+                    .expression_attribute_names("#id", query.id)
+                    .expression_attribute_values(":lowest", string(lowest))
+                    .expression_attribute_values(":highest", string(highest))
+            }
+            (None, None) => request.key_condition_expression("#pk = :pk"),
         };
         let output = request.send().await.map_err(sdk_error)?;
         let ids = output
@@ -256,6 +371,14 @@ impl DynamoStore {
     }
 }
 
+/// The greatest ULID below `id`, as text; `None` below the smallest.
+fn just_below(id: &str) -> Option<String> {
+    let ulid = Ulid::from_string(id).ok()?;
+    u128::from(ulid)
+        .checked_sub(1)
+        .map(|below| Ulid::from(below).to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -303,6 +426,32 @@ mod tests {
             decode_cursor(&Cursor(bare)),
             Err(StoreError::InvalidCursor)
         ));
+    }
+
+    #[test]
+    fn a_time_range_narrows_the_seek_but_never_widens_the_cursor() {
+        let (low, mid, high) = (
+            Ulid::from_parts(10, 0),
+            Ulid::from_parts(20, 0),
+            Ulid::from_parts(30, 0),
+        );
+        let cursor = encode_cursor(&mid.to_string());
+        let narrowed = seek(5, Some(cursor.clone()))
+            .unwrap()
+            .within(Some(low), Some(high));
+        assert_eq!(
+            narrowed.before,
+            Some(mid.to_string()),
+            "the cursor is lower"
+        );
+        assert_eq!(narrowed.lowest, Some(low.to_string()));
+        let below = seek(5, Some(cursor)).unwrap().within(None, Some(low));
+        assert_eq!(below.before, Some(low.to_string()), "the range is lower");
+        assert_eq!(just_below(&Ulid::nil().to_string()), None);
+        assert_eq!(
+            just_below(&high.to_string()),
+            Some(Ulid::from(u128::from(high) - 1).to_string())
+        );
     }
 
     #[test]

@@ -81,6 +81,10 @@ pub(crate) const JOB_ID: &str = "job_id";
 pub(crate) const AUDIT_ID: &str = "audit_id";
 pub(crate) const REGION: &str = "region";
 pub(crate) const STATUS: &str = "status";
+/// An audit event's subject (absent when it has none): the key of `by_subject`.
+pub(crate) const SUBJECT: &str = "subject";
+/// An audit event's actor id (absent for the system): the key of `by_actor`.
+pub(crate) const ACTOR_ID: &str = "actor_id";
 /// The constant partition of the "everything, newest first" indexes.
 pub(crate) const LIST_PK: &str = "list_pk";
 pub(crate) const TTL: &str = "ttl";
@@ -106,6 +110,8 @@ pub(crate) const BY_CREATED: &str = "by_created";
 pub(crate) const BY_STATUS: &str = "by_status";
 pub(crate) const CLAIMABLE: &str = "claimable";
 pub(crate) const BY_LEASE: &str = "by_lease";
+pub(crate) const BY_SUBJECT: &str = "by_subject";
+pub(crate) const BY_ACTOR: &str = "by_actor";
 
 /// How long [`DynamoStore::create_tables`] waits for a table to become ACTIVE.
 const ACTIVE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -254,7 +260,14 @@ pub fn schema() -> Vec<TableSpec> {
             suffix: AUDIT,
             partition_key: string(AUDIT_ID),
             sort_key: None,
-            indexes: vec![keys_only(BY_CREATED, LIST_PK, AUDIT_ID)],
+            // `by_subject` and `by_actor` are sparse (an event without a subject, or
+            // made by the system, is not in them): the audit log's two selective
+            // filters, each a keyset seek newest first like `by_created`.
+            indexes: vec![
+                keys_only(BY_CREATED, LIST_PK, AUDIT_ID),
+                keys_only(BY_SUBJECT, SUBJECT, AUDIT_ID),
+                keys_only(BY_ACTOR, ACTOR_ID, AUDIT_ID),
+            ],
             ttl_attribute: None,
         },
     ]

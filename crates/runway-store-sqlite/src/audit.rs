@@ -8,7 +8,9 @@
 //!
 //! Listing is the keyset seek of every listing ([`Seek::select`]): `ORDER BY id
 //! DESC` on the primary key, so newest first (ids are ULIDs) at the same cost on
-//! every page.
+//! every page. A filter adds exact `WHERE` conditions; the actor, action and
+//! subject each have an index ending in `id` (migration 8), so a filtered page is a
+//! keyset seek on that index, and a time range is also an id range.
 //!
 //! **Durability.** An append commits with `synchronous=NORMAL` instead of the
 //! store's `FULL`: in WAL mode the event is in the log as soon as it commits, safe
@@ -20,9 +22,10 @@
 //! not two, which is what write throughput (`POST /api/v1/jobs`) is bound by.
 
 use async_trait::async_trait;
-use runway_core::audit::AuditEvent;
+use runway_core::audit::{ActorFilter, AuditEvent, AuditFilter};
 use runway_core::page::Page;
 use runway_core::store::{AuditQuery, AuditStore, Conflict, RecordKind, StoreError, StoreResult};
+use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter};
 
 use crate::SqliteStore;
@@ -72,8 +75,8 @@ impl AuditStore for SqliteStore {
 
     async fn list_audit(&self, query: &AuditQuery) -> StoreResult<Page<AuditEvent>> {
         let seek = Seek::new(&query.page)?;
-        let mut values = Vec::new();
-        let sql = seek.select(AUDIT_COLUMNS, "audit_events", Vec::new(), &mut values);
+        let (conditions, mut values) = filter_conditions(&query.filter)?;
+        let sql = seek.select(AUDIT_COLUMNS, "audit_events", conditions, &mut values);
         let events = self.db.read(|conn| {
             conn.prepare_cached(&sql)?
                 .query_map(params_from_iter(values), rows::audit_event)?
@@ -81,6 +84,50 @@ impl AuditStore for SqliteStore {
         })?;
         Ok(seek.finish(events, |e| e.id.to_string()))
     }
+}
+
+/// The `WHERE` conditions of `filter`, and their values in order.
+///
+/// Every condition is exact, so SQLite returns exactly the matching events; the id
+/// range from [`AuditFilter::id_range`] is there so that a time range is a range of
+/// the primary key (or of the index SQLite picks) rather than a scan.
+fn filter_conditions(filter: &AuditFilter) -> StoreResult<(Vec<&'static str>, Vec<Value>)> {
+    let mut conditions = Vec::new();
+    let mut values = Vec::new();
+    match filter.actor {
+        Some(ActorFilter::System) => conditions.push("actor_kind = 'system'"),
+        Some(ActorFilter::Id(id)) => {
+            conditions.push("actor_id = ?");
+            values.push(Value::Text(id.to_string()));
+        }
+        None => {}
+    }
+    if let Some(action) = filter.action {
+        conditions.push("action = ?");
+        values.push(Value::Text(action.as_str().to_owned()));
+    }
+    if let Some(subject) = &filter.subject {
+        conditions.push("subject = ?");
+        values.push(Value::Text(subject.clone()));
+    }
+    let (lowest, below) = filter.id_range();
+    if let Some(lowest) = lowest {
+        conditions.push("id >= ?");
+        values.push(Value::Text(lowest.to_string()));
+    }
+    if let Some(below) = below {
+        conditions.push("id < ?");
+        values.push(Value::Text(below.to_string()));
+    }
+    if let Some(since) = filter.since {
+        conditions.push("at >= ?");
+        values.push(Value::Integer(ts(since)?));
+    }
+    if let Some(until) = filter.until {
+        conditions.push("at < ?");
+        values.push(Value::Integer(ts(until)?));
+    }
+    Ok((conditions, values))
 }
 
 #[cfg(test)]
@@ -104,6 +151,39 @@ mod tests {
             let sql = seek.select(AUDIT_COLUMNS, "audit_events", Vec::new(), &mut values);
             let plan = crate::query_plans::plan(&sql, values);
             assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+        }
+    }
+
+    #[test]
+    fn each_audit_filter_seeks_an_index_instead_of_scanning_the_log() {
+        use runway_core::audit::{ActorFilter, AuditAction};
+        let now = time::OffsetDateTime::now_utc();
+        let filters = [
+            AuditFilter {
+                actor: Some(ActorFilter::Id(ulid::Ulid::new())),
+                ..AuditFilter::default()
+            },
+            AuditFilter {
+                action: Some(AuditAction::JobCanceled),
+                ..AuditFilter::default()
+            },
+            AuditFilter {
+                subject: Some(ulid::Ulid::new().to_string()),
+                ..AuditFilter::default()
+            },
+            AuditFilter {
+                since: Some(now - time::Duration::hours(1)),
+                until: Some(now),
+                ..AuditFilter::default()
+            },
+        ];
+        for filter in filters {
+            let seek = Seek::new(&PageRequest::default()).unwrap();
+            let (conditions, mut values) = filter_conditions(&filter).unwrap();
+            let sql = seek.select(AUDIT_COLUMNS, "audit_events", conditions, &mut values);
+            let plan = crate::query_plans::plan(&sql, values);
+            assert!(plan.contains("SEARCH"), "{filter:?}: {plan}");
+            assert!(!plan.contains("TEMP B-TREE"), "{filter:?}: {plan}");
         }
     }
 

@@ -108,14 +108,17 @@ locals {
     }
 
     # The append-only audit log: one item per mutation, newest first through
-    # by_created. The function may only put and read here (iam.tf), never update
+    # by_created, or by subject or actor (the audit listing's filters) through the
+    # sparse by_subject and by_actor. The function may only put and read here (iam.tf), never update
     # or delete.
     audit = {
       hash_key   = "audit_id"
       range_key  = null
-      attributes = { audit_id = "S", list_pk = "S" }
+      attributes = { audit_id = "S", list_pk = "S", subject = "S", actor_id = "S" }
       indexes = {
         by_created = { hash_key = "list_pk", range_key = "audit_id", projection_type = "KEYS_ONLY" }
+        by_subject = { hash_key = "subject", range_key = "audit_id", projection_type = "KEYS_ONLY" }
+        by_actor   = { hash_key = "actor_id", range_key = "audit_id", projection_type = "KEYS_ONLY" }
       }
       ttl_attribute = null
     }
