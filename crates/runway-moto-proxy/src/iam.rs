@@ -202,15 +202,21 @@ pub(crate) fn refused(target: &str, body: &[u8]) -> Option<Need> {
     needs.into_iter().find(|need| !grants.allow(need))
 }
 
-/// The `AccessDeniedException` response for a refused need.
-pub(crate) fn denial((action, table, index): &Need) -> String {
+/// A refused need in words: `dynamodb:ACTION on table `T`` (or an index of it).
+pub(crate) fn describe((action, table, index): &Need) -> String {
     let on = if *index {
         format!("an index of `{table}`")
     } else {
         format!("table `{table}`")
     };
+    format!("dynamodb:{action} on {on}")
+}
+
+/// The `AccessDeniedException` response for a refused need.
+pub(crate) fn denial(need: &Need) -> String {
     let body = format!(
-        r#"{{"__type":"com.amazon.coral.service#AccessDeniedException","message":"the test proxy (playing IAM, tests/store/iam.rs): deploy/terraform/modules/runway/iam.tf does not grant dynamodb:{action} on {on}"}}"#
+        r#"{{"__type":"com.amazon.coral.service#AccessDeniedException","message":"the test proxy (playing IAM, runway-moto-proxy's iam.rs): deploy/terraform/modules/runway/iam.tf does not grant {}"}}"#,
+        describe(need)
     );
     format!(
         "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.0\r\n\

@@ -28,7 +28,9 @@
 //! * **IAM.** Every request is checked against the Lambda function's IAM policy
 //!   in `deploy/terraform/modules/runway/iam.tf` and refused as IAM would refuse it
 //!   when the policy does not grant it ([`iam`] module docs), so a change that needs
-//!   a new permission fails its tests, not a deployment.
+//!   a new permission fails its tests, not a deployment. [`Proxy::denied`] lists
+//!   the refusals, for tests whose caller may hide one (a real server that retries,
+//!   or only logs a background task's failure).
 //! * **Counting.** [`Proxy::traffic`] says how many requests of each operation
 //!   went through, how many moto refused (a canceled transaction, a failed
 //!   condition), how many were dropped after their client gave up, and how long
@@ -85,6 +87,8 @@ struct State {
     lose: Mutex<Option<(Matcher, usize)>>,
     lost: AtomicUsize,
     traffic: Mutex<Traffic>,
+    /// Every refusal the relay answered in IAM's place, as its message.
+    denied: Mutex<Vec<String>>,
 }
 
 impl Drop for Proxy {
@@ -117,6 +121,7 @@ impl Proxy {
             lose: Mutex::new(None),
             lost: AtomicUsize::new(0),
             traffic: Mutex::new(Traffic::default()),
+            denied: Mutex::new(Vec::new()),
         });
         let shared = Arc::clone(&state);
         let task = tokio::spawn(async move {
@@ -163,6 +168,19 @@ impl Proxy {
     #[must_use]
     pub fn lost(&self) -> usize {
         self.state.lost.load(Ordering::SeqCst)
+    }
+
+    /// Every request refused so far because `iam.tf` does not grant it, each as
+    /// the action and table it needed. A caller that retries or only logs a
+    /// failure (a server's background task, an agent's retry loop) hides the
+    /// refusal from the test; this does not.
+    #[must_use]
+    pub fn denied(&self) -> Vec<String> {
+        self.state
+            .denied
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// What went through so far.
@@ -390,6 +408,11 @@ async fn relay(client: TcpStream, state: Arc<State>) {
             .to_owned();
         let operation = target.rsplit('.').next().unwrap_or_default();
         if let Some(need) = iam::refused(&target, &request.body) {
+            state
+                .denied
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(iam::describe(&need));
             if write
                 .write_all(iam::denial(&need).as_bytes())
                 .await
