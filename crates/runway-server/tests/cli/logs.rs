@@ -1,5 +1,6 @@
 //! What the server logs: one line per request with its status, route, duration and
-//! request id, in JSON when asked, and never a token or a password.
+//! request id, in JSON when asked, and never a token or a password; and every line
+//! is on stderr, whole and in order, by the time the process has exited.
 
 use serde_json::Value;
 
@@ -106,4 +107,61 @@ async fn pretty_logs_are_single_readable_lines_with_the_same_fields() {
     ] {
         assert!(line.contains(field), "{field} missing from {line}");
     }
+}
+
+/// The number in a `request_id="order-NNNN"` field of a log line, if any.
+fn order_number(line: &str) -> Option<usize> {
+    line.split(r#"request_id="order-"#)
+        .nth(1)?
+        .get(..4)?
+        .parse()
+        .ok()
+}
+
+#[tokio::test]
+async fn every_request_logged_right_before_sigterm_is_on_stderr_whole_and_in_order() {
+    const REQUESTS: usize = 300;
+    let (_tmp, data) = data_dir();
+    let server = Server::start(&data, Start::default()).await;
+    for n in 0..REQUESTS {
+        let response = server
+            .http
+            .get(server.url("/health"))
+            .header("x-request-id", format!("order-{n:04}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    // SIGTERM at once: whatever buffers the log, the last lines must not be lost.
+    let (_, stderr) = server.stop().await;
+
+    let lines: Vec<&str> = stderr.lines().collect();
+    let logged: Vec<(usize, &str)> = lines
+        .iter()
+        .filter_map(|l| Some((order_number(l)?, *l)))
+        .collect();
+    let numbers: Vec<usize> = logged.iter().map(|(n, _)| *n).collect();
+    assert_eq!(
+        numbers,
+        (0..REQUESTS).collect::<Vec<_>>(),
+        "stderr:\n{stderr}"
+    );
+    for (_, line) in &logged {
+        // A whole line: it starts with its own timestamp and carries every field.
+        assert!(line.starts_with("20"), "{line}");
+        for field in [r#"http.route="/health""#, "http.status=200", "duration_ms="] {
+            assert!(line.contains(field), "{field} missing from {line}");
+        }
+    }
+    // And the shutdown's own last line comes after all of them.
+    let last_request = lines
+        .iter()
+        .rposition(|l| order_number(l).is_some())
+        .unwrap();
+    let clean = lines
+        .iter()
+        .position(|l| l.contains("shut down cleanly"))
+        .unwrap_or_else(|| panic!("no `shut down cleanly` line in:\n{stderr}"));
+    assert!(clean > last_request, "{stderr}");
 }
