@@ -79,6 +79,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0005_job_retries",
         include_str!("../migrations/0005_job_retries.sql"),
     ),
+    ("0006_oidc", include_str!("../migrations/0006_oidc.sql")),
 ];
 
 /// The schema version this build writes.

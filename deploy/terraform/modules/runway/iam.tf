@@ -36,7 +36,8 @@ locals {
   #   Scan               has_users (Limit 1), listing registration tokens
   #   PutItem            new records; Put inside TransactWriteItems
   #   UpdateItem         changes of a record; Update inside TransactWriteItems
-  #   DeleteItem         revoking sessions, deleting agents, lookups and tokens
+  #   DeleteItem         revoking sessions, deleting agents, lookups and tokens;
+  #                      taking a pending OIDC login (conditional, ALL_OLD)
   #   ConditionCheckItem a password change's check that the user exists
   # TransactWriteItems has no IAM action of its own: each of its items is
   # authorized as the Put, Update, Delete or ConditionCheck it contains.
@@ -51,6 +52,9 @@ locals {
     # The audit log is append-only: not even a bug in the function can rewrite or
     # erase an event.
     audit = ["BatchGetItem", "PutItem"]
+    # A pending OIDC login is put at the redirect and taken (deleted) by its
+    # callback; nothing reads or updates it otherwise.
+    oidc_logins = ["PutItem", "DeleteItem"]
   }
 
   # The code queries only these tables' GSIs (listings newest first, a user's
