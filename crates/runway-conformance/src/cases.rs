@@ -189,8 +189,14 @@ fn pending_login(state: &str) -> PendingLogin {
 pub async fn a_pending_oidc_login_is_taken_exactly_once<S: Backend>(store: S) {
     let login = pending_login("state-a");
     store.create_oidc_login(&login).await.expect("create");
+    // Another login with the same state (a repeat of the very same write is a
+    // retry, which DynamoDB's store recognises as its own).
+    let rival = PendingLogin {
+        nonce: Secret::new("another nonce"),
+        ..login.clone()
+    };
     let err = store
-        .create_oidc_login(&login)
+        .create_oidc_login(&rival)
         .await
         .expect_err("the same state twice");
     assert!(

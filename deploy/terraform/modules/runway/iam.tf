@@ -122,6 +122,20 @@ data "aws_iam_policy_document" "function" {
     resources = ["*"]
   }
 
+  # The function's environment (it may hold the OIDC client secret), encrypted
+  # with the stack's key: only Decrypt, and only when Lambda asks for it.
+  statement {
+    sid       = "DecryptOwnEnvironment"
+    actions   = ["kms:Decrypt"]
+    resources = [local.kms_key_arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["lambda.${local.region}.amazonaws.com"]
+    }
+  }
+
   # The stack's key, and only when DynamoDB (the tables) or S3 (the log bucket's
   # SSE-KMS: GenerateDataKey on a PUT, Decrypt on a GET) uses it on the function's
   # behalf.
