@@ -10,15 +10,16 @@ help: ## List the targets
 run: ## Serve on 127.0.0.1:8080 with the embedded SQLite store
 	$(CARGO) run --release
 
-test: ## Format check, clippy, and every test (the DynamoDB store against a local moto_server)
+test: ## Format check, clippy, and every test (the DynamoDB store against a local moto_server, OIDC against a real oidc-provider)
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 	scripts/lint-infra.sh
 	scripts/moto.sh install
+	scripts/oidc-provider.sh install
 	# The end-to-end tests run the real agent binary, which `cargo test` does not
 	# build (it builds a package's binaries only for that package's own tests).
 	$(CARGO) build -p runway-agent --locked
-	scripts/moto.sh run $(CARGO) test --workspace --locked
+	scripts/oidc-provider.sh run scripts/moto.sh run $(CARGO) test --workspace --locked
 
 test-lambda: ## The runway binary under `cargo lambda watch` on DynamoDB (moto), fed API Gateway v2 events
 	scripts/lambda-e2e.sh

@@ -5,7 +5,7 @@
 //!
 //! | extractor | accepts | else |
 //! |---|---|---|
-//! | [`CurrentUser`] | `Bearer rws_…`, an active session | 401 |
+//! | [`CurrentUser`] | `Bearer rws_…`, or the `runway_session` cookie (with `x-csrf-token` on writes), an active session | 401; 403 `csrf_failed` |
 //! | [`AdminUser`] | a [`CurrentUser`] whose role is admin | 403 |
 //! | [`CurrentAgent`] | `Bearer rwa_…`, a registered agent | 401 |
 //! | [`RegistrationBearer`] | the shape `Bearer rwr_…` (the store checks it when registering) | 401 |
@@ -17,6 +17,13 @@
 //! ([`Session::needs_touch`]). The token's hash is compared in constant time. Token
 //! kinds never cross: an agent token on a user route fails the `rws_` shape check and
 //! a session token on an agent route fails the `rwa_` one, both as a plain 401.
+//!
+//! A browser sends the session token in the `runway_session` cookie instead
+//! (`crate::cookies`). [`CurrentUser`] is the only extractor that reads it, and
+//! the only place the CSRF rule is applied: a request that authenticates by the
+//! cookie and is not GET, HEAD or OPTIONS must carry `x-csrf-token` equal to the
+//! token's CSRF value, else 403 `csrf_failed`. An `Authorization` header wins
+//! over the cookie and needs no CSRF token.
 
 use axum::extract::FromRequestParts;
 use axum::http::header;
@@ -32,6 +39,7 @@ use runway_core::id::JobId;
 use runway_service::dispatch::{HeldJob, JobTokenError};
 
 use crate::AppState;
+use crate::cookies;
 use crate::error::ApiError;
 use crate::extract::IdPath;
 use crate::middleware::RequestId;
@@ -44,6 +52,11 @@ pub(crate) fn bearer(parts: &Parts) -> Option<&str> {
         .eq_ignore_ascii_case("bearer")
         .then(|| token.trim())
         .filter(|t| !t.is_empty())
+}
+
+/// Compares two byte strings in time that depends only on their lengths.
+fn subtle_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// A signed-in user, authenticated by an active session.
@@ -60,7 +73,26 @@ impl FromRequestParts<AppState> for CurrentUser {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = bearer(parts).ok_or_else(ApiError::unauthorized)?;
+        let token = match bearer(parts) {
+            Some(token) => token,
+            None => {
+                let token = cookies::cookie(&parts.headers, cookies::SESSION_COOKIE)
+                    .ok_or_else(ApiError::unauthorized)?;
+                if !parts.method.is_safe() {
+                    let sent = parts
+                        .headers
+                        .get(cookies::CSRF_HEADER)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default();
+                    let expected = cookies::csrf_token(token);
+                    let same: bool = subtle_eq(sent.as_bytes(), expected.as_bytes());
+                    if !same {
+                        return Err(ApiError::CsrfFailed);
+                    }
+                }
+                token
+            }
+        };
         let id = session_id_of(token).ok_or_else(ApiError::unauthorized)?;
         let session = state
             .store

@@ -21,6 +21,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use runway_core::store::{Conflict, StoreError};
 use runway_service::ServiceError;
+use runway_service::oidc::OidcError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -42,6 +43,15 @@ pub enum ApiError {
     /// Wrong username or password.
     #[error("the username or password is wrong")]
     InvalidCredentials,
+    /// A cookie-authenticated write without the matching `x-csrf-token`.
+    #[error(
+        "a request authenticated by the session cookie that changes anything must send the \
+         `runway_csrf` cookie's value in the `x-csrf-token` header"
+    )]
+    CsrfFailed,
+    /// An OpenID Connect sign-in failed; its status and code depend on how.
+    #[error(transparent)]
+    Oidc(OidcError),
     /// Authenticated, but the role does not allow it.
     #[error("{0}")]
     Forbidden(&'static str),
@@ -132,7 +142,17 @@ impl ApiError {
                 StatusCode::BAD_REQUEST
             }
             Self::Unauthorized(_) | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Forbidden(_) | Self::CsrfFailed => StatusCode::FORBIDDEN,
+            Self::Oidc(err) => match err {
+                OidcError::NotConfigured => StatusCode::NOT_FOUND,
+                OidcError::BadReturnTo
+                | OidcError::UnknownState
+                | OidcError::Denied(_)
+                | OidcError::CodeRejected => StatusCode::BAD_REQUEST,
+                OidcError::InvalidIdToken(_) => StatusCode::UNAUTHORIZED,
+                OidcError::NotAllowed(_) => StatusCode::FORBIDDEN,
+                OidcError::IssuerUnavailable(_) => StatusCode::BAD_GATEWAY,
+            },
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) | Self::IllegalTransition(_) | Self::NotHeld => StatusCode::CONFLICT,
@@ -157,6 +177,17 @@ impl ApiError {
             Self::Unauthorized(_) => "unauthorized",
             Self::InvalidCredentials => "invalid_credentials",
             Self::Forbidden(_) => "forbidden",
+            Self::CsrfFailed => "csrf_failed",
+            Self::Oidc(err) => match err {
+                OidcError::NotConfigured => "oidc_not_configured",
+                OidcError::BadReturnTo => "invalid_return_to",
+                OidcError::UnknownState => "oidc_state_invalid",
+                OidcError::Denied(_) => "oidc_denied",
+                OidcError::CodeRejected => "oidc_code_rejected",
+                OidcError::InvalidIdToken(_) => "oidc_id_token_invalid",
+                OidcError::NotAllowed(_) => "oidc_not_allowed",
+                OidcError::IssuerUnavailable(_) => "oidc_issuer_unavailable",
+            },
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Conflict(_) => "conflict",
@@ -218,6 +249,7 @@ impl From<ServiceError> for ApiError {
             err @ ServiceError::LogMismatch { .. } => {
                 Self::LogMismatch(format!("{err}; the agent must resend the log from byte 0"))
             }
+            ServiceError::Oidc(err) => Self::Oidc(err),
             ServiceError::Store(store) => store.into(),
         }
     }
@@ -266,13 +298,16 @@ impl IntoResponse for ApiError {
         let cause = match &self {
             Self::Internal(e) => Some(cause_chain(e.as_ref())),
             Self::Unavailable { source, .. } => Some(cause_chain(source)),
+            Self::Oidc(err @ OidcError::IssuerUnavailable(_)) => Some(cause_chain(err)),
             _ => None,
         };
         let mut response = status.into_response();
         let headers = response.headers_mut();
         match &self {
             // RFC 9110 §15.5.2: every 401 names the scheme it wants.
-            Self::Unauthorized(_) | Self::InvalidCredentials => {
+            Self::Unauthorized(_)
+            | Self::InvalidCredentials
+            | Self::Oidc(OidcError::InvalidIdToken(_)) => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
             Self::Overloaded | Self::RequestTimeout => {

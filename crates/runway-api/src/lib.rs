@@ -11,7 +11,9 @@
 //! * [`router`] — assembles the routes and layers (this file);
 //! * `error` — the one `ApiError` enum and its status/code table;
 //! * `extract` — JSON, query and path extractors whose rejections are `ApiError`s;
-//! * `auth` — the extractors that say who may call a handler;
+//! * `auth` — the extractors that say who may call a handler (and the CSRF rule
+//!   for cookie-authenticated writes);
+//! * `cookies` — the `runway_session` and `runway_csrf` cookies;
 //! * `middleware` — request ids, the error envelope, the access log;
 //! * `security` — the security headers on every response, and CORS;
 //! * `routes::*` — one module per group of endpoints: `/api/v1` for people and
@@ -38,6 +40,7 @@ use runway_service::Service;
 
 mod audit;
 mod auth;
+mod cookies;
 mod docs;
 mod error;
 mod extract;
@@ -78,6 +81,9 @@ pub struct ApiConfig {
     /// response: the endpoint then sends what there is and a `retry:` hint, and the
     /// browser's `EventSource` reconnects from the last event id.
     pub live_log_streams: bool,
+    /// Sign-in through an OpenID Connect issuer, if configured. Its redirect URL
+    /// is the public URL's `/api/v1/auth/oidc/callback`.
+    pub oidc: Option<runway_service::oidc::OidcSettings>,
 }
 
 impl Default for ApiConfig {
@@ -93,6 +99,7 @@ impl Default for ApiConfig {
             concurrent_password_checks: std::thread::available_parallelism()
                 .map_or(2, |n| n.get() * 2),
             live_log_streams: true,
+            oidc: None,
         }
     }
 }
@@ -111,6 +118,10 @@ pub(crate) struct AppState {
     pub(crate) max_body_bytes: usize,
     /// See [`ApiConfig::body_read_timeout`].
     pub(crate) body_read_timeout: std::time::Duration,
+    /// OIDC sign-in, when configured.
+    pub(crate) oidc: Option<runway_service::oidc::Oidc>,
+    /// How the session and CSRF cookies are set.
+    pub(crate) cookies: cookies::CookiePolicy,
 }
 
 impl std::fmt::Debug for AppState {
@@ -121,6 +132,8 @@ impl std::fmt::Debug for AppState {
             .field("sessions", &self.sessions)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("body_read_timeout", &self.body_read_timeout)
+            .field("oidc", &self.oidc)
+            .field("cookies", &self.cookies)
             .finish()
     }
 }
@@ -130,8 +143,12 @@ impl std::fmt::Debug for AppState {
 /// Serve it with `into_make_service_with_connect_info::<SocketAddr>()` so sessions
 /// record the client address; without `ConnectInfo` everything works and `ip` is
 /// simply absent.
+///
+/// # Panics
+/// With OIDC configured, if its HTTP client cannot be built (TLS cannot be
+/// initialised): a start-up failure, never one of a request.
 pub fn router(service: Service, config: ApiConfig) -> Router {
-    use routes::{agent_protocol, agents, jobs, logs, registration_tokens, sessions, system};
+    use routes::{agent_protocol, agents, jobs, logs, oidc, registration_tokens, sessions, system};
 
     let ApiConfig {
         session_ttl,
@@ -143,6 +160,7 @@ pub fn router(service: Service, config: ApiConfig) -> Router {
         body_read_timeout,
         concurrent_password_checks,
         live_log_streams,
+        oidc,
     } = config;
     let timings = service.timings();
     let lease_wait = if service.settings().lease_waits {
@@ -155,13 +173,23 @@ pub fn router(service: Service, config: ApiConfig) -> Router {
         service.settings().claim_wait_max,
         lease_wait,
     );
+    let sessions = runway_service::sessions::Sessions::new(
+        Arc::clone(service.store()),
+        session_ttl,
+        session_idle_timeout,
+        concurrent_password_checks,
+    );
+    let oidc = oidc.map(|settings| {
+        runway_service::oidc::Oidc::new(settings, Arc::clone(service.store()), sessions.clone())
+            .expect("the OpenID Connect HTTP client builds")
+    });
     let state = AppState {
-        sessions: runway_service::sessions::Sessions::new(
-            Arc::clone(service.store()),
-            session_ttl,
-            session_idle_timeout,
-            concurrent_password_checks,
+        cookies: cookies::CookiePolicy::for_public_url(
+            public_url.as_deref(),
+            session_ttl.whole_seconds(),
         ),
+        oidc,
+        sessions,
         store: Arc::clone(service.store()),
         service,
         live_log_streams,
@@ -186,6 +214,8 @@ pub fn router(service: Service, config: ApiConfig) -> Router {
             post(sessions::revoke_all),
         )
         .route("/api/v1/auth/sessions/{id}", delete(sessions::revoke))
+        .route("/api/v1/auth/oidc/login", get(oidc::login))
+        .route("/api/v1/auth/oidc/callback", get(oidc::callback))
         .route(
             "/api/v1/registration-tokens",
             post(registration_tokens::create).get(registration_tokens::list),

@@ -16,7 +16,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::AppState;
-use crate::routes::{agent_protocol, agents, jobs, logs, registration_tokens, sessions, system};
+use crate::routes::{
+    agent_protocol, agents, jobs, logs, oidc, registration_tokens, sessions, system,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -35,6 +37,8 @@ use crate::routes::{agent_protocol, agents, jobs, logs, registration_tokens, ses
         sessions::list,
         sessions::revoke,
         sessions::revoke_all,
+        oidc::login,
+        oidc::callback,
         registration_tokens::create,
         registration_tokens::list,
         registration_tokens::delete,

@@ -29,8 +29,9 @@ use runway_core::lifecycle::{AttemptEnd, IllegalTransition, JobStatus};
 use runway_core::log::{
     LOG_MARKER_ALLOWANCE, LOG_MAX_BYTES, LogAppend, LogChunk, LogSlice, LogSummary, crc32_append,
 };
+use runway_core::oidc::{LOGIN_TTL, OidcIdentity, PendingLogin};
 use runway_core::page::{Cursor, EXAMINE_MAX, Page, PageRequest};
-use runway_core::secret::TokenHash;
+use runway_core::secret::{Secret, TokenHash};
 use runway_core::session::Session;
 use runway_core::store::{
     AgentQuery, AuditQuery, Claim, ClaimRequest, Conflict, Due, HeldAttempt, JobQuery, RecordKind,
@@ -170,6 +171,198 @@ pub async fn a_user_round_trips_by_id_and_by_username<S: Backend>(store: S) {
     );
     assert_eq!(store.get_user(UserId::new()).await.expect("get"), None);
     assert_eq!(store.user_by_username("ADA").await.expect("by name"), None);
+}
+
+// ---------------------------------------------------------------- OIDC
+
+fn pending_login(state: &str) -> PendingLogin {
+    PendingLogin {
+        state_hash: TokenHash::of(state),
+        nonce: Secret::new(format!("nonce-of-{state}")),
+        pkce_verifier: Secret::new(format!("verifier-of-{state}")),
+        return_to: "/jobs?status=running".into(),
+        created_at: t0(),
+        expires_at: t0() + LOGIN_TTL,
+    }
+}
+
+/// A pending login is given back exactly, once: the second take (a replayed
+/// callback) finds nothing, and a state never stored finds nothing either.
+pub async fn a_pending_oidc_login_is_taken_exactly_once<S: Backend>(store: S) {
+    let login = pending_login("state-a");
+    store.create_oidc_login(&login).await.expect("create");
+    // Another login with the same state (a repeat of the very same write is a
+    // retry, which DynamoDB's store recognises as its own).
+    let rival = PendingLogin {
+        nonce: Secret::new("another nonce"),
+        ..login.clone()
+    };
+    let err = store
+        .create_oidc_login(&rival)
+        .await
+        .expect_err("the same state twice");
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict(Conflict::Exists(RecordKind::OidcLogin))
+        ),
+        "{err:?}"
+    );
+    let now = t0() + Duration::minutes(1);
+    assert_eq!(
+        store
+            .take_oidc_login(&login.state_hash, now)
+            .await
+            .expect("take"),
+        Some(login.clone())
+    );
+    assert_eq!(
+        store
+            .take_oidc_login(&login.state_hash, now)
+            .await
+            .expect("take again"),
+        None
+    );
+    assert_eq!(
+        store
+            .take_oidc_login(&TokenHash::of("never-stored"), now)
+            .await
+            .expect("take unknown"),
+        None
+    );
+}
+
+/// A login taken at or after its expiry is refused, and it is gone afterwards.
+pub async fn an_expired_pending_oidc_login_is_refused_and_deleted<S: Backend>(store: S) {
+    let login = pending_login("state-b");
+    store.create_oidc_login(&login).await.expect("create");
+    assert_eq!(
+        store
+            .take_oidc_login(&login.state_hash, login.expires_at)
+            .await
+            .expect("take at expiry"),
+        None
+    );
+    assert_eq!(
+        store
+            .take_oidc_login(&login.state_hash, t0())
+            .await
+            .expect("take before"),
+        None,
+        "the expired login was deleted by the refused take"
+    );
+}
+
+/// Of callbacks racing with one state, exactly one gets the login.
+pub async fn racing_takes_of_one_pending_oidc_login_give_it_to_exactly_one<S: Backend>(store: S) {
+    const RACERS: usize = 8;
+    let login = pending_login("state-c");
+    store.create_oidc_login(&login).await.expect("create");
+    let store = Arc::new(store);
+    let barrier = Arc::new(tokio::sync::Barrier::new(RACERS));
+    let mut tasks = Vec::new();
+    for _ in 0..RACERS {
+        let (store, barrier, hash) = (
+            Arc::clone(&store),
+            Arc::clone(&barrier),
+            login.state_hash.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            store.take_oidc_login(&hash, t0()).await
+        }));
+    }
+    let mut winners = 0;
+    for task in tasks {
+        if task.await.expect("task panicked").expect("take").is_some() {
+            winners += 1;
+        }
+    }
+    assert_eq!(winners, 1);
+}
+
+/// A user created with an identity is found by that identity (issuer and
+/// subject both count) and by username; a second user with the same identity is
+/// a conflict that writes nothing, and so is one with a taken username.
+pub async fn an_oidc_user_is_found_by_issuer_and_subject_only<S: Backend>(store: S) {
+    let identity = OidcIdentity {
+        issuer: "https://id.example.com".into(),
+        subject: "248289761001".into(),
+    };
+    let mut ada = user("ada@example.com");
+    ada.password_hash = runway_core::password::NO_PASSWORD.into();
+    store
+        .create_oidc_user(&ada, &identity)
+        .await
+        .expect("create");
+    assert_eq!(
+        store
+            .user_by_oidc_identity(&identity)
+            .await
+            .expect("by identity"),
+        Some(ada.clone())
+    );
+    assert_eq!(
+        store
+            .user_by_username("ada@example.com")
+            .await
+            .expect("by name"),
+        Some(ada.clone())
+    );
+    for other in [
+        OidcIdentity {
+            issuer: "https://other.example.com".into(),
+            ..identity.clone()
+        },
+        OidcIdentity {
+            subject: "248289761002".into(),
+            ..identity.clone()
+        },
+    ] {
+        assert_eq!(
+            store.user_by_oidc_identity(&other).await.expect("other"),
+            None
+        );
+    }
+
+    let twin = user("ada-twin@example.com");
+    let err = store
+        .create_oidc_user(&twin, &identity)
+        .await
+        .expect_err("the identity is linked");
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict(Conflict::Exists(RecordKind::OidcIdentity))
+        ),
+        "{err:?}"
+    );
+    assert_eq!(store.get_user(twin.id).await.expect("get"), None);
+    assert_eq!(
+        store
+            .user_by_username("ada-twin@example.com")
+            .await
+            .expect("by name"),
+        None
+    );
+
+    let fresh = OidcIdentity {
+        subject: "999".into(),
+        ..identity.clone()
+    };
+    let namesake = user("ada@example.com");
+    let err = store
+        .create_oidc_user(&namesake, &fresh)
+        .await
+        .expect_err("the username is taken");
+    assert!(
+        matches!(err, StoreError::Conflict(Conflict::UsernameTaken(ref n)) if n == "ada@example.com"),
+        "{err:?}"
+    );
+    assert_eq!(
+        store.user_by_oidc_identity(&fresh).await.expect("fresh"),
+        None
+    );
 }
 
 /// A second user with a taken username is a conflict naming it, and changes nothing.

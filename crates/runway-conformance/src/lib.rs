@@ -88,6 +88,10 @@ macro_rules! __for_each_case {
             { $($args)* }
             a_user_round_trips_by_id_and_by_username,
             usernames_are_unique,
+            a_pending_oidc_login_is_taken_exactly_once,
+            an_expired_pending_oidc_login_is_refused_and_deleted,
+            racing_takes_of_one_pending_oidc_login_give_it_to_exactly_one,
+            an_oidc_user_is_found_by_issuer_and_subject_only,
             setting_a_password_hash_replaces_it,
             a_password_change_revokes_every_session_of_that_user_and_no_one_elses,
             a_password_change_for_an_unknown_user_is_not_found_and_revokes_nothing,

@@ -9,6 +9,7 @@
 //! * [`lifecycle`] — the one job-state transition table, and how an attempt's end
 //!   settles a job (the retry rule).
 //! * [`log`] — job logs: chunks placed by byte offset, sizes and checksums.
+//! * [`oidc`] — OpenID Connect sign-in: pending logins and issuer identities.
 //! * [`audit`] — the append-only audit log's events: who did what to which object.
 //! * [`store`] — narrow, domain-shaped store traits and the single [`store::StoreError`],
 //!   whose conflicts are typed ([`store::Conflict`]).
@@ -25,6 +26,7 @@ pub mod id;
 pub mod job;
 pub mod lifecycle;
 pub mod log;
+pub mod oidc;
 pub mod page;
 pub mod password;
 pub mod secret;

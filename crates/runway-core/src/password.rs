@@ -40,6 +40,11 @@ pub fn verify_password(password: &Secret, phc: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// The stored "hash" of a user who has no password: one who signs in only
+/// through OpenID Connect. It is not a PHC string, so no password matches it
+/// ([`verify_password`] is false for it).
+pub const NO_PASSWORD: &str = "!no-password";
+
 /// A hash of a password nobody knows, verified against when a username does not
 /// exist so that a failed login takes the same time either way.
 #[must_use]

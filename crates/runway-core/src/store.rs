@@ -27,6 +27,7 @@ use crate::id::{AgentId, JobId, RegistrationTokenId, SessionId, UserId};
 use crate::job::{Attempt, Job, JobDetail, JobSecrets};
 use crate::lifecycle::{AttemptEnd, IllegalTransition, JobStatus};
 use crate::log::{LogAppend, LogChunk, LogSlice, LogSummary};
+use crate::oidc::{OidcIdentity, PendingLogin};
 use crate::page::{Page, PageRequest};
 use crate::secret::TokenHash;
 use crate::session::Session;
@@ -95,6 +96,10 @@ pub enum RecordKind {
     Job,
     /// An audit event.
     AuditEvent,
+    /// A pending OpenID Connect login.
+    OidcLogin,
+    /// A link from an issuer's subject to a user.
+    OidcIdentity,
 }
 
 impl RecordKind {
@@ -108,6 +113,8 @@ impl RecordKind {
             Self::Agent => "agent",
             Self::Job => "job",
             Self::AuditEvent => "audit event",
+            Self::OidcLogin => "pending sign-in",
+            Self::OidcIdentity => "identity at this issuer",
         }
     }
 }
@@ -194,6 +201,38 @@ pub trait SessionStore: Send + Sync {
     /// Deletes all of `user`'s sessions except `keep`; returns how many were deleted.
     async fn revoke_user_sessions(&self, user: UserId, keep: Option<SessionId>)
     -> StoreResult<u64>;
+}
+
+/// OpenID Connect logins between the redirect to the issuer and its callback
+/// ([`crate::oidc`]). Kept in the store, because on Lambda the callback may reach
+/// another instance than the one that started the login.
+#[async_trait]
+pub trait OidcLoginStore: Send + Sync {
+    /// Stores a login. [`Conflict::Exists`] if one with its `state_hash` exists.
+    async fn create_oidc_login(&self, login: &PendingLogin) -> StoreResult<()>;
+    /// Deletes the login whose state hashes to `state_hash` and returns it, if it is
+    /// still live at `now` ([`PendingLogin::is_live`]); `None` if there is none or
+    /// it has expired (an expired one is deleted all the same). The delete is
+    /// conditional, so of two racing callbacks with one state exactly one gets the
+    /// login: a replayed callback finds nothing.
+    async fn take_oidc_login(
+        &self,
+        state_hash: &TokenHash,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<PendingLogin>>;
+}
+
+/// Users who sign in through an OpenID Connect issuer, found by who the issuer
+/// says they are ([`OidcIdentity`]), never by email.
+#[async_trait]
+pub trait OidcIdentityStore: Send + Sync {
+    /// The user linked to `identity`, if any.
+    async fn user_by_oidc_identity(&self, identity: &OidcIdentity) -> StoreResult<Option<User>>;
+    /// Creates `user` linked to `identity`, in one atomic write: nothing is
+    /// written if [`Conflict::UsernameTaken`], or [`Conflict::Exists`] with
+    /// [`RecordKind::OidcIdentity`] (a concurrent first sign-in of the same
+    /// person won; read the user by identity again).
+    async fn create_oidc_user(&self, user: &User, identity: &OidcIdentity) -> StoreResult<()>;
 }
 
 /// Registration tokens, created by admins.
@@ -533,6 +572,8 @@ pub trait StoreHealth: Send + Sync {
 pub trait Store:
     UserStore
     + SessionStore
+    + OidcLoginStore
+    + OidcIdentityStore
     + RegistrationTokenStore
     + AgentStore
     + JobStore
@@ -545,6 +586,8 @@ pub trait Store:
 impl<T> Store for T where
     T: UserStore
         + SessionStore
+        + OidcLoginStore
+        + OidcIdentityStore
         + RegistrationTokenStore
         + AgentStore
         + JobStore

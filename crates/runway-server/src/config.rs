@@ -28,6 +28,22 @@
 //!   with credentials. Default: none. (In the file, an array of strings.)
 //! * `RUNWAY_PUBLIC_URL` — the server's external URL, e.g. `https://ci.example.com`.
 //!   Unset by default. An `https://` one turns on `Strict-Transport-Security`.
+//!   With plain `http://` on `localhost`, `127.0.0.1` or `[::1]` the session
+//!   cookies lose `Secure` (a browser on the same machine has no TLS to use);
+//!   everywhere else they keep it.
+//! * `RUNWAY_OIDC_ISSUER_URL` — the OpenID Connect issuer to sign in with, e.g.
+//!   `https://accounts.example.com` (exactly its `iss`). Unset: no OIDC sign-in.
+//!   Needs `RUNWAY_PUBLIC_URL` (the callback is
+//!   `{public_url}/api/v1/auth/oidc/callback`) and `RUNWAY_OIDC_CLIENT_ID`.
+//! * `RUNWAY_OIDC_CLIENT_ID` — this server's client id at the issuer.
+//! * `RUNWAY_OIDC_CLIENT_SECRET` — its client secret (unset for a public client).
+//!   Never logged, never echoed, `[redacted]` in `runway config`.
+//! * `RUNWAY_OIDC_ALLOWED_EMAIL_DOMAINS` — comma-separated email domains let in
+//!   (their `email_verified` must be true). Default: every one.
+//! * `RUNWAY_OIDC_ADMIN_EMAILS` — comma-separated verified emails whose first
+//!   sign-in makes an admin.
+//! * `RUNWAY_OIDC_ADMIN_GROUP` — a `groups` claim value whose first sign-in makes an
+//!   admin (the `groups` scope is then requested too).
 //! * `RUNWAY_SESSION_TTL_SECONDS` — absolute session lifetime. Default `604800` (7 d).
 //! * `RUNWAY_SESSION_IDLE_TIMEOUT_SECONDS` — idle session lifetime. Default `86400`.
 //! * `RUNWAY_MAX_BODY_BYTES` — largest request body. Default `1048576` (1 MiB).
@@ -153,6 +169,42 @@ const PUBLIC_URL: Setting = Setting {
     default: None,
     expected: "the server's external http:// or https:// URL, e.g. https://ci.example.com or https://example.com/runway (no query or fragment)",
 };
+const OIDC_ISSUER_URL: Setting = Setting {
+    env: "RUNWAY_OIDC_ISSUER_URL",
+    key: "oidc_issuer_url",
+    default: None,
+    expected: "the issuer's http:// or https:// URL, exactly as its ID tokens' `iss`, e.g. https://accounts.example.com",
+};
+const OIDC_CLIENT_ID: Setting = Setting {
+    env: "RUNWAY_OIDC_CLIENT_ID",
+    key: "oidc_client_id",
+    default: None,
+    expected: "the client id the issuer gave this server: 1 to 255 characters, no spaces",
+};
+const OIDC_CLIENT_SECRET: Setting = Setting {
+    env: "RUNWAY_OIDC_CLIENT_SECRET",
+    key: "oidc_client_secret",
+    default: None,
+    expected: "the client secret the issuer gave this server, 1 to 1024 characters",
+};
+const OIDC_ALLOWED_EMAIL_DOMAINS: Setting = Setting {
+    env: "RUNWAY_OIDC_ALLOWED_EMAIL_DOMAINS",
+    key: "oidc_allowed_email_domains",
+    default: Some(""),
+    expected: "comma-separated email domains such as example.com,example.org",
+};
+const OIDC_ADMIN_EMAILS: Setting = Setting {
+    env: "RUNWAY_OIDC_ADMIN_EMAILS",
+    key: "oidc_admin_emails",
+    default: Some(""),
+    expected: "comma-separated email addresses such as ada@example.com,grace@example.com",
+};
+const OIDC_ADMIN_GROUP: Setting = Setting {
+    env: "RUNWAY_OIDC_ADMIN_GROUP",
+    key: "oidc_admin_group",
+    default: None,
+    expected: "a group name as the issuer's `groups` claim holds it, 1 to 255 characters",
+};
 const SESSION_TTL: Setting = Setting {
     env: "RUNWAY_SESSION_TTL_SECONDS",
     key: "session_ttl_seconds",
@@ -237,7 +289,7 @@ const S3_ENDPOINT: Setting = Setting {
 pub const LAMBDA_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Every setting, in the order `runway config` prints them.
-const ALL: [Setting; 24] = [
+const ALL: [Setting; 30] = [
     LISTEN,
     DATA_DIR,
     STORE,
@@ -249,6 +301,12 @@ const ALL: [Setting; 24] = [
     ADMIN_PASSWORD,
     CORS_ORIGINS,
     PUBLIC_URL,
+    OIDC_ISSUER_URL,
+    OIDC_CLIENT_ID,
+    OIDC_CLIENT_SECRET,
+    OIDC_ALLOWED_EMAIL_DOMAINS,
+    OIDC_ADMIN_EMAILS,
+    OIDC_ADMIN_GROUP,
     SESSION_TTL,
     SESSION_IDLE,
     MAX_BODY,
@@ -320,6 +378,9 @@ pub enum ConfigError {
         /// What would have been accepted.
         expected: &'static str,
     },
+    /// Settings that are each valid but do not fit together.
+    #[error("{0}")]
+    Inconsistent(&'static str),
     /// A file named by `--config` or `RUNWAY_CONFIG` that does not exist.
     #[error("the configuration file {path} (named by {named_by}) does not exist")]
     FileMissing {
@@ -480,8 +541,25 @@ impl fmt::Display for Sources {
     }
 }
 
-/// The effective configuration. `Debug` is safe to log: the admin password is a
-/// [`Secret`], which prints `[redacted]`.
+/// Sign-in through an OpenID Connect issuer. `Debug` redacts the secret.
+#[derive(Debug, Clone)]
+pub struct OidcConfig {
+    /// The issuer's identifier.
+    pub issuer_url: String,
+    /// This server's client id there.
+    pub client_id: String,
+    /// Its client secret, if it is a confidential client.
+    pub client_secret: Option<Secret>,
+    /// Email domains let in (lowercase); empty: all.
+    pub allowed_email_domains: Vec<String>,
+    /// Verified emails (lowercase) made admin at their first sign-in.
+    pub admin_emails: Vec<String>,
+    /// A `groups` value made admin at its first sign-in.
+    pub admin_group: Option<String>,
+}
+
+/// The effective configuration. `Debug` is safe to log: the admin password and
+/// the OIDC client secret are [`Secret`]s, which print `[redacted]`.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Address to bind.
@@ -502,6 +580,8 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     /// The server's external URL, without a trailing `/`.
     pub public_url: Option<String>,
+    /// OIDC sign-in, if an issuer is configured (then `public_url` is set).
+    pub oidc: Option<OidcConfig>,
     /// Absolute session lifetime, in seconds.
     pub session_ttl_seconds: u64,
     /// Idle session lifetime, in seconds.
@@ -544,6 +624,12 @@ struct FileConfig {
     admin_password: Option<Secret>,
     cors_origins: Option<Vec<String>>,
     public_url: Option<String>,
+    oidc_issuer_url: Option<String>,
+    oidc_client_id: Option<String>,
+    oidc_client_secret: Option<Secret>,
+    oidc_allowed_email_domains: Option<Vec<String>>,
+    oidc_admin_emails: Option<Vec<String>>,
+    oidc_admin_group: Option<String>,
     session_ttl_seconds: Option<u64>,
     session_idle_timeout_seconds: Option<u64>,
     max_body_bytes: Option<u64>,
@@ -574,6 +660,18 @@ impl FileConfig {
             "admin_password" => self.admin_password.as_ref().map(|s| s.expose().to_owned()),
             "cors_origins" => self.cors_origins.as_ref().map(|o| o.join(",")),
             "public_url" => self.public_url.clone(),
+            "oidc_issuer_url" => self.oidc_issuer_url.clone(),
+            "oidc_client_id" => self.oidc_client_id.clone(),
+            "oidc_client_secret" => self
+                .oidc_client_secret
+                .as_ref()
+                .map(|s| s.expose().to_owned()),
+            "oidc_allowed_email_domains" => self
+                .oidc_allowed_email_domains
+                .as_ref()
+                .map(|d| d.join(",")),
+            "oidc_admin_emails" => self.oidc_admin_emails.as_ref().map(|e| e.join(",")),
+            "oidc_admin_group" => self.oidc_admin_group.clone(),
             "session_ttl_seconds" => self.session_ttl_seconds.map(|n| n.to_string()),
             "session_idle_timeout_seconds" => {
                 self.session_idle_timeout_seconds.map(|n| n.to_string())
@@ -744,6 +842,49 @@ fn parse_public_url(s: &str) -> Option<String> {
     valid.then(|| s.trim_end_matches('/').to_owned())
 }
 
+/// Printable text without whitespace, 1 to 255 characters.
+fn parse_token_text(s: &str) -> Option<String> {
+    let ok =
+        (1..=255).contains(&s.len()) && !s.chars().any(|c| c.is_whitespace() || c.is_control());
+    ok.then(|| s.to_owned())
+}
+
+/// Text without control characters, 1 to 255 characters.
+fn parse_name(s: &str) -> Option<String> {
+    let ok = (1..=255).contains(&s.len()) && !s.chars().any(char::is_control);
+    ok.then(|| s.to_owned())
+}
+
+/// A comma-separated list, lowercased, each item checked by `valid`.
+fn parse_list(s: &str, valid: fn(&str) -> bool) -> Option<Vec<String>> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(|item| {
+            let item = item.to_ascii_lowercase();
+            valid(&item).then_some(item)
+        })
+        .collect()
+}
+
+fn is_domain(s: &str) -> bool {
+    s.len() <= 253
+        && s.contains('.')
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+}
+
+fn is_email(s: &str) -> bool {
+    s.rsplit_once('@').is_some_and(|(local, domain)| {
+        !local.is_empty()
+            && !local.chars().any(|c| c.is_whitespace() || c.is_control())
+            && is_domain(domain)
+    })
+}
+
 fn line_of(text: &str, offset: usize) -> usize {
     text.get(..offset)
         .map_or(1, |before| before.matches('\n').count() + 1)
@@ -762,9 +903,11 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
         let on_secret_line = text
             .lines()
             .nth(line - 1)
-            .is_some_and(|l| l.trim_start().starts_with("admin_password"));
-        let message = if on_secret_line {
-            "admin_password must be a string of 12 to 1024 characters".to_owned()
+            .map(str::trim_start)
+            .filter(|l| l.starts_with("admin_password") || l.starts_with("oidc_client_secret"));
+        let message = if let Some(line) = on_secret_line {
+            let key = line.split(['=', ' ']).next().unwrap_or_default();
+            format!("{key} must be a string (its value is not shown)")
         } else {
             err.message().trim().to_owned()
         };
@@ -774,6 +917,61 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
             message,
         }
     })
+}
+
+/// The OIDC settings: all or nothing, and only with a public URL.
+fn oidc_config<E: Fn(&str) -> Option<String>>(
+    layers: &mut Layers<'_, E>,
+    public_url: Option<&str>,
+) -> Result<Option<OidcConfig>, ConfigError> {
+    let issuer_url = layers.parse_optional(OIDC_ISSUER_URL, parse_endpoint)?;
+    let client_id = layers.parse_optional(OIDC_CLIENT_ID, parse_token_text)?;
+    let client_secret = match layers.get(OIDC_CLIENT_SECRET) {
+        None => None,
+        Some((secret, origin)) => {
+            if secret.chars().count() > 1024 || secret.chars().any(char::is_control) {
+                return Err(ConfigError::InvalidSecret {
+                    origin,
+                    expected: OIDC_CLIENT_SECRET.expected,
+                });
+            }
+            Some(Secret::new(secret))
+        }
+    };
+    let allowed_email_domains =
+        layers.parse(OIDC_ALLOWED_EMAIL_DOMAINS, |s| parse_list(s, is_domain))?;
+    let admin_emails = layers.parse(OIDC_ADMIN_EMAILS, |s| parse_list(s, is_email))?;
+    let admin_group = layers.parse_optional(OIDC_ADMIN_GROUP, parse_name)?;
+    let Some(issuer_url) = issuer_url else {
+        if client_id.is_some() || client_secret.is_some() {
+            return Err(ConfigError::Inconsistent(
+                "RUNWAY_OIDC_CLIENT_ID or RUNWAY_OIDC_CLIENT_SECRET is set without \
+                 RUNWAY_OIDC_ISSUER_URL; set the issuer too, or remove them",
+            ));
+        }
+        return Ok(None);
+    };
+    let Some(client_id) = client_id else {
+        return Err(ConfigError::Inconsistent(
+            "RUNWAY_OIDC_ISSUER_URL is set without RUNWAY_OIDC_CLIENT_ID; set the client id \
+             the issuer gave this server",
+        ));
+    };
+    if public_url.is_none() {
+        return Err(ConfigError::Inconsistent(
+            "RUNWAY_OIDC_ISSUER_URL is set without RUNWAY_PUBLIC_URL; the issuer sends \
+             browsers back to {RUNWAY_PUBLIC_URL}/api/v1/auth/oidc/callback, so set the \
+             server's external URL",
+        ));
+    }
+    Ok(Some(OidcConfig {
+        issuer_url,
+        client_id,
+        client_secret,
+        allowed_email_domains,
+        admin_emails,
+        admin_group,
+    }))
 }
 
 impl Config {
@@ -883,6 +1081,7 @@ impl Config {
         };
         let cors_origins = layers.parse(CORS_ORIGINS, parse_origins)?;
         let public_url = layers.parse_optional(PUBLIC_URL, parse_public_url)?;
+        let oidc = oidc_config(&mut layers, public_url.as_deref())?;
         let session_ttl_seconds = layers.parse(SESSION_TTL, number_in(SESSION_SECONDS))?;
         let session_idle_timeout_seconds =
             layers.parse(SESSION_IDLE, number_in(SESSION_SECONDS))?;
@@ -907,6 +1106,7 @@ impl Config {
             admin_password,
             cors_origins,
             public_url,
+            oidc,
             session_ttl_seconds,
             session_idle_timeout_seconds,
             max_body_bytes,
@@ -1021,8 +1221,25 @@ impl Config {
             max_body_bytes: self.max_body_bytes,
             request_timeout: std::time::Duration::from_secs(self.request_timeout_seconds),
             body_read_timeout: std::time::Duration::from_secs(self.body_read_timeout_seconds),
+            oidc: self.oidc_settings(),
             ..runway_api::ApiConfig::default()
         }
+    }
+
+    /// The service's OIDC settings, with the callback derived from the public URL.
+    #[must_use]
+    pub fn oidc_settings(&self) -> Option<runway_service::oidc::OidcSettings> {
+        let oidc = self.oidc.as_ref()?;
+        let public_url = self.public_url.as_deref()?;
+        Some(runway_service::oidc::OidcSettings {
+            issuer_url: oidc.issuer_url.clone(),
+            client_id: oidc.client_id.clone(),
+            client_secret: oidc.client_secret.clone(),
+            redirect_url: format!("{public_url}/api/v1/auth/oidc/callback"),
+            allowed_email_domains: oidc.allowed_email_domains.clone(),
+            admin_emails: oidc.admin_emails.clone(),
+            admin_group: oidc.admin_group.clone(),
+        })
     }
 
     /// What `runway serve` bounds connections with, before any request exists.
@@ -1104,6 +1321,40 @@ impl Config {
                         continue;
                     }
                 },
+                key @ ("oidc_issuer_url"
+                | "oidc_client_id"
+                | "oidc_client_secret"
+                | "oidc_allowed_email_domains"
+                | "oidc_admin_emails"
+                | "oidc_admin_group") => {
+                    let Some(oidc) = &self.oidc else {
+                        if key == "oidc_issuer_url" {
+                            let _ = writeln!(
+                                out,
+                                "# oidc_issuer_url is not set: sign-in is by password only."
+                            );
+                        }
+                        continue;
+                    };
+                    let list = |items: &[String]| {
+                        let items: Vec<String> = items.iter().map(|i| toml_string(i)).collect();
+                        format!("[{}]", items.join(", "))
+                    };
+                    match key {
+                        "oidc_issuer_url" => toml_string(&oidc.issuer_url),
+                        "oidc_client_id" => toml_string(&oidc.client_id),
+                        "oidc_client_secret" => match &oidc.client_secret {
+                            Some(_) => toml_string("[redacted]"),
+                            None => continue,
+                        },
+                        "oidc_allowed_email_domains" => list(&oidc.allowed_email_domains),
+                        "oidc_admin_emails" => list(&oidc.admin_emails),
+                        _ => match &oidc.admin_group {
+                            Some(group) => toml_string(group),
+                            None => continue,
+                        },
+                    }
+                }
                 "session_ttl_seconds" => self.session_ttl_seconds.to_string(),
                 "session_idle_timeout_seconds" => self.session_idle_timeout_seconds.to_string(),
                 "max_body_bytes" => self.max_body_bytes.to_string(),
@@ -1200,6 +1451,63 @@ mod tests {
         let path = dir.path().join("runway.toml");
         std::fs::write(&path, text).unwrap();
         path
+    }
+
+    #[test]
+    fn oidc_needs_a_client_id_and_a_public_url_and_derives_its_callback_from_it() {
+        assert!(load(None, &[]).unwrap().oidc.is_none());
+        let issuer = ("RUNWAY_OIDC_ISSUER_URL", "https://id.example.com");
+        let client = ("RUNWAY_OIDC_CLIENT_ID", "runway");
+        let public = ("RUNWAY_PUBLIC_URL", "https://ci.example.com/");
+        let err = load(None, &[issuer, client]).unwrap_err().to_string();
+        assert!(err.contains("RUNWAY_PUBLIC_URL"), "{err}");
+        let err = load(None, &[issuer, public]).unwrap_err().to_string();
+        assert!(err.contains("RUNWAY_OIDC_CLIENT_ID"), "{err}");
+        let err = load(None, &[client]).unwrap_err().to_string();
+        assert!(err.contains("RUNWAY_OIDC_ISSUER_URL"), "{err}");
+
+        let c = load(
+            None,
+            &[
+                issuer,
+                client,
+                public,
+                ("RUNWAY_OIDC_CLIENT_SECRET", "s3cr3t-value"),
+                (
+                    "RUNWAY_OIDC_ALLOWED_EMAIL_DOMAINS",
+                    "Example.com, example.org",
+                ),
+                ("RUNWAY_OIDC_ADMIN_EMAILS", "Ada@Example.com"),
+                ("RUNWAY_OIDC_ADMIN_GROUP", "ci-admins"),
+            ],
+        )
+        .unwrap();
+        let settings = c.oidc_settings().unwrap();
+        assert_eq!(
+            settings.redirect_url,
+            "https://ci.example.com/api/v1/auth/oidc/callback"
+        );
+        assert_eq!(
+            settings.allowed_email_domains,
+            ["example.com", "example.org"]
+        );
+        assert_eq!(settings.admin_emails, ["ada@example.com"]);
+        assert_eq!(settings.admin_group.as_deref(), Some("ci-admins"));
+        assert!(c.api_config().oidc.is_some());
+        let printed = format!("{c:?}\n{}\n{settings:?}", c.to_toml());
+        assert!(!printed.contains("s3cr3t-value"), "{printed}");
+        assert!(c.to_toml().contains("oidc_client_secret = \"[redacted]\""));
+
+        for (name, bad) in [
+            ("RUNWAY_OIDC_ISSUER_URL", "id.example.com"),
+            ("RUNWAY_OIDC_ALLOWED_EMAIL_DOMAINS", "example"),
+            ("RUNWAY_OIDC_ADMIN_EMAILS", "ada"),
+        ] {
+            let err = load(None, &[issuer, client, public, (name, bad)])
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with(name), "{name}: {err}");
+        }
     }
 
     #[test]

@@ -46,6 +46,9 @@ pub enum ServiceError {
         /// Its checksum.
         agent_crc32: u32,
     },
+    /// An OpenID Connect sign-in failed; the variant says how.
+    #[error(transparent)]
+    Oidc(#[from] crate::oidc::OidcError),
     /// The store failed (down, throttled, or a bug).
     #[error("store error")]
     Store(#[source] StoreError),

@@ -14,6 +14,8 @@
 //! * [`accounts`] — first-start bootstrap, users and passwords (CLI and API).
 //! * [`sessions`] — sign-in (argon2 behind a bounded number of permits) and
 //!   revoking one's own sessions.
+//! * [`oidc`] — sign-in through an OpenID Connect issuer (code flow, PKCE,
+//!   state and nonce), provisioning users on their first sign-in.
 //! * [`jobs`] — submitting, inspecting, canceling and retrying jobs as a user.
 //! * [`dispatch`] — the agent side: registration, heartbeats, the long-poll claim,
 //!   leases, log chunks and finishing an attempt.
@@ -32,6 +34,7 @@ pub mod audit;
 pub mod dispatch;
 pub mod error;
 pub mod jobs;
+pub mod oidc;
 pub mod reaper;
 pub mod sessions;
 

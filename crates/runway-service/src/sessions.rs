@@ -20,11 +20,11 @@ use runway_core::OffsetDateTime;
 use runway_core::audit::AuditAction;
 use runway_core::id::SessionId;
 use runway_core::job::FieldError;
-use runway_core::password::{dummy_hash, verify_password};
+use runway_core::password::{NO_PASSWORD, dummy_hash, verify_password};
 use runway_core::secret::{IssuedToken, Secret};
 use runway_core::session::Session;
 use runway_core::store::{Store, StoreError};
-use runway_core::user::MAX_USERNAME_LEN;
+use runway_core::user::{MAX_USERNAME_LEN, User};
 
 use crate::accounts::MAX_PASSWORD_LEN;
 use crate::audit::Caller;
@@ -132,13 +132,19 @@ impl Sessions {
             )
             .into());
         }
-        let device_name = device.name.filter(|d| !d.trim().is_empty());
-        if let Some(d) = &device_name {
+        let mut device = device;
+        device.name = device.name.filter(|d| !d.trim().is_empty());
+        if let Some(d) = &device.name {
             check_text("device_name", d, MAX_DEVICE_NAME_LEN)?;
         }
 
         let user = self.store.user_by_username(username).await?;
-        let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
+        // A user without a password (OIDC only) costs the same dummy check as an
+        // unknown one, and fails the same way.
+        let stored_hash = user
+            .as_ref()
+            .map(|u| u.password_hash.clone())
+            .filter(|h| h != NO_PASSWORD);
         let permit = tokio::time::timeout(
             PASSWORD_CHECK_WAIT,
             Arc::clone(&self.password_checks).acquire_owned(),
@@ -161,6 +167,22 @@ impl Sessions {
             return Err(ServiceError::InvalidCredentials);
         };
 
+        self.issue(user, device, request_id).await
+    }
+
+    /// Issues a session for `user`, already authenticated (by password in
+    /// [`Self::sign_in`], by an issuer's ID token in [`crate::oidc`]), on
+    /// `device`: the session and its token (shown once). Every sign-in creates
+    /// its session here.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn issue(
+        &self,
+        user: User,
+        device: Device,
+        request_id: Option<String>,
+    ) -> ServiceResult<(Session, Secret)> {
         let now = OffsetDateTime::now_utc();
         let id = SessionId::new();
         let issued = IssuedToken::session(id);
@@ -169,7 +191,7 @@ impl Sessions {
             user_id: user.id,
             username: user.username,
             role: user.role,
-            device_name,
+            device_name: device.name,
             user_agent: device.user_agent,
             ip: device.ip,
             created_at: now,

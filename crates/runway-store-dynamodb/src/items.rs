@@ -36,7 +36,8 @@ use runway_core::audit::{Actor, AuditAction, AuditEvent, InvalidActor};
 use runway_core::id::{AgentId, AuditId, JobId, RegistrationTokenId, SessionId, UserId};
 use runway_core::job::{Attempt, Job, JobDetail, JobSecrets, JobSpec};
 use runway_core::lifecycle::{self, JobStatus};
-use runway_core::secret::TokenHash;
+use runway_core::oidc::{OidcIdentity, PendingLogin};
+use runway_core::secret::{Secret, TokenHash};
 use runway_core::session::Session;
 use runway_core::store::{StoreError, StoreResult};
 use runway_core::user::{Role, User};
@@ -225,6 +226,56 @@ pub(crate) fn agent_token_key(hash: &TokenHash) -> String {
 }
 pub(crate) fn registration_token_key(hash: &TokenHash) -> String {
     format!("registration_token#{}", hash.as_str())
+}
+
+/// The `lookups` key of a user's identity at an issuer. An issuer identifier is
+/// a URL without a fragment, so it holds no `#`, and the first `#` after the
+/// prefix ends it: two different pairs never make one key.
+pub(crate) fn oidc_identity_key(identity: &OidcIdentity) -> String {
+    format!("oidc#{}#{}", identity.issuer, identity.subject)
+}
+
+// ---------------------------------------------------------------- OIDC logins
+
+#[derive(Serialize, Deserialize)]
+pub(crate) struct PendingLoginItem {
+    state_hash: TokenHash,
+    nonce: String,
+    pkce_verifier: String,
+    return_to: String,
+    #[serde(with = "ns")]
+    created_at: OffsetDateTime,
+    #[serde(with = "ns")]
+    expires_at: OffsetDateTime,
+    /// Epoch seconds of the expiry, for DynamoDB's TTL sweep only.
+    ttl: i64,
+}
+
+impl From<&PendingLogin> for PendingLoginItem {
+    fn from(l: &PendingLogin) -> Self {
+        Self {
+            state_hash: l.state_hash.clone(),
+            nonce: l.nonce.expose().to_owned(),
+            pkce_verifier: l.pkce_verifier.expose().to_owned(),
+            return_to: l.return_to.clone(),
+            created_at: l.created_at,
+            expires_at: l.expires_at,
+            ttl: ttl_seconds(l.expires_at),
+        }
+    }
+}
+
+impl From<PendingLoginItem> for PendingLogin {
+    fn from(l: PendingLoginItem) -> Self {
+        Self {
+            state_hash: l.state_hash,
+            nonce: Secret::new(l.nonce),
+            pkce_verifier: Secret::new(l.pkce_verifier),
+            return_to: l.return_to,
+            created_at: l.created_at,
+            expires_at: l.expires_at,
+        }
+    }
 }
 
 // ---------------------------------------------------------------- sessions

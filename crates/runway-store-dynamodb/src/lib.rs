@@ -9,10 +9,11 @@
 //!
 //! ## Design in one screen
 //!
-//! * **Seven tables**, one per aggregate (the append-only `audit` log among them)
-//!   plus `lookups`, a strongly consistent secondary key: `username#…`,
-//!   `agent_token#…` and `registration_token#…` items point at the record they
-//!   name. A GSI would be eventually consistent, so a freshly registered agent
+//! * **Eight tables**, one per aggregate (the append-only `audit` log and the
+//!   pending OpenID Connect logins among them) plus `lookups`, a strongly
+//!   consistent secondary key: `username#…`, `agent_token#…`,
+//!   `registration_token#…` and `oidc#<issuer>#<subject>` items point at the
+//!   record they name. A GSI would be eventually consistent, so a freshly registered agent
 //!   could fail to authenticate; a lookup item written in the same
 //!   `TransactWriteItems` as its record cannot.
 //! * **Invariants are conditions**, never read-then-write: unique usernames
@@ -63,7 +64,8 @@
 //! GSI-then-`BatchGetItem` listing · `accounts.rs` users and sessions ·
 //! `agents.rs` registration tokens and agents · `jobs.rs` jobs and the lifecycle
 //! write they share · `dispatch.rs` claims, leases, attempt ends and the reaper's
-//! queries · `logs.rs` job logs on S3 · `audit.rs` the audit log.
+//! queries · `logs.rs` job logs on S3 · `audit.rs` the audit log · `oidc.rs` pending OIDC
+//! logins and issuer identities.
 
 #![forbid(unsafe_code)]
 
@@ -76,6 +78,7 @@ mod expr;
 mod items;
 mod jobs;
 mod logs;
+mod oidc;
 mod page;
 mod schema;
 
@@ -155,6 +158,7 @@ pub(crate) struct Tables {
     pub(crate) agents: String,
     pub(crate) jobs: String,
     pub(crate) audit: String,
+    pub(crate) oidc_logins: String,
 }
 
 impl Tables {
@@ -169,6 +173,7 @@ impl Tables {
             agents: name(schema::AGENTS),
             jobs: name(schema::JOBS),
             audit: name(schema::AUDIT),
+            oidc_logins: name(schema::OIDC_LOGINS),
         }
     }
 }

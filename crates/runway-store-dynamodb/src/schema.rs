@@ -70,6 +70,7 @@ pub(crate) const REGISTRATION_TOKENS: &str = "registration_tokens";
 pub(crate) const AGENTS: &str = "agents";
 pub(crate) const JOBS: &str = "jobs";
 pub(crate) const AUDIT: &str = "audit";
+pub(crate) const OIDC_LOGINS: &str = "oidc_logins";
 
 // Key attributes.
 pub(crate) const USER_ID: &str = "user_id";
@@ -79,6 +80,7 @@ pub(crate) const TOKEN_ID: &str = "token_id";
 pub(crate) const AGENT_ID: &str = "agent_id";
 pub(crate) const JOB_ID: &str = "job_id";
 pub(crate) const AUDIT_ID: &str = "audit_id";
+pub(crate) const STATE_HASH: &str = "state_hash";
 pub(crate) const REGION: &str = "region";
 pub(crate) const STATUS: &str = "status";
 /// An audit event's subject (absent when it has none): the key of `by_subject`.
@@ -269,6 +271,16 @@ pub fn schema() -> Vec<TableSpec> {
                 keys_only(BY_ACTOR, ACTOR_ID, AUDIT_ID),
             ],
             ttl_attribute: None,
+        },
+        // OpenID Connect logins between the redirect and the callback (ten
+        // minutes), by the SHA-256 of their state; each is taken by one
+        // conditional DeleteItem. TTL collects the ones never called back.
+        TableSpec {
+            suffix: OIDC_LOGINS,
+            partition_key: string(STATE_HASH),
+            sort_key: None,
+            indexes: vec![],
+            ttl_attribute: Some(TTL),
         },
     ]
 }
@@ -544,11 +556,11 @@ mod tests {
     }
 
     #[test]
-    fn only_sessions_expire_by_ttl() {
+    fn only_sessions_and_pending_oidc_logins_expire_by_ttl() {
         let with_ttl: Vec<_> = schema()
             .into_iter()
             .filter_map(|s| s.ttl_attribute.map(|a| (s.suffix, a)))
             .collect();
-        assert_eq!(with_ttl, [(SESSIONS, TTL)]);
+        assert_eq!(with_ttl, [(SESSIONS, TTL), (OIDC_LOGINS, TTL)]);
     }
 }

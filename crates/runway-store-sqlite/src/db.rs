@@ -79,6 +79,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0005_job_retries",
         include_str!("../migrations/0005_job_retries.sql"),
     ),
+    ("0006_oidc", include_str!("../migrations/0006_oidc.sql")),
     (
         "0008_audit_filters",
         include_str!("../migrations/0008_audit_filters.sql"),

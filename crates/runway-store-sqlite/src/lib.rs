@@ -80,7 +80,8 @@
 //!
 //! `db.rs` connections, pool and migrations · `error.rs` the mapping to
 //! `StoreError` · `rows.rs` column encodings · `accounts.rs` users and sessions ·
-//! `agents.rs` registration tokens and agents · `jobs.rs` jobs, pagination and
+//! `oidc.rs` pending OIDC logins and issuer identities · `agents.rs` registration
+//! tokens and agents · `jobs.rs` jobs, pagination and
 //! transitions · `dispatch.rs` claiming, leases, ending attempts and the reaper's
 //! reads · `logs.rs` job logs · `audit.rs` the append-only audit log.
 
@@ -95,6 +96,7 @@ mod error;
 mod files;
 mod jobs;
 mod logs;
+mod oidc;
 mod page;
 mod rows;
 

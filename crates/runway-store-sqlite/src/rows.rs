@@ -25,7 +25,8 @@ use runway_core::agent::{Agent, AgentMetrics, AgentState, RegistrationToken};
 use runway_core::audit::{Actor, AuditAction, AuditEvent};
 use runway_core::job::{Attempt, Job, JobSecrets, JobSpec};
 use runway_core::lifecycle::JobStatus;
-use runway_core::secret::TokenHash;
+use runway_core::oidc::PendingLogin;
+use runway_core::secret::{Secret, TokenHash};
 use runway_core::session::Session;
 use runway_core::store::{StoreError, StoreResult};
 use runway_core::user::{Role, User};
@@ -187,6 +188,21 @@ pub(crate) fn user(row: &Row<'_>) -> rusqlite::Result<User> {
         role: get_role(row, 2)?,
         created_at: get_ts(row, 3, "users.created_at")?,
         password_hash: row.get(4)?,
+    })
+}
+
+/// The columns [`pending_login`] decodes, in order.
+pub(crate) const OIDC_LOGIN_COLUMNS: &str =
+    "state_hash, nonce, pkce_verifier, return_to, created_at, expires_at";
+
+pub(crate) fn pending_login(row: &Row<'_>) -> rusqlite::Result<PendingLogin> {
+    Ok(PendingLogin {
+        state_hash: TokenHash::from_stored(row.get(0)?),
+        nonce: Secret::new(row.get::<_, String>(1)?),
+        pkce_verifier: Secret::new(row.get::<_, String>(2)?),
+        return_to: row.get(3)?,
+        created_at: get_ts(row, 4, "oidc_logins.created_at")?,
+        expires_at: get_ts(row, 5, "oidc_logins.expires_at")?,
     })
 }
 

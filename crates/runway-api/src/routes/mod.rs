@@ -16,6 +16,7 @@ pub(crate) mod agent_protocol;
 pub(crate) mod agents;
 pub(crate) mod jobs;
 pub(crate) mod logs;
+pub(crate) mod oidc;
 pub(crate) mod registration_tokens;
 pub(crate) mod sessions;
 pub(crate) mod system;

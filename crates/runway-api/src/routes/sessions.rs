@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use axum::Json;
 use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use runway_core::OffsetDateTime;
 use runway_core::id::{SessionId, UserId};
 use runway_core::secret::Secret;
@@ -42,6 +42,10 @@ pub(crate) struct SignInRequest {
     /// A name for this device, shown in the session list (at most 100 characters).
     #[schema(example = "work laptop")]
     device_name: Option<String>,
+    /// Also set the `runway_session` and `runway_csrf` cookies, for a browser
+    /// (default false). See docs/http-api.md for the CSRF rule that then applies.
+    #[serde(default)]
+    set_cookie: bool,
 }
 
 /// Who a session belongs to, as copied into the session at sign-in.
@@ -123,8 +127,8 @@ pub(crate) struct Revoked {
 /// the `User-Agent`, cut to 256 characters.
 #[derive(Debug)]
 pub(crate) struct ClientMeta {
-    ip: Option<String>,
-    user_agent: Option<String>,
+    pub(crate) ip: Option<String>,
+    pub(crate) user_agent: Option<String>,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientMeta {
@@ -148,7 +152,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientMeta {
 #[utoipa::path(post, path = "/api/v1/auth/sessions", tag = "sessions",
     request_body = SignInRequest,
     responses(
-        (status = 201, description = "Signed in", body = SignInResponse),
+        (status = 201, description = "Signed in (with `set_cookie`, also `Set-Cookie` `runway_session` and `runway_csrf`)", body = SignInResponse),
         (status = 401, description = "Wrong username or password (`invalid_credentials`)", body = ErrorBody),
         (status = 422, description = "A field is missing or too long", body = ErrorBody),
         (status = 503, description = "Too many sign-ins at once (`overloaded`); retry after `Retry-After` seconds", body = ErrorBody)))]
@@ -157,7 +161,8 @@ pub(crate) async fn sign_in(
     request_id: CallId,
     meta: ClientMeta,
     ApiJson(req): ApiJson<SignInRequest>,
-) -> Result<(StatusCode, Json<SignInResponse>), ApiError> {
+) -> Result<(StatusCode, HeaderMap, Json<SignInResponse>), ApiError> {
+    let set_cookie = req.set_cookie;
     let device = Device {
         name: req.device_name,
         user_agent: meta.user_agent,
@@ -173,8 +178,15 @@ pub(crate) async fn sign_in(
         )
         .await?;
     let user = SessionUser::of(&session);
+    let mut headers = HeaderMap::new();
+    if set_cookie {
+        for cookie in state.cookies.sign_in(token.expose()) {
+            headers.append(header::SET_COOKIE, cookie);
+        }
+    }
     Ok((
         StatusCode::CREATED,
+        headers,
         Json(SignInResponse {
             token,
             session,
@@ -196,22 +208,28 @@ pub(crate) async fn current(CurrentUser { session }: CurrentUser) -> Json<Curren
     })
 }
 
-/// Signs this device out: the token stops working immediately.
+/// Signs this device out: the token stops working immediately, and the session
+/// cookies are cleared.
 #[utoipa::path(delete, path = "/api/v1/auth/session", tag = "sessions",
     security(("bearer" = [])),
     responses(
-        (status = 204, description = "Signed out"),
-        (status = 401, description = "No valid session", body = ErrorBody)))]
+        (status = 204, description = "Signed out; `Set-Cookie` clears `runway_session` and `runway_csrf`"),
+        (status = 401, description = "No valid session", body = ErrorBody),
+        (status = 403, description = "Authenticated by the cookie without `x-csrf-token` (`csrf_failed`)", body = ErrorBody)))]
 pub(crate) async fn sign_out(
     State(state): State<AppState>,
     request_id: CallId,
     CurrentUser { session }: CurrentUser,
-) -> Result<StatusCode, ApiError> {
+) -> Result<(StatusCode, HeaderMap), ApiError> {
     state
         .sessions
         .sign_out(&session, request_id.into_option())
         .await?;
-    Ok(StatusCode::NO_CONTENT)
+    let mut headers = HeaderMap::new();
+    for cookie in state.cookies.sign_out() {
+        headers.append(header::SET_COOKIE, cookie);
+    }
+    Ok((StatusCode::NO_CONTENT, headers))
 }
 
 /// The caller's active sessions, newest first; `current` marks this one.

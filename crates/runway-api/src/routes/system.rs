@@ -44,8 +44,10 @@ pub(crate) struct Info {
     /// The store backend: `sqlite` or `dynamodb`.
     #[schema(example = "sqlite")]
     store: &'static str,
-    /// How users can sign in.
-    auth_methods: [&'static str; 1],
+    /// How users can sign in: `password`, and `oidc` when an OpenID Connect
+    /// issuer is configured.
+    #[schema(example = json!(["password", "oidc"]))]
+    auth_methods: Vec<&'static str>,
 }
 
 /// Liveness: the process is up. Never calls the store.
@@ -80,7 +82,11 @@ pub(crate) async fn info(State(state): State<AppState>) -> Json<Info> {
         name: "runway",
         version: env!("CARGO_PKG_VERSION"),
         store: state.store.backend(),
-        auth_methods: ["password"],
+        auth_methods: if state.oidc.is_some() {
+            vec!["password", "oidc"]
+        } else {
+            vec!["password"]
+        },
     })
 }
 

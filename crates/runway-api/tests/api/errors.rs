@@ -15,13 +15,14 @@ use runway_core::id::{AgentId, JobId, RegistrationTokenId, SessionId, UserId};
 use runway_core::job::{Job, JobDetail, JobSecrets};
 use runway_core::lifecycle::{AttemptEnd, JobStatus};
 use runway_core::log::{LogAppend, LogChunk, LogSlice, LogSummary};
+use runway_core::oidc::{OidcIdentity, PendingLogin};
 use runway_core::page::Page;
 use runway_core::secret::{IssuedToken, TokenHash};
 use runway_core::session::Session;
 use runway_core::store::{
     AgentQuery, AgentStore, AuditQuery, AuditStore, Claim, ClaimRequest, DispatchStore, Due,
-    HeldAttempt, JobQuery, JobStore, LogStore, RegistrationTokenStore, SessionStore, StoreError,
-    StoreHealth, StoreResult, UserStore,
+    HeldAttempt, JobQuery, JobStore, LogStore, OidcIdentityStore, OidcLoginStore,
+    RegistrationTokenStore, SessionStore, StoreError, StoreHealth, StoreResult, UserStore,
 };
 use runway_core::user::{Role, User};
 use runway_service::{DispatchSettings, Service};
@@ -192,6 +193,30 @@ impl SessionStore for FailingStore {
         self.fail()
     }
     async fn revoke_user_sessions(&self, _: UserId, _: Option<SessionId>) -> StoreResult<u64> {
+        self.fail()
+    }
+}
+
+#[async_trait]
+impl OidcLoginStore for FailingStore {
+    async fn create_oidc_login(&self, _: &PendingLogin) -> StoreResult<()> {
+        self.fail()
+    }
+    async fn take_oidc_login(
+        &self,
+        _: &TokenHash,
+        _: OffsetDateTime,
+    ) -> StoreResult<Option<PendingLogin>> {
+        self.fail()
+    }
+}
+
+#[async_trait]
+impl OidcIdentityStore for FailingStore {
+    async fn user_by_oidc_identity(&self, _: &OidcIdentity) -> StoreResult<Option<User>> {
+        self.fail()
+    }
+    async fn create_oidc_user(&self, _: &User, _: &OidcIdentity) -> StoreResult<()> {
         self.fail()
     }
 }

@@ -11,6 +11,7 @@ mod dispatch;
 mod errors;
 mod jobs;
 mod matrix;
+mod oidc;
 mod openapi;
 mod registration_tokens;
 mod retry;

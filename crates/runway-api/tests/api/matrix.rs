@@ -49,6 +49,18 @@ pub const ROUTES: &[Route] = &[
     ("get", "/ready", Caller::Anyone, Takes::Nothing),
     ("get", "/api/v1/info", Caller::Anyone, Takes::Nothing),
     ("post", "/api/v1/auth/sessions", Caller::Anyone, Takes::Json),
+    (
+        "get",
+        "/api/v1/auth/oidc/login",
+        Caller::Anyone,
+        Takes::Nothing,
+    ),
+    (
+        "get",
+        "/api/v1/auth/oidc/callback",
+        Caller::Anyone,
+        Takes::Nothing,
+    ),
     ("get", "/api/v1/auth/sessions", Caller::User, Takes::Nothing),
     ("get", "/api/v1/auth/session", Caller::User, Takes::Nothing),
     (

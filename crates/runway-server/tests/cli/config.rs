@@ -42,6 +42,42 @@ async fn runway_config_shows_environment_overrides_and_redacts_the_admin_passwor
 }
 
 #[tokio::test]
+async fn runway_config_redacts_the_oidc_client_secret_and_serve_refuses_oidc_without_a_public_url()
+{
+    let tmp = tempfile::tempdir().unwrap();
+    let oidc = [
+        ("RUNWAY_OIDC_ISSUER_URL", "https://id.example.com"),
+        ("RUNWAY_OIDC_CLIENT_ID", "runway"),
+        ("RUNWAY_OIDC_CLIENT_SECRET", "oidc-client-secret-value"),
+    ];
+    let mut cmd = runway(tmp.path());
+    cmd.arg("config")
+        .envs(oidc)
+        .env("RUNWAY_PUBLIC_URL", "https://ci.example.com");
+    let (status, stdout, stderr) = run_to_end(cmd, None).await;
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stdout.contains("oidc_client_secret = \"[redacted]\""),
+        "{stdout}"
+    );
+    assert!(stdout.contains("oidc_issuer_url = \"https://id.example.com\""));
+    assert!(!stdout.contains("oidc-client-secret-value"));
+    assert!(!stderr.contains("oidc-client-secret-value"));
+
+    let mut cmd = runway(tmp.path());
+    cmd.arg("serve")
+        .envs(oidc)
+        .env("RUNWAY_LISTEN", "127.0.0.1:0");
+    let (status, _, stderr) = run_to_end(cmd, None).await;
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("RUNWAY_OIDC_ISSUER_URL is set without RUNWAY_PUBLIC_URL"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("oidc-client-secret-value"));
+}
+
+#[tokio::test]
 async fn a_bad_listen_address_fails_naming_runway_listen() {
     let tmp = tempfile::tempdir().unwrap();
     for args in [&["config"][..], &["serve"][..]] {

@@ -24,8 +24,9 @@ locals {
       ttl_attribute = null
     }
 
-    # Usernames and token hashes: `username#…`, `agent_token#…`,
-    # `registration_token#…` items pointing at their record. Unique by a condition,
+    # Usernames, token hashes and issuer identities: `username#…`,
+    # `agent_token#…`, `registration_token#…` and `oidc#<issuer>#<subject>` items
+    # pointing at their record. Unique by a condition,
     # resolved by a consistent GetItem (a GSI can do neither).
     lookups = {
       hash_key      = "lookup_key"
@@ -121,6 +122,18 @@ locals {
         by_actor   = { hash_key = "actor_id", range_key = "audit_id", projection_type = "KEYS_ONLY" }
       }
       ttl_attribute = null
+    }
+
+    # OpenID Connect sign-ins between the redirect to the issuer and its callback
+    # (ten minutes), keyed by the SHA-256 of their state. The callback takes one
+    # with a DeleteItem conditional on it existing, so a state works once; expiry
+    # is checked in code, and TTL only collects the logins nobody called back.
+    oidc_logins = {
+      hash_key      = "state_hash"
+      range_key     = null
+      attributes    = { state_hash = "S" }
+      indexes       = {}
+      ttl_attribute = "ttl"
     }
   }
 

@@ -36,7 +36,8 @@ locals {
   #   Scan               has_users (Limit 1), listing registration tokens
   #   PutItem            new records; Put inside TransactWriteItems
   #   UpdateItem         changes of a record; Update inside TransactWriteItems
-  #   DeleteItem         revoking sessions, deleting agents, lookups and tokens
+  #   DeleteItem         revoking sessions, deleting agents, lookups and tokens;
+  #                      taking a pending OIDC login (conditional, ALL_OLD)
   #   ConditionCheckItem a password change's check that the user exists
   # TransactWriteItems has no IAM action of its own: each of its items is
   # authorized as the Put, Update, Delete or ConditionCheck it contains.
@@ -51,6 +52,9 @@ locals {
     # The audit log is append-only: not even a bug in the function can rewrite or
     # erase an event.
     audit = ["BatchGetItem", "PutItem"]
+    # A pending OIDC login is put at the redirect and taken (deleted) by its
+    # callback; nothing reads or updates it otherwise.
+    oidc_logins = ["PutItem", "DeleteItem"]
   }
 
   # The code queries only these tables' GSIs (listings newest first, a user's
@@ -116,6 +120,20 @@ data "aws_iam_policy_document" "function" {
     sid       = "SendTraces"
     actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
     resources = ["*"]
+  }
+
+  # The function's environment (it may hold the OIDC client secret), encrypted
+  # with the stack's key: only Decrypt, and only when Lambda asks for it.
+  statement {
+    sid       = "DecryptOwnEnvironment"
+    actions   = ["kms:Decrypt"]
+    resources = [local.kms_key_arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["lambda.${local.region}.amazonaws.com"]
+    }
   }
 
   # The stack's key, and only when DynamoDB (the tables) or S3 (the log bucket's

@@ -30,10 +30,13 @@ resource "aws_lambda_function" "this" {
   #checkov:skip=CKV_AWS_117:No VPC on purpose: the function talks only to DynamoDB, S3, CloudWatch and X-Ray over their public, TLS-authenticated AWS endpoints; a VPC would add NAT or endpoint cost and cold-start latency for no isolation gain.
   #checkov:skip=CKV_AWS_116:No DLQ: API Gateway invokes synchronously and gets every error back as the HTTP response; dead-letter queues apply only to asynchronous invocations.
   #checkov:skip=CKV_AWS_272:No code signing: the zip is built and deployed by the same CI run under an OIDC role that only the deploy workflow can assume; signing would add a signing profile without a separate trust boundary.
-  #checkov:skip=CKV_AWS_173:The environment holds no secrets (a table prefix, the log bucket's name, log settings, CORS origins, session lifetimes); Lambda already encrypts it at rest with its AWS-managed key.
   function_name = local.function_name
   description   = "Runway control plane API (${var.environment})"
   role          = aws_iam_role.function.arn
+  # The environment can hold the OIDC client secret, so it is encrypted with the
+  # stack's key rather than Lambda's AWS-managed one (iam.tf lets the role decrypt
+  # it, through Lambda only).
+  kms_key_arn = local.kms_key_arn
 
   filename         = var.lambda_zip_path
   source_code_hash = filebase64sha256(var.lambda_zip_path)
@@ -74,6 +77,14 @@ resource "aws_lambda_function" "this" {
       RUNWAY_CORS_ORIGINS                 = join(",", var.cors_origins)
       RUNWAY_SESSION_TTL_SECONDS          = tostring(var.session_ttl_seconds)
       RUNWAY_SESSION_IDLE_TIMEOUT_SECONDS = tostring(var.session_idle_timeout_seconds)
+      # Empty values count as unset (crates/runway-server/src/config.rs).
+      RUNWAY_PUBLIC_URL                 = var.public_url
+      RUNWAY_OIDC_ISSUER_URL            = var.oidc_issuer_url
+      RUNWAY_OIDC_CLIENT_ID             = var.oidc_client_id
+      RUNWAY_OIDC_CLIENT_SECRET         = var.oidc_client_secret
+      RUNWAY_OIDC_ALLOWED_EMAIL_DOMAINS = join(",", var.oidc_allowed_email_domains)
+      RUNWAY_OIDC_ADMIN_EMAILS          = join(",", var.oidc_admin_emails)
+      RUNWAY_OIDC_ADMIN_GROUP           = var.oidc_admin_group
     }
   }
 

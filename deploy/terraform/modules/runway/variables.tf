@@ -290,6 +290,56 @@ variable "session_idle_timeout_seconds" {
   }
 }
 
+# --- Sign-in through OpenID Connect ---------------------------------------------------
+
+variable "public_url" {
+  description = "RUNWAY_PUBLIC_URL: the API's external URL (e.g. https://ci.example.com, or the API Gateway URL). Required with oidc_issuer_url: the OIDC callback is {public_url}/api/v1/auth/oidc/callback. Empty: unset."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.public_url == "" || can(regex("^https://[^/?#\\s]+(/[^?#\\s]*)?$", var.public_url))
+    error_message = "public_url must be an https:// URL without query or fragment, or empty."
+  }
+}
+
+variable "oidc_issuer_url" {
+  description = "RUNWAY_OIDC_ISSUER_URL: the OpenID Connect issuer (exactly its `iss`). Empty: password sign-in only."
+  type        = string
+  default     = ""
+}
+
+variable "oidc_client_id" {
+  description = "RUNWAY_OIDC_CLIENT_ID: this deployment's client id at the issuer."
+  type        = string
+  default     = ""
+}
+
+variable "oidc_client_secret" {
+  description = "RUNWAY_OIDC_CLIENT_SECRET: the client secret. Sensitive: Terraform keeps it out of plans and output, but it is in the state (see DEPLOYMENT.md, Sign in with OpenID Connect). Empty: a public client."
+  type        = string
+  default     = ""
+  sensitive   = true
+}
+
+variable "oidc_allowed_email_domains" {
+  description = "RUNWAY_OIDC_ALLOWED_EMAIL_DOMAINS: email domains let in (verified emails only). Empty: all."
+  type        = list(string)
+  default     = []
+}
+
+variable "oidc_admin_emails" {
+  description = "RUNWAY_OIDC_ADMIN_EMAILS: verified emails that become admins at their first sign-in."
+  type        = list(string)
+  default     = []
+}
+
+variable "oidc_admin_group" {
+  description = "RUNWAY_OIDC_ADMIN_GROUP: a `groups` claim value that makes an admin at the first sign-in. Empty: none."
+  type        = string
+  default     = ""
+}
+
 # --- API Gateway -----------------------------------------------------------------------
 
 variable "cors_origins" {
