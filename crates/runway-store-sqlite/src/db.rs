@@ -83,6 +83,12 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0008_audit_filters",
         include_str!("../migrations/0008_audit_filters.sql"),
     ),
+    // Applied after 0008, which shipped first: the list's order, not the number in
+    // a name, is what `user_version` counts (see the migration's header).
+    (
+        "0007_credential_epochs",
+        include_str!("../migrations/0007_credential_epochs.sql"),
+    ),
 ];
 
 /// The schema version this build writes.
