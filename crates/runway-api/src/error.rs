@@ -219,6 +219,11 @@ impl From<Conflict> for ApiError {
                 Self::Conflict(format!("a {} with this id already exists", kind.as_str()))
             }
             Conflict::NotHeld => Self::NotHeld,
+            // The service answers a sign-in that lost this race as wrong
+            // credentials; this is for any other caller.
+            Conflict::CredentialsChanged => Self::Conflict(
+                "the user's credentials changed while this request ran; sign in again".into(),
+            ),
             Conflict::LogOffset { expected } => Self::LogOffset { expected },
             Conflict::LogFull => Self::LogFull,
             Conflict::AttemptsExhausted { attempts } => Self::Conflict(format!(

@@ -32,7 +32,7 @@ use runway_core::log::{
 use runway_core::oidc::{LOGIN_TTL, OidcIdentity, PendingLogin};
 use runway_core::page::{Cursor, EXAMINE_MAX, Page, PageRequest};
 use runway_core::secret::{Secret, TokenHash};
-use runway_core::session::Session;
+use runway_core::session::{MAX_SESSIONS_PER_USER, Session};
 use runway_core::store::{
     AgentQuery, AuditQuery, Claim, ClaimRequest, Conflict, Due, HeldAttempt, JobQuery, RecordKind,
     StoreError,
@@ -56,6 +56,7 @@ fn user(username: &str) -> User {
         role: Role::Member,
         created_at: t0(),
         password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        credential_epoch: 0,
     }
 }
 
@@ -73,6 +74,7 @@ fn session(user: &User, created_at: OffsetDateTime) -> Session {
         expires_at: created_at + Duration::days(7),
         idle_timeout_seconds: 86_400,
         token_hash: TokenHash::of(&format!("session-{}", SessionId::new())),
+        credential_epoch: user.credential_epoch,
     }
 }
 
@@ -391,7 +393,12 @@ pub async fn setting_a_password_hash_replaces_it<S: Backend>(store: S) {
         .await
         .expect("set");
     ada.password_hash = "$argon2id$new".into();
-    assert_eq!(store.get_user(ada.id).await.expect("get"), Some(ada));
+    ada.credential_epoch += 1;
+    assert_eq!(
+        store.get_user(ada.id).await.expect("get"),
+        Some(ada),
+        "the new hash, and the credential epoch one higher"
+    );
     let err = store
         .set_password_hash(UserId::new(), "$argon2id$x")
         .await
@@ -436,15 +443,18 @@ pub async fn a_password_change_revokes_every_session_of_that_user_and_no_one_els
 }
 
 /// Changing the password of a user who does not exist is `NotFound` and deletes
-/// nothing, not even sessions that name that user id.
+/// nothing; no session can be created for a user who does not exist.
 pub async fn a_password_change_for_an_unknown_user_is_not_found_and_revokes_nothing<S: Backend>(
     store: S,
 ) {
     let (ghost, ada) = (user("ghost"), user("ada"));
     store.create_user(&ada).await.expect("create");
-    let ghosts = session(&ghost, t0());
+    let err = store
+        .create_session(&session(&ghost, t0()))
+        .await
+        .expect_err("no such user");
+    assert!(matches!(err, StoreError::NotFound), "{err:?}");
     let adas = session(&ada, t0());
-    store.create_session(&ghosts).await.expect("create");
     store.create_session(&adas).await.expect("create");
 
     let err = store
@@ -452,12 +462,9 @@ pub async fn a_password_change_for_an_unknown_user_is_not_found_and_revokes_noth
         .await
         .expect_err("unknown user");
     assert!(matches!(err, StoreError::NotFound), "{err:?}");
-    assert_eq!(
-        store.get_session(ghosts.id).await.expect("get"),
-        Some(ghosts)
-    );
     assert_eq!(store.get_session(adas.id).await.expect("get"), Some(adas));
     assert_eq!(store.get_user(ghost.id).await.expect("get"), None);
+    assert_eq!(store.get_user(ada.id).await.expect("get"), Some(ada));
 }
 
 /// `has_users` is false on an empty store and true once a user exists.
@@ -472,6 +479,7 @@ pub async fn has_users_is_false_until_the_first_user_exists<S: Backend>(store: S
 /// A session is read back exactly, expired or not; an unknown id is `None`.
 pub async fn a_session_round_trips_exactly<S: Backend>(store: S) {
     let ada = user("ada");
+    store.create_user(&ada).await.expect("create");
     let mut s = session(&ada, t0());
     s.device_name = None;
     s.ip = None;
@@ -494,7 +502,9 @@ pub async fn a_session_round_trips_exactly<S: Backend>(store: S) {
 
 /// Touching moves `last_seen_at` and nothing else; touching a gone session is fine.
 pub async fn touching_a_session_updates_last_seen_at<S: Backend>(store: S) {
-    let mut s = session(&user("ada"), t0());
+    let ada = user("ada");
+    store.create_user(&ada).await.expect("create");
+    let mut s = session(&ada, t0());
     store.create_session(&s).await.expect("create");
     let later = t0() + Duration::minutes(5) + Duration::nanoseconds(42);
     store.touch_session(s.id, later).await.expect("touch");
@@ -509,7 +519,9 @@ pub async fn touching_a_session_updates_last_seen_at<S: Backend>(store: S) {
 /// Touches that arrive out of order never move `last_seen_at` back: an older
 /// `now` after a newer one (or the same one again) leaves the newer time.
 pub async fn a_late_touch_with_an_older_time_leaves_the_newer_last_seen_at<S: Backend>(store: S) {
-    let mut s = session(&user("ada"), t0());
+    let ada = user("ada");
+    store.create_user(&ada).await.expect("create");
+    let mut s = session(&ada, t0());
     store.create_session(&s).await.expect("create");
     let newer = t0() + Duration::minutes(10) + Duration::nanoseconds(7);
     let older = t0() + Duration::minutes(3);
@@ -537,6 +549,8 @@ pub async fn listing_sessions_returns_only_the_users_active_sessions_newest_firs
 ) {
     let ada = user("ada");
     let bob = user("bob");
+    store.create_user(&ada).await.expect("create");
+    store.create_user(&bob).await.expect("create");
     let now = t0() + Duration::hours(2);
 
     let mut active = Vec::new();
@@ -575,6 +589,7 @@ pub async fn listing_sessions_returns_only_the_users_active_sessions_newest_firs
 /// A user revokes one of their own sessions; the others stay.
 pub async fn a_user_can_revoke_one_of_their_sessions<S: Backend>(store: S) {
     let ada = user("ada");
+    store.create_user(&ada).await.expect("create");
     let (laptop, phone) = (session(&ada, t0()), session(&ada, t0()));
     store.create_session(&laptop).await.expect("create");
     store.create_session(&phone).await.expect("create");
@@ -594,6 +609,8 @@ pub async fn a_user_can_revoke_one_of_their_sessions<S: Backend>(store: S) {
 /// Revoking someone else's session is `NotFound`, and the session survives.
 pub async fn revoking_another_users_session_is_not_found_and_it_survives<S: Backend>(store: S) {
     let (ada, mallory) = (user("ada"), user("mallory"));
+    store.create_user(&ada).await.expect("create");
+    store.create_user(&mallory).await.expect("create");
     let adas = session(&ada, t0());
     store.create_session(&adas).await.expect("create");
     let err = store
@@ -610,6 +627,8 @@ pub async fn revoking_all_sessions_but_one_returns_the_count_and_keeps_that_one<
     store: S,
 ) {
     let (ada, bob) = (user("ada"), user("bob"));
+    store.create_user(&ada).await.expect("create");
+    store.create_user(&bob).await.expect("create");
     let mut adas = Vec::new();
     for _ in 0..4 {
         let s = session(&ada, t0());
@@ -643,6 +662,266 @@ pub async fn revoking_all_sessions_but_one_returns_the_count_and_keeps_that_one<
     assert_eq!(
         store.list_user_sessions(ada.id, t0()).await.expect("list"),
         []
+    );
+}
+
+/// A sign-in reads the user (hash and credential epoch), checks the password, then
+/// creates the session. A password reset or a sign-out everywhere in between bumps
+/// the epoch, and the session is refused; a sign-in that reads afterwards gets in.
+pub async fn a_sign_in_that_read_the_credentials_before_a_change_cannot_create_its_session<
+    S: Backend,
+>(
+    store: S,
+) {
+    let ada = user("ada");
+    store.create_user(&ada).await.expect("create");
+
+    let read_before_reset = store.get_user(ada.id).await.expect("get").expect("ada");
+    store
+        .set_password_hash(ada.id, "$argon2id$new")
+        .await
+        .expect("reset");
+    let late = session(&read_before_reset, t0());
+    let err = store
+        .create_session(&late)
+        .await
+        .expect_err("the reset won");
+    assert!(
+        matches!(err, StoreError::Conflict(Conflict::CredentialsChanged)),
+        "{err:?}"
+    );
+    assert_eq!(store.get_session(late.id).await.expect("get"), None);
+
+    let read_before_sign_out = store.get_user(ada.id).await.expect("get").expect("ada");
+    assert_eq!(
+        read_before_sign_out.credential_epoch,
+        ada.credential_epoch + 1
+    );
+    assert_eq!(
+        store
+            .revoke_user_sessions(ada.id, None)
+            .await
+            .expect("revoke"),
+        0
+    );
+    let late = session(&read_before_sign_out, t0());
+    let err = store
+        .create_session(&late)
+        .await
+        .expect_err("the sign-out everywhere won");
+    assert!(
+        matches!(err, StoreError::Conflict(Conflict::CredentialsChanged)),
+        "{err:?}"
+    );
+
+    let fresh = store.get_user(ada.id).await.expect("get").expect("ada");
+    assert_eq!(fresh.credential_epoch, ada.credential_epoch + 2);
+    let on_time = session(&fresh, t0());
+    assert_eq!(store.create_session(&on_time).await.expect("create"), []);
+    assert_eq!(
+        store.get_session(on_time.id).await.expect("get"),
+        Some(on_time)
+    );
+}
+
+/// Sixteen sign-ins that all read the credentials before a password reset race
+/// it: whichever way each race goes, no session created with the old credentials
+/// survives the reset.
+pub async fn no_session_of_sign_ins_racing_a_password_reset_survives_it<S: Backend>(store: S) {
+    const SIGN_INS: usize = 16;
+    let ada = user("ada");
+    store.create_user(&ada).await.expect("create");
+    let read = store.get_user(ada.id).await.expect("get").expect("ada");
+    let store = Arc::new(store);
+    let barrier = Arc::new(tokio::sync::Barrier::new(SIGN_INS + 1));
+    let mut sign_ins = Vec::new();
+    for _ in 0..SIGN_INS {
+        let (store, barrier, s) = (
+            Arc::clone(&store),
+            Arc::clone(&barrier),
+            session(&read, t0()),
+        );
+        sign_ins.push(tokio::spawn(async move {
+            barrier.wait().await;
+            (s.id, store.create_session(&s).await)
+        }));
+    }
+    let reset = {
+        let (store, barrier) = (Arc::clone(&store), Arc::clone(&barrier));
+        tokio::spawn(async move {
+            barrier.wait().await;
+            // Let some sign-ins land first, so both orders happen.
+            tokio::task::yield_now().await;
+            store.set_password_hash(ada.id, "$argon2id$new").await
+        })
+    };
+    let mut ids = Vec::new();
+    for task in sign_ins {
+        let (id, result) = task.await.expect("task panicked");
+        match result {
+            Ok(evicted) => assert_eq!(evicted, []),
+            Err(StoreError::Conflict(Conflict::CredentialsChanged)) => {}
+            Err(other) => panic!("a sign-in failed with {other:?}"),
+        }
+        ids.push(id);
+    }
+    reset.await.expect("task panicked").expect("reset");
+    for id in ids {
+        assert_eq!(
+            store.get_session(id).await.expect("get"),
+            None,
+            "a session opened with the old password outlived the reset"
+        );
+    }
+    assert_eq!(
+        store.list_user_sessions(ada.id, t0()).await.expect("list"),
+        []
+    );
+}
+
+/// A user holds at most `MAX_SESSIONS_PER_USER` sessions: the next sign-in evicts
+/// the oldest, says which, and the rest are untouched.
+pub async fn a_user_holds_at_most_fifty_sessions_and_a_new_one_evicts_the_oldest<S: Backend>(
+    store: S,
+) {
+    let ada = user("ada");
+    store.create_user(&ada).await.expect("create");
+    let mut held = Vec::new();
+    for minute in 0..i64::try_from(MAX_SESSIONS_PER_USER).expect("small") {
+        let s = session(&ada, t0() + Duration::minutes(minute));
+        assert_eq!(store.create_session(&s).await.expect("create"), []);
+        held.push(s);
+    }
+    let now = t0() + Duration::hours(2);
+    let newest = session(&ada, now);
+    assert_eq!(
+        store.create_session(&newest).await.expect("create"),
+        [held[0].id],
+        "the oldest is evicted"
+    );
+    assert_eq!(store.get_session(held[0].id).await.expect("get"), None);
+    let listed = store.list_user_sessions(ada.id, now).await.expect("list");
+    assert_eq!(listed.len(), MAX_SESSIONS_PER_USER);
+    assert_eq!(listed[0], newest);
+    assert_eq!(
+        store
+            .revoke_user_sessions(ada.id, None)
+            .await
+            .expect("revoke"),
+        u64::try_from(MAX_SESSIONS_PER_USER).expect("small"),
+        "every session is revoked in one write"
+    );
+}
+
+/// Eight sign-ins race for the last two places: all succeed, and the user ends
+/// with exactly `MAX_SESSIONS_PER_USER` sessions, the oldest evicted.
+pub async fn sign_ins_racing_at_the_bound_never_leave_more_than_fifty_sessions<S: Backend>(
+    store: S,
+) {
+    const SIGN_INS: usize = 8;
+    let ada = user("ada");
+    store.create_user(&ada).await.expect("create");
+    let mut held = Vec::new();
+    for _ in 0..MAX_SESSIONS_PER_USER - 2 {
+        let s = session(&ada, t0());
+        store.create_session(&s).await.expect("create");
+        held.push(s.id);
+    }
+    let store = Arc::new(store);
+    let barrier = Arc::new(tokio::sync::Barrier::new(SIGN_INS));
+    let mut tasks = Vec::new();
+    for _ in 0..SIGN_INS {
+        let (store, barrier, s) = (
+            Arc::clone(&store),
+            Arc::clone(&barrier),
+            session(&ada, t0()),
+        );
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            store
+                .create_session(&s)
+                .await
+                .map(|evicted| (s.id, evicted))
+        }));
+    }
+    let mut created = Vec::new();
+    let mut evicted = Vec::new();
+    for task in tasks {
+        let (id, mut gone) = task.await.expect("task panicked").expect("create");
+        created.push(id);
+        evicted.append(&mut gone);
+    }
+    let listed = store.list_user_sessions(ada.id, t0()).await.expect("list");
+    assert_eq!(listed.len(), MAX_SESSIONS_PER_USER);
+    evicted.sort();
+    assert_eq!(
+        evicted,
+        held[..SIGN_INS - 2],
+        "the oldest are evicted, each once"
+    );
+    let mut survivors: Vec<SessionId> = held[SIGN_INS - 2..].to_vec();
+    survivors.extend(&created);
+    survivors.sort_by_key(|id| Reverse(*id));
+    assert_eq!(listed.iter().map(|s| s.id).collect::<Vec<_>>(), survivors);
+}
+
+/// A sign-in deletes the user's sessions that are past their absolute expiry
+/// (without calling them evicted), so they take no place in the bound.
+pub async fn a_sign_in_deletes_the_users_expired_sessions_and_reports_no_eviction<S: Backend>(
+    store: S,
+) {
+    let ada = user("ada");
+    store.create_user(&ada).await.expect("create");
+    let old = session(&ada, t0() - Duration::days(8));
+    store.create_session(&old).await.expect("create");
+    let mut idle = session(&ada, t0() - Duration::days(2));
+    idle.last_seen_at = idle.created_at;
+    store.create_session(&idle).await.expect("create");
+
+    let new = session(&ada, t0());
+    assert_eq!(store.create_session(&new).await.expect("create"), []);
+    assert_eq!(store.get_session(old.id).await.expect("get"), None);
+    assert_eq!(
+        store.get_session(idle.id).await.expect("get"),
+        Some(idle),
+        "only the absolute expiry is judged at sign-in; idle sessions go to the purge"
+    );
+    assert_eq!(
+        store
+            .revoke_user_sessions(ada.id, Some(new.id))
+            .await
+            .expect("revoke"),
+        1
+    );
+}
+
+/// The purge leaves active sessions alone, and afterwards no expired session is
+/// active (a backend with a TTL of its own may leave the items for it).
+pub async fn purging_expired_sessions_leaves_the_active_ones<S: Backend>(store: S) {
+    let ada = user("ada");
+    store.create_user(&ada).await.expect("create");
+    let now = t0() + Duration::days(1) + Duration::hours(1);
+    let mut absolute = session(&ada, t0() - Duration::days(6));
+    absolute.last_seen_at = now - Duration::minutes(1);
+    let idle = session(&ada, t0());
+    let mut active = session(&ada, t0());
+    active.last_seen_at = now - Duration::minutes(5);
+    for s in [&absolute, &idle, &active] {
+        store.create_session(s).await.expect("create");
+    }
+    let purged = store.purge_expired_sessions(now, 100).await.expect("purge");
+    assert!(purged <= 2, "{purged}");
+    for s in [&absolute, &idle] {
+        let read = store.get_session(s.id).await.expect("get");
+        assert!(read.as_ref().is_none_or(|r| !r.is_active(now)), "{read:?}");
+    }
+    assert_eq!(
+        store.get_session(active.id).await.expect("get"),
+        Some(active.clone())
+    );
+    assert_eq!(
+        store.list_user_sessions(ada.id, now).await.expect("list"),
+        [active]
     );
 }
 

@@ -12,6 +12,14 @@
 //! The user's name and role are copied into the session at sign-in, so that
 //! authenticating a request is exactly one read. Anything that changes a user's role
 //! or password revokes their sessions, so the copy cannot outlive the truth.
+//!
+//! A sign-in cannot outlive a credential change either: the session carries the
+//! user's [`credential_epoch`](crate::user::User::credential_epoch) as read with the
+//! password hash, and the store creates it only while the user's epoch is still
+//! that one (a password reset and signing out everywhere bump the epoch in the same
+//! write that deletes the sessions). A user holds at most
+//! [`MAX_SESSIONS_PER_USER`] sessions; a new one evicts the oldest. The bound keeps
+//! revoking them all one bounded write (one DynamoDB transaction).
 
 use serde::Serialize;
 use time::{Duration, OffsetDateTime};
@@ -23,6 +31,11 @@ use crate::user::Role;
 
 /// How often `last_seen_at` is refreshed at most.
 pub const TOUCH_INTERVAL: Duration = Duration::minutes(1);
+
+/// The most sessions one user holds; creating one more evicts the oldest. Kept
+/// small enough that revoking all of them and updating the user fits in one
+/// DynamoDB transaction (100 actions) with room to spare.
+pub const MAX_SESSIONS_PER_USER: usize = 50;
 
 /// A signed-in device.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
@@ -55,6 +68,11 @@ pub struct Session {
     /// SHA-256 of the token. Never serialized.
     #[serde(skip)]
     pub token_hash: TokenHash,
+    /// The user's credential epoch when the password was checked: the store
+    /// creates the session only if the user is still at this epoch. Never
+    /// serialized.
+    #[serde(skip)]
+    pub credential_epoch: u64,
 }
 
 impl Session {
@@ -104,6 +122,7 @@ mod tests {
             expires_at: created + Duration::days(7),
             idle_timeout_seconds: 86_400,
             token_hash: TokenHash::of("t"),
+            credential_epoch: 0,
         }
     }
 

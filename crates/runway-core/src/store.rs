@@ -142,6 +142,10 @@ pub enum Conflict {
     /// The log is at its cap and takes no more bytes.
     #[error("the log is full")]
     LogFull,
+    /// The user's credentials changed (a password reset, signing out everywhere)
+    /// after the sign-in read them: the session it was about to create is refused.
+    #[error("the user's credentials changed during the sign-in")]
+    CredentialsChanged,
     /// A user's retry could take the job past
     /// [`ATTEMPTS_MAX`](crate::job::limits::ATTEMPTS_MAX) attempts.
     #[error("the job has had {attempts} attempts; a retry could take it past the limit")]
@@ -163,12 +167,14 @@ pub trait UserStore: Send + Sync {
     async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>>;
     /// Looks a user up by id.
     async fn get_user(&self, id: UserId) -> StoreResult<Option<User>>;
-    /// Replaces a user's password hash and deletes every one of their sessions, as
-    /// one atomic write: a crash or a store error can leave the old password (with
-    /// some sessions already gone, where a backend must split a very large delete),
-    /// or the new one with none, never the new password beside sessions opened
-    /// with the old one. [`StoreError::NotFound`] if there is no
-    /// such user, and then no session is deleted.
+    /// Replaces a user's password hash, bumps their
+    /// [`credential_epoch`](User::credential_epoch) and deletes every one of their
+    /// sessions, as one atomic write: a crash or a store error leaves the old
+    /// password with all the sessions, or the new one with none, never the new
+    /// password beside sessions opened with the old one; and a sign-in that read
+    /// the old hash (and epoch) can no longer create its session afterwards.
+    /// [`StoreError::NotFound`] if there is no such user, and then nothing is
+    /// written.
     ///
     /// Sessions carry a copy of the user's name and role and must not outlive a
     /// credential change, which is why the two cannot be separate calls.
@@ -180,8 +186,17 @@ pub trait UserStore: Send + Sync {
 /// Signed-in devices.
 #[async_trait]
 pub trait SessionStore: Send + Sync {
-    /// Stores a new session.
-    async fn create_session(&self, session: &Session) -> StoreResult<()>;
+    /// Stores a new session, if its user exists and is still at the session's
+    /// [`credential_epoch`](Session::credential_epoch), atomically with that check:
+    /// [`Conflict::CredentialsChanged`] otherwise (a password reset or a sign-out
+    /// everywhere won the race), [`StoreError::NotFound`] if there is no such user.
+    ///
+    /// In the same write, the user's sessions whose absolute expiry is at or before
+    /// the new session's `created_at` are deleted, and if the user would then hold
+    /// more than [`MAX_SESSIONS_PER_USER`](crate::session::MAX_SESSIONS_PER_USER),
+    /// the oldest (by id) are deleted until they do not. Returns the ids of those
+    /// evicted for the bound (not the expired ones), oldest first.
+    async fn create_session(&self, session: &Session) -> StoreResult<Vec<SessionId>>;
     /// One strongly consistent read by id. Returns the record even if expired: the
     /// caller applies [`Session::is_active`].
     async fn get_session(&self, id: SessionId) -> StoreResult<Option<Session>>;
@@ -198,9 +213,17 @@ pub trait SessionStore: Send + Sync {
     ) -> StoreResult<Vec<Session>>;
     /// Deletes one of `user`'s sessions. [`StoreError::NotFound`] if it is not theirs.
     async fn revoke_session(&self, user: UserId, id: SessionId) -> StoreResult<()>;
-    /// Deletes all of `user`'s sessions except `keep`; returns how many were deleted.
+    /// Deletes all of `user`'s sessions except `keep` and bumps the user's
+    /// [`credential_epoch`](User::credential_epoch), in one atomic write, so a
+    /// sign-in already past its password check cannot add a session afterwards;
+    /// returns how many were deleted (expired ones still stored included).
     async fn revoke_user_sessions(&self, user: UserId, keep: Option<SessionId>)
     -> StoreResult<u64>;
+    /// Deletes up to `limit` sessions (of anyone) that are expired at `now`, by
+    /// either expiry ([`Session::is_active`]); returns how many. A backend whose
+    /// database deletes expired items by itself (DynamoDB's TTL) does nothing and
+    /// returns 0: expiry is decided on every read anyway.
+    async fn purge_expired_sessions(&self, now: OffsetDateTime, limit: u32) -> StoreResult<u64>;
 }
 
 /// OpenID Connect logins between the redirect to the issuer and its callback

@@ -52,6 +52,13 @@ pub struct User {
     /// The argon2id PHC string. Never serialized, never printed.
     #[serde(skip)]
     pub password_hash: String,
+    /// Counts the user's credential changes (a password reset, signing out
+    /// everywhere). A sign-in reads it with the hash and copies it into the new
+    /// session, and the store creates the session only if the user's epoch is still
+    /// that one, so a sign-in cannot outlive a change that raced it. New users
+    /// start at 0. Not serialized: it means nothing to a client.
+    #[serde(skip)]
+    pub credential_epoch: u64,
 }
 
 impl std::fmt::Debug for User {
@@ -62,6 +69,7 @@ impl std::fmt::Debug for User {
             .field("role", &self.role)
             .field("created_at", &self.created_at)
             .field("password_hash", &"[redacted]")
+            .field("credential_epoch", &self.credential_epoch)
             .finish()
     }
 }
@@ -109,6 +117,7 @@ mod tests {
             role: Role::Admin,
             created_at: OffsetDateTime::UNIX_EPOCH,
             password_hash: "$argon2id$secret".into(),
+            credential_epoch: 0,
         };
         assert!(!format!("{user:?}").contains("argon2id"));
     }

@@ -101,6 +101,7 @@ where
         role: Role::Admin,
         created_at: OffsetDateTime::now_utc(),
         password_hash: hash(&password).await,
+        credential_epoch: 0,
     };
     match store.create_user(&user).await {
         Ok(()) => {
@@ -135,6 +136,7 @@ where
         role,
         created_at: OffsetDateTime::now_utc(),
         password_hash: hash(password).await,
+        credential_epoch: 0,
     };
     match store.create_user(&user).await {
         Ok(()) => {
@@ -150,8 +152,10 @@ where
 }
 
 /// Sets a user's password and signs them out everywhere, in one store write
-/// ([`UserStore::set_password_hash`] deletes the sessions with the hash change), so
-/// a failure part-way cannot leave the new password live beside old sessions.
+/// ([`UserStore::set_password_hash`] deletes the sessions and bumps the credential
+/// epoch with the hash change), so a failure part-way cannot leave the new
+/// password live beside old sessions, and a sign-in that checked the old password
+/// before the write cannot create its session after it.
 ///
 /// # Errors
 /// [`AccountError::WeakPassword`], [`AccountError::NoSuchUser`], or a store failure.

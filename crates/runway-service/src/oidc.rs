@@ -396,6 +396,7 @@ impl Oidc {
             role,
             created_at: OffsetDateTime::now_utc(),
             password_hash: NO_PASSWORD.to_owned(),
+            credential_epoch: 0,
         };
         match self.store.create_oidc_user(&user, identity).await {
             Ok(()) => {

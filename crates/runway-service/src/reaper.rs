@@ -18,6 +18,11 @@
 //!    read and that write keeps its job, and the pass sees `NotHeld`.
 //! 2. **Queued jobs past the queue TTL** ([`DispatchStore::stale_queued_jobs`](runway_core::store::DispatchStore::stale_queued_jobs)) →
 //!    `expired`.
+//! 3. **Expired sessions** ([`SessionStore::purge_expired_sessions`](runway_core::store::SessionStore::purge_expired_sessions)) are deleted, at
+//!    most [`MAX_BATCHES`] × [`BATCH`] a pass. Only to keep SQLite's table small:
+//!    an expired session is refused on every read anyway, and on DynamoDB the
+//!    table's TTL deletes them (the call does nothing there). Not audited: nobody
+//!    revoked anything.
 //!
 //! Every end is the store's conditional write, so a pass racing an agent's finish,
 //! a renewal or another reaper (several Lambda instances, or `runway reap` beside
@@ -57,6 +62,8 @@ pub struct ReapReport {
     pub canceled: u32,
     /// Queued jobs past the queue TTL, now `expired`.
     pub expired: u32,
+    /// Expired sessions deleted (not counted in [`Self::ended`]).
+    pub sessions_purged: u64,
 }
 
 impl ReapReport {
@@ -71,8 +78,13 @@ impl std::fmt::Display for ReapReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} lost, {} re-queued, {} timed out, {} canceled, {} expired",
-            self.lost, self.requeued, self.timed_out, self.canceled, self.expired
+            "{} lost, {} re-queued, {} timed out, {} canceled, {} expired, {} sessions purged",
+            self.lost,
+            self.requeued,
+            self.timed_out,
+            self.canceled,
+            self.expired,
+            self.sessions_purged
         )
     }
 }
@@ -190,13 +202,21 @@ where
             break;
         }
     }
-    if report.ended() > 0 {
+    for _ in 0..MAX_BATCHES {
+        let purged = store.purge_expired_sessions(now, BATCH).await?;
+        report.sessions_purged += purged;
+        if purged < u64::from(BATCH) {
+            break;
+        }
+    }
+    if report.ended() > 0 || report.sessions_purged > 0 {
         tracing::info!(
             reaper.lost = report.lost,
             reaper.requeued = report.requeued,
             reaper.timed_out = report.timed_out,
             reaper.canceled = report.canceled,
             reaper.expired = report.expired,
+            reaper.sessions_purged = report.sessions_purged,
             "reaper pass"
         );
     }

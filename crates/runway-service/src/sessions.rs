@@ -9,6 +9,14 @@
 //! does not reveal which usernames exist, and both failures are the same
 //! [`ServiceError::InvalidCredentials`].
 //!
+//! The session is created only if the user's credential epoch is still the one
+//! read with the hash (`SessionStore::create_session`): a password reset or a
+//! sign-out everywhere that lands while argon2 runs makes the sign-in fail with
+//! [`ServiceError::InvalidCredentials`], as if it had started after the change, so
+//! no session opened with an old password outlives the reset. A user holds at most
+//! [`MAX_SESSIONS_PER_USER`] sessions: a sign-in past that evicts the oldest, and
+//! each eviction is audited as a revocation.
+//!
 //! Everything else acts only on the caller's own sessions: the store's
 //! `revoke_session(user, id)` is scoped by user, so someone else's session id is
 //! `NotFound` exactly like an unknown one.
@@ -22,8 +30,8 @@ use runway_core::id::SessionId;
 use runway_core::job::FieldError;
 use runway_core::password::{NO_PASSWORD, dummy_hash, verify_password};
 use runway_core::secret::{IssuedToken, Secret};
-use runway_core::session::Session;
-use runway_core::store::{Store, StoreError};
+use runway_core::session::{MAX_SESSIONS_PER_USER, Session};
+use runway_core::store::{Conflict, Store, StoreError};
 use runway_core::user::{MAX_USERNAME_LEN, User};
 
 use crate::accounts::MAX_PASSWORD_LEN;
@@ -199,9 +207,20 @@ impl Sessions {
             expires_at: now + self.ttl,
             idle_timeout_seconds: self.idle_timeout.whole_seconds(),
             token_hash: issued.hash,
+            credential_epoch: user.credential_epoch,
         };
-        self.store.create_session(&session).await?;
-        Caller::user(&session, request_id)
+        let evicted = match self.store.create_session(&session).await {
+            Ok(evicted) => evicted,
+            // The password was reset, or the user signed out everywhere or was
+            // deleted, while the hash was being checked: the check was against
+            // credentials that no longer hold.
+            Err(StoreError::Conflict(Conflict::CredentialsChanged) | StoreError::NotFound) => {
+                return Err(ServiceError::InvalidCredentials);
+            }
+            Err(err) => return Err(err.into()),
+        };
+        let caller = Caller::user(&session, request_id);
+        caller
             .record(
                 self.store.as_ref(),
                 AuditAction::SessionCreated,
@@ -209,6 +228,18 @@ impl Sessions {
                 session.device_name.as_ref().map(|d| format!("device: {d}")),
             )
             .await;
+        for id in evicted {
+            caller
+                .record(
+                    self.store.as_ref(),
+                    AuditAction::SessionRevoked,
+                    id,
+                    Some(format!(
+                        "evicted: a user holds at most {MAX_SESSIONS_PER_USER} sessions"
+                    )),
+                )
+                .await;
+        }
         Ok((session, issued.plaintext))
     }
 
@@ -259,7 +290,9 @@ impl Sessions {
         Ok(())
     }
 
-    /// Revokes all of `me`'s sessions, or all but this one; how many went.
+    /// Revokes all of `me`'s sessions, or all but this one; how many went. Sign-ins
+    /// already past their password check cannot add a session afterwards (the
+    /// store bumps the credential epoch in the same write).
     ///
     /// # Errors
     /// Store failures.

@@ -8,36 +8,90 @@
 //! * **Validating a session** (every request) is one strongly consistent `GetItem`
 //!   by id; the caller checks `Session::is_active`. The item's `ttl` lets DynamoDB
 //!   delete it eventually, but an expired session still read back is still expired.
-//! * **Listing and revoking** a user's sessions go through the `by_user` GSI
-//!   (`user_id`, `session_id`; ULIDs, so newest first), then consistent reads of the
-//!   items, which are filtered with `Session::is_active(now)` in code.
-//!   `revoke_session` is a `DeleteItem` conditional on `user_id = :user`;
-//!   `revoke_user_sessions` deletes each listed session the same way and counts the
-//!   deletes whose condition held, so the count is exact even when the index lags.
-//! * **A password change** is the new hash and the deletion of every listed session
-//!   in one `TransactWriteItems`; past 99 sessions the surplus is deleted first, in
-//!   earlier transactions, so the new hash is only ever written together with the
-//!   last deletes (see `set_password_hash`).
+//!
+//! ## The user item keeps its sessions
+//!
+//! Every session a user holds is an entry of the user item's `sessions` map
+//! (session id → absolute expiry), next to `credential_epoch` and
+//! `session_version`, a counter bumped by every write to the map. The item is read
+//! strongly consistently and every change to it is conditional, so "which sessions
+//! does this user have" has an exact answer, which a GSI (eventually consistent:
+//! a session created a moment ago may be missing) cannot give.
+//!
+//! * **Creating a session** is one `TransactWriteItems`: the session's `Put`
+//!   (`attribute_not_exists`), the user's `Update` that adds the map entry,
+//!   conditional on `credential_epoch` being the one the sign-in read with the
+//!   password hash, and a `Delete` of each session it evicts. Before it, a
+//!   consistent read of the user decides the evictions: entries whose absolute
+//!   expiry has passed, then the oldest until the new one fits in
+//!   `MAX_SESSIONS_PER_USER`. The update is conditional on each evicted entry still
+//!   being there and on `size(sessions)` being at most what the plan allows, so two
+//!   sign-ins racing for the last place cannot both take it; the loser reads again
+//!   and evicts one more. Sign-ins that are not at the bound do not conflict.
+//! * **Signing out everywhere and a password change** read the user, then write one
+//!   `TransactWriteItems`: the user's `Update` (epoch + 1, the map emptied or cut
+//!   to the session kept, the new hash for a password change), conditional on
+//!   `session_version` being the one read, and an unconditional `Delete` of every
+//!   session in the map. A sign-in that committed after the read changed the
+//!   version, so the transaction fails and is planned again from a fresh read; one
+//!   that commits after it finds the epoch moved and is refused. With at most 50
+//!   sessions this is at most 51 actions, inside the limit of 100, so the
+//!   revocation is all or nothing and a Lambda timed out half-way leaves nothing
+//!   half-done.
+//! * **Revoking one session** is one transaction: its `Delete`, conditional on
+//!   `user_id = :user`, and the `REMOVE` of its map entry, conditional on the entry
+//!   existing.
+//! * **Listing** a user's sessions reads the map, then the sessions with one
+//!   consistent `BatchGetItem`, filtered with `Session::is_active(now)` in code and
+//!   sorted newest first (ids are ULIDs). There is no GSI on `sessions`.
+//!
+//! Sessions written before the map existed are in no map, so no revocation could
+//! reach them: they carry no `credential_epoch` and read as no session at all
+//! (`SessionItem::into_session`), i.e. the upgrade signs everyone out once. Users
+//! from before lack the three attributes; the first sign-in creates the map
+//! (conditional on it being absent) and epoch 0 stands for an absent epoch.
+//!
+//! DynamoDB's TTL deletes expired session items eventually, so
+//! `purge_expired_sessions` does nothing here; an expired entry left in a map is
+//! deleted by the user's next sign-in (or revocation).
+
+use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{
-    ConditionCheck, Delete, Put, ReturnValue, TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 use runway_core::id::{SessionId, UserId};
-use runway_core::page::{MAX_LIMIT, PageRequest};
-use runway_core::session::Session;
+use runway_core::session::{MAX_SESSIONS_PER_USER, Session};
 use runway_core::store::{Conflict, RecordKind, SessionStore, StoreError, StoreResult, UserStore};
 use runway_core::user::User;
 use time::OffsetDateTime;
 
-use crate::error::{failed_condition, is_condition_failure, sdk_error, transaction_error};
+use crate::DynamoStore;
+use crate::error::{
+    RETRY_AFTER, cancellation_codes, failed_condition, is_condition_failure, sdk_error,
+    transaction_error,
+};
+use crate::expr::Expr;
 use crate::items::{
     Item, LookupItem, SessionItem, UserItem, from_item, nanos, number, string, to_item,
     ttl_seconds, username_key,
 };
-use crate::page::{IndexQuery, Seek};
-use crate::schema::{BY_USER, LOOKUP_KEY, SESSION_ID, USER_ID};
-use crate::{DynamoStore, PutNew};
+use crate::schema::{LOOKUP_KEY, SESSION_ID, USER_ID};
+
+/// The user item's attributes that track its sessions (see the module docs).
+const SESSIONS: &str = "sessions";
+const SESSION_VERSION: &str = "session_version";
+const CREDENTIAL_EPOCH: &str = "credential_epoch";
+
+/// How many times a session write is planned again after another write to the
+/// same user item won, before the call gives up as unavailable. Only writes of
+/// one user's sessions contend, and a sign-in costs tens of milliseconds of
+/// argon2 before it gets here, so a handful of rounds is plenty.
+const SESSION_WRITE_ROUNDS: usize = 32;
+
+/// Another write to the user item kept winning.
+#[derive(Debug, thiserror::Error)]
+#[error("the user's sessions kept changing for {SESSION_WRITE_ROUNDS} attempts")]
+struct Contended;
 
 impl DynamoStore {
     /// A strongly consistent read of one item by its key.
@@ -70,70 +124,175 @@ impl DynamoStore {
         }
     }
 
-    /// Every session of `user` found through the `by_user` index, read consistently, newest first.
-    async fn sessions_of(&self, user: UserId) -> StoreResult<Vec<Session>> {
-        let query = IndexQuery {
-            table: &self.tables.sessions,
-            index: BY_USER,
-            partition: (USER_ID, string(user.to_string())),
-            id: SESSION_ID,
-            filtered: false,
-        };
-        let mut sessions = Vec::new();
-        let mut seek = Seek::new(&PageRequest {
-            limit: MAX_LIMIT,
-            after: None,
-        })?;
-        loop {
-            let mut page = self
-                .list_index(
-                    &query,
-                    &seek,
-                    |item| from_item::<SessionItem>("sessions", item).map(Session::from),
-                    // The index may lag a revocation or (never, but cheaply checked)
-                    // point at someone else's session.
-                    |s: &Session| s.user_id == user,
-                )
-                .await?;
-            let more = page.len() > seek.limit;
-            page.truncate(seek.limit);
-            let last = page.last().map(|s| s.id.to_string());
-            sessions.append(&mut page);
-            match last {
-                Some(last) if more => seek.before = Some(last),
-                _ => return Ok(sessions),
+    /// The user item, read consistently.
+    async fn user_item(&self, id: UserId) -> StoreResult<Option<UserItem>> {
+        self.get_item(&self.tables.users, USER_ID, id.to_string())
+            .await?
+            .map(|item| from_item::<UserItem>("users", item))
+            .transpose()
+    }
+
+    /// An unconditional `Delete` of one session, as a transaction action.
+    fn delete_session(&self, id: &str) -> StoreResult<TransactWriteItem> {
+        let delete = Delete::builder()
+            .table_name(&self.tables.sessions)
+            .key(SESSION_ID, string(id))
+            .build()
+            .map_err(StoreError::internal)?;
+        Ok(TransactWriteItem::builder().delete(delete).build())
+    }
+
+    /// An `Update` of the user item from `expr`, as a transaction action.
+    fn update_user(&self, user: UserId, expr: &Expr) -> StoreResult<TransactWriteItem> {
+        let update = Update::builder()
+            .table_name(&self.tables.users)
+            .key(USER_ID, string(user.to_string()))
+            .set_update_expression(expr.update_expression())
+            .set_condition_expression(expr.condition_expression())
+            .set_expression_attribute_names(expr.names())
+            .set_expression_attribute_values(expr.values())
+            .build()
+            .map_err(StoreError::internal)?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// Deletes every session in `user`'s map except `keep`, bumps the epoch and,
+    /// for a password change, sets `password_hash`, in one transaction (see the
+    /// module docs). Returns how many sessions were deleted; `None` if there is no
+    /// such user.
+    async fn revoke_all(
+        &self,
+        user: UserId,
+        keep: Option<SessionId>,
+        password_hash: Option<&str>,
+    ) -> StoreResult<Option<u64>> {
+        let keep = keep.map(|k| k.to_string());
+        for _ in 0..SESSION_WRITE_ROUNDS {
+            let Some(item) = self.user_item(user).await? else {
+                return Ok(None);
+            };
+            let mut expr = Expr::new();
+            let id = expr.name(USER_ID);
+            expr.condition(&format!("attribute_exists({id})"));
+            let version = expr.name(SESSION_VERSION);
+            match item.session_version() {
+                Some(read) => {
+                    let read = expr.value(number(read));
+                    expr.condition(&format!("{version} = {read}"));
+                }
+                None => expr.condition(&format!("attribute_not_exists({version})")),
+            }
+            let epoch = expr.name(CREDENTIAL_EPOCH);
+            let (zero, one) = (expr.value(number(0)), expr.value(number(1)));
+            expr.set_to(
+                epoch.clone(),
+                &format!("if_not_exists({epoch}, {zero}) + {one}"),
+            );
+            expr.set_to(
+                version.clone(),
+                &format!("if_not_exists({version}, {zero}) + {one}"),
+            );
+            if let Some(hash) = password_hash {
+                let name = expr.name("password_hash");
+                expr.set(name, string(hash));
+            }
+            let mut deletes = Vec::new();
+            if let Some(sessions) = item.sessions() {
+                let kept: HashMap<String, AttributeValue> = sessions
+                    .iter()
+                    .filter(|(id, _)| Some(*id) == keep.as_ref())
+                    .map(|(id, expires)| (id.clone(), number(expires)))
+                    .collect();
+                for id in sessions.keys().filter(|id| Some(*id) != keep.as_ref()) {
+                    deletes.push(self.delete_session(id)?);
+                }
+                let name = expr.name(SESSIONS);
+                expr.set(name, AttributeValue::M(kept));
+            }
+            let revoked = u64::try_from(deletes.len()).unwrap_or(u64::MAX);
+            let mut actions = Vec::with_capacity(1 + deletes.len());
+            actions.push(self.update_user(user, &expr)?);
+            actions.extend(deletes);
+            match self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(actions))
+                .send()
+                .await
+            {
+                Ok(_) => return Ok(Some(revoked)),
+                // The user's map changed since the read, or the user is gone: read again.
+                Err(err) if failed_condition(&err) == Some(0) || lost_to_a_conflict(&err) => {}
+                Err(err) => return Err(transaction_error(err)),
             }
         }
+        Err(StoreError::unavailable(Contended, Some(RETRY_AFTER)))
+    }
+
+    /// Whether `session` (encoded as `item`) is already stored exactly so: a
+    /// retried transaction whose first try landed.
+    async fn is_stored(&self, session: &Session, item: &Item) -> StoreResult<bool> {
+        let stored = self
+            .get_item(&self.tables.sessions, SESSION_ID, session.id.to_string())
+            .await?;
+        Ok(stored.as_ref() == Some(item))
     }
 }
 
-/// Session deletes per `TransactWriteItems`: the API's limit of 100 actions, less
-/// the one action on the user that each of a password change's transactions has.
-const SESSIONS_PER_TRANSACTION: usize = 99;
+/// A transaction canceled only because another one touched the same item.
+fn lost_to_a_conflict(
+    err: &aws_sdk_dynamodb::error::SdkError<
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+    >,
+) -> bool {
+    cancellation_codes(err).is_some_and(|codes| codes.contains(&"TransactionConflict"))
+}
 
-impl DynamoStore {
-    /// One transaction of `user_action` (conditional on the user existing, at index
-    /// 0) and `deletes`. [`StoreError::NotFound`] if the user's condition failed.
-    async fn transact_on_user(
-        &self,
-        user_action: TransactWriteItem,
-        deletes: &[TransactWriteItem],
-    ) -> StoreResult<()> {
-        let mut items = Vec::with_capacity(1 + deletes.len());
-        items.push(user_action);
-        items.extend_from_slice(deletes);
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            // Only the user's action has a condition.
-            Err(err) if failed_condition(&err).is_some() => Err(StoreError::NotFound),
-            Err(err) => Err(transaction_error(err)),
+/// Which of a user's sessions a new one evicts, decided from the map read.
+#[derive(Debug, PartialEq, Eq)]
+struct Admission {
+    /// Entries whose absolute expiry is at or before the new session's creation.
+    expired: Vec<String>,
+    /// The oldest live entries, evicted to stay within the bound.
+    evicted: Vec<String>,
+}
+
+impl Admission {
+    /// Plans the admission of a session created at `now` into `sessions`.
+    fn plan(sessions: &BTreeMap<String, i64>, now: i64) -> Self {
+        let (expired, live): (Vec<_>, Vec<_>) =
+            sessions.iter().partition(|(_, expires)| **expires <= now);
+        // A BTreeMap iterates in key order, and ids are ULIDs: oldest first.
+        let surplus = (live.len() + 1).saturating_sub(MAX_SESSIONS_PER_USER);
+        Self {
+            expired: expired.into_iter().map(|(id, _)| id.clone()).collect(),
+            evicted: live
+                .into_iter()
+                .take(surplus)
+                .map(|(id, _)| id.clone())
+                .collect(),
         }
+    }
+
+    /// Every entry removed.
+    fn removed(&self) -> impl Iterator<Item = &String> {
+        self.expired.iter().chain(&self.evicted)
+    }
+
+    /// The most entries the map may hold before the write for the new one to fit.
+    fn size_limit(&self) -> usize {
+        MAX_SESSIONS_PER_USER - 1 + self.expired.len() + self.evicted.len()
+    }
+}
+
+/// The condition that the user is still at `epoch` (an absent epoch is 0).
+fn epoch_condition(expr: &mut Expr, epoch: u64) {
+    let name = expr.name(CREDENTIAL_EPOCH);
+    let value = expr.value(number(epoch));
+    if epoch == 0 {
+        expr.condition(&format!("attribute_not_exists({name}) OR {name} = {value}"));
+    } else {
+        expr.condition(&format!("{name} = {value}"));
     }
 }
 
@@ -190,77 +349,15 @@ impl UserStore for DynamoStore {
     }
 
     async fn get_user(&self, id: UserId) -> StoreResult<Option<User>> {
-        let user = self
-            .get_item(&self.tables.users, USER_ID, id.to_string())
-            .await?;
-        user.map(|item| from_item::<UserItem>("users", item).map(User::from))
-            .transpose()
+        Ok(self.user_item(id).await?.map(User::from))
     }
 
-    /// The user's sessions (found through `by_user`) are deleted in
-    /// `TransactWriteItems` of at most `SESSIONS_PER_TRANSACTION` deletes plus one
-    /// action on the user, and the **last** transaction is the one that carries the
-    /// `UpdateItem` of the hash (`attribute_exists(user_id)`). The earlier ones, only
-    /// for a user with more sessions than fit in one, carry a `ConditionCheck` that
-    /// the user exists instead.
-    ///
-    /// Why the deletes come first and the new hash last: a crash or an error
-    /// between two transactions then leaves the *old* password with some sessions
-    /// already signed out — the reset failed, the operator sees the error and runs
-    /// it again — and never the new password live beside sessions opened with the
-    /// old one, which is what a reset must prevent. Updating first and deleting the
-    /// overflow afterwards would reopen exactly that window. The `ConditionCheck`
-    /// keeps an unknown user's reset from deleting anything, whatever its size.
-    ///
-    /// Deletes are unconditional: a session revoked meanwhile is simply already
-    /// gone, and a condition failing would cancel the password change for nothing.
-    /// The `by_user` index is eventually consistent, so a session created in the
-    /// same instant (typically well under a second before) may not be listed yet
-    /// and survive, the same known gap as `revoke_user_sessions`.
+    /// One transaction with the revocation of every session (see the module docs).
     async fn set_password_hash(&self, id: UserId, password_hash: &str) -> StoreResult<()> {
-        let sessions = self.sessions_of(id).await?;
-        let deletes = sessions
-            .iter()
-            .map(|s| {
-                Delete::builder()
-                    .table_name(&self.tables.sessions)
-                    .key(SESSION_ID, string(s.id.to_string()))
-                    .build()
-                    .map(|d| TransactWriteItem::builder().delete(d).build())
-                    .map_err(StoreError::internal)
-            })
-            .collect::<StoreResult<Vec<_>>>()?;
-        let mut chunks: Vec<&[TransactWriteItem]> =
-            deletes.chunks(SESSIONS_PER_TRANSACTION).collect();
-        let last = chunks.pop().unwrap_or_default();
-        let user_key = || string(id.to_string());
-        for chunk in chunks {
-            let user_exists = ConditionCheck::builder()
-                .table_name(&self.tables.users)
-                .key(USER_ID, user_key())
-                .condition_expression("attribute_exists(#id)")
-                .expression_attribute_names("#id", USER_ID)
-                .build()
-                .map_err(StoreError::internal)?;
-            self.transact_on_user(
-                TransactWriteItem::builder()
-                    .condition_check(user_exists)
-                    .build(),
-                chunk,
-            )
-            .await?;
+        match self.revoke_all(id, None, Some(password_hash)).await? {
+            Some(_) => Ok(()),
+            None => Err(StoreError::NotFound),
         }
-        let update = Update::builder()
-            .table_name(&self.tables.users)
-            .key(USER_ID, user_key())
-            .update_expression("SET password_hash = :hash")
-            .condition_expression("attribute_exists(#id)")
-            .expression_attribute_names("#id", USER_ID)
-            .expression_attribute_values(":hash", string(password_hash))
-            .build()
-            .map_err(StoreError::internal)?;
-        self.transact_on_user(TransactWriteItem::builder().update(update).build(), last)
-            .await
     }
 
     /// A consistent `Scan` that stops at the first item: 0.5 RCU however many users.
@@ -282,24 +379,98 @@ impl UserStore for DynamoStore {
 
 #[async_trait]
 impl SessionStore for DynamoStore {
-    async fn create_session(&self, session: &Session) -> StoreResult<()> {
+    /// Read the user, plan the evictions, one transaction; again from the read if
+    /// another write to the user's map won (see the module docs).
+    async fn create_session(&self, session: &Session) -> StoreResult<Vec<SessionId>> {
         let item = to_item("sessions", &SessionItem::from(session))?;
-        match self
-            .put_if_absent(&self.tables.sessions, item, SESSION_ID)
-            .await?
-        {
-            PutNew::Written => Ok(()),
-            PutNew::Taken => Err(Conflict::Exists(RecordKind::Session).into()),
+        let id = session.id.to_string();
+        let (created_at, expires_at) = (nanos(session.created_at)?, nanos(session.expires_at)?);
+        for _ in 0..SESSION_WRITE_ROUNDS {
+            let Some(user) = self.user_item(session.user_id).await? else {
+                return Err(StoreError::NotFound);
+            };
+            if user.credential_epoch() != session.credential_epoch {
+                return Err(Conflict::CredentialsChanged.into());
+            }
+            let mut expr = Expr::new();
+            let user_id = expr.name(USER_ID);
+            expr.condition(&format!("attribute_exists({user_id})"));
+            epoch_condition(&mut expr, session.credential_epoch);
+            let sessions = expr.name(SESSIONS);
+            let admission = match user.sessions() {
+                None => {
+                    expr.condition(&format!("attribute_not_exists({sessions})"));
+                    let map = HashMap::from([(id.clone(), number(expires_at))]);
+                    expr.set(sessions, AttributeValue::M(map));
+                    Admission {
+                        expired: vec![],
+                        evicted: vec![],
+                    }
+                }
+                Some(map) => {
+                    let admission = Admission::plan(map, created_at);
+                    let limit = expr.value(number(admission.size_limit()));
+                    expr.condition(&format!("size({sessions}) <= {limit}"));
+                    for old in admission.removed() {
+                        let entry = format!("{sessions}.{}", expr.name(old));
+                        expr.condition(&format!("attribute_exists({entry})"));
+                        expr.remove(entry);
+                    }
+                    let entry = format!("{sessions}.{}", expr.name(&id));
+                    expr.set(entry, number(expires_at));
+                    admission
+                }
+            };
+            let version = expr.name(SESSION_VERSION);
+            expr.add(version, number(1));
+
+            let mut actions = vec![
+                put_new(&self.tables.sessions, item.clone(), SESSION_ID)?,
+                self.update_user(session.user_id, &expr)?,
+            ];
+            for old in admission.removed() {
+                actions.push(self.delete_session(old)?);
+            }
+            match self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(actions))
+                .send()
+                .await
+            {
+                Ok(_) => {
+                    return admission
+                        .evicted
+                        .iter()
+                        .map(|id| id.parse().map_err(StoreError::internal))
+                        .collect();
+                }
+                Err(err) if failed_condition(&err) == Some(0) => {
+                    // The SDK's retry of a transaction that landed finds its own
+                    // session; anything else is an id taken by another session.
+                    return if self.is_stored(session, &item).await? {
+                        Ok(vec![])
+                    } else {
+                        Err(Conflict::Exists(RecordKind::Session).into())
+                    };
+                }
+                // The user's epoch or map changed since the read: read again, and
+                // the next round says which.
+                Err(err) if failed_condition(&err) == Some(1) || lost_to_a_conflict(&err) => {}
+                Err(err) => return Err(transaction_error(err)),
+            }
         }
+        Err(StoreError::unavailable(Contended, Some(RETRY_AFTER)))
     }
 
     async fn get_session(&self, id: SessionId) -> StoreResult<Option<Session>> {
         let session = self
             .get_item(&self.tables.sessions, SESSION_ID, id.to_string())
             .await?;
-        session
-            .map(|item| from_item::<SessionItem>("sessions", item).map(Session::from))
-            .transpose()
+        Ok(session
+            .map(|item| from_item::<SessionItem>("sessions", item))
+            .transpose()?
+            .and_then(SessionItem::into_session))
     }
 
     /// One conditional `UpdateItem`, no read first: `attribute_exists` so a revoked
@@ -334,33 +505,65 @@ impl SessionStore for DynamoStore {
         }
     }
 
+    /// The user's map, then one consistent `BatchGetItem` of at most
+    /// `MAX_SESSIONS_PER_USER` sessions.
     async fn list_user_sessions(
         &self,
         user: UserId,
         now: OffsetDateTime,
     ) -> StoreResult<Vec<Session>> {
-        let mut sessions = self.sessions_of(user).await?;
-        // TTL deletes lazily: an expired item may still be there. Same rule as SQLite.
-        sessions.retain(|s| s.is_active(now));
+        let Some(item) = self.user_item(user).await? else {
+            return Ok(vec![]);
+        };
+        let ids: Vec<String> = item
+            .sessions()
+            .map(|map| map.keys().cloned().collect())
+            .unwrap_or_default();
+        let mut sessions = Vec::with_capacity(ids.len());
+        for (_, item) in self
+            .batch_get(&self.tables.sessions, SESSION_ID, &ids)
+            .await?
+        {
+            if let Some(session) = from_item::<SessionItem>("sessions", item)?.into_session() {
+                // TTL deletes lazily: an expired item may still be there. Same rule
+                // as SQLite.
+                if session.user_id == user && session.is_active(now) {
+                    sessions.push(session);
+                }
+            }
+        }
+        sessions.sort_by_key(|s| std::cmp::Reverse(s.id));
         Ok(sessions)
     }
 
     async fn revoke_session(&self, user: UserId, id: SessionId) -> StoreResult<()> {
-        let result = self
-            .client
-            .delete_item()
+        let delete = Delete::builder()
             .table_name(&self.tables.sessions)
             .key(SESSION_ID, string(id.to_string()))
             .condition_expression("#user = :user")
             .expression_attribute_names("#user", USER_ID)
             .expression_attribute_values(":user", string(user.to_string()))
+            .build()
+            .map_err(StoreError::internal)?;
+        let mut expr = Expr::new();
+        let entry = format!("{}.{}", expr.name(SESSIONS), expr.name(&id.to_string()));
+        expr.condition(&format!("attribute_exists({entry})"));
+        expr.remove(entry);
+        let version = expr.name(SESSION_VERSION);
+        expr.add(version, number(1));
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().delete(delete).build())
+            .transact_items(self.update_user(user, &expr)?)
             .send()
             .await;
         match result {
             Ok(_) => Ok(()),
-            // Missing, or someone else's: the same answer, so ids cannot be probed.
-            Err(err) if is_condition_failure(&err) => Err(StoreError::NotFound),
-            Err(err) => Err(sdk_error(err)),
+            // Missing, someone else's, or not in the user's map: the same answer,
+            // so ids cannot be probed.
+            Err(err) if failed_condition(&err).is_some() => Err(StoreError::NotFound),
+            Err(err) => Err(transaction_error(err)),
         }
     }
 
@@ -369,29 +572,43 @@ impl SessionStore for DynamoStore {
         user: UserId,
         keep: Option<SessionId>,
     ) -> StoreResult<u64> {
-        let mut deleted = 0;
-        for session in self.sessions_of(user).await? {
-            if Some(session.id) == keep {
-                continue;
-            }
-            let result = self
-                .client
-                .delete_item()
-                .table_name(&self.tables.sessions)
-                .key(SESSION_ID, string(session.id.to_string()))
-                .condition_expression("#user = :user")
-                .expression_attribute_names("#user", USER_ID)
-                .expression_attribute_values(":user", string(user.to_string()))
-                .return_values(ReturnValue::None)
-                .send()
-                .await;
-            match result {
-                Ok(_) => deleted += 1,
-                // Deleted meanwhile by someone else: not ours to count.
-                Err(err) if is_condition_failure(&err) => {}
-                Err(err) => return Err(sdk_error(err)),
-            }
-        }
-        Ok(deleted)
+        Ok(self.revoke_all(user, keep, None).await?.unwrap_or(0))
+    }
+
+    /// DynamoDB's TTL deletes expired sessions (the `ttl` attribute); see the
+    /// module docs.
+    async fn purge_expired_sessions(&self, _now: OffsetDateTime, _limit: u32) -> StoreResult<u64> {
+        Ok(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(entries: &[(&str, i64)]) -> BTreeMap<String, i64> {
+        entries
+            .iter()
+            .map(|(id, expires)| ((*id).to_owned(), *expires))
+            .collect()
+    }
+
+    #[test]
+    fn a_sign_in_below_the_bound_evicts_only_expired_sessions() {
+        let plan = Admission::plan(&map(&[("a", 5), ("b", 10), ("c", 20)]), 10);
+        assert_eq!(plan.expired, ["a", "b"]);
+        assert!(plan.evicted.is_empty());
+        assert_eq!(plan.size_limit(), MAX_SESSIONS_PER_USER + 1);
+    }
+
+    #[test]
+    fn a_sign_in_at_the_bound_evicts_the_oldest_live_session() {
+        let full: BTreeMap<String, i64> = (0..MAX_SESSIONS_PER_USER)
+            .map(|n| (format!("{n:03}"), 100))
+            .collect();
+        let plan = Admission::plan(&full, 10);
+        assert!(plan.expired.is_empty());
+        assert_eq!(plan.evicted, ["000"]);
+        assert_eq!(plan.size_limit(), MAX_SESSIONS_PER_USER);
     }
 }

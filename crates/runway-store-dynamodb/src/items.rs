@@ -183,6 +183,35 @@ pub(crate) struct UserItem {
     #[serde(with = "ns")]
     created_at: OffsetDateTime,
     password_hash: String,
+    /// Absent on a user written before epochs existed, which reads as 0.
+    #[serde(default)]
+    credential_epoch: u64,
+    /// The user's sessions: id → absolute expiry (unix ns). Absent until the first
+    /// sign-in (and on users from before it existed). Written only by the session
+    /// calls in `accounts.rs`, never from a `User`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sessions: Option<BTreeMap<String, i64>>,
+    /// Bumped by every write to `sessions`, so a revocation can be conditional on
+    /// the map it read. Absent until the first such write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    session_version: Option<u64>,
+}
+
+impl UserItem {
+    /// The credential epoch.
+    pub(crate) const fn credential_epoch(&self) -> u64 {
+        self.credential_epoch
+    }
+
+    /// The `sessions` map, `None` if the attribute is absent.
+    pub(crate) const fn sessions(&self) -> Option<&BTreeMap<String, i64>> {
+        self.sessions.as_ref()
+    }
+
+    /// `session_version`, `None` if the attribute is absent.
+    pub(crate) const fn session_version(&self) -> Option<u64> {
+        self.session_version
+    }
 }
 
 impl From<&User> for UserItem {
@@ -193,6 +222,9 @@ impl From<&User> for UserItem {
             role: u.role,
             created_at: u.created_at,
             password_hash: u.password_hash.clone(),
+            credential_epoch: u.credential_epoch,
+            sessions: None,
+            session_version: None,
         }
     }
 }
@@ -205,6 +237,7 @@ impl From<UserItem> for User {
             role: u.role,
             created_at: u.created_at,
             password_hash: u.password_hash,
+            credential_epoch: u.credential_epoch,
         }
     }
 }
@@ -300,8 +333,36 @@ pub(crate) struct SessionItem {
     expires_at: OffsetDateTime,
     idle_timeout_seconds: i64,
     token_hash: TokenHash,
+    /// Absent only on a session written before epochs existed: such a session is
+    /// not in its user's `sessions` map, so no revocation could reach it, and it
+    /// reads as no session at all ([`SessionItem::into_session`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    credential_epoch: Option<u64>,
     /// Epoch seconds of the effective expiry, for DynamoDB's TTL sweep only.
     ttl: i64,
+}
+
+impl SessionItem {
+    /// The session, or `None` for one from before credential epochs (see the
+    /// field's docs).
+    pub(crate) fn into_session(self) -> Option<Session> {
+        let credential_epoch = self.credential_epoch?;
+        Some(Session {
+            id: self.session_id,
+            user_id: self.user_id,
+            username: self.username,
+            role: self.role,
+            device_name: self.device_name,
+            user_agent: self.user_agent,
+            ip: self.ip,
+            created_at: self.created_at,
+            last_seen_at: self.last_seen_at,
+            expires_at: self.expires_at,
+            idle_timeout_seconds: self.idle_timeout_seconds,
+            token_hash: self.token_hash,
+            credential_epoch,
+        })
+    }
 }
 
 impl From<&Session> for SessionItem {
@@ -319,26 +380,8 @@ impl From<&Session> for SessionItem {
             expires_at: s.expires_at,
             idle_timeout_seconds: s.idle_timeout_seconds,
             token_hash: s.token_hash.clone(),
+            credential_epoch: Some(s.credential_epoch),
             ttl: ttl_seconds(s.effective_expiry()),
-        }
-    }
-}
-
-impl From<SessionItem> for Session {
-    fn from(s: SessionItem) -> Self {
-        Self {
-            id: s.session_id,
-            user_id: s.user_id,
-            username: s.username,
-            role: s.role,
-            device_name: s.device_name,
-            user_agent: s.user_agent,
-            ip: s.ip,
-            created_at: s.created_at,
-            last_seen_at: s.last_seen_at,
-            expires_at: s.expires_at,
-            idle_timeout_seconds: s.idle_timeout_seconds,
-            token_hash: s.token_hash,
         }
     }
 }
@@ -944,6 +987,7 @@ mod tests {
             role: Role::Admin,
             created_at: t0(),
             password_hash: "h".into(),
+            credential_epoch: 3,
         };
         let item = to_item("users", &UserItem::from(&user)).unwrap();
         assert_eq!(
@@ -969,6 +1013,7 @@ mod tests {
             expires_at: t0() + time::Duration::days(7),
             idle_timeout_seconds: 3600,
             token_hash: TokenHash::of("t"),
+            credential_epoch: 2,
         };
         let item = to_item("sessions", &SessionItem::from(&session)).unwrap();
         assert_eq!(item["ttl"], AttributeValue::N("1750003601".into()));
@@ -976,8 +1021,16 @@ mod tests {
             !item.contains_key("device_name"),
             "absent values are absent attributes"
         );
-        let back: SessionItem = from_item("sessions", item).unwrap();
-        assert_eq!(Session::from(back), session);
+        let back: SessionItem = from_item("sessions", item.clone()).unwrap();
+        assert_eq!(back.into_session(), Some(session));
+
+        let mut legacy = item;
+        legacy.remove("credential_epoch");
+        let legacy: SessionItem = from_item("sessions", legacy).unwrap();
+        assert!(
+            legacy.into_session().is_none(),
+            "a session from before credential epochs reads as none"
+        );
     }
 
     #[test]

@@ -30,6 +30,10 @@
 //!   whose index update lost a race is never read; DynamoDB holds only each
 //!   attempt's size and CRC-32, advanced by a write conditional on the size read
 //!   (`logs.rs`).
+//! * **A user's sessions are kept on the user item** (id → expiry, beside a
+//!   credential epoch), so creating one is a transaction conditional on the epoch
+//!   the sign-in read, at most 50 are held, and signing out everywhere or a
+//!   password change is one transaction of at most 51 actions (`accounts.rs`).
 //! * **Listings** query a `KEYS_ONLY` GSI newest first (`ScanIndexForward=false`,
 //!   ids are ULIDs), then fetch the items with a strongly consistent `BatchGetItem`
 //!   and apply every filter in code to those fresh items. A GSI lags its table, so a

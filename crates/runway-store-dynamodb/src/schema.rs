@@ -106,7 +106,6 @@ pub(crate) const LEASE_AGENT: &str = "lease_agent";
 pub(crate) const LABELS: &str = "labels";
 
 // Index names.
-pub(crate) const BY_USER: &str = "by_user";
 pub(crate) const BY_REGION: &str = "by_region";
 pub(crate) const BY_CREATED: &str = "by_created";
 pub(crate) const BY_STATUS: &str = "by_status";
@@ -214,7 +213,8 @@ pub fn schema() -> Vec<TableSpec> {
             suffix: SESSIONS,
             partition_key: string(SESSION_ID),
             sort_key: None,
-            indexes: vec![keys_only(BY_USER, USER_ID, SESSION_ID)],
+            // No GSI: a user's sessions are listed from the user item (`accounts.rs`).
+            indexes: vec![],
             ttl_attribute: Some(TTL),
         },
         TableSpec {

@@ -81,6 +81,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ),
     ("0006_oidc", include_str!("../migrations/0006_oidc.sql")),
     (
+        "0007_credential_epochs",
+        include_str!("../migrations/0007_credential_epochs.sql"),
+    ),
+    (
         "0008_audit_filters",
         include_str!("../migrations/0008_audit_filters.sql"),
     ),

@@ -50,8 +50,14 @@
 //!
 //! * unique usernames: a UNIQUE index, whose violation becomes
 //!   `Conflict::UsernameTaken`;
-//! * a password change: the new hash and the deletion of all the user's sessions
-//!   share a transaction, so no old session outlives the old password;
+//! * a password change: the new hash, the credential epoch's bump and the
+//!   deletion of all the user's sessions share a transaction, so no old session
+//!   outlives the old password; signing out everywhere bumps the epoch the same
+//!   way;
+//! * creating a session: the check that the user is still at the epoch the
+//!   sign-in read, the eviction past 50 sessions and the insert share a
+//!   transaction, so a sign-in that raced a credential change is refused
+//!   (`accounts.rs`);
 //! * registering an agent: one `UPDATE` finds the token by hash, usable at `now`
 //!   (unexpired, `uses < max_uses`), and counts the use; the agent's insert shares
 //!   its transaction, so a token deleted concurrently cannot admit it and a token
@@ -285,6 +291,16 @@ pub(crate) mod query_plans {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_session_purge_reads_only_expired_rows_through_the_expiry_index() {
+        let plan = plan(
+            crate::accounts::EXPIRED_SESSIONS,
+            vec![Value::Integer(0), Value::Integer(100)],
+        );
+        assert!(plan.contains("sessions_by_expiry"), "{plan}");
+        assert!(!plan.contains("SCAN sessions"), "{plan}");
     }
 
     #[test]

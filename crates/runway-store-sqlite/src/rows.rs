@@ -179,7 +179,8 @@ fn get_hash(row: &Row<'_>, idx: usize) -> rusqlite::Result<TokenHash> {
 }
 
 /// The columns [`user`] decodes, in order.
-pub(crate) const USER_COLUMNS: &str = "id, username, role, created_at, password_hash";
+pub(crate) const USER_COLUMNS: &str =
+    "id, username, role, created_at, password_hash, credential_epoch";
 
 pub(crate) fn user(row: &Row<'_>) -> rusqlite::Result<User> {
     Ok(User {
@@ -188,6 +189,7 @@ pub(crate) fn user(row: &Row<'_>) -> rusqlite::Result<User> {
         role: get_role(row, 2)?,
         created_at: get_ts(row, 3, "users.created_at")?,
         password_hash: row.get(4)?,
+        credential_epoch: get_u64(row, 5, "users.credential_epoch")?,
     })
 }
 
@@ -208,7 +210,7 @@ pub(crate) fn pending_login(row: &Row<'_>) -> rusqlite::Result<PendingLogin> {
 
 /// The columns [`session`] decodes, in order.
 pub(crate) const SESSION_COLUMNS: &str = "id, user_id, username, role, device_name, user_agent, \
-     ip, created_at, last_seen_at, expires_at, idle_timeout_seconds, token_hash";
+     ip, created_at, last_seen_at, expires_at, idle_timeout_seconds, token_hash, credential_epoch";
 
 pub(crate) fn session(row: &Row<'_>) -> rusqlite::Result<Session> {
     Ok(Session {
@@ -224,6 +226,7 @@ pub(crate) fn session(row: &Row<'_>) -> rusqlite::Result<Session> {
         expires_at: get_ts(row, 9, "sessions.expires_at")?,
         idle_timeout_seconds: row.get(10)?,
         token_hash: get_hash(row, 11)?,
+        credential_epoch: get_u64(row, 12, "sessions.credential_epoch")?,
     })
 }
 

@@ -170,7 +170,7 @@ impl UserStore for FailingStore {
 
 #[async_trait]
 impl SessionStore for FailingStore {
-    async fn create_session(&self, _: &Session) -> StoreResult<()> {
+    async fn create_session(&self, _: &Session) -> StoreResult<Vec<SessionId>> {
         self.fail()
     }
     async fn get_session(&self, id: SessionId) -> StoreResult<Option<Session>> {
@@ -193,6 +193,9 @@ impl SessionStore for FailingStore {
         self.fail()
     }
     async fn revoke_user_sessions(&self, _: UserId, _: Option<SessionId>) -> StoreResult<u64> {
+        self.fail()
+    }
+    async fn purge_expired_sessions(&self, _: OffsetDateTime, _: u32) -> StoreResult<u64> {
         self.fail()
     }
 }
@@ -412,6 +415,7 @@ fn one_session_app(idle: time::Duration) -> (axum::Router, Arc<FailingStore>, St
         expires_at: now + time::Duration::days(1),
         idle_timeout_seconds: 86_400,
         token_hash: issued.hash,
+        credential_epoch: 0,
     };
     let store = Arc::new(FailingStore {
         make: || StoreError::unavailable(std::io::Error::other("throttled"), None),

@@ -407,3 +407,72 @@ async fn a_first_start_without_a_password_generates_one_that_signs_in() {
     };
     app.login("admin", password.expose()).await;
 }
+
+#[tokio::test]
+async fn the_fifty_first_sign_in_evicts_the_oldest_session_which_then_gets_401() {
+    let app = TestApp::new().await;
+    let mut tokens = Vec::new();
+    for _ in 0..runway_core::session::MAX_SESSIONS_PER_USER {
+        tokens.push(app.admin_token().await);
+    }
+    let newest = app.admin_token().await;
+
+    app.get("/api/v1/auth/session", Some(&tokens[0]))
+        .await
+        .assert_error(401, "unauthorized");
+    for t in [&tokens[1], &newest] {
+        assert_eq!(
+            app.get("/api/v1/auth/session", Some(t)).await.status,
+            StatusCode::OK
+        );
+    }
+    let listed = app.get("/api/v1/auth/sessions", Some(&newest)).await.json();
+    assert_eq!(
+        listed["items"].as_array().map(Vec::len),
+        Some(runway_core::session::MAX_SESSIONS_PER_USER),
+        "{listed}"
+    );
+    let audit = app.get("/api/v1/audit?limit=5", Some(&newest)).await.json();
+    assert!(
+        audit.to_string().contains("evicted"),
+        "the eviction is audited: {audit}"
+    );
+}
+
+#[tokio::test]
+async fn the_reaper_deletes_expired_sessions_and_leaves_live_ones() {
+    let app = TestApp::new().await;
+    let live = app.admin_token().await;
+    let admin = app
+        .store
+        .user_by_username("admin")
+        .await
+        .unwrap()
+        .expect("admin");
+    let long_ago = time::OffsetDateTime::now_utc() - time::Duration::days(30);
+    let expired = runway_core::session::Session {
+        id: SessionId::new(),
+        user_id: admin.id,
+        username: admin.username.clone(),
+        role: admin.role,
+        device_name: None,
+        user_agent: None,
+        ip: None,
+        created_at: long_ago,
+        last_seen_at: long_ago,
+        expires_at: long_ago + time::Duration::days(7),
+        idle_timeout_seconds: 86_400,
+        token_hash: runway_core::secret::TokenHash::of("expired"),
+        credential_epoch: admin.credential_epoch,
+    };
+    app.store.create_session(&expired).await.unwrap();
+
+    let report = app.service.reap().await.unwrap();
+    assert_eq!(report.sessions_purged, 1, "{report}");
+    assert_eq!(app.store.get_session(expired.id).await.unwrap(), None);
+    assert_eq!(
+        app.get("/api/v1/auth/session", Some(&live)).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(app.service.reap().await.unwrap().sessions_purged, 0);
+}

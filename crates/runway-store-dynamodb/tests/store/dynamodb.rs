@@ -14,7 +14,7 @@ use runway_core::job::{Job, JobSpec};
 use runway_core::lifecycle::{AttemptEnd, JobStatus};
 use runway_core::page::PageRequest;
 use runway_core::secret::TokenHash;
-use runway_core::session::Session;
+use runway_core::session::{MAX_SESSIONS_PER_USER, Session};
 use runway_core::store::{
     AgentQuery, AgentStore, Conflict, DispatchStore, JobStore, RecordKind, RegistrationTokenStore,
     SessionStore, StoreError, StoreHealth, UserStore,
@@ -26,8 +26,8 @@ use runway_store_dynamodb::{
 use time::{Duration, OffsetDateTime};
 
 use crate::support::{
-    LEASE, at, claim, config, fresh_store, loader, raw_item, registration_token, runner, t0,
-    unique_prefix,
+    LEASE, at, claim, config, fixture, fresh_store, loader, raw_item, registration_token, runner,
+    t0, unique_prefix,
 };
 
 fn session(user: UserId, created_at: OffsetDateTime) -> Session {
@@ -44,7 +44,27 @@ fn session(user: UserId, created_at: OffsetDateTime) -> Session {
         expires_at: created_at + Duration::days(7),
         idle_timeout_seconds: 3600,
         token_hash: TokenHash::of(&format!("s-{}", SessionId::new())),
+        credential_epoch: 0,
     }
+}
+
+/// A new user called `name`, at credential epoch 0.
+fn user_named(name: &str) -> User {
+    User {
+        id: UserId::new(),
+        username: name.into(),
+        role: Role::Member,
+        created_at: t0(),
+        password_hash: "$argon2id$old".into(),
+        credential_epoch: 0,
+    }
+}
+
+/// The id of a new user, stored, who can sign in.
+async fn new_user(store: &DynamoStore) -> UserId {
+    let user = user_named(&format!("u-{}", UserId::new()));
+    store.create_user(&user).await.expect("create user");
+    user.id
 }
 
 fn scalar(kind: AttributeKind) -> ScalarAttributeType {
@@ -86,6 +106,7 @@ async fn create_tables_is_idempotent_and_the_store_answers_as_dynamodb() {
             role: Role::Admin,
             created_at: t0(),
             password_hash: "h".into(),
+            credential_epoch: 0,
         })
         .await
         .expect("create user");
@@ -203,7 +224,7 @@ async fn the_tables_created_match_the_schema_key_for_key_and_index_for_index() {
 #[tokio::test]
 async fn an_expired_session_whose_item_still_exists_is_not_listed() {
     let store = fresh_store().await;
-    let user = UserId::new();
+    let user = new_user(&store).await;
     let now = t0() + Duration::hours(3);
     // Idle for three hours with a one-hour idle timeout: expired at t0 + 1 h.
     let expired = session(user, t0());
@@ -235,7 +256,7 @@ async fn an_expired_session_whose_item_still_exists_is_not_listed() {
 #[tokio::test]
 async fn touching_a_session_moves_its_ttl_with_the_idle_expiry() {
     let store = fresh_store().await;
-    let s = session(UserId::new(), t0());
+    let s = session(new_user(&store).await, t0());
     store.create_session(&s).await.expect("create");
     let later = t0() + Duration::minutes(30);
     store.touch_session(s.id, later).await.expect("touch");
@@ -505,91 +526,153 @@ async fn a_health_filter_reads_ahead_past_many_non_matching_agents_without_skipp
 }
 
 #[tokio::test]
-async fn signing_out_everywhere_pages_through_more_sessions_than_one_index_page() {
-    let store = fresh_store().await;
-    let user = UserId::new();
-    for _ in 0..130 {
-        store
-            .create_session(&session(user, t0()))
-            .await
-            .expect("create");
+async fn the_user_item_keeps_its_session_ids_and_a_password_change_empties_them_in_one_transaction()
+{
+    let f = fixture().await;
+    let ada = user_named("ada");
+    f.store.create_user(&ada).await.expect("create");
+    let mut ids = Vec::new();
+    for _ in 0..MAX_SESSIONS_PER_USER {
+        let s = session(ada.id, t0());
+        f.store.create_session(&s).await.expect("create");
+        ids.push(s.id.to_string());
     }
-    let keep = session(user, t0());
-    store.create_session(&keep).await.expect("create");
-    assert_eq!(
-        store
-            .list_user_sessions(user, t0())
-            .await
-            .expect("list")
-            .len(),
-        131
-    );
-    let deleted = store
-        .revoke_user_sessions(user, Some(keep.id))
+    let item = raw_item(&f.store, "users", "user_id", ada.id.to_string())
         .await
-        .expect("revoke");
-    assert_eq!(deleted, 130);
+        .expect("user");
+    let Some(AttributeValue::M(map)) = item.get("sessions") else {
+        panic!("no sessions map: {item:?}");
+    };
     assert_eq!(
-        store.list_user_sessions(user, t0()).await.expect("list"),
-        [keep]
+        map.keys().cloned().collect::<BTreeSet<_>>(),
+        ids.iter().cloned().collect()
+    );
+    assert_eq!(
+        item.get("session_version"),
+        Some(&AttributeValue::N(MAX_SESSIONS_PER_USER.to_string()))
+    );
+
+    // One read of the user, then one transaction of 51 actions: nothing a Lambda
+    // could be stopped in the middle of.
+    let before = f.proxy.traffic();
+    f.store
+        .set_password_hash(ada.id, "$argon2id$new")
+        .await
+        .expect("set");
+    let after = f.proxy.traffic();
+    let count = |traffic: &runway_moto_proxy::Traffic, op: &str| {
+        traffic.operations.get(op).map_or(0, |o| o.requests)
+    };
+    assert_eq!(
+        count(&after, "TransactWriteItems") - count(&before, "TransactWriteItems"),
+        1
+    );
+    assert_eq!(count(&after, "GetItem") - count(&before, "GetItem"), 1);
+    assert_eq!(after.total().requests - before.total().requests, 2);
+
+    for id in &ids {
+        assert_eq!(
+            raw_item(&f.store, "sessions", "session_id", id.clone()).await,
+            None
+        );
+    }
+    let item = raw_item(&f.store, "users", "user_id", ada.id.to_string())
+        .await
+        .expect("user");
+    assert_eq!(
+        item.get("sessions"),
+        Some(&AttributeValue::M(Default::default()))
+    );
+    assert_eq!(
+        item.get("credential_epoch"),
+        Some(&AttributeValue::N("1".into()))
+    );
+    assert_eq!(
+        item.get("password_hash"),
+        Some(&AttributeValue::S("$argon2id$new".into()))
     );
 }
 
 #[tokio::test]
-async fn a_password_change_revokes_more_sessions_than_one_transaction_holds() {
-    // 100 sessions need two transactions (99 deletes and the check, then the hash
-    // and the last delete). Two stores, so that each table holds only 100 items:
-    // moto copies the whole table for every action of a transaction, and a bigger
-    // one outgrows the store's 2 s attempt timeout on a busy machine.
-    const SESSIONS: usize = 100;
-    let sessions_of = async |store: &DynamoStore, user: UserId| {
-        for _ in 0..SESSIONS {
-            store
-                .create_session(&session(user, t0()))
-                .await
-                .expect("create");
-        }
-    };
-
-    // Under an id with no user, every session survives the refused change, those
-    // the earlier transaction (with its check on the user) would delete included.
+async fn a_session_or_user_from_before_credential_epochs_is_handled_and_the_old_session_is_dead() {
     let store = fresh_store().await;
-    let ghost = UserId::new();
-    sessions_of(&store, ghost).await;
-    let err = store
-        .set_password_hash(ghost, "$argon2id$x")
-        .await
-        .expect_err("no such user");
-    assert!(matches!(err, StoreError::NotFound), "{err:?}");
-    assert_eq!(
-        store
-            .list_user_sessions(ghost, t0())
-            .await
-            .expect("list")
-            .len(),
-        SESSIONS
-    );
-
-    let store = fresh_store().await;
-    let ada = User {
-        id: UserId::new(),
-        username: "ada".into(),
-        role: Role::Member,
-        created_at: t0(),
-        password_hash: "$argon2id$old".into(),
-    };
+    // Written as the previous version wrote them: no epoch, no sessions map, and a
+    // session that no map lists.
+    let ada = user_named("ada");
     store.create_user(&ada).await.expect("create");
-    sessions_of(&store, ada.id).await;
     store
-        .set_password_hash(ada.id, "$argon2id$new")
+        .client()
+        .update_item()
+        .table_name(format!("{}users", store.table_prefix()))
+        .key("user_id", AttributeValue::S(ada.id.to_string()))
+        .update_expression("REMOVE credential_epoch")
+        .send()
         .await
-        .expect("set");
+        .expect("strip the epoch");
+    let old = session(ada.id, t0());
+    let mut item: std::collections::HashMap<String, AttributeValue> = [
+        ("session_id", AttributeValue::S(old.id.to_string())),
+        ("user_id", AttributeValue::S(ada.id.to_string())),
+        ("username", AttributeValue::S("ada".into())),
+        ("role", AttributeValue::S("member".into())),
+        ("idle_timeout_seconds", AttributeValue::N("3600".into())),
+        (
+            "token_hash",
+            AttributeValue::S(old.token_hash.as_str().into()),
+        ),
+        ("ttl", AttributeValue::N("4000000000".into())),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    for at in ["created_at", "last_seen_at"] {
+        item.insert(at.into(), AttributeValue::N("1750000000123456789".into()));
+    }
+    item.insert(
+        "expires_at".into(),
+        AttributeValue::N("1750604800123456789".into()),
+    );
+    store
+        .client()
+        .put_item()
+        .table_name(format!("{}sessions", store.table_prefix()))
+        .set_item(Some(item))
+        .send()
+        .await
+        .expect("an old session");
+
+    assert_eq!(
+        store.get_session(old.id).await.expect("get"),
+        None,
+        "no revocation could reach it, so it is not accepted"
+    );
+    let read = store.get_user(ada.id).await.expect("get").expect("ada");
+    assert_eq!(read.credential_epoch, 0, "an absent epoch is 0");
+    let new = session(ada.id, t0());
+    store
+        .create_session(&new)
+        .await
+        .expect("the first sign-in makes the map");
     assert_eq!(
         store.list_user_sessions(ada.id, t0()).await.expect("list"),
-        []
+        [new]
     );
-    let user = store.get_user(ada.id).await.expect("get").expect("user");
-    assert_eq!(user.password_hash, "$argon2id$new");
+    assert_eq!(
+        store
+            .revoke_user_sessions(ada.id, None)
+            .await
+            .expect("revoke"),
+        1
+    );
+    assert_eq!(
+        store
+            .get_user(ada.id)
+            .await
+            .expect("get")
+            .expect("ada")
+            .credential_epoch,
+        1
+    );
 }
 
 #[tokio::test]
@@ -661,7 +744,7 @@ async fn a_create_whose_retry_finds_its_own_item_succeeds_and_a_different_item_s
     );
     assert_eq!(store.get_job(job.id).await.unwrap().unwrap().job, job);
 
-    let user = UserId::new();
+    let user = new_user(&store).await;
     let s = session(user, t0());
     store.create_session(&s).await.expect("create");
     store.create_session(&s).await.expect("the retried create");

@@ -248,3 +248,56 @@ async fn a_users_retry_whose_response_was_lost_returns_it_instead_of_a_conflict(
 fn crc32fast_hash(bytes: &[u8]) -> u32 {
     runway_core::log::crc32_append(0, bytes)
 }
+
+#[tokio::test]
+async fn a_sign_in_whose_response_was_lost_keeps_its_session_instead_of_a_conflict() {
+    use runway_core::session::Session;
+    use runway_core::store::{SessionStore, UserStore};
+    use runway_core::user::{Role, User};
+
+    let f = fixture().await;
+    let ada = User {
+        id: runway_core::id::UserId::new(),
+        username: "ada".into(),
+        role: Role::Member,
+        created_at: t0(),
+        password_hash: "$argon2id$h".into(),
+        credential_epoch: 0,
+    };
+    f.store.create_user(&ada).await.expect("create");
+    let session = Session {
+        id: runway_core::id::SessionId::new(),
+        user_id: ada.id,
+        username: ada.username.clone(),
+        role: ada.role,
+        device_name: None,
+        user_agent: None,
+        ip: None,
+        created_at: t0(),
+        last_seen_at: t0(),
+        expires_at: t0() + time::Duration::days(7),
+        idle_timeout_seconds: 3600,
+        token_hash: runway_core::secret::TokenHash::of("lost"),
+        credential_epoch: 0,
+    };
+
+    // The put, the user's map entry and its conditions land; the answer is lost and
+    // the SDK's retry meets its own session.
+    f.proxy.lose_next("TransactWriteItems", "token_hash");
+    assert_eq!(
+        f.store.create_session(&session).await.expect("ours"),
+        Vec::<runway_core::id::SessionId>::new()
+    );
+    assert_eq!(f.proxy.lost(), 1, "the response was lost");
+    assert_eq!(
+        f.store.get_session(session.id).await.expect("get"),
+        Some(session.clone())
+    );
+    assert_eq!(
+        f.store
+            .list_user_sessions(ada.id, t0())
+            .await
+            .expect("list"),
+        [session]
+    );
+}

@@ -36,6 +36,7 @@ fn user() -> User {
         role: Role::Admin,
         created_at: time::OffsetDateTime::now_utc(),
         password_hash: "$argon2id$not-a-real-hash".into(),
+        credential_epoch: 0,
     }
 }
 

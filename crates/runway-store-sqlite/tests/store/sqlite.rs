@@ -7,7 +7,7 @@ use std::path::Path;
 
 use runway_core::agent::{Agent, AgentMetrics, AgentState, RegistrationToken};
 use runway_core::audit::{Actor, AuditAction, AuditEvent};
-use runway_core::id::{AgentId, JobId, RegistrationTokenId, UserId};
+use runway_core::id::{AgentId, JobId, RegistrationTokenId, SessionId, UserId};
 use runway_core::job::{Job, JobSecrets, JobSpec};
 use runway_core::lifecycle::{AttemptEnd, JobStatus};
 use runway_core::log::{
@@ -15,14 +15,15 @@ use runway_core::log::{
     crc32_append,
 };
 use runway_core::secret::TokenHash;
+use runway_core::session::Session;
 use runway_core::store::{
     AgentStore, AuditQuery, AuditStore, Claim, ClaimRequest, Conflict, DispatchStore, JobStore,
-    LogStore, RecordKind, RegistrationTokenStore, StoreError, StoreHealth, UserStore,
+    LogStore, RecordKind, RegistrationTokenStore, SessionStore, StoreError, StoreHealth, UserStore,
 };
 use runway_core::user::{Role, User};
 use runway_store_sqlite::{DB_FILE_NAME, SchemaTooNew, SqliteStore};
 use rusqlite::Connection;
-use time::OffsetDateTime;
+use time::{Duration, OffsetDateTime};
 
 fn t0() -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp_nanos(1_750_000_000_123_456_789).unwrap()
@@ -35,6 +36,25 @@ fn user(name: &str) -> User {
         role: Role::Admin,
         created_at: t0(),
         password_hash: "$argon2id$not-a-real-hash".into(),
+        credential_epoch: 0,
+    }
+}
+
+fn session(user: &User, created_at: OffsetDateTime) -> Session {
+    Session {
+        id: SessionId::new(),
+        user_id: user.id,
+        username: user.username.clone(),
+        role: user.role,
+        device_name: None,
+        user_agent: None,
+        ip: None,
+        created_at,
+        last_seen_at: created_at,
+        expires_at: created_at + Duration::days(7),
+        idle_timeout_seconds: 86_400,
+        token_hash: TokenHash::of(&format!("s-{}", SessionId::new())),
+        credential_epoch: user.credential_epoch,
     }
 }
 
@@ -107,7 +127,7 @@ async fn claim(store: &SqliteStore, agent: &Agent) -> Option<Claim> {
     let request = ClaimRequest {
         agent: agent.clone(),
         job_token: TokenHash::of(&format!("job-{}", ulid::Ulid::new())),
-        lease_expires_at: t0() + time::Duration::minutes(2),
+        lease_expires_at: t0() + Duration::minutes(2),
     };
     store.claim_job(&request, t0()).await.unwrap()
 }
@@ -392,6 +412,80 @@ async fn a_version_four_database_keeps_the_secret_names_of_jobs_that_still_have_
     assert_eq!(upgraded.retried_at_attempt, 0);
     // A job already final had lost its secrets, names and all.
     assert_eq!(job(finished).await.secret_names, Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_version_five_database_keeps_its_sessions_at_epoch_zero_and_a_reset_still_revokes_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("runway.db");
+    let (ada, session) = (UserId::new(), SessionId::new());
+    {
+        let conn = raw(&path);
+        for sql in [
+            include_str!("../../migrations/0001_initial.sql"),
+            include_str!("../../migrations/0002_claimable_jobs.sql"),
+            include_str!("../../migrations/0003_audit_events.sql"),
+            include_str!("../../migrations/0004_running_jobs.sql"),
+            include_str!("../../migrations/0005_job_retries.sql"),
+        ] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.execute(
+            "INSERT INTO users (id, username, role, created_at, password_hash) \
+             VALUES (?1, 'ada', 'member', 0, '$argon2id$old')",
+            [ada.to_string()],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO sessions (id, user_id, username, role, created_at, last_seen_at, \
+             expires_at, idle_timeout_seconds, token_hash) \
+             VALUES (?1, ?2, 'ada', 'member', 0, 0, ?3, 86400, 'h')",
+            rusqlite::params![session.to_string(), ada.to_string(), i64::MAX],
+        )
+        .unwrap();
+        conn.pragma_update(None, "user_version", 5).unwrap();
+    }
+
+    let store = runway_store_sqlite::open(&path).unwrap();
+    let user = store.get_user(ada).await.unwrap().unwrap();
+    assert_eq!(user.credential_epoch, 0);
+    let kept = store.get_session(session).await.unwrap().expect("kept");
+    assert_eq!(kept.credential_epoch, 0);
+    store.set_password_hash(ada, "$argon2id$new").await.unwrap();
+    assert_eq!(store.get_session(session).await.unwrap(), None);
+    assert_eq!(
+        store.get_user(ada).await.unwrap().unwrap().credential_epoch,
+        1
+    );
+}
+
+#[tokio::test]
+async fn the_purge_deletes_expired_session_rows_in_batches_and_keeps_active_ones() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("runway.db");
+    let store = runway_store_sqlite::open(&path).unwrap();
+    let ada = user("ada");
+    store.create_user(&ada).await.unwrap();
+    let now = t0() + Duration::days(2);
+    let mut expired = Vec::new();
+    for _ in 0..5 {
+        // Idle for two days with a one-day idle timeout.
+        let s = session(&ada, t0());
+        store.create_session(&s).await.unwrap();
+        expired.push(s.id);
+    }
+    let mut active = session(&ada, t0());
+    active.last_seen_at = now - Duration::minutes(1);
+    store.create_session(&active).await.unwrap();
+
+    assert_eq!(store.purge_expired_sessions(now, 3).await.unwrap(), 3);
+    assert_eq!(store.purge_expired_sessions(now, 3).await.unwrap(), 2);
+    assert_eq!(store.purge_expired_sessions(now, 3).await.unwrap(), 0);
+    let rows: i64 = raw(&path)
+        .query_row("SELECT count(*) FROM sessions", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(rows, 1, "the rows are gone, not merely expired");
+    assert_eq!(store.get_session(active.id).await.unwrap(), Some(active));
 }
 
 #[tokio::test]

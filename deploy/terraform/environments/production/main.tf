@@ -46,9 +46,9 @@ module "runway" {
   # deployment) resets a GSI's capacity to its floor, because Terraform cannot
   # ignore capacity per index (see modules/runway/dynamodb.tf), and a GSI short of
   # write capacity throttles writes to its table. So an index's write floor keeps
-  # up with its table's write floor: sessions/by_user is written on every sign-in
-  # and sign-out, and a job transition changes the by_status key (2 index writes:
-  # the old entry out, the new one in), hence twice the jobs table's floor.
+  # up with its table's write floor: a job transition changes the by_status key
+  # (2 index writes: the old entry out, the new one in), hence twice the jobs
+  # table's floor.
   default_capacity = {
     read_min  = 5
     read_max  = 500
@@ -56,11 +56,10 @@ module "runway" {
     write_max = 200
   }
   capacity_overrides = {
-    "sessions"         = { read_min = 25, read_max = 2000, write_min = 10, write_max = 500 }
-    "sessions/by_user" = { read_min = 5, read_max = 500, write_min = 10, write_max = 500 }
-    "lookups"          = { read_min = 10, read_max = 1000, write_min = 5, write_max = 200 }
-    "agents"           = { read_min = 10, read_max = 1000, write_min = 10, write_max = 500 }
-    "jobs/by_status"   = { read_min = 5, read_max = 500, write_min = 10, write_max = 400 }
+    "sessions"       = { read_min = 25, read_max = 2000, write_min = 10, write_max = 500 }
+    "lookups"        = { read_min = 10, read_max = 1000, write_min = 5, write_max = 200 }
+    "agents"         = { read_min = 10, read_max = 1000, write_min = 10, write_max = 500 }
+    "jobs/by_status" = { read_min = 5, read_max = 500, write_min = 10, write_max = 400 }
   }
   autoscaling_target_utilization = 70
 

@@ -11,7 +11,7 @@
 # it creates on first use; no role is passed.
 
 locals {
-  # One entry per (resource, dimension): "sessions:read", "sessions/by_user:write", …
+  # One entry per (resource, dimension): "sessions:read", "jobs/by_status:write", …
   scaling = merge(
     {
       for pair in setproduct(keys(local.table_capacity), ["read", "write"]) :

@@ -38,14 +38,14 @@ locals {
 
     # One item per signed-in device. Validating a token is one consistent GetItem
     # by session_id; expiry is checked in code on every read, because TTL deletion
-    # is lazy (typically within 48 hours) and only collects the garbage.
+    # is lazy (typically within 48 hours) and only collects the garbage. No GSI: a
+    # user's session ids are kept on the user item, which lists and revokes them
+    # exactly (an index would lag).
     sessions = {
-      hash_key   = "session_id"
-      range_key  = null
-      attributes = { session_id = "S", user_id = "S" }
-      indexes = {
-        by_user = { hash_key = "user_id", range_key = "session_id", projection_type = "KEYS_ONLY" }
-      }
+      hash_key      = "session_id"
+      range_key     = null
+      attributes    = { session_id = "S" }
+      indexes       = {}
       ttl_attribute = "ttl"
     }
 

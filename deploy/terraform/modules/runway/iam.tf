@@ -57,13 +57,13 @@ locals {
     oidc_logins = ["PutItem", "DeleteItem"]
   }
 
-  # The code queries only these tables' GSIs (listings newest first, a user's
-  # sessions, claimable jobs, the reaper's by_lease), never a base table.
+  # The code queries only these tables' GSIs (listings newest first, claimable
+  # jobs, the reaper's by_lease), never a base table. `sessions` has no GSI: a
+  # user's sessions are found through the user item.
   index_actions = {
-    sessions = ["Query"]
-    agents   = ["Query"]
-    jobs     = ["Query"]
-    audit    = ["Query"]
+    agents = ["Query"]
+    jobs   = ["Query"]
+    audit  = ["Query"]
   }
 }
 

@@ -82,7 +82,7 @@ variable "default_capacity" {
 }
 
 variable "capacity_overrides" {
-  description = "PROVISIONED only: auto-scaling bounds per table (`sessions`) or GSI (`sessions/by_user`), overriding default_capacity."
+  description = "PROVISIONED only: auto-scaling bounds per table (`sessions`) or GSI (`jobs/by_status`), overriding default_capacity."
   type = map(object({
     read_min  = number
     read_max  = number
