@@ -1,6 +1,6 @@
 //! The command line of the `runway` binary.
 //!
-//! One binary with subcommands (as crates.io does), so a single artifact serves the
+//! One binary with subcommands (like git or cargo), so a single artifact serves the
 //! API and administers the same data directory. Flags only *override* the
 //! configuration; everything a flag can set has an environment variable too, and the
 //! help text names it, because in containers and systemd units the environment is
