@@ -1,6 +1,6 @@
 //! End-to-end tests of the real `runway` binary.
 //!
-//! One test binary with modules (like git or cargo) so the suite links once. Every
+//! One test binary with modules, so the suite links once. Every
 //! test runs `env!("CARGO_BIN_EXE_runway")` as a child process with its own temp data
 //! directory, `--listen 127.0.0.1:0`, a scrubbed `RUNWAY_*` environment and its temp
 //! directory as working directory (so no stray `./runway.toml` is read), finds the
