@@ -23,7 +23,9 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
 use crate::config::LogFormat;
+use crate::log_fields::PlainFields;
 use crate::log_filter::capped;
+use crate::log_time::UtcMicros;
 
 /// Installs the global subscriber. Call once, early.
 ///
@@ -35,11 +37,13 @@ pub fn init(filter: &str, format: LogFormat) -> anyhow::Result<()> {
         .with_context(|| format!("RUNWAY_LOG `{filter}` is not a valid log filter"))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_timer(UtcMicros)
         .with_writer(std::io::stderr);
     let installed = match format {
         LogFormat::Pretty => capped(
             builder
                 .compact()
+                .fmt_fields(PlainFields)
                 .with_ansi(std::io::stderr().is_terminal())
                 .finish(),
         )
