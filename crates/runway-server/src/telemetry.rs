@@ -7,6 +7,10 @@
 //! compact single-line human format, with colour only when stderr is a terminal;
 //! `json` writes one object per line with the event's fields flattened to the top
 //! level, which is what log shippers (CloudWatch, Loki, Vector) index best.
+//! At `info` every request logs a line, so the two parts `tracing-subscriber`
+//! formats most expensively are replaced by cheaper ones that print the same text:
+//! the timestamp ([`crate::log_time`], both formats) and, for `pretty`, the fields
+//! ([`crate::log_fields`]).
 //!
 //! Whatever `RUNWAY_LOG` says, the AWS SDK, the HTTP/TLS stack and the Lambda
 //! runtime log at `info` at most ([`crate::log_filter`]): their `debug` and `trace`
