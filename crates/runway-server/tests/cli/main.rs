@@ -13,6 +13,9 @@
 //! The `dynamodb` tests run the binary on DynamoDB tables in `moto_server`, named by
 //! `RUNWAY_TEST_DYNAMODB_ENDPOINT` (`scripts/moto.sh run cargo test …` sets it);
 //! without it they fail with the command to run, never skip.
+//!
+//! The `leaks` tests run one scenario with every kind of secret on each store and
+//! then search everything the system wrote for each raw value.
 
 mod support;
 
@@ -21,6 +24,7 @@ mod agents;
 mod config;
 mod connections;
 mod dynamodb;
+mod leaks;
 mod logs;
 mod restart;
 mod shutdown;
