@@ -6,8 +6,10 @@
 //! `RUNWAY_LOG=debug` (the most verbose level it allows) and a real `runway-agent`
 //! at `RUNWAY_AGENT_LOG=debug`: the first-start admin password, a member created
 //! with `runway admin create-user`, password sign-ins (session tokens), a password
-//! reset, a registration token, the agent token it is exchanged for, a job with a
-//! secret that the script echoes (so the agent masks it) and uses, and a job token.
+//! reset, an OpenID Connect sign-in through the real test provider (the client
+//! secret, the authorization code, the session), a registration token, the agent
+//! token it is exchanged for, a job with a secret that the script echoes (so the
+//! agent masks it) and uses, and a job token.
 //! The agent keeps the job token it is given to itself, so the test claims one job
 //! itself with the agent's token (read from the agent's state file after the agent
 //! stopped), as an agent would, and finishes it with that job token.
@@ -49,6 +51,133 @@ pub struct Used {
     pub agent_file: PathBuf,
 }
 
+/// The public URL the provider has the callback of registered.
+const PUBLIC_URL: &str = "https://runway.example.test";
+/// The provider's client secret for `runway` (tests/oidc/provider.mjs).
+const OIDC_CLIENT_SECRET: &str = "runway-test-client-secret";
+
+/// The test OpenID provider, or a panic saying how to start it.
+fn oidc_issuer() -> String {
+    match std::env::var("RUNWAY_TEST_OIDC_ISSUER") {
+        Ok(issuer) if !issuer.trim().is_empty() => issuer,
+        _ => panic!(
+            "RUNWAY_TEST_OIDC_ISSUER is not set: this test signs in through a real \
+             OpenID provider. Run:\n\n    scripts/oidc-provider.sh install && \
+             scripts/oidc-provider.sh run cargo test -p runway-server --test cli leaks\n"
+        ),
+    }
+}
+
+/// A browser: follows no redirect by itself, keeps the cookies it is given.
+struct Browser {
+    http: reqwest::Client,
+    cookies: std::collections::BTreeMap<String, String>,
+}
+
+impl Browser {
+    /// Sends `request` with the cookies; the response's `Location`, made absolute
+    /// against `base`, and its cookies kept.
+    async fn redirect(
+        &mut self,
+        request: reqwest::RequestBuilder,
+        base: &str,
+    ) -> (String, Vec<String>) {
+        let cookie = self
+            .cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let response = request.header("cookie", cookie).send().await.unwrap();
+        let set: Vec<String> = response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect();
+        for value in &set {
+            let pair = value.split(';').next().unwrap();
+            if let Some((name, value)) = pair.split_once('=') {
+                self.cookies.insert(name.to_owned(), value.to_owned());
+            }
+        }
+        let status = response.status();
+        let Some(location) = response
+            .headers()
+            .get("location")
+            .filter(|_| status.is_redirection())
+            .map(|l| l.to_str().unwrap().to_owned())
+        else {
+            panic!(
+                "expected a redirect, got {status}: {}",
+                response.text().await.unwrap()
+            );
+        };
+        let location = if location.starts_with('/') {
+            format!("{base}{location}")
+        } else {
+            location
+        };
+        (location, set)
+    }
+}
+
+/// Signs `account` in through the provider, as a browser would: Runway's login,
+/// the provider's form, and back to Runway's callback (on the test's own address,
+/// not the public URL). The authorization code and the session token.
+async fn oidc_sign_in(rig: &Rig, account: &str) -> (String, String) {
+    let mut browser = Browser {
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        cookies: std::collections::BTreeMap::new(),
+    };
+    let runway = rig.server.base.clone();
+    let (authorize, _) = browser
+        .redirect(
+            browser.http.get(rig.server.url("/api/v1/auth/oidc/login")),
+            &runway,
+        )
+        .await;
+    let provider = authorize.split('/').take(3).collect::<Vec<_>>().join("/");
+    let (form, _) = browser
+        .redirect(browser.http.get(&authorize), &provider)
+        .await;
+    let (resume, _) = browser
+        .redirect(
+            browser
+                .http
+                .post(format!("{form}/login"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(format!("login={account}")),
+            &provider,
+        )
+        .await;
+    let (callback, _) = browser.redirect(browser.http.get(&resume), &provider).await;
+    let callback = callback
+        .strip_prefix(PUBLIC_URL)
+        .unwrap_or_else(|| panic!("the provider sent the browser elsewhere: {callback}"));
+    let code = callback
+        .split(['?', '&'])
+        .find_map(|p| p.strip_prefix("code="))
+        .expect("the callback carries a code")
+        .to_owned();
+    let (_, set) = browser
+        .redirect(browser.http.get(rig.server.url(callback)), &runway)
+        .await;
+    let session = set
+        .iter()
+        .find_map(|c| c.strip_prefix("runway_session="))
+        .and_then(|rest| rest.split(';').next())
+        .unwrap_or_else(|| panic!("no session cookie in {set:?}"))
+        .to_owned();
+    let (status, me) = rig.server.get("/api/v1/auth/session", &session).await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["user"]["username"], format!("{account}@example.com"));
+    (code, session)
+}
+
 /// A value no other test or run uses.
 fn unique(what: &str) -> String {
     let nanos = std::time::SystemTime::now()
@@ -76,8 +205,22 @@ async fn admin(rig: &Rig, backend: &Backend, args: &[&str], stdin: &str) -> Stri
 /// The scenario: every secret used once and the jobs finished; the server still
 /// runs.
 pub async fn use_every_secret(backend: &Backend) -> (Rig, Used) {
-    let rig = Rig::start(backend, &[("RUNWAY_LOG", "debug")]).await;
+    let issuer = oidc_issuer();
+    let rig = Rig::start(
+        backend,
+        &[
+            ("RUNWAY_LOG", "debug"),
+            ("RUNWAY_PUBLIC_URL", PUBLIC_URL),
+            ("RUNWAY_OIDC_ISSUER_URL", &issuer),
+            ("RUNWAY_OIDC_CLIENT_ID", "runway"),
+            ("RUNWAY_OIDC_CLIENT_SECRET", OIDC_CLIENT_SECRET),
+        ],
+    )
+    .await;
     let mut printed = Vec::new();
+
+    // A person signs in through the OpenID provider.
+    let (code, oidc_session) = oidc_sign_in(&rig, "ada").await;
 
     // A member made by an operator, who signs in, has the password reset and
     // signs in with the new one.
@@ -198,7 +341,11 @@ pub async fn use_every_secret(backend: &Backend) -> (Rig, Used) {
         "/api/v1/auth/session".into(),
         "/api/v1/audit?limit=200".into(),
     ] {
-        for (who, token) in [("admin", &rig.admin), ("mia", &second_session)] {
+        for (who, token) in [
+            ("admin", &rig.admin),
+            ("mia", &second_session),
+            ("ada", &oidc_session),
+        ] {
             let (_, body) = rig.server.get(&path, token).await;
             printed.push((format!("GET {path} as {who}"), body.to_string()));
         }
@@ -212,6 +359,9 @@ pub async fn use_every_secret(backend: &Backend) -> (Rig, Used) {
         ("the admin's session token", rig.admin.clone()),
         ("the member's first session token", first_session),
         ("the member's second session token", second_session),
+        ("the OIDC client secret", OIDC_CLIENT_SECRET.to_owned()),
+        ("the OIDC authorization code", code),
+        ("the OIDC sign-in's session token", oidc_session),
         ("the registration token", rig.registration.clone()),
         ("the agent token", agent_token),
         ("the job token", job_token),

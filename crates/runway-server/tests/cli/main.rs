@@ -15,7 +15,9 @@
 //! without it they fail with the command to run, never skip.
 //!
 //! The `leaks` tests run one scenario with every kind of secret on each store and
-//! then search everything the system wrote for each raw value.
+//! then search everything the system wrote for each raw value. They sign in
+//! through the real OpenID provider named by `RUNWAY_TEST_OIDC_ISSUER`
+//! (`scripts/oidc-provider.sh run …` sets it); without it they fail, saying so.
 
 mod support;
 
