@@ -350,6 +350,11 @@ pub async fn use_every_secret(backend: &Backend) -> (Rig, Used) {
             printed.push((format!("GET {path} as {who}"), body.to_string()));
         }
     }
+    assert!(
+        agent.stderr().contains("DEBUG"),
+        "the agent logged at debug level: {}",
+        agent.stderr()
+    );
     printed.push(("the agent's stderr".into(), agent.stderr()));
 
     let secrets = vec![
