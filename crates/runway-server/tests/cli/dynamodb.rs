@@ -25,7 +25,7 @@ use crate::support::{
 const ENDPOINT_VAR: &str = "RUNWAY_TEST_DYNAMODB_ENDPOINT";
 
 /// The emulator's endpoint, or a panic saying how to start it.
-fn moto_endpoint() -> String {
+pub(crate) fn moto_endpoint() -> String {
     match std::env::var(ENDPOINT_VAR) {
         Ok(endpoint) if !endpoint.trim().is_empty() => endpoint,
         _ => panic!(
@@ -47,13 +47,13 @@ fn unique_prefix() -> String {
 
 /// One test's share of the emulator: its table prefix, and its relay to moto.
 /// Keep it alive as long as anything of the test talks to DynamoDB.
-struct OnMoto {
-    prefix: String,
+pub(crate) struct OnMoto {
+    pub(crate) prefix: String,
     relay: Proxy,
 }
 
 impl OnMoto {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         Self {
             prefix: unique_prefix(),
             relay: Proxy::start(&moto_endpoint()).await,
@@ -116,7 +116,7 @@ impl OnMoto {
 
     /// Tables and a log bucket of this test's own, and the environment that
     /// points `runway serve` at them.
-    async fn jobs_backend(&self) -> crate::agents::Backend {
+    pub(crate) async fn jobs_backend(&self) -> crate::agents::Backend {
         let tmp = tempfile::tempdir().unwrap();
         // Bucket names are lowercase letters, digits and dashes.
         let bucket = format!(
@@ -147,7 +147,7 @@ impl OnMoto {
     /// IAM policy grants. (A refused call need not fail the story by itself: the
     /// server may retry it, or only log it from a background task.) Prints the
     /// relay's traffic, which `--nocapture` shows.
-    fn assert_every_call_granted(self) {
+    pub(crate) fn assert_every_call_granted(self) {
         let denied = self.relay.denied();
         assert!(
             denied.is_empty(),

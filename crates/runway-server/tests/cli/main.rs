@@ -13,6 +13,11 @@
 //! The `dynamodb` tests run the binary on DynamoDB tables in `moto_server`, named by
 //! `RUNWAY_TEST_DYNAMODB_ENDPOINT` (`scripts/moto.sh run cargo test …` sets it);
 //! without it they fail with the command to run, never skip.
+//!
+//! The `leaks` tests run one scenario with every kind of secret on each store and
+//! then search everything the system wrote for each raw value. They sign in
+//! through the real OpenID provider named by `RUNWAY_TEST_OIDC_ISSUER`
+//! (`scripts/oidc-provider.sh run …` sets it); without it they fail, saying so.
 
 mod support;
 
@@ -21,6 +26,7 @@ mod agents;
 mod config;
 mod connections;
 mod dynamodb;
+mod leaks;
 mod logs;
 mod restart;
 mod shutdown;
