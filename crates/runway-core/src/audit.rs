@@ -251,11 +251,16 @@ pub enum AuditAction {
     /// A user asked for a finished job to run again (subject: the job id).
     #[serde(rename = "job.retried")]
     JobRetried,
+    /// A password sign-in was refused (actor: the system; subject: the user's id
+    /// when the name is known, none otherwise; detail: why, and from where). An
+    /// unknown name is never recorded: people type passwords into name fields.
+    #[serde(rename = "session.sign_in_failed")]
+    SignInFailed,
 }
 
 impl AuditAction {
     /// Every action.
-    pub const ALL: [Self; 19] = [
+    pub const ALL: [Self; 20] = [
         Self::SessionCreated,
         Self::SessionRevoked,
         Self::SessionsRevokedAll,
@@ -275,6 +280,7 @@ impl AuditAction {
         Self::JobFinished,
         Self::JobReaped,
         Self::JobRetried,
+        Self::SignInFailed,
     ];
 
     /// The wire and storage form, e.g. `job.canceled`.
@@ -300,6 +306,7 @@ impl AuditAction {
             Self::JobFinished => "job.finished",
             Self::JobReaped => "job.reaped",
             Self::JobRetried => "job.retried",
+            Self::SignInFailed => "session.sign_in_failed",
         }
     }
 

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use runway_core::OffsetDateTime;
-use runway_core::audit::AuditAction;
+use runway_core::audit::{Actor, AuditAction, AuditEvent};
 use runway_core::id::SessionId;
 use runway_core::job::FieldError;
 use runway_core::password::{NO_PASSWORD, dummy_hash, verify_password};
@@ -171,11 +171,51 @@ impl Sessions {
             Ok(verified) => verified,
             Err(err) => std::panic::resume_unwind(err.into_panic()),
         };
-        let Some(user) = user.filter(|_| verified) else {
-            return Err(ServiceError::InvalidCredentials);
+        let user = match user {
+            Some(user) if verified => user,
+            refused => {
+                self.record_failed_sign_in(refused.as_ref(), &device, request_id)
+                    .await;
+                return Err(ServiceError::InvalidCredentials);
+            }
         };
 
         self.issue(user, device, request_id).await
+    }
+
+    /// Audits a refused password sign-in: against the user when the name is
+    /// known, with no subject and no name when it is not (a password typed into
+    /// the name field must not land in the log), and the client's address.
+    async fn record_failed_sign_in(
+        &self,
+        user: Option<&User>,
+        device: &Device,
+        request_id: Option<String>,
+    ) {
+        let from = device.ip.as_deref().unwrap_or("an unknown address");
+        let (subject, why) = match user {
+            Some(user) if user.password_hash == NO_PASSWORD => (
+                Some(user.id.to_string()),
+                "no password (OpenID Connect only)",
+            ),
+            Some(user) => (Some(user.id.to_string()), "wrong password"),
+            None => (None, "unknown username"),
+        };
+        let mut event = AuditEvent::new(
+            Actor::System,
+            AuditAction::SignInFailed,
+            subject,
+            OffsetDateTime::now_utc(),
+        );
+        if let Some(id) = request_id.filter(|id| !id.is_empty()) {
+            event = event.with_request_id(id);
+        }
+        crate::audit::append(
+            self.store.as_ref(),
+            event,
+            Some(format!("{why}, from {from}")),
+        )
+        .await;
     }
 
     /// Issues a session for `user`, already authenticated (by password in

@@ -275,3 +275,57 @@ async fn a_bad_audit_filter_is_a_400_naming_the_parameter() {
         assert!(message.contains(names), "{query}: {message}");
     }
 }
+
+#[tokio::test]
+async fn a_refused_sign_in_is_audited_without_the_name_that_was_typed() {
+    let app = TestApp::new().await;
+    let admin = app.admin_token().await;
+    let admin_id = app.get("/api/v1/auth/session", Some(&admin)).await.json()["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let wrong = app
+        .post_json(
+            "/api/v1/auth/sessions",
+            None,
+            &json!({"username": "admin", "password": "not the password"}),
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    // Someone typing their password into the name field.
+    let typed = "correct-horse-battery-staple";
+    let unknown = app
+        .post_json(
+            "/api/v1/auth/sessions",
+            None,
+            &json!({"username": typed, "password": "whatever"}),
+        )
+        .await;
+    assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
+
+    let failed = filtered_log(&app, &admin, "action=session.sign_in_failed").await;
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    assert_eq!(failed[0]["subject"], Value::Null);
+    assert!(
+        failed[0]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("unknown username, from "),
+        "{}",
+        failed[0]
+    );
+    assert_eq!(failed[1]["subject"], admin_id.as_str());
+    assert_eq!(failed[1]["actor"]["kind"], "system");
+    assert!(
+        failed[1]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("wrong password, from "),
+        "{}",
+        failed[1]
+    );
+    let whole = whole_log(&app, &admin).await;
+    let text = serde_json::to_string(&whole).unwrap();
+    assert!(!text.contains(typed), "the typed name is in the log: {text}");
+    assert!(!text.contains("not the password"));
+}
