@@ -326,6 +326,9 @@ async fn a_refused_sign_in_is_audited_without_the_name_that_was_typed() {
     );
     let whole = whole_log(&app, &admin).await;
     let text = serde_json::to_string(&whole).unwrap();
-    assert!(!text.contains(typed), "the typed name is in the log: {text}");
+    assert!(
+        !text.contains(typed),
+        "the typed name is in the log: {text}"
+    );
     assert!(!text.contains("not the password"));
 }
