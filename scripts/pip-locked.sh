@@ -15,7 +15,7 @@
 #   python3 -m venv /tmp/piptools && /tmp/piptools/bin/pip install pip-tools
 #   cd scripts/requirements
 #   /tmp/piptools/bin/pip-compile --generate-hashes --allow-unsafe --strip-extras \
-#     --no-header --output-file NAME.txt NAME.in
+#     --no-header --no-emit-find-links --output-file NAME.txt NAME.in
 #
 # To upgrade a tool: change its pin in NAME.in, recompile, and run what uses it.
 
