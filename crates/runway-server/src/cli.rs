@@ -153,7 +153,11 @@ Examples:
   RUNWAY_STORE=dynamodb RUNWAY_DYNAMODB_TABLE_PREFIX=runway-prod- runway reap")]
     Reap(ReapArgs),
     /// Print the effective configuration as TOML, secrets redacted, and its sources.
-    Config,
+    ///
+    /// With `--reference readme` or `--reference env`, print instead the reference of
+    /// every setting (name, default, what it accepts, what it does) as the README's
+    /// Markdown table or as `.env.example` comments.
+    Config(ConfigArgs),
     /// Manage users directly in the store (SQLite data directory or DynamoDB); no
     /// server needed.
     Admin(AdminArgs),
@@ -161,6 +165,24 @@ Examples:
     Dynamodb(DynamodbArgs),
     /// Print the version and the store backends compiled in.
     Version,
+}
+
+/// Flags of `runway config`.
+#[derive(Debug, Default, Args)]
+pub struct ConfigArgs {
+    /// Print the reference of every setting instead of the effective configuration:
+    /// `readme` (a Markdown table) or `env` (`.env.example` comments).
+    #[arg(long, value_name = "FORMAT")]
+    pub reference: Option<Reference>,
+}
+
+/// What `runway config --reference` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Reference {
+    /// The README's configuration table.
+    Readme,
+    /// The settings part of `.env.example`.
+    Env,
 }
 
 /// Flags of `runway serve`.
@@ -354,7 +376,7 @@ mod tests {
         let cli = Cli::try_parse_from(["runway", "--listen", "127.0.0.1:9"]).unwrap();
         assert!(matches!(cli.into_command(true), Command::Serve(_)));
         let cli = Cli::try_parse_from(["runway", "config"]).unwrap();
-        assert!(matches!(cli.into_command(true), Command::Config));
+        assert!(matches!(cli.into_command(true), Command::Config(_)));
         let cli = Cli::try_parse_from(["runway", "lambda"]).unwrap();
         assert!(matches!(cli.into_command(false), Command::Lambda));
     }

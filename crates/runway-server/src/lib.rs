@@ -41,6 +41,7 @@ pub mod log_filter;
 pub mod log_time;
 pub mod output;
 pub mod serve;
+pub mod settings;
 pub mod telemetry;
 
 use std::time::Duration;
@@ -120,7 +121,11 @@ async fn reap(config: &Config) -> anyhow::Result<()> {
 pub fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
     match command {
         Command::Version => version(),
-        Command::Config => output::text(&config.to_toml()),
+        Command::Config(args) => output::text(&match args.reference {
+            None => config.to_toml(),
+            Some(cli::Reference::Readme) => settings::readme_table(),
+            Some(cli::Reference::Env) => settings::env_example(),
+        }),
         Command::Reap(args) => {
             if let Some(dir) = args.data_dir {
                 config.override_data_dir(dir);
