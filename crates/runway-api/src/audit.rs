@@ -169,7 +169,7 @@ pub(crate) struct AuditPage {
 /// `runway admin`, with who made it and the request id. Filters narrow it by
 /// actor, action, subject and time; a cursor keeps the filters it was made with
 /// only if they are sent again.
-#[utoipa::path(get, path = "/api/v1/audit", tag = "audit",
+#[utoipa::path(get, path = "/audit", tag = "audit",
     security(("bearer" = [])),
     params(AuditListQuery),
     responses(

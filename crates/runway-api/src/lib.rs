@@ -34,7 +34,6 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, post, put};
 use runway_core::store::Store;
 use runway_service::Service;
 
@@ -148,7 +147,7 @@ impl std::fmt::Debug for AppState {
 /// With OIDC configured, if its HTTP client cannot be built (TLS cannot be
 /// initialised): a start-up failure, never one of a request.
 pub fn router(service: Service, config: ApiConfig) -> Router {
-    use routes::{agent_protocol, agents, jobs, logs, oidc, registration_tokens, sessions, system};
+    use routes::system;
 
     let ApiConfig {
         session_ttl,
@@ -197,58 +196,8 @@ pub fn router(service: Service, config: ApiConfig) -> Router {
         body_read_timeout,
     };
 
-    let api = Router::new()
-        .route("/health", get(system::health))
-        .route("/ready", get(system::ready))
-        .route("/api/v1/info", get(system::info))
-        .route(
-            "/api/v1/auth/sessions",
-            post(sessions::sign_in).get(sessions::list),
-        )
-        .route(
-            "/api/v1/auth/session",
-            get(sessions::current).delete(sessions::sign_out),
-        )
-        .route(
-            "/api/v1/auth/sessions/revoke-all",
-            post(sessions::revoke_all),
-        )
-        .route("/api/v1/auth/sessions/{id}", delete(sessions::revoke))
-        .route("/api/v1/auth/oidc/login", get(oidc::login))
-        .route("/api/v1/auth/oidc/callback", get(oidc::callback))
-        .route(
-            "/api/v1/registration-tokens",
-            post(registration_tokens::create).get(registration_tokens::list),
-        )
-        .route(
-            "/api/v1/registration-tokens/{id}",
-            delete(registration_tokens::delete),
-        )
-        .route("/api/v1/agents", get(agents::list))
-        .route(
-            "/api/v1/agents/{id}",
-            get(agents::get).delete(agents::delete),
-        )
-        .route("/api/v1/agents/{id}/pause", post(agents::pause))
-        .route("/api/v1/agents/{id}/resume", post(agents::resume))
-        .route("/api/v1/agents/{id}/drain", post(agents::drain))
-        .route("/api/v1/jobs", post(jobs::create).get(jobs::list))
-        .route("/api/v1/jobs/{id}", get(jobs::get))
-        .route("/api/v1/jobs/{id}/cancel", post(jobs::cancel))
-        .route("/api/v1/jobs/{id}/retry", post(jobs::retry))
-        .route("/api/v1/jobs/{id}/log", get(logs::read))
-        .route("/api/v1/jobs/{id}/log/stream", get(logs::stream))
-        .route("/agent/v1/register", post(agent_protocol::register))
-        .route("/agent/v1/heartbeat", post(agent_protocol::heartbeat))
-        .route("/agent/v1/config", get(agent_protocol::config))
-        .route(timeouts::CLAIM_ROUTE, post(agent_protocol::claim))
-        .route("/agent/v1/jobs/{id}/start", post(agent_protocol::start))
-        .route(timeouts::LEASE_ROUTE, post(agent_protocol::lease))
-        .route("/agent/v1/jobs/{id}/logs", put(agent_protocol::logs))
-        .route("/agent/v1/jobs/{id}/finish", post(agent_protocol::finish))
-        .route("/agent/v1/token/rotate", post(agent_protocol::rotate_token))
-        .route("/agent/v1/disconnect", post(agent_protocol::disconnect))
-        .route("/api/v1/audit", get(audit::list))
+    let api = routes::all()
+        .0
         .merge(openapi::routes())
         .fallback(system::not_found)
         // Applies to the routes registered above, so it comes after them.

@@ -1,8 +1,9 @@
 //! The OpenAPI 3.1 document; the interactive docs that read it are in `docs`.
 //!
 //! The document is derived from the handlers' `#[utoipa::path]` attributes and the
-//! response types' `ToSchema`, so it cannot drift from the code; a test checks that
-//! every route the router serves is listed. It is built and serialized once per
+//! response types' `ToSchema`, collected by the same registration that builds the
+//! router (`crate::routes::all`), so it cannot drift from the code: a route exists in
+//! both or in neither. It is built and serialized once per
 //! process and served from memory.
 
 use std::sync::LazyLock;
@@ -16,9 +17,6 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::AppState;
-use crate::routes::{
-    agent_protocol, agents, jobs, logs, oidc, registration_tokens, sessions, system,
-};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -27,48 +25,7 @@ use crate::routes::{
         description = "The control plane of the Runway CI/CD service. Every error has the shape \
             `{\"error\":{\"code\",\"message\",\"request_id\"}}`; see docs/http-api.md."
     ),
-    paths(
-        system::health,
-        system::ready,
-        system::info,
-        sessions::sign_in,
-        sessions::current,
-        sessions::sign_out,
-        sessions::list,
-        sessions::revoke,
-        sessions::revoke_all,
-        oidc::login,
-        oidc::callback,
-        registration_tokens::create,
-        registration_tokens::list,
-        registration_tokens::delete,
-        agents::list,
-        agents::get,
-        agents::pause,
-        agents::resume,
-        agents::drain,
-        agents::delete,
-        jobs::create,
-        jobs::list,
-        jobs::get,
-        jobs::cancel,
-        jobs::retry,
-        logs::read,
-        logs::stream,
-        agent_protocol::register,
-        agent_protocol::heartbeat,
-        agent_protocol::config,
-        agent_protocol::claim,
-        agent_protocol::start,
-        agent_protocol::lease,
-        agent_protocol::logs,
-        agent_protocol::finish,
-        agent_protocol::rotate_token,
-        agent_protocol::disconnect,
-        crate::audit::list,
-    ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),
-    modifiers(&BearerAuth),
     tags(
         (name = "system", description = "Health, readiness and server info"),
         (name = "sessions", description = "Signing in and managing one's devices"),
@@ -107,7 +64,8 @@ impl Modify for BearerAuth {
 /// The OpenAPI 3.1 document of the whole API.
 #[must_use]
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    let mut doc = ApiDoc::openapi();
+    let mut doc = ApiDoc::openapi().merge_from(crate::routes::all().1);
+    BearerAuth.modify(&mut doc);
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     doc
 }

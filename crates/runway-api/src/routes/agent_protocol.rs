@@ -57,7 +57,7 @@ const fn health(status: AgentStatus) -> AgentHealth {
 }
 
 /// Registers a new agent with a registration token.
-#[utoipa::path(post, path = "/agent/v1/register", tag = "agent protocol",
+#[utoipa::path(post, path = "/register", tag = "agent protocol",
     security(("bearer" = [])),
     request_body = RegisterRequest,
     responses(
@@ -96,7 +96,7 @@ pub(crate) async fn register(
 }
 
 /// Reports the agent's metrics and running jobs; the answer says what to do next.
-#[utoipa::path(post, path = "/agent/v1/heartbeat", tag = "agent protocol",
+#[utoipa::path(post, path = "/heartbeat", tag = "agent protocol",
     security(("bearer" = [])),
     request_body(content = Option<HeartbeatRequest>,
         description = "Optional: every field may be left out, and so may the whole body"),
@@ -131,7 +131,7 @@ pub(crate) async fn heartbeat(
 }
 
 /// The agent's configuration, with a strong `ETag`; `If-None-Match` gives a 304.
-#[utoipa::path(get, path = "/agent/v1/config", tag = "agent protocol",
+#[utoipa::path(get, path = "/config", tag = "agent protocol",
     security(("bearer" = [])),
     params(("If-None-Match" = Option<String>, Header, description = "ETags the agent already has")),
     responses(
@@ -219,7 +219,7 @@ fn claim_response(
 }
 
 /// Claims a job, waiting up to `wait` seconds for one (a long poll).
-#[utoipa::path(post, path = "/agent/v1/jobs/claim", tag = "agent protocol",
+#[utoipa::path(post, path = "/jobs/claim", tag = "agent protocol",
     security(("bearer" = [])),
     params(ClaimQuery),
     responses(
@@ -262,7 +262,7 @@ fn lease_response(lease: Lease) -> Json<LeaseResponse> {
 }
 
 /// Marks the job running: the agent has started its script.
-#[utoipa::path(post, path = "/agent/v1/jobs/{id}/start", tag = "agent protocol",
+#[utoipa::path(post, path = "/jobs/{id}/start", tag = "agent protocol",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "The job")),
     responses(
@@ -292,7 +292,7 @@ pub(crate) struct LeaseQuery {
 
 /// Extends the job's lease; the answer says whether to cancel. With `wait`, a long
 /// poll that answers at once when the job is canceled.
-#[utoipa::path(post, path = "/agent/v1/jobs/{id}/lease", tag = "agent protocol",
+#[utoipa::path(post, path = "/jobs/{id}/lease", tag = "agent protocol",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "The job"), LeaseQuery),
     responses(
@@ -323,7 +323,7 @@ pub(crate) struct LogChunkQuery {
 }
 
 /// Appends one chunk (at most 256 KiB of raw bytes) of the job's log.
-#[utoipa::path(put, path = "/agent/v1/jobs/{id}/logs", tag = "agent protocol",
+#[utoipa::path(put, path = "/jobs/{id}/logs", tag = "agent protocol",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "The job"), LogChunkQuery),
     request_body(content = Vec<u8>, content_type = "application/octet-stream",
@@ -363,7 +363,7 @@ pub(crate) async fn logs(
 }
 
 /// Reports the attempt's result, with the byte count and CRC-32 of its log.
-#[utoipa::path(post, path = "/agent/v1/jobs/{id}/finish", tag = "agent protocol",
+#[utoipa::path(post, path = "/jobs/{id}/finish", tag = "agent protocol",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "The job")),
     request_body = FinishRequest,
@@ -415,7 +415,7 @@ async fn holder(
 }
 
 /// Replaces the agent's token; the old one stops working at once.
-#[utoipa::path(post, path = "/agent/v1/token/rotate", tag = "agent protocol",
+#[utoipa::path(post, path = "/token/rotate", tag = "agent protocol",
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The new token (shown only here)", body = RotateResponse),
@@ -435,7 +435,7 @@ pub(crate) async fn rotate_token(
 }
 
 /// The agent is leaving; jobs it still holds are abandoned and retried at once.
-#[utoipa::path(post, path = "/agent/v1/disconnect", tag = "agent protocol",
+#[utoipa::path(post, path = "/disconnect", tag = "agent protocol",
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Disconnected"),

@@ -61,7 +61,7 @@ pub(crate) struct AgentListQuery {
 }
 
 /// Lists agents, newest first.
-#[utoipa::path(get, path = "/api/v1/agents", tag = "agents",
+#[utoipa::path(get, path = "/agents", tag = "agents",
     security(("bearer" = [])),
     params(AgentListQuery),
     responses(
@@ -95,7 +95,7 @@ pub(crate) async fn list(
 }
 
 /// One agent.
-#[utoipa::path(get, path = "/api/v1/agents/{id}", tag = "agents",
+#[utoipa::path(get, path = "/agents/{id}", tag = "agents",
     security(("bearer" = [])),
     params(("id" = AgentId, Path, description = "The agent")),
     responses(
@@ -128,7 +128,7 @@ async fn set_state(
 }
 
 /// Pauses an agent: it claims nothing until resumed and keeps running what it has.
-#[utoipa::path(post, path = "/api/v1/agents/{id}/pause", tag = "agents",
+#[utoipa::path(post, path = "/agents/{id}/pause", tag = "agents",
     security(("bearer" = [])),
     params(("id" = AgentId, Path, description = "The agent")),
     responses(
@@ -146,7 +146,7 @@ pub(crate) async fn pause(
 }
 
 /// Resumes a paused or draining agent: it claims jobs again.
-#[utoipa::path(post, path = "/api/v1/agents/{id}/resume", tag = "agents",
+#[utoipa::path(post, path = "/agents/{id}/resume", tag = "agents",
     security(("bearer" = [])),
     params(("id" = AgentId, Path, description = "The agent")),
     responses(
@@ -164,7 +164,7 @@ pub(crate) async fn resume(
 }
 
 /// Drains an agent: it claims nothing, finishes what it has, then disconnects.
-#[utoipa::path(post, path = "/api/v1/agents/{id}/drain", tag = "agents",
+#[utoipa::path(post, path = "/agents/{id}/drain", tag = "agents",
     security(("bearer" = [])),
     params(("id" = AgentId, Path, description = "The agent")),
     responses(
@@ -183,7 +183,7 @@ pub(crate) async fn drain(
 
 /// Deletes an agent: its token stops working at once, and the jobs it held are
 /// lost (and retried while retries remain).
-#[utoipa::path(delete, path = "/api/v1/agents/{id}", tag = "agents",
+#[utoipa::path(delete, path = "/agents/{id}", tag = "agents",
     security(("bearer" = [])),
     params(("id" = AgentId, Path, description = "The agent")),
     responses(

@@ -143,7 +143,7 @@ pub(crate) struct JobListQuery {
 }
 
 /// Submits a job; it waits in its queue for an agent.
-#[utoipa::path(post, path = "/api/v1/jobs", tag = "jobs",
+#[utoipa::path(post, path = "/jobs", tag = "jobs",
     security(("bearer" = [])),
     request_body = JobSpec,
     responses(
@@ -172,7 +172,7 @@ pub(crate) async fn create(
 }
 
 /// Lists jobs, newest first.
-#[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs",
+#[utoipa::path(get, path = "/jobs", tag = "jobs",
     security(("bearer" = [])),
     params(JobListQuery),
     responses(
@@ -196,7 +196,7 @@ pub(crate) async fn list(
 }
 
 /// One job with its attempts, oldest attempt first.
-#[utoipa::path(get, path = "/api/v1/jobs/{id}", tag = "jobs",
+#[utoipa::path(get, path = "/jobs/{id}", tag = "jobs",
     security(("bearer" = [])),
     params(("id" = JobId, Path, description = "The job")),
     responses(
@@ -213,7 +213,7 @@ pub(crate) async fn get(
 
 /// Cancels a job: `canceled` at once if queued, `canceling` if an agent holds it.
 /// Members may cancel their own jobs, admins any.
-#[utoipa::path(post, path = "/api/v1/jobs/{id}/cancel", tag = "jobs",
+#[utoipa::path(post, path = "/jobs/{id}/cancel", tag = "jobs",
     security(("bearer" = [])),
     params(("id" = JobId, Path, description = "The job")),
     responses(
@@ -243,7 +243,7 @@ pub(crate) async fn cancel(
 /// expired): it goes back to its queue and its next claim is a new attempt, with
 /// every earlier attempt kept. A job submitted with secrets needs each of them
 /// again. Members may retry their own jobs, admins any.
-#[utoipa::path(post, path = "/api/v1/jobs/{id}/retry", tag = "jobs",
+#[utoipa::path(post, path = "/jobs/{id}/retry", tag = "jobs",
     security(("bearer" = [])),
     params(("id" = JobId, Path, description = "The job")),
     request_body(content = Option<RetryRequest>,

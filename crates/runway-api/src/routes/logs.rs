@@ -59,7 +59,7 @@ pub(crate) struct LogQuery {
 }
 
 /// A job's log from a byte offset, as plain text.
-#[utoipa::path(get, path = "/api/v1/jobs/{id}/log", tag = "jobs",
+#[utoipa::path(get, path = "/jobs/{id}/log", tag = "jobs",
     security(("bearer" = [])),
     params(("id" = JobId, Path, description = "The job"), LogQuery),
     responses(
@@ -181,7 +181,7 @@ async fn next_event(mut f: Follow) -> Option<(Result<Event, Infallible>, Follow)
 }
 
 /// A job's log as server-sent events, resumable by byte offset.
-#[utoipa::path(get, path = "/api/v1/jobs/{id}/log/stream", tag = "jobs",
+#[utoipa::path(get, path = "/jobs/{id}/log/stream", tag = "jobs",
     security(("bearer" = [])),
     params(("id" = JobId, Path, description = "The job"), LogQuery,
         ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this byte offset (beats `offset`)")),

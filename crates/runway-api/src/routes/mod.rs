@@ -4,12 +4,22 @@
 //! (`runway-service`) for anything that changes state or the narrow store
 //! capability for a plain read, shape the response. Response types live next to their handler
 //! and derive `ToSchema`, so the OpenAPI document describes exactly what is sent.
+//!
+//! **Every route is registered once**, in [`all`]: `utoipa_axum::routes!` adds a
+//! handler to the router at the method and path of its `#[utoipa::path]` and the same
+//! operation to the OpenAPI document, so the two cannot disagree. The API is two
+//! nested routers, `/api/v1` (people and API clients) and `/agent/v1` (build agents),
+//! each with its own JSON error envelope for unknown paths and methods; a handler's
+//! `#[utoipa::path]` therefore names its path *inside* its group (`/jobs/{id}`
+//! under `/api/v1`). Only `/health`, `/ready` and the documents live at the top, so
+//! HTML pages can be added there without inheriting the API's envelope.
 
 use runway_core::page::{Cursor, MAX_LIMIT, PageRequest};
 use runway_core::secret::Secret;
 use runway_core::store::StoreError;
 use serde::Serializer;
 
+use crate::AppState;
 use crate::error::ApiError;
 
 pub(crate) mod agent_protocol;
@@ -20,6 +30,77 @@ pub(crate) mod oidc;
 pub(crate) mod registration_tokens;
 pub(crate) mod sessions;
 pub(crate) mod system;
+
+/// Every route, and the OpenAPI operations of the same handlers: the `/api/v1` and
+/// `/agent/v1` routers nested under the top one. One `routes!` per path, listing
+/// that path's handlers.
+pub(crate) fn all() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
+    use utoipa_axum::router::OpenApiRouter;
+    use utoipa_axum::routes;
+
+    let (api, api_doc) = OpenApiRouter::new()
+        .routes(routes!(system::info))
+        .routes(routes!(sessions::sign_in, sessions::list))
+        .routes(routes!(sessions::current, sessions::sign_out))
+        .routes(routes!(sessions::revoke_all))
+        .routes(routes!(sessions::revoke))
+        .routes(routes!(oidc::login))
+        .routes(routes!(oidc::callback))
+        .routes(routes!(
+            registration_tokens::create,
+            registration_tokens::list
+        ))
+        .routes(routes!(registration_tokens::delete))
+        .routes(routes!(agents::list))
+        .routes(routes!(agents::get, agents::delete))
+        .routes(routes!(agents::pause))
+        .routes(routes!(agents::resume))
+        .routes(routes!(agents::drain))
+        .routes(routes!(jobs::create, jobs::list))
+        .routes(routes!(jobs::get))
+        .routes(routes!(jobs::cancel))
+        .routes(routes!(jobs::retry))
+        .routes(routes!(logs::read))
+        .routes(routes!(logs::stream))
+        .routes(routes!(crate::audit::list))
+        .split_for_parts();
+    let (agent, agent_doc) = OpenApiRouter::new()
+        .routes(routes!(agent_protocol::register))
+        .routes(routes!(agent_protocol::heartbeat))
+        .routes(routes!(agent_protocol::config))
+        .routes(routes!(agent_protocol::claim))
+        .routes(routes!(agent_protocol::start))
+        .routes(routes!(agent_protocol::lease))
+        .routes(routes!(agent_protocol::logs))
+        .routes(routes!(agent_protocol::finish))
+        .routes(routes!(agent_protocol::rotate_token))
+        .routes(routes!(agent_protocol::disconnect))
+        .split_for_parts();
+    let (top, top_doc) = OpenApiRouter::new()
+        .routes(routes!(system::health))
+        .routes(routes!(system::ready))
+        .split_for_parts();
+
+    // Each group answers its own unknown paths and methods with the envelope; the
+    // fallbacks apply to the routes registered before them, so they come last.
+    let envelope = |router: axum::Router<AppState>| {
+        router
+            .fallback(system::not_found)
+            .method_not_allowed_fallback(system::method_not_allowed)
+    };
+    let router = top
+        .nest(API_PREFIX, envelope(api))
+        .nest(AGENT_PREFIX, envelope(agent));
+    let doc = top_doc
+        .nest(API_PREFIX, api_doc)
+        .nest(AGENT_PREFIX, agent_doc);
+    (router, doc)
+}
+
+/// Where the JSON API for people and API clients is nested.
+pub(crate) const API_PREFIX: &str = "/api/v1";
+/// Where the agent protocol is nested.
+pub(crate) const AGENT_PREFIX: &str = "/agent/v1";
 
 /// Writes a freshly issued token into the one response that shows it. Keeping it a
 /// [`Secret`] until then means `Debug` of the response never prints it.

@@ -68,7 +68,7 @@ fn see_other(location: &str) -> Result<HeaderMap, ApiError> {
 }
 
 /// Starts a sign-in at the OpenID Connect issuer: redirects the browser there.
-#[utoipa::path(get, path = "/api/v1/auth/oidc/login", tag = "sessions",
+#[utoipa::path(get, path = "/auth/oidc/login", tag = "sessions",
     params(LoginQuery),
     responses(
         (status = 303, description = "To the issuer's authorization endpoint (`Location`)"),
@@ -89,7 +89,7 @@ pub(crate) async fn login(
 
 /// The issuer's redirect back: creates the session, sets the cookies and sends
 /// the browser to where the sign-in started.
-#[utoipa::path(get, path = "/api/v1/auth/oidc/callback", tag = "sessions",
+#[utoipa::path(get, path = "/auth/oidc/callback", tag = "sessions",
     params(CallbackQuery),
     responses(
         (status = 303, description = "Signed in: `Set-Cookie` `runway_session` and `runway_csrf`, `Location` the login's `return_to`"),

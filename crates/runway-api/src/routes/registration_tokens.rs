@@ -80,7 +80,7 @@ pub(crate) struct RegistrationTokenList {
 }
 
 /// Creates a registration token.
-#[utoipa::path(post, path = "/api/v1/registration-tokens", tag = "registration tokens",
+#[utoipa::path(post, path = "/registration-tokens", tag = "registration tokens",
     security(("bearer" = [])),
     request_body(content = Option<CreateRegistrationToken>,
         description = "Optional: with no body the token has no description, no use limit, and expires in 7 days"),
@@ -155,7 +155,7 @@ pub(crate) async fn create(
 }
 
 /// Lists registration tokens, newest first.
-#[utoipa::path(get, path = "/api/v1/registration-tokens", tag = "registration tokens",
+#[utoipa::path(get, path = "/registration-tokens", tag = "registration tokens",
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The tokens", body = RegistrationTokenList),
@@ -170,7 +170,7 @@ pub(crate) async fn list(
 }
 
 /// Revokes a registration token; agents it admitted keep working.
-#[utoipa::path(delete, path = "/api/v1/registration-tokens/{id}", tag = "registration tokens",
+#[utoipa::path(delete, path = "/registration-tokens/{id}", tag = "registration tokens",
     security(("bearer" = [])),
     params(("id" = RegistrationTokenId, Path, description = "The token to delete")),
     responses(

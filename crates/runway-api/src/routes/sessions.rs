@@ -149,7 +149,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientMeta {
 }
 
 /// Signs in with a username and password and creates a session for this device.
-#[utoipa::path(post, path = "/api/v1/auth/sessions", tag = "sessions",
+#[utoipa::path(post, path = "/auth/sessions", tag = "sessions",
     request_body = SignInRequest,
     responses(
         (status = 201, description = "Signed in (with `set_cookie`, also `Set-Cookie` `runway_session` and `runway_csrf`)", body = SignInResponse),
@@ -196,7 +196,7 @@ pub(crate) async fn sign_in(
 }
 
 /// Validates the caller's session and returns it with its user.
-#[utoipa::path(get, path = "/api/v1/auth/session", tag = "sessions",
+#[utoipa::path(get, path = "/auth/session", tag = "sessions",
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The session is valid", body = CurrentSession),
@@ -210,7 +210,7 @@ pub(crate) async fn current(CurrentUser { session }: CurrentUser) -> Json<Curren
 
 /// Signs this device out: the token stops working immediately, and the session
 /// cookies are cleared.
-#[utoipa::path(delete, path = "/api/v1/auth/session", tag = "sessions",
+#[utoipa::path(delete, path = "/auth/session", tag = "sessions",
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Signed out; `Set-Cookie` clears `runway_session` and `runway_csrf`"),
@@ -233,7 +233,7 @@ pub(crate) async fn sign_out(
 }
 
 /// The caller's active sessions, newest first; `current` marks this one.
-#[utoipa::path(get, path = "/api/v1/auth/sessions", tag = "sessions",
+#[utoipa::path(get, path = "/auth/sessions", tag = "sessions",
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The caller's sessions", body = SessionList),
@@ -257,7 +257,7 @@ pub(crate) async fn list(
 }
 
 /// Revokes one of the caller's sessions (signs that device out).
-#[utoipa::path(delete, path = "/api/v1/auth/sessions/{id}", tag = "sessions",
+#[utoipa::path(delete, path = "/auth/sessions/{id}", tag = "sessions",
     security(("bearer" = [])),
     params(("id" = SessionId, Path, description = "The session to revoke")),
     responses(
@@ -279,7 +279,7 @@ pub(crate) async fn revoke(
 
 /// Revokes all the caller's sessions, optionally keeping this one. The body may be
 /// left out.
-#[utoipa::path(post, path = "/api/v1/auth/sessions/revoke-all", tag = "sessions",
+#[utoipa::path(post, path = "/auth/sessions/revoke-all", tag = "sessions",
     security(("bearer" = [])),
     request_body(content = Option<RevokeAllRequest>, description = "Optional; defaults to `{\"keep_current\":false}`"),
     responses(

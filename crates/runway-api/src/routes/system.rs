@@ -75,7 +75,7 @@ pub(crate) async fn ready(State(state): State<AppState>) -> Result<Json<Ready>, 
 }
 
 /// The server's name, version, store and sign-in methods.
-#[utoipa::path(get, path = "/api/v1/info", tag = "system",
+#[utoipa::path(get, path = "/info", tag = "system",
     responses((status = 200, description = "Server info", body = Info)))]
 pub(crate) async fn info(State(state): State<AppState>) -> Json<Info> {
     Json(Info {
