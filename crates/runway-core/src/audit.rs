@@ -7,8 +7,9 @@
 //!
 //! ## Writing one
 //!
-//! A handler builds the event after its mutation succeeded, from what it already
-//! has in hand:
+//! The service builds the event before its mutation, from what it already has in
+//! hand, and passes it to the store method that makes the change, which writes
+//! both in one transaction (see `crate::store`):
 //!
 //! ```
 //! # use runway_core::audit::{Actor, AuditAction, AuditEvent};

@@ -12,14 +12,11 @@
 //! subject each have an index ending in `id` (migration 8), so a filtered page is a
 //! keyset seek on that index, and a time range is also an id range.
 //!
-//! **Durability.** An append commits with `synchronous=NORMAL` instead of the
-//! store's `FULL`: in WAL mode the event is in the log as soon as it commits, safe
-//! from a crash of the process, and it reaches the disk with the next `FULL`
-//! commit's fsync (the WAL is one file, synced as a whole) or a checkpoint. Only a
-//! power cut or kernel crash within that window can lose it, and the API already
-//! appends an event *after* the change it records, so a crash between the two
-//! could lose it anyway. What this buys: every audited mutation costs one fsync,
-//! not two, which is what write throughput (`POST /api/v1/jobs`) is bound by.
+//! **With its change.** [`insert_event`] is called by every audited write inside
+//! its own transaction, after the change: the event commits with the change (one
+//! commit, one fsync, at the store's `synchronous=FULL`) or rolls back with it, a
+//! taken id included. `append_audit` is only for events with no change of their
+//! own (a refused sign-in), and commits the same way.
 
 use async_trait::async_trait;
 use runway_core::audit::{ActorFilter, AuditEvent, AuditFilter};
