@@ -309,7 +309,6 @@ impl DynamoStore {
             .set_transact_items(Some(items))
             .send()
             .await;
-        let failed = |codes: &[&str], i: usize| codes.get(i) == Some(&"ConditionalCheckFailed");
         match result {
             Ok(_) => Ok(WriteOutcome::Written(None)),
             Err(err) => match cancellation_codes(&err) {
@@ -326,6 +325,11 @@ impl DynamoStore {
             },
         }
     }
+}
+
+/// Whether action `i` of a canceled transaction failed its condition.
+fn failed(codes: &[&str], i: usize) -> bool {
+    codes.get(i) == Some(&"ConditionalCheckFailed")
 }
 
 /// What one round of `transition_job` wrote.
