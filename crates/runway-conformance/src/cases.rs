@@ -1038,7 +1038,9 @@ pub async fn registering_with_an_unknown_expired_or_deleted_token_is_not_found<S
         ("deleted", &deleted.token_hash),
     ] {
         let candidate = agent(what, None);
-        let result = store.register_agent(hash, candidate.clone(), now, &any_event()).await;
+        let result = store
+            .register_agent(hash, candidate.clone(), now, &any_event())
+            .await;
         assert!(
             matches!(result, Err(StoreError::NotFound)),
             "{what} token: {result:?}"
@@ -1111,7 +1113,8 @@ pub async fn a_registration_token_admits_as_many_agents_as_its_uses_allow<S: Bac
             .register_agent(
                 &limited.token_hash,
                 agent(&format!("limited-{i}"), None),
-                t0(), &any_event(),
+                t0(),
+                &any_event(),
             )
             .await
             .expect("a use is left");
@@ -1127,7 +1130,8 @@ pub async fn a_registration_token_admits_as_many_agents_as_its_uses_allow<S: Bac
             .register_agent(
                 &unlimited.token_hash,
                 agent(&format!("free-{i}"), None),
-                t0(), &any_event(),
+                t0(),
+                &any_event(),
             )
             .await
             .expect("no limit");
@@ -1167,7 +1171,12 @@ pub async fn racing_registrations_for_a_tokens_last_use_admit_exactly_one<S: Bac
         tasks.push(tokio::spawn(async move {
             barrier.wait().await;
             store
-                .register_agent(&hash, agent(&format!("racer-{i}"), None), t0(), &any_event())
+                .register_agent(
+                    &hash,
+                    agent(&format!("racer-{i}"), None),
+                    t0(),
+                    &any_event(),
+                )
                 .await
         }));
     }
@@ -1250,7 +1259,10 @@ pub async fn deleting_an_agent_retires_its_token_and_a_second_delete_is_not_foun
 ) {
     let doomed = register(&store, agent("doomed", None)).await;
     let kept = register(&store, agent("kept", None)).await;
-    store.delete_agent(doomed.id, &any_event()).await.expect("delete");
+    store
+        .delete_agent(doomed.id, &any_event())
+        .await
+        .expect("delete");
     assert_eq!(store.get_agent(doomed.id).await.expect("get"), None);
     assert_eq!(
         store
@@ -1439,7 +1451,12 @@ pub async fn jobs_are_listed_newest_first_and_filtered_by_status<S: Backend>(sto
         store.create_job(j, &any_event()).await.expect("create");
     }
     let claimed = store
-        .transition_job(jobs[1].id, JobStatus::Claimed, t0() + Duration::seconds(1), &any_event())
+        .transition_job(
+            jobs[1].id,
+            JobStatus::Claimed,
+            t0() + Duration::seconds(1),
+            &any_event(),
+        )
         .await
         .expect("claim");
 
@@ -1618,7 +1635,9 @@ pub async fn exactly_one_of_sixteen_concurrent_transitions_wins<S: Backend>(stor
         let at = t0() + Duration::milliseconds(i64::try_from(i).expect("small"));
         tasks.push(tokio::spawn(async move {
             barrier.wait().await;
-            store.transition_job(j.id, JobStatus::Claimed, at, &any_event()).await
+            store
+                .transition_job(j.id, JobStatus::Claimed, at, &any_event())
+                .await
         }));
     }
     let mut winners = Vec::new();
@@ -1773,7 +1792,10 @@ pub async fn a_claim_takes_the_highest_priority_job_then_the_oldest<S: Backend>(
         .map(|p| queued("default", &[], p))
         .collect();
     for i in [4, 2, 3, 0, 1] {
-        store.create_job(&jobs[i], &any_event()).await.expect("create");
+        store
+            .create_job(&jobs[i], &any_event())
+            .await
+            .expect("create");
     }
     let expected: Vec<JobId> = [1, 3, 0, 2, 4].iter().map(|&i| jobs[i].id).collect();
     assert_eq!(claim_all(&store, &agent, at(1)).await, expected);
@@ -1784,7 +1806,10 @@ pub async fn a_claim_never_takes_a_job_from_another_queue<S: Backend>(store: S) 
     let gpu = runner(&store, "gpu", &["*"], 5).await;
     let elsewhere = queued("default", &[], 1000);
     let mine = queued("gpu", &[], -1000);
-    store.create_job(&elsewhere, &any_event()).await.expect("create");
+    store
+        .create_job(&elsewhere, &any_event())
+        .await
+        .expect("create");
     assert!(claim(&store, &gpu, t0()).await.is_none());
     store.create_job(&mine, &any_event()).await.expect("create");
     assert_eq!(claim_all(&store, &gpu, t0()).await, [mine.id]);
@@ -1841,7 +1866,8 @@ pub async fn an_agent_never_holds_more_jobs_than_its_capacity<S: Backend>(store:
             1,
             AttemptEnd::Reported(JobStatus::Failed),
             None,
-            at(1), &any_event(),
+            at(1),
+            &any_event(),
         )
         .await
         .expect("end");
@@ -1854,9 +1880,15 @@ pub async fn an_agent_never_holds_more_jobs_than_its_capacity<S: Backend>(store:
 pub async fn a_paused_draining_or_deleted_agent_claims_nothing<S: Backend>(store: S) {
     let agent = runner(&store, "default", &[], 5).await;
     let first = queued("default", &[], 0);
-    store.create_job(&first, &any_event()).await.expect("create");
+    store
+        .create_job(&first, &any_event())
+        .await
+        .expect("create");
     for state in [AgentState::Paused, AgentState::Draining] {
-        store.set_agent_state(agent.id, state, &any_event()).await.expect("set");
+        store
+            .set_agent_state(agent.id, state, &any_event())
+            .await
+            .expect("set");
         // `agent` still says `active`, as it did when it was authenticated.
         assert!(claim(&store, &agent, t0()).await.is_none(), "{state:?}");
     }
@@ -1867,8 +1899,14 @@ pub async fn a_paused_draining_or_deleted_agent_claims_nothing<S: Backend>(store
     assert_eq!(claim_all(&store, &agent, t0()).await, [first.id]);
 
     let second = queued("default", &[], 0);
-    store.create_job(&second, &any_event()).await.expect("create");
-    store.delete_agent(agent.id, &any_event()).await.expect("delete");
+    store
+        .create_job(&second, &any_event())
+        .await
+        .expect("create");
+    store
+        .delete_agent(agent.id, &any_event())
+        .await
+        .expect("delete");
     assert!(claim(&store, &agent, t0()).await.is_none(), "deleted");
     assert_eq!(
         detail(&store, second.id).await.job.status,
@@ -1993,7 +2031,8 @@ pub async fn secrets_survive_a_retry_and_no_read_returns_them_once_the_job_is_fi
             2,
             AttemptEnd::Reported(JobStatus::Failed),
             Some(1),
-            at(3), &any_event(),
+            at(3),
+            &any_event(),
         )
         .await
         .expect("fail");
@@ -2006,7 +2045,10 @@ pub async fn secrets_survive_a_retry_and_no_read_returns_them_once_the_job_is_fi
         (&expired, JobStatus::Expired),
     ] {
         store.create_job(k, &any_event()).await.expect("create");
-        let moved = store.transition_job(k.id, to, at(4), &any_event()).await.expect("move");
+        let moved = store
+            .transition_job(k.id, to, at(4), &any_event())
+            .await
+            .expect("move");
         assert!(moved.spec.secrets.is_empty());
     }
     assert!(claim(&store, &agent, at(5)).await.is_none());
@@ -2214,7 +2256,9 @@ pub async fn an_attempt_that_was_superseded_or_finished_is_not_held_and_nothing_
         let store = &store;
         async move {
             [
-                store.start_attempt(job, attempt, now + LEASE, now, &any_event()).await,
+                store
+                    .start_attempt(job, attempt, now + LEASE, now, &any_event())
+                    .await,
                 store.renew_lease(job, attempt, now + LEASE, now).await,
                 store
                     .end_attempt(
@@ -2222,7 +2266,8 @@ pub async fn an_attempt_that_was_superseded_or_finished_is_not_held_and_nothing_
                         attempt,
                         AttemptEnd::Reported(JobStatus::Failed),
                         None,
-                        now, &any_event(),
+                        now,
+                        &any_event(),
                     )
                     .await,
             ]
@@ -2266,7 +2311,8 @@ pub async fn an_attempt_that_was_superseded_or_finished_is_not_held_and_nothing_
             2,
             AttemptEnd::Reported(JobStatus::Failed),
             Some(1),
-            at(6), &any_event(),
+            at(6),
+            &any_event(),
         )
         .await
         .expect("fail");
@@ -2305,7 +2351,14 @@ pub async fn a_reported_result_ends_the_attempt_and_the_job_with_its_exit_code<S
                 .expect("cancel");
         }
         let ended = store
-            .end_attempt(j.id, 1, AttemptEnd::Reported(result), exit_code, at(10), &any_event())
+            .end_attempt(
+                j.id,
+                1,
+                AttemptEnd::Reported(result),
+                exit_code,
+                at(10),
+                &any_event(),
+            )
             .await
             .expect("end");
         assert_eq!(ended.status, result, "{before} then {result}");
@@ -2344,7 +2397,14 @@ pub async fn a_result_the_lifecycle_forbids_is_refused_and_changes_nothing<S: Ba
     for (j, from, to) in cases {
         let before = detail(&store, j.id).await;
         let err = store
-            .end_attempt(j.id, 1, AttemptEnd::Reported(to), Some(0), at(10), &any_event())
+            .end_attempt(
+                j.id,
+                1,
+                AttemptEnd::Reported(to),
+                Some(0),
+                at(10),
+                &any_event(),
+            )
             .await
             .expect_err("refused");
         assert!(
@@ -2576,7 +2636,13 @@ pub async fn the_reaper_times_an_attempt_out_only_past_its_deadline<S: Backend>(
     let (_, c) = running(&store, &j).await;
     let deadline = c.attempt.deadline(60);
     let early = store
-        .reap_attempt(j.id, 1, Due::PastDeadline, deadline - Duration::seconds(1), &any_event())
+        .reap_attempt(
+            j.id,
+            1,
+            Due::PastDeadline,
+            deadline - Duration::seconds(1),
+            &any_event(),
+        )
         .await;
     assert_not_held(&early, "before the deadline");
     assert_eq!(detail(&store, j.id).await.job.status, JobStatus::Running);
@@ -2664,7 +2730,10 @@ pub async fn canceling_a_queued_job_cancels_it_and_canceling_a_held_one_asks_its
     store: S,
 ) {
     let waiting = queued("default", &[], 0);
-    store.create_job(&waiting, &any_event()).await.expect("create");
+    store
+        .create_job(&waiting, &any_event())
+        .await
+        .expect("create");
     let canceled = store
         .transition_job(waiting.id, JobStatus::Canceled, at(1), &any_event())
         .await
@@ -2749,7 +2818,10 @@ pub async fn a_job_moved_out_of_a_held_status_loses_its_lease<S: Backend>(store:
         (&failed, JobStatus::Failed),
         (&canceled, JobStatus::Canceled),
     ] {
-        store.transition_job(j.id, to, at(3), &any_event()).await.expect("move");
+        store
+            .transition_job(j.id, to, at(3), &any_event())
+            .await
+            .expect("move");
         let attempt = &detail(&store, j.id).await.attempts[0];
         assert_eq!((attempt.status, attempt.lease_expires_at), (to, None));
     }
@@ -2787,7 +2859,13 @@ pub async fn due_attempts_are_expired_leases_and_passed_deadlines_soonest_first<
     // Due by lease at t0 + 100 s (running) and t0 + 90 s (claimed).
     let lease_100 = claim_with_lease(3600, t0() + Duration::seconds(100)).await;
     store
-        .start_attempt(lease_100.job.id, 1, t0() + Duration::seconds(100), at(1), &any_event())
+        .start_attempt(
+            lease_100.job.id,
+            1,
+            t0() + Duration::seconds(100),
+            at(1),
+            &any_event(),
+        )
         .await
         .expect("start");
     let lease_90 = claim_with_lease(3600, t0() + Duration::seconds(90)).await;
@@ -2808,7 +2886,8 @@ pub async fn due_attempts_are_expired_leases_and_passed_deadlines_soonest_first<
             1,
             AttemptEnd::Reported(JobStatus::Failed),
             None,
-            at(3), &any_event(),
+            at(3),
+            &any_event(),
         )
         .await
         .expect("fail");
@@ -2872,7 +2951,8 @@ pub async fn stale_queued_jobs_are_those_waiting_since_before_the_cutoff_oldest_
             1,
             AttemptEnd::Abandoned,
             None,
-            t0() + Duration::minutes(30), &any_event(),
+            t0() + Duration::minutes(30),
+            &any_event(),
         )
         .await
         .expect("abandon");
@@ -2881,9 +2961,17 @@ pub async fn stale_queued_jobs_are_those_waiting_since_before_the_cutoff_oldest_
     held.spec.queue = "held".into();
     claimed(&store, &held).await;
     let canceled = created_at(-10);
-    store.create_job(&canceled, &any_event()).await.expect("create");
     store
-        .transition_job(canceled.id, JobStatus::Canceled, t0() - Duration::hours(9), &any_event())
+        .create_job(&canceled, &any_event())
+        .await
+        .expect("create");
+    store
+        .transition_job(
+            canceled.id,
+            JobStatus::Canceled,
+            t0() - Duration::hours(9),
+            &any_event(),
+        )
         .await
         .expect("cancel");
 
@@ -2926,7 +3014,8 @@ pub async fn held_by_lists_exactly_the_attempts_an_agent_holds<S: Backend>(store
             1,
             AttemptEnd::Reported(JobStatus::Failed),
             None,
-            at(1), &any_event(),
+            at(1),
+            &any_event(),
         )
         .await
         .expect("fail");
@@ -2957,7 +3046,10 @@ pub async fn a_deleted_agents_jobs_stay_held_until_they_are_ended_as_abandoned<S
 ) {
     let j = queued("default", &[], 0);
     let (agent, c) = running(&store, &j).await;
-    store.delete_agent(agent.id, &any_event()).await.expect("delete");
+    store
+        .delete_agent(agent.id, &any_event())
+        .await
+        .expect("delete");
     assert_eq!(detail(&store, j.id).await.job.status, JobStatus::Running);
     let held = store.held_by(agent.id).await.expect("held");
     assert_eq!(
@@ -2970,7 +3062,14 @@ pub async fn a_deleted_agents_jobs_stay_held_until_they_are_ended_as_abandoned<S
     );
     for h in held {
         let ended = store
-            .end_attempt(h.job, h.attempt, AttemptEnd::Abandoned, None, at(5), &any_event())
+            .end_attempt(
+                h.job,
+                h.attempt,
+                AttemptEnd::Abandoned,
+                None,
+                at(5),
+                &any_event(),
+            )
             .await
             .expect("abandon");
         assert_eq!(ended.status, JobStatus::Queued);
@@ -3052,7 +3151,8 @@ pub async fn a_retry_requeues_a_final_job_with_its_history_and_the_next_claim_is
             1,
             AttemptEnd::Reported(JobStatus::Failed),
             Some(1),
-            at(10), &any_event(),
+            at(10),
+            &any_event(),
         )
         .await
         .expect("fail");
@@ -3107,7 +3207,9 @@ pub async fn every_final_status_and_only_a_final_one_can_be_retried<S: Backend>(
     for status in JobStatus::ALL {
         let j = job_in(&store, status).await;
         let before = detail(&store, j.id).await;
-        let result = store.retry_job(j.id, &JobSecrets::default(), at(30), &any_event()).await;
+        let result = store
+            .retry_job(j.id, &JobSecrets::default(), at(30), &any_event())
+            .await;
         if status.is_terminal() {
             let retried = result.unwrap_or_else(|e| panic!("{status}: {e:?}"));
             assert_eq!(retried.status, JobStatus::Queued, "{status}");
@@ -3148,7 +3250,8 @@ pub async fn a_retry_stores_the_secrets_it_is_given_and_only_the_next_claim_hand
             1,
             AttemptEnd::Reported(JobStatus::Failed),
             Some(1),
-            at(2), &any_event(),
+            at(2),
+            &any_event(),
         )
         .await
         .expect("fail");
@@ -3161,7 +3264,10 @@ pub async fn a_retry_stores_the_secrets_it_is_given_and_only_the_next_claim_hand
     ]
     .into_iter()
     .collect();
-    let retried = store.retry_job(j.id, &rotated, at(3), &any_event()).await.expect("retry");
+    let retried = store
+        .retry_job(j.id, &rotated, at(3), &any_event())
+        .await
+        .expect("retry");
     assert!(retried.spec.secrets.is_empty(), "a retry returns no value");
     assert_eq!(retried.secret_names, j.secret_names);
     assert_eq!(read_without_secrets(&store, j.id).await, retried);
@@ -3185,7 +3291,14 @@ pub async fn a_retried_job_gets_a_fresh_budget_of_automatic_retries<S: Backend>(
             assert_eq!(c.attempt.number, number);
         }
         let ended = store
-            .end_attempt(j.id, number, AttemptEnd::Abandoned, None, at(second + 1), &any_event())
+            .end_attempt(
+                j.id,
+                number,
+                AttemptEnd::Abandoned,
+                None,
+                at(second + 1),
+                &any_event(),
+            )
             .await
             .expect("abandon");
         outcomes.push(ended.status);
@@ -3229,7 +3342,14 @@ pub async fn a_retry_that_could_take_a_job_past_the_most_attempts_it_keeps_is_re
     let (mut number, mut clock) = (1, 1);
     let refused_at = loop {
         let ended = store
-            .end_attempt(j.id, number, AttemptEnd::Abandoned, None, at(clock), &any_event())
+            .end_attempt(
+                j.id,
+                number,
+                AttemptEnd::Abandoned,
+                None,
+                at(clock),
+                &any_event(),
+            )
             .await
             .expect("abandon");
         clock += 1;
@@ -3278,7 +3398,9 @@ pub async fn exactly_one_of_sixteen_concurrent_retries_wins<S: Backend>(store: S
         let now = at(60) + Duration::milliseconds(i64::try_from(i).expect("small"));
         tasks.push(tokio::spawn(async move {
             barrier.wait().await;
-            store.retry_job(j.id, &JobSecrets::default(), now, &any_event()).await
+            store
+                .retry_job(j.id, &JobSecrets::default(), now, &any_event())
+                .await
         }));
     }
     let mut winners = Vec::new();
@@ -3607,7 +3729,14 @@ pub async fn each_attempt_has_its_own_log<S: Backend>(store: S) {
     let first = log_of(&store).await;
     append(&store, first, &chunk(0, 0, b"first try\n")).await;
     store
-        .end_attempt(first.0, first.1, AttemptEnd::Abandoned, None, at(200), &any_event())
+        .end_attempt(
+            first.0,
+            first.1,
+            AttemptEnd::Abandoned,
+            None,
+            at(200),
+            &any_event(),
+        )
         .await
         .expect("abandon");
     let agent = runner(&store, "default", &[], 1).await;
@@ -3628,7 +3757,10 @@ pub async fn each_attempt_has_its_own_log<S: Backend>(store: S) {
 pub async fn the_log_of_an_attempt_that_does_not_exist_is_not_found<S: Backend>(store: S) {
     let (job, _) = log_of(&store).await;
     let unclaimed = queued("default", &[], 0);
-    store.create_job(&unclaimed, &any_event()).await.expect("create");
+    store
+        .create_job(&unclaimed, &any_event())
+        .await
+        .expect("create");
     for (job, attempt) in [(JobId::new(), 1), (job, 2), (job, 0), (unclaimed.id, 1)] {
         let appended = store.append_log(job, attempt, &chunk(0, 0, b"x")).await;
         assert!(
@@ -4047,7 +4179,9 @@ fn assert_event_taken<T: std::fmt::Debug>(result: &Result<T, StoreError>, what: 
     assert!(
         matches!(
             result,
-            Err(StoreError::Conflict(Conflict::Exists(RecordKind::AuditEvent)))
+            Err(StoreError::Conflict(Conflict::Exists(
+                RecordKind::AuditEvent
+            )))
         ),
         "{what}: {result:?}"
     );
@@ -4066,9 +4200,7 @@ async fn assert_log_is<S: Backend>(store: &S, mut expected: Vec<AuditEvent>) {
 /// Creating, canceling and retrying a job write their events in the same
 /// transaction: with an event whose id is taken the job is left exactly as it
 /// was (not created, not moved), and each success leaves exactly its event.
-pub async fn a_job_write_and_its_audit_event_commit_together_or_not_at_all<S: Backend>(
-    store: S,
-) {
+pub async fn a_job_write_and_its_audit_event_commit_together_or_not_at_all<S: Backend>(store: S) {
     let (first, taken) = a_taken_event(&store).await;
     let mut log = vec![first];
     let job = job("atomic");
@@ -4083,7 +4215,10 @@ pub async fn a_job_write_and_its_audit_event_commit_together_or_not_at_all<S: Ba
         .transition_job(job.id, JobStatus::Canceled, at(1), &taken)
         .await;
     assert_event_taken(&result, "cancel");
-    assert_eq!(detail(&store, job.id).await.job, without_secrets(job.clone()));
+    assert_eq!(
+        detail(&store, job.id).await.job,
+        without_secrets(job.clone())
+    );
 
     let canceled = any_event();
     let moved = store
@@ -4233,7 +4368,11 @@ pub async fn an_agent_write_and_its_audit_event_commit_together_or_not_at_all<S:
         .set_agent_state(runner.id, AgentState::Paused, &taken)
         .await;
     assert_event_taken(&result, "pause");
-    let stored = store.get_agent(runner.id).await.expect("get").expect("agent");
+    let stored = store
+        .get_agent(runner.id)
+        .await
+        .expect("get")
+        .expect("agent");
     assert_eq!(stored.state, AgentState::Active);
     let paused = any_event();
     let changed = store
@@ -4244,16 +4383,21 @@ pub async fn an_agent_write_and_its_audit_event_commit_together_or_not_at_all<S:
     log.push(paused);
 
     let new_hash = TokenHash::of(&format!("rotated-{}", runner.id));
-    let result = store
-        .rotate_agent_token(runner.id, &new_hash, &taken)
-        .await;
+    let result = store.rotate_agent_token(runner.id, &new_hash, &taken).await;
     assert_event_taken(&result, "rotate");
     let by_old = store
         .agent_by_token_hash(&runner.token_hash)
         .await
         .expect("lookup");
-    assert_eq!(by_old.map(|a| a.id), Some(runner.id), "the old token still works");
-    assert_eq!(store.agent_by_token_hash(&new_hash).await.expect("lookup"), None);
+    assert_eq!(
+        by_old.map(|a| a.id),
+        Some(runner.id),
+        "the old token still works"
+    );
+    assert_eq!(
+        store.agent_by_token_hash(&new_hash).await.expect("lookup"),
+        None
+    );
     let rotated = any_event();
     store
         .rotate_agent_token(runner.id, &new_hash, &rotated)

@@ -405,11 +405,8 @@ impl Service {
             token_hash: issued.hash,
         };
         // The store adds which registration token admitted the agent.
-        let audit = Caller::agent(&agent, request_id).event(
-            AuditAction::AgentRegistered,
-            agent.id,
-            None,
-        );
+        let audit =
+            Caller::agent(&agent, request_id).event(AuditAction::AgentRegistered, agent.id, None);
         let agent = self
             .store
             .register_agent(registration_token, agent, now, &audit)

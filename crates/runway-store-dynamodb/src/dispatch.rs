@@ -686,8 +686,7 @@ impl DispatchStore for DynamoStore {
         lease_expires_at: OffsetDateTime,
         now: OffsetDateTime,
     ) -> StoreResult<Job> {
-        self.extend(job, attempt, lease_expires_at, None, now)
-            .await
+        self.extend(job, attempt, lease_expires_at, None, now).await
     }
 
     async fn end_attempt(
@@ -809,7 +808,10 @@ impl DynamoStore {
     /// `end_attempt`, and for the reaper (`due`) also conditional on the attempt
     /// still being due at `now` (see the module docs). `audit` goes in the same
     /// transaction.
-    #[expect(clippy::too_many_arguments, reason = "the trait's arguments, plus `due`")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the trait's arguments, plus `due`"
+    )]
     async fn end_held(
         &self,
         job: JobId,

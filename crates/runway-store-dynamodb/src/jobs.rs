@@ -94,6 +94,7 @@ use runway_core::page::Page;
 use runway_core::store::{Conflict, JobQuery, JobStore, RecordKind, StoreError, StoreResult};
 use time::OffsetDateTime;
 
+use crate::DynamoStore;
 use crate::audit;
 use crate::error::{
     RETRY_AFTER, cancellation_codes, cancellation_reasons, failed_condition, is_condition_failure,
@@ -109,7 +110,6 @@ use crate::schema::{
     AGENT_ID, BY_CREATED, BY_STATUS, CLAIM_QUEUE, CLAIM_RANK, JOB_ID, LEASE_AGENT, LEASE_EXPIRES,
     LEASE_PK, LIST_PK, STATUS,
 };
-use crate::DynamoStore;
 
 /// Conditional-write rounds before a lifecycle write gives up.
 pub(crate) const MAX_ROUNDS: usize = 64;
@@ -314,9 +314,7 @@ impl DynamoStore {
             Err(err) => match cancellation_codes(&err) {
                 Some(codes) if failed(&codes, 0) => Ok(WriteOutcome::JobChanged),
                 Some(codes) if has_agent && failed(&codes, 1) => Ok(WriteOutcome::AgentRefused),
-                Some(codes) if failed(&codes, 1 + usize::from(has_agent)) => {
-                    Err(audit::taken())
-                }
+                Some(codes) if failed(&codes, 1 + usize::from(has_agent)) => Err(audit::taken()),
                 Some(codes) if codes.contains(&"TransactionConflict") => {
                     tokio::time::sleep(BUSY_BACKOFF).await;
                     Ok(WriteOutcome::Busy)

@@ -26,7 +26,7 @@ use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter};
 
 use crate::SqliteStore;
-use crate::error::{store_error, store_error_or_conflict};
+use crate::error::store_error_or_conflict;
 use crate::page::Seek;
 use crate::rows::{self, AUDIT_COLUMNS, ts};
 
@@ -57,11 +57,6 @@ pub(crate) fn insert_event(conn: &rusqlite::Connection, event: &AuditEvent) -> S
     })
     .map_err(|e| store_error_or_conflict(e, |_| Conflict::Exists(RecordKind::AuditEvent)))?;
     Ok(())
-}
-
-/// [`insert_event`] for each of `events`, in order.
-pub(crate) fn insert_events(conn: &rusqlite::Connection, events: &[AuditEvent]) -> StoreResult<()> {
-    events.iter().try_for_each(|event| insert_event(conn, event))
 }
 
 #[async_trait]

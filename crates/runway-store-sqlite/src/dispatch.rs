@@ -69,8 +69,8 @@
 use std::sync::LazyLock;
 
 use async_trait::async_trait;
-use runway_core::audit::AuditEvent;
 use runway_core::agent::{Agent, AgentState, labels_satisfy};
+use runway_core::audit::AuditEvent;
 use runway_core::id::{AgentId, JobId};
 use runway_core::job::{Attempt, Job};
 use runway_core::lifecycle::{self, AttemptEnd, JobStatus, RetryBudget};
@@ -455,7 +455,10 @@ impl SqliteStore {
     /// lease_expires_at <= now` (or `deadline_at <= now`), so a lease renewed
     /// since the reaper's read leaves it unchanged, which is `NotHeld`. `audit`
     /// is inserted with the end.
-    #[expect(clippy::too_many_arguments, reason = "the trait's arguments, plus `due`")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the trait's arguments, plus `due`"
+    )]
     async fn end_held(
         &self,
         job: JobId,

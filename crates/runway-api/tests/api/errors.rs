@@ -265,10 +265,20 @@ impl AgentStore for FailingStore {
     async fn list_agents(&self, _: &AgentQuery, _: OffsetDateTime) -> StoreResult<Page<Agent>> {
         self.fail()
     }
-    async fn set_agent_state(&self, _: AgentId, _: AgentState, _: &AuditEvent) -> StoreResult<Agent> {
+    async fn set_agent_state(
+        &self,
+        _: AgentId,
+        _: AgentState,
+        _: &AuditEvent,
+    ) -> StoreResult<Agent> {
         self.fail()
     }
-    async fn rotate_agent_token(&self, _: AgentId, _: &TokenHash, _: &AuditEvent) -> StoreResult<()> {
+    async fn rotate_agent_token(
+        &self,
+        _: AgentId,
+        _: &TokenHash,
+        _: &AuditEvent,
+    ) -> StoreResult<()> {
         self.fail()
     }
     async fn delete_agent(&self, _: AgentId, _: &AuditEvent) -> StoreResult<()> {

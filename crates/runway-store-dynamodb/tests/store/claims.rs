@@ -87,7 +87,14 @@ async fn a_claim_swaps_the_queue_keys_for_lease_keys_and_a_requeue_swaps_them_ba
     // Lost with retries left: back in the queue, in its old place, with a fresh
     // queue clock, and the agent's capacity back.
     store
-        .end_attempt(job.id, c.attempt.number, AttemptEnd::Abandoned, None, at(5), &audit_event())
+        .end_attempt(
+            job.id,
+            c.attempt.number,
+            AttemptEnd::Abandoned,
+            None,
+            at(5),
+            &audit_event(),
+        )
         .await
         .expect("abandon");
     let item = raw_job(&store, job.id).await;
@@ -220,7 +227,14 @@ async fn an_attempt_counts_against_its_agents_capacity_until_it_ends_not_until_i
     );
 
     store
-        .end_attempt(first.id, 1, AttemptEnd::Abandoned, None, at(3600), &audit_event())
+        .end_attempt(
+            first.id,
+            1,
+            AttemptEnd::Abandoned,
+            None,
+            at(3600),
+            &audit_event(),
+        )
         .await
         .expect("reaped");
     assert_eq!(held_set(&store, agent.id).await, Vec::<String>::new());
@@ -309,7 +323,10 @@ async fn a_deleted_agents_jobs_are_found_through_by_lease_and_end_without_recrea
     claim(&store, &agent, t0()).await.expect("a claim");
     claim(&store, &other, t0()).await.expect("a claim");
 
-    store.delete_agent(agent.id, &audit_event()).await.expect("delete");
+    store
+        .delete_agent(agent.id, &audit_event())
+        .await
+        .expect("delete");
     assert!(
         raw_item(&store, "agents", "agent_id", agent.id.to_string())
             .await
@@ -326,7 +343,14 @@ async fn a_deleted_agents_jobs_are_found_through_by_lease_and_end_without_recrea
         "found through by_lease's projected lease_agent, the other agent's job left out"
     );
     store
-        .end_attempt(mine.id, 1, AttemptEnd::Abandoned, None, at(10), &audit_event())
+        .end_attempt(
+            mine.id,
+            1,
+            AttemptEnd::Abandoned,
+            None,
+            at(10),
+            &audit_event(),
+        )
         .await
         .expect("abandon");
     assert!(

@@ -275,7 +275,10 @@ async fn touching_a_session_moves_its_ttl_with_the_idle_expiry() {
 async fn a_jobs_attempts_live_in_its_item_and_timestamps_are_nanosecond_numbers() {
     let store = fresh_store().await;
     let job = job_named("build");
-    store.create_job(&job, &audit_event()).await.expect("create");
+    store
+        .create_job(&job, &audit_event())
+        .await
+        .expect("create");
     let item = raw_item(&store, "jobs", "job_id", job.id.to_string())
         .await
         .expect("item");
@@ -322,12 +325,22 @@ async fn a_jobs_attempts_live_in_its_item_and_timestamps_are_nanosecond_numbers(
 async fn a_transition_moves_the_latest_attempt_with_the_job_and_keeps_the_history() {
     let store = fresh_store().await;
     let job = job_named("retried");
-    store.create_job(&job, &audit_event()).await.expect("create");
+    store
+        .create_job(&job, &audit_event())
+        .await
+        .expect("create");
     let first = runner(&store, "default", &[], 1).await;
     let second = runner(&store, "default", &[], 1).await;
     claim(&store, &first, at(1)).await.expect("first claim");
     store
-        .end_attempt(job.id, 1, AttemptEnd::Abandoned, None, at(2), &audit_event())
+        .end_attempt(
+            job.id,
+            1,
+            AttemptEnd::Abandoned,
+            None,
+            at(2),
+            &audit_event(),
+        )
         .await
         .expect("lost and re-queued");
     claim(&store, &second, at(3)).await.expect("second claim");
@@ -733,9 +746,15 @@ fn job_named(name: &str) -> Job {
 async fn a_create_whose_retry_finds_its_own_item_succeeds_and_a_different_item_still_conflicts() {
     let store = fresh_store().await;
     let job = job_named("deploy");
-    store.create_job(&job, &audit_event()).await.expect("create");
+    store
+        .create_job(&job, &audit_event())
+        .await
+        .expect("create");
     // The SDK's retry of the same PutItem: the item is already there, and it is ours.
-    store.create_job(&job, &audit_event()).await.expect("the retried create");
+    store
+        .create_job(&job, &audit_event())
+        .await
+        .expect("the retried create");
     let mut other = job_named("deploy");
     other.id = job.id;
     let err = store.create_job(&other, &audit_event()).await.unwrap_err();
@@ -765,7 +784,10 @@ async fn a_create_whose_retry_finds_its_own_item_succeeds_and_a_different_item_s
 async fn a_transition_whose_retry_finds_its_own_write_returns_it_instead_of_a_conflict() {
     let store = fresh_store().await;
     let job = job_named("deploy");
-    store.create_job(&job, &audit_event()).await.expect("create");
+    store
+        .create_job(&job, &audit_event())
+        .await
+        .expect("create");
     let at = t0() + Duration::seconds(5);
     let first = store
         .transition_job(job.id, JobStatus::Canceled, at, &audit_event())
@@ -779,7 +801,12 @@ async fn a_transition_whose_retry_finds_its_own_write_returns_it_instead_of_a_co
     assert_eq!(again, first);
     // Anyone else asking for the same move later is refused as the lifecycle says.
     let later = store
-        .transition_job(job.id, JobStatus::Canceled, at + Duration::seconds(1), &audit_event())
+        .transition_job(
+            job.id,
+            JobStatus::Canceled,
+            at + Duration::seconds(1),
+            &audit_event(),
+        )
         .await
         .unwrap_err();
     assert!(

@@ -6,8 +6,8 @@
 //! bytes) in the job item, and that an object whose index update lost a race is
 //! never read.
 
-use runway_conformance::audit_event;
 use aws_sdk_s3::primitives::ByteStream;
+use runway_conformance::audit_event;
 use runway_core::id::JobId;
 use runway_core::log::{LogAppend, LogChunk, crc32_append};
 use runway_core::store::{JobStore, LogStore, StoreError};

@@ -27,8 +27,14 @@ use crate::support::{
 async fn a_claim_whose_response_was_lost_returns_that_job_and_not_the_next_one() {
     let f = fixture().await;
     let (first, second) = (job("default", 0, &[]), job("default", 0, &[]));
-    f.store.create_job(&first, &audit_event()).await.expect("create");
-    f.store.create_job(&second, &audit_event()).await.expect("create");
+    f.store
+        .create_job(&first, &audit_event())
+        .await
+        .expect("create");
+    f.store
+        .create_job(&second, &audit_event())
+        .await
+        .expect("create");
     let agent = runner(&f.store, "default", &[], 2).await;
     let request = claim_request(&agent, t0());
 
@@ -57,7 +63,10 @@ async fn a_claim_whose_response_was_lost_returns_that_job_and_not_the_next_one()
 async fn a_claim_that_landed_although_every_attempt_failed_is_returned_not_orphaned() {
     let f = fixture().await;
     let j = job("default", 0, &[]);
-    f.store.create_job(&j, &audit_event()).await.expect("create");
+    f.store
+        .create_job(&j, &audit_event())
+        .await
+        .expect("create");
     let agent = runner(&f.store, "default", &[], 1).await;
     let request = claim_request(&agent, t0());
 
@@ -80,7 +89,10 @@ async fn a_claim_that_landed_although_every_attempt_failed_is_returned_not_orpha
 async fn an_end_whose_response_was_lost_returns_the_ended_job_instead_of_not_held() {
     let f = fixture().await;
     let j = job("default", 0, &[]);
-    f.store.create_job(&j, &audit_event()).await.expect("create");
+    f.store
+        .create_job(&j, &audit_event())
+        .await
+        .expect("create");
     let agent = runner(&f.store, "default", &[], 1).await;
     claim(&f.store, &agent, t0()).await.expect("a claim");
     f.store
@@ -96,7 +108,8 @@ async fn an_end_whose_response_was_lost_returns_the_ended_job_instead_of_not_hel
             1,
             AttemptEnd::Reported(JobStatus::Succeeded),
             Some(0),
-            at(5), &audit_event(),
+            at(5),
+            &audit_event(),
         )
         .await
         .expect("the retried end is ours");
@@ -111,7 +124,8 @@ async fn an_end_whose_response_was_lost_returns_the_ended_job_instead_of_not_hel
             1,
             AttemptEnd::Reported(JobStatus::Succeeded),
             Some(0),
-            at(5), &audit_event(),
+            at(5),
+            &audit_event(),
         )
         .await;
     assert!(
@@ -135,7 +149,12 @@ async fn a_registration_whose_response_was_lost_uses_its_token_once() {
     f.proxy.lose_next("TransactWriteItems", "max_uses");
     let first = f
         .store
-        .register_agent(&token.token_hash, agent("default", &[], 1), t0(), &audit_event())
+        .register_agent(
+            &token.token_hash,
+            agent("default", &[], 1),
+            t0(),
+            &audit_event(),
+        )
         .await
         .expect("the retried registration is ours");
     assert_eq!(f.proxy.lost(), 1);
@@ -144,12 +163,22 @@ async fn a_registration_whose_response_was_lost_uses_its_token_once() {
     assert_eq!(tokens[0].uses, 1, "one registration, one use");
 
     f.store
-        .register_agent(&token.token_hash, agent("default", &[], 1), t0(), &audit_event())
+        .register_agent(
+            &token.token_hash,
+            agent("default", &[], 1),
+            t0(),
+            &audit_event(),
+        )
         .await
         .expect("the second use");
     let third = f
         .store
-        .register_agent(&token.token_hash, agent("default", &[], 1), t0(), &audit_event())
+        .register_agent(
+            &token.token_hash,
+            agent("default", &[], 1),
+            t0(),
+            &audit_event(),
+        )
         .await;
     assert!(matches!(third, Err(StoreError::NotFound)), "{third:?}");
 }
@@ -158,7 +187,10 @@ async fn a_registration_whose_response_was_lost_uses_its_token_once() {
 async fn a_log_append_whose_response_was_lost_is_written_once_and_reported_written() {
     let f = fixture().await;
     let j = job("default", 0, &[]);
-    f.store.create_job(&j, &audit_event()).await.expect("create");
+    f.store
+        .create_job(&j, &audit_event())
+        .await
+        .expect("create");
     let agent = runner(&f.store, "default", &[], 1).await;
     claim(&f.store, &agent, t0()).await.expect("a claim");
     let chunk = |offset, data: &[u8]| LogChunk {
@@ -206,7 +238,10 @@ async fn a_delete_whose_response_was_lost_is_not_reported_as_not_found() {
 async fn a_transition_whose_response_was_lost_returns_it_instead_of_a_conflict() {
     let f = fixture().await;
     let j = job("default", 0, &[]);
-    f.store.create_job(&j, &audit_event()).await.expect("create");
+    f.store
+        .create_job(&j, &audit_event())
+        .await
+        .expect("create");
     f.proxy.lose_next("UpdateItem", "canceled");
     let canceled = f
         .store
@@ -221,7 +256,10 @@ async fn a_transition_whose_response_was_lost_returns_it_instead_of_a_conflict()
 async fn a_users_retry_whose_response_was_lost_returns_it_instead_of_a_conflict() {
     let f = fixture().await;
     let j = job("default", 0, &[]);
-    f.store.create_job(&j, &audit_event()).await.expect("create");
+    f.store
+        .create_job(&j, &audit_event())
+        .await
+        .expect("create");
     f.store
         .transition_job(j.id, JobStatus::Canceled, at(1), &audit_event())
         .await
@@ -238,7 +276,10 @@ async fn a_users_retry_whose_response_was_lost_returns_it_instead_of_a_conflict(
         (JobStatus::Queued, at(3))
     );
     // A second, separate retry is another matter: the job is no longer final.
-    let again = f.store.retry_job(j.id, &JobSecrets::default(), at(4), &audit_event()).await;
+    let again = f
+        .store
+        .retry_job(j.id, &JobSecrets::default(), at(4), &audit_event())
+        .await;
     assert!(
         matches!(again, Err(StoreError::IllegalTransition(_))),
         "{again:?}"

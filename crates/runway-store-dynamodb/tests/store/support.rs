@@ -194,7 +194,12 @@ pub async fn runner(store: &DynamoStore, queue: &str, labels: &[&str], capacity:
         .await
         .expect("create a token");
     store
-        .register_agent(&token.token_hash, agent(queue, labels, capacity), t0(), &audit_event())
+        .register_agent(
+            &token.token_hash,
+            agent(queue, labels, capacity),
+            t0(),
+            &audit_event(),
+        )
         .await
         .expect("register")
 }

@@ -130,7 +130,10 @@ async fn claim(store: &SqliteStore, agent: &Agent) -> Option<Claim> {
         job_token: TokenHash::of(&format!("job-{}", ulid::Ulid::new())),
         lease_expires_at: t0() + Duration::minutes(2),
     };
-    store.claim_job(&request, t0(), &audit_event()).await.unwrap()
+    store
+        .claim_job(&request, t0(), &audit_event())
+        .await
+        .unwrap()
 }
 
 /// The raw `secrets` column of a job.
@@ -662,19 +665,30 @@ async fn a_final_job_has_no_secrets_left_on_disk_and_a_requeued_one_keeps_them()
     // Lost and re-queued: still there for the next claim.
     assert_eq!(claim(&store, &agent).await.unwrap().job.id, ended.id);
     store
-        .end_attempt(ended.id, 1, AttemptEnd::Abandoned, None, t0(), &audit_event())
+        .end_attempt(
+            ended.id,
+            1,
+            AttemptEnd::Abandoned,
+            None,
+            t0(),
+            &audit_event(),
+        )
         .await
         .unwrap();
     assert!(stored_secrets(&path, ended.id).is_some());
     assert_eq!(claim(&store, &agent).await.unwrap().job.id, ended.id);
-    store.start_attempt(ended.id, 2, t0(), t0(), &audit_event()).await.unwrap();
+    store
+        .start_attempt(ended.id, 2, t0(), t0(), &audit_event())
+        .await
+        .unwrap();
     store
         .end_attempt(
             ended.id,
             2,
             AttemptEnd::Reported(JobStatus::Succeeded),
             Some(0),
-            t0(), &audit_event(),
+            t0(),
+            &audit_event(),
         )
         .await
         .unwrap();
@@ -873,7 +887,14 @@ async fn a_final_jobs_secrets_are_not_left_behind_in_the_database_file() {
         let agent = runner(&store).await;
         claim(&store, &agent).await.expect("the job");
         store
-            .end_attempt(j.id, 1, AttemptEnd::Reported(JobStatus::Failed), None, t0(), &audit_event())
+            .end_attempt(
+                j.id,
+                1,
+                AttemptEnd::Reported(JobStatus::Failed),
+                None,
+                t0(),
+                &audit_event(),
+            )
             .await
             .unwrap();
     }
