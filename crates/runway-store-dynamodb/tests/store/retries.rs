@@ -242,7 +242,7 @@ async fn a_transition_whose_response_was_lost_returns_it_instead_of_a_conflict()
         .create_job(&j, &audit_event())
         .await
         .expect("create");
-    f.proxy.lose_next("UpdateItem", "canceled");
+    f.proxy.lose_next("TransactWriteItems", "canceled");
     let canceled = f
         .store
         .transition_job(j.id, JobStatus::Canceled, at(3), &audit_event())
@@ -264,7 +264,8 @@ async fn a_users_retry_whose_response_was_lost_returns_it_instead_of_a_conflict(
         .transition_job(j.id, JobStatus::Canceled, at(1), &audit_event())
         .await
         .expect("cancel");
-    f.proxy.lose_next("UpdateItem", "retried_at_attempt");
+    f.proxy
+        .lose_next("TransactWriteItems", "retried_at_attempt");
     let retried = f
         .store
         .retry_job(j.id, &JobSecrets::default(), at(3), &audit_event())
