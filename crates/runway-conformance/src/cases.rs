@@ -40,7 +40,7 @@ use runway_core::store::{
 use runway_core::user::{Role, User};
 use time::{Duration, OffsetDateTime};
 
-use crate::Backend;
+use crate::{Backend, audit_event as any_event};
 
 // ---------------------------------------------------------------- fixtures
 
@@ -138,7 +138,7 @@ async fn register<S: Backend>(store: &S, agent: Agent) -> Agent {
         .await
         .expect("create token");
     store
-        .register_agent(&token.token_hash, agent, t0())
+        .register_agent(&token.token_hash, agent, t0(), &any_event())
         .await
         .expect("register")
 }
@@ -987,7 +987,7 @@ pub async fn registering_with_a_usable_token_records_the_token_and_round_trips<S
         running_jobs: Some(3),
     };
     let registered = store
-        .register_agent(&token.token_hash, wanted.clone(), t0())
+        .register_agent(&token.token_hash, wanted.clone(), t0(), &any_event())
         .await
         .expect("register");
     wanted.registration_token_id = token.id;
@@ -1038,7 +1038,9 @@ pub async fn registering_with_an_unknown_expired_or_deleted_token_is_not_found<S
         ("deleted", &deleted.token_hash),
     ] {
         let candidate = agent(what, None);
-        let result = store.register_agent(hash, candidate.clone(), now).await;
+        let result = store
+            .register_agent(hash, candidate.clone(), now, &any_event())
+            .await;
         assert!(
             matches!(result, Err(StoreError::NotFound)),
             "{what} token: {result:?}"
@@ -1112,13 +1114,14 @@ pub async fn a_registration_token_admits_as_many_agents_as_its_uses_allow<S: Bac
                 &limited.token_hash,
                 agent(&format!("limited-{i}"), None),
                 t0(),
+                &any_event(),
             )
             .await
             .expect("a use is left");
     }
     let refused = agent("one too many", None);
     let result = store
-        .register_agent(&limited.token_hash, refused.clone(), t0())
+        .register_agent(&limited.token_hash, refused.clone(), t0(), &any_event())
         .await;
     assert!(matches!(result, Err(StoreError::NotFound)), "{result:?}");
     assert_eq!(store.get_agent(refused.id).await.expect("get"), None);
@@ -1128,6 +1131,7 @@ pub async fn a_registration_token_admits_as_many_agents_as_its_uses_allow<S: Bac
                 &unlimited.token_hash,
                 agent(&format!("free-{i}"), None),
                 t0(),
+                &any_event(),
             )
             .await
             .expect("no limit");
@@ -1167,7 +1171,12 @@ pub async fn racing_registrations_for_a_tokens_last_use_admit_exactly_one<S: Bac
         tasks.push(tokio::spawn(async move {
             barrier.wait().await;
             store
-                .register_agent(&hash, agent(&format!("racer-{i}"), None), t0())
+                .register_agent(
+                    &hash,
+                    agent(&format!("racer-{i}"), None),
+                    t0(),
+                    &any_event(),
+                )
                 .await
         }));
     }
@@ -1199,7 +1208,7 @@ pub async fn setting_an_agents_state_returns_and_stores_it<S: Backend>(store: S)
     assert_eq!(expected.state, AgentState::Active);
     for state in [AgentState::Paused, AgentState::Draining, AgentState::Active] {
         let updated = store
-            .set_agent_state(expected.id, state)
+            .set_agent_state(expected.id, state, &any_event())
             .await
             .expect("set state");
         expected.state = state;
@@ -1210,7 +1219,7 @@ pub async fn setting_an_agents_state_returns_and_stores_it<S: Backend>(store: S)
         );
     }
     let err = store
-        .set_agent_state(AgentId::new(), AgentState::Paused)
+        .set_agent_state(AgentId::new(), AgentState::Paused, &any_event())
         .await
         .expect_err("unknown agent");
     assert!(matches!(err, StoreError::NotFound), "{err:?}");
@@ -1223,7 +1232,7 @@ pub async fn rotating_an_agents_token_retires_the_old_hash_at_once<S: Backend>(s
     let old = registered.token_hash.clone();
     let new = TokenHash::of(&format!("rotated-{}", registered.id));
     store
-        .rotate_agent_token(registered.id, &new)
+        .rotate_agent_token(registered.id, &new, &any_event())
         .await
         .expect("rotate");
     registered.token_hash = new.clone();
@@ -1237,7 +1246,7 @@ pub async fn rotating_an_agents_token_retires_the_old_hash_at_once<S: Backend>(s
         Some(registered)
     );
     let err = store
-        .rotate_agent_token(AgentId::new(), &TokenHash::of("x"))
+        .rotate_agent_token(AgentId::new(), &TokenHash::of("x"), &any_event())
         .await
         .expect_err("unknown agent");
     assert!(matches!(err, StoreError::NotFound), "{err:?}");
@@ -1250,7 +1259,10 @@ pub async fn deleting_an_agent_retires_its_token_and_a_second_delete_is_not_foun
 ) {
     let doomed = register(&store, agent("doomed", None)).await;
     let kept = register(&store, agent("kept", None)).await;
-    store.delete_agent(doomed.id).await.expect("delete");
+    store
+        .delete_agent(doomed.id, &any_event())
+        .await
+        .expect("delete");
     assert_eq!(store.get_agent(doomed.id).await.expect("get"), None);
     assert_eq!(
         store
@@ -1265,7 +1277,7 @@ pub async fn deleting_an_agent_retires_its_token_and_a_second_delete_is_not_foun
         .expect("list");
     assert_eq!(listed.items, std::slice::from_ref(&kept));
     for id in [doomed.id, AgentId::new()] {
-        let again = store.delete_agent(id).await;
+        let again = store.delete_agent(id, &any_event()).await;
         assert!(matches!(again, Err(StoreError::NotFound)), "{again:?}");
     }
     assert_eq!(store.get_agent(kept.id).await.expect("get"), Some(kept));
@@ -1425,7 +1437,7 @@ pub async fn a_garbage_cursor_is_rejected<S: Backend>(store: S) {
 /// A job reads back exactly, with no attempts; an unknown id is `None`.
 pub async fn a_job_round_trips_exactly_with_no_attempts<S: Backend>(store: S) {
     let j = job("unit tests");
-    store.create_job(&j).await.expect("create");
+    store.create_job(&j, &any_event()).await.expect("create");
     let detail = store.get_job(j.id).await.expect("get").expect("exists");
     assert_eq!(detail.job, j);
     assert_eq!(detail.attempts, []);
@@ -1436,10 +1448,15 @@ pub async fn a_job_round_trips_exactly_with_no_attempts<S: Backend>(store: S) {
 pub async fn jobs_are_listed_newest_first_and_filtered_by_status<S: Backend>(store: S) {
     let jobs = [job("a"), job("b"), job("c")];
     for j in &jobs {
-        store.create_job(j).await.expect("create");
+        store.create_job(j, &any_event()).await.expect("create");
     }
     let claimed = store
-        .transition_job(jobs[1].id, JobStatus::Claimed, t0() + Duration::seconds(1))
+        .transition_job(
+            jobs[1].id,
+            JobStatus::Claimed,
+            t0() + Duration::seconds(1),
+            &any_event(),
+        )
         .await
         .expect("claim");
 
@@ -1476,7 +1493,7 @@ pub async fn jobs_paginate_without_duplicates_or_gaps<S: Backend>(store: S) {
     let mut ids = Vec::new();
     for i in 0..25 {
         let j = job(&format!("job {i}"));
-        store.create_job(&j).await.expect("create");
+        store.create_job(&j, &any_event()).await.expect("create");
         ids.push(j.id);
     }
     let expected = newest_first(ids);
@@ -1518,7 +1535,7 @@ pub async fn jobs_paginate_without_duplicates_or_gaps<S: Backend>(store: S) {
 /// A legal transition changes the status and `updated_at`, and nothing else.
 pub async fn a_legal_transition_updates_status_and_updated_at<S: Backend>(store: S) {
     let j = job("deploy");
-    store.create_job(&j).await.expect("create");
+    store.create_job(&j, &any_event()).await.expect("create");
     let mut expected = j.clone();
     for (to, after) in [
         (JobStatus::Claimed, Duration::seconds(1)),
@@ -1530,7 +1547,7 @@ pub async fn a_legal_transition_updates_status_and_updated_at<S: Backend>(store:
     ] {
         let at = t0() + after;
         let moved = store
-            .transition_job(j.id, to, at)
+            .transition_job(j.id, to, at, &any_event())
             .await
             .expect("transition");
         expected.status = to;
@@ -1545,10 +1562,10 @@ pub async fn a_legal_transition_updates_status_and_updated_at<S: Backend>(store:
 /// terminal state never changes.
 pub async fn an_illegal_transition_is_refused_naming_both_states<S: Backend>(store: S) {
     let j = job("lint");
-    store.create_job(&j).await.expect("create");
+    store.create_job(&j, &any_event()).await.expect("create");
     let later = t0() + Duration::seconds(5);
     let err = store
-        .transition_job(j.id, JobStatus::Succeeded, later)
+        .transition_job(j.id, JobStatus::Succeeded, later, &any_event())
         .await
         .expect_err("queued cannot succeed");
     match &err {
@@ -1572,12 +1589,12 @@ pub async fn an_illegal_transition_is_refused_naming_both_states<S: Backend>(sto
     assert_eq!(unchanged.job, j);
 
     let canceled = store
-        .transition_job(j.id, JobStatus::Canceled, later)
+        .transition_job(j.id, JobStatus::Canceled, later, &any_event())
         .await
         .expect("cancel");
     for to in JobStatus::ALL {
         let result = store
-            .transition_job(j.id, to, later + Duration::seconds(1))
+            .transition_job(j.id, to, later + Duration::seconds(1), &any_event())
             .await;
         match result {
             Err(StoreError::IllegalTransition(t)) => {
@@ -1599,7 +1616,7 @@ pub async fn an_illegal_transition_is_refused_naming_both_states<S: Backend>(sto
 /// Transitioning a job that does not exist is `NotFound`.
 pub async fn transitioning_an_unknown_job_is_not_found<S: Backend>(store: S) {
     let result = store
-        .transition_job(JobId::new(), JobStatus::Claimed, t0())
+        .transition_job(JobId::new(), JobStatus::Claimed, t0(), &any_event())
         .await;
     assert!(matches!(result, Err(StoreError::NotFound)), "{result:?}");
 }
@@ -1610,7 +1627,7 @@ pub async fn exactly_one_of_sixteen_concurrent_transitions_wins<S: Backend>(stor
     const RACERS: usize = 16;
     let store = Arc::new(store);
     let j = job("contested");
-    store.create_job(&j).await.expect("create");
+    store.create_job(&j, &any_event()).await.expect("create");
     let barrier = Arc::new(tokio::sync::Barrier::new(RACERS));
     let mut tasks = Vec::new();
     for i in 0..RACERS {
@@ -1618,7 +1635,9 @@ pub async fn exactly_one_of_sixteen_concurrent_transitions_wins<S: Backend>(stor
         let at = t0() + Duration::milliseconds(i64::try_from(i).expect("small"));
         tasks.push(tokio::spawn(async move {
             barrier.wait().await;
-            store.transition_job(j.id, JobStatus::Claimed, at).await
+            store
+                .transition_job(j.id, JobStatus::Claimed, at, &any_event())
+                .await
         }));
     }
     let mut winners = Vec::new();
@@ -1705,7 +1724,7 @@ fn claim_request(agent: &Agent, now: OffsetDateTime) -> ClaimRequest {
 /// What `agent` claims at `now`.
 async fn claim<S: Backend>(store: &S, agent: &Agent, now: OffsetDateTime) -> Option<Claim> {
     store
-        .claim_job(&claim_request(agent, now), now)
+        .claim_job(&claim_request(agent, now), now, &any_event())
         .await
         .expect("claim")
 }
@@ -1722,7 +1741,7 @@ async fn claim_all<S: Backend>(store: &S, agent: &Agent, now: OffsetDateTime) ->
 
 /// Stores `job` and has a fresh agent (of its queue, taking any label) claim it at `t0`.
 async fn claimed<S: Backend>(store: &S, job: &Job) -> (Agent, Claim) {
-    store.create_job(job).await.expect("create");
+    store.create_job(job, &any_event()).await.expect("create");
     let agent = runner(store, &job.spec.queue, &["*"], 1).await;
     let c = claim(store, &agent, t0())
         .await
@@ -1735,7 +1754,7 @@ async fn claimed<S: Backend>(store: &S, job: &Job) -> (Agent, Claim) {
 async fn running<S: Backend>(store: &S, job: &Job) -> (Agent, Claim) {
     let (agent, c) = claimed(store, job).await;
     store
-        .start_attempt(job.id, c.attempt.number, at(1) + LEASE, at(1))
+        .start_attempt(job.id, c.attempt.number, at(1) + LEASE, at(1), &any_event())
         .await
         .expect("start");
     (agent, c)
@@ -1773,7 +1792,10 @@ pub async fn a_claim_takes_the_highest_priority_job_then_the_oldest<S: Backend>(
         .map(|p| queued("default", &[], p))
         .collect();
     for i in [4, 2, 3, 0, 1] {
-        store.create_job(&jobs[i]).await.expect("create");
+        store
+            .create_job(&jobs[i], &any_event())
+            .await
+            .expect("create");
     }
     let expected: Vec<JobId> = [1, 3, 0, 2, 4].iter().map(|&i| jobs[i].id).collect();
     assert_eq!(claim_all(&store, &agent, at(1)).await, expected);
@@ -1784,9 +1806,12 @@ pub async fn a_claim_never_takes_a_job_from_another_queue<S: Backend>(store: S) 
     let gpu = runner(&store, "gpu", &["*"], 5).await;
     let elsewhere = queued("default", &[], 1000);
     let mine = queued("gpu", &[], -1000);
-    store.create_job(&elsewhere).await.expect("create");
+    store
+        .create_job(&elsewhere, &any_event())
+        .await
+        .expect("create");
     assert!(claim(&store, &gpu, t0()).await.is_none());
-    store.create_job(&mine).await.expect("create");
+    store.create_job(&mine, &any_event()).await.expect("create");
     assert_eq!(claim_all(&store, &gpu, t0()).await, [mine.id]);
     assert_eq!(
         detail(&store, elsewhere.id).await.job.status,
@@ -1807,7 +1832,7 @@ pub async fn a_claim_takes_only_jobs_whose_labels_are_all_the_agents_and_star_ta
     let any_job = queued("default", &[], 0);
     let both_job = queued("default", &["docker", "linux"], -5);
     for j in [&gpu_job, &docker_job, &any_job, &both_job] {
-        store.create_job(j).await.expect("create");
+        store.create_job(j, &any_event()).await.expect("create");
     }
     assert_eq!(
         claim_all(&store, &linux, t0()).await,
@@ -1828,7 +1853,7 @@ pub async fn an_agent_never_holds_more_jobs_than_its_capacity<S: Backend>(store:
     let agent = runner(&store, "default", &[], 2).await;
     let jobs: Vec<Job> = (0..4).map(|_| queued("default", &[], 0)).collect();
     for j in &jobs {
-        store.create_job(j).await.expect("create");
+        store.create_job(j, &any_event()).await.expect("create");
     }
     assert_eq!(
         claim_all(&store, &agent, t0()).await,
@@ -1842,6 +1867,7 @@ pub async fn an_agent_never_holds_more_jobs_than_its_capacity<S: Backend>(store:
             AttemptEnd::Reported(JobStatus::Failed),
             None,
             at(1),
+            &any_event(),
         )
         .await
         .expect("end");
@@ -1854,21 +1880,33 @@ pub async fn an_agent_never_holds_more_jobs_than_its_capacity<S: Backend>(store:
 pub async fn a_paused_draining_or_deleted_agent_claims_nothing<S: Backend>(store: S) {
     let agent = runner(&store, "default", &[], 5).await;
     let first = queued("default", &[], 0);
-    store.create_job(&first).await.expect("create");
+    store
+        .create_job(&first, &any_event())
+        .await
+        .expect("create");
     for state in [AgentState::Paused, AgentState::Draining] {
-        store.set_agent_state(agent.id, state).await.expect("set");
+        store
+            .set_agent_state(agent.id, state, &any_event())
+            .await
+            .expect("set");
         // `agent` still says `active`, as it did when it was authenticated.
         assert!(claim(&store, &agent, t0()).await.is_none(), "{state:?}");
     }
     store
-        .set_agent_state(agent.id, AgentState::Active)
+        .set_agent_state(agent.id, AgentState::Active, &any_event())
         .await
         .expect("set");
     assert_eq!(claim_all(&store, &agent, t0()).await, [first.id]);
 
     let second = queued("default", &[], 0);
-    store.create_job(&second).await.expect("create");
-    store.delete_agent(agent.id).await.expect("delete");
+    store
+        .create_job(&second, &any_event())
+        .await
+        .expect("create");
+    store
+        .delete_agent(agent.id, &any_event())
+        .await
+        .expect("delete");
     assert!(claim(&store, &agent, t0()).await.is_none(), "deleted");
     assert_eq!(
         detail(&store, second.id).await.job.status,
@@ -1883,11 +1921,11 @@ pub async fn a_claim_records_the_attempt_number_agent_lease_and_job_token_hash<S
 ) {
     let agent = runner(&store, "default", &[], 1).await;
     let j = queued("default", &[], 0);
-    store.create_job(&j).await.expect("create");
+    store.create_job(&j, &any_event()).await.expect("create");
     let now = at(5);
     let request = claim_request(&agent, now);
     let c = store
-        .claim_job(&request, now)
+        .claim_job(&request, now, &any_event())
         .await
         .expect("claim")
         .expect("a job");
@@ -1944,7 +1982,7 @@ async fn read_without_secrets<S: Backend>(store: &S, id: JobId) -> Job {
 /// return them, before the claim or after.
 pub async fn a_claim_hands_over_the_secrets_and_no_other_read_does<S: Backend>(store: S) {
     let j = secret_job(2);
-    store.create_job(&j).await.expect("create");
+    store.create_job(&j, &any_event()).await.expect("create");
     assert_eq!(
         read_without_secrets(&store, j.id).await,
         without_secrets(j.clone())
@@ -1977,7 +2015,7 @@ pub async fn secrets_survive_a_retry_and_no_read_returns_them_once_the_job_is_fi
     let (_, first) = claimed(&store, &j).await;
     assert_eq!(first.job.spec.secrets, j.spec.secrets);
     store
-        .end_attempt(j.id, 1, AttemptEnd::Abandoned, None, at(1))
+        .end_attempt(j.id, 1, AttemptEnd::Abandoned, None, at(1), &any_event())
         .await
         .expect("abandon");
     let agent = runner(&store, "default", &[], 5).await;
@@ -1994,6 +2032,7 @@ pub async fn secrets_survive_a_retry_and_no_read_returns_them_once_the_job_is_fi
             AttemptEnd::Reported(JobStatus::Failed),
             Some(1),
             at(3),
+            &any_event(),
         )
         .await
         .expect("fail");
@@ -2005,8 +2044,11 @@ pub async fn secrets_survive_a_retry_and_no_read_returns_them_once_the_job_is_fi
         (&canceled, JobStatus::Canceled),
         (&expired, JobStatus::Expired),
     ] {
-        store.create_job(k).await.expect("create");
-        let moved = store.transition_job(k.id, to, at(4)).await.expect("move");
+        store.create_job(k, &any_event()).await.expect("create");
+        let moved = store
+            .transition_job(k.id, to, at(4), &any_event())
+            .await
+            .expect("move");
         assert!(moved.spec.secrets.is_empty());
     }
     assert!(claim(&store, &agent, at(5)).await.is_none());
@@ -2024,7 +2066,7 @@ pub async fn exactly_one_of_sixteen_concurrent_claims_wins<S: Backend>(store: S)
         agents.push(runner(&store, "default", &[], 1).await);
     }
     let j = queued("default", &[], 0);
-    store.create_job(&j).await.expect("create");
+    store.create_job(&j, &any_event()).await.expect("create");
     let store = Arc::new(store);
     let barrier = Arc::new(tokio::sync::Barrier::new(RACERS));
     let mut tasks = Vec::new();
@@ -2033,7 +2075,7 @@ pub async fn exactly_one_of_sixteen_concurrent_claims_wins<S: Backend>(store: S)
         tasks.push(tokio::spawn(async move {
             barrier.wait().await;
             let request = claim_request(&agent, t0());
-            store.claim_job(&request, t0()).await
+            store.claim_job(&request, t0(), &any_event()).await
         }));
     }
     let mut winners = Vec::new();
@@ -2064,7 +2106,7 @@ pub async fn eight_agents_claiming_fifty_jobs_concurrently_claim_each_exactly_on
     let mut ids = Vec::new();
     for i in 0..JOBS {
         let j = queued("default", &[], i32::try_from(i % 3).expect("small"));
-        store.create_job(&j).await.expect("create");
+        store.create_job(&j, &any_event()).await.expect("create");
         ids.push(j.id);
     }
     let store = Arc::new(store);
@@ -2076,7 +2118,7 @@ pub async fn eight_agents_claiming_fifty_jobs_concurrently_claim_each_exactly_on
             barrier.wait().await;
             let mut mine = Vec::new();
             while let Some(c) = store
-                .claim_job(&claim_request(&agent, t0()), t0())
+                .claim_job(&claim_request(&agent, t0()), t0(), &any_event())
                 .await
                 .expect("claim")
             {
@@ -2121,7 +2163,7 @@ pub async fn starting_moves_a_claimed_job_to_running_and_a_retried_start_only_ex
     let j = queued("default", &[], 0);
     let (_, c) = claimed(&store, &j).await;
     let started = store
-        .start_attempt(j.id, 1, at(2) + LEASE, at(2))
+        .start_attempt(j.id, 1, at(2) + LEASE, at(2), &any_event())
         .await
         .expect("start");
     let mut expected = without_secrets(c.job.clone());
@@ -2135,7 +2177,7 @@ pub async fn starting_moves_a_claimed_job_to_running_and_a_retried_start_only_ex
     assert_eq!(detail(&store, j.id).await.attempts, [attempt.clone()]);
 
     let again = store
-        .start_attempt(j.id, 1, at(9) + LEASE, at(9))
+        .start_attempt(j.id, 1, at(9) + LEASE, at(9), &any_event())
         .await
         .expect("a retried start");
     assert_eq!(again, expected, "still running since at(2)");
@@ -2149,11 +2191,11 @@ pub async fn starting_a_job_that_is_being_canceled_keeps_it_canceling<S: Backend
     let j = queued("default", &[], 0);
     let (_, c) = claimed(&store, &j).await;
     let canceling = store
-        .transition_job(j.id, JobStatus::Canceling, at(1))
+        .transition_job(j.id, JobStatus::Canceling, at(1), &any_event())
         .await
         .expect("cancel");
     let started = store
-        .start_attempt(j.id, 1, at(2) + LEASE, at(2))
+        .start_attempt(j.id, 1, at(2) + LEASE, at(2), &any_event())
         .await
         .expect("start");
     assert_eq!(started, canceling);
@@ -2182,7 +2224,7 @@ pub async fn renewing_a_lease_extends_it_and_returns_the_status_the_agent_acts_o
     assert_eq!(stored.attempts[0].claimed_at, c.attempt.claimed_at);
 
     store
-        .transition_job(j.id, JobStatus::Canceling, at(50))
+        .transition_job(j.id, JobStatus::Canceling, at(50), &any_event())
         .await
         .expect("cancel");
     let renewed = store
@@ -2214,7 +2256,9 @@ pub async fn an_attempt_that_was_superseded_or_finished_is_not_held_and_nothing_
         let store = &store;
         async move {
             [
-                store.start_attempt(job, attempt, now + LEASE, now).await,
+                store
+                    .start_attempt(job, attempt, now + LEASE, now, &any_event())
+                    .await,
                 store.renew_lease(job, attempt, now + LEASE, now).await,
                 store
                     .end_attempt(
@@ -2223,6 +2267,7 @@ pub async fn an_attempt_that_was_superseded_or_finished_is_not_held_and_nothing_
                         AttemptEnd::Reported(JobStatus::Failed),
                         None,
                         now,
+                        &any_event(),
                     )
                     .await,
             ]
@@ -2241,7 +2286,7 @@ pub async fn an_attempt_that_was_superseded_or_finished_is_not_held_and_nothing_
 
     // Lost and re-queued: nobody holds attempt 1 now.
     store
-        .end_attempt(j.id, 1, AttemptEnd::Abandoned, None, at(2))
+        .end_attempt(j.id, 1, AttemptEnd::Abandoned, None, at(2), &any_event())
         .await
         .expect("abandon");
     let queued_again = detail(&store, j.id).await;
@@ -2267,6 +2312,7 @@ pub async fn an_attempt_that_was_superseded_or_finished_is_not_held_and_nothing_
             AttemptEnd::Reported(JobStatus::Failed),
             Some(1),
             at(6),
+            &any_event(),
         )
         .await
         .expect("fail");
@@ -2300,12 +2346,19 @@ pub async fn a_reported_result_ends_the_attempt_and_the_job_with_its_exit_code<S
         };
         if before == JobStatus::Canceling {
             store
-                .transition_job(j.id, JobStatus::Canceling, at(2))
+                .transition_job(j.id, JobStatus::Canceling, at(2), &any_event())
                 .await
                 .expect("cancel");
         }
         let ended = store
-            .end_attempt(j.id, 1, AttemptEnd::Reported(result), exit_code, at(10))
+            .end_attempt(
+                j.id,
+                1,
+                AttemptEnd::Reported(result),
+                exit_code,
+                at(10),
+                &any_event(),
+            )
             .await
             .expect("end");
         assert_eq!(ended.status, result, "{before} then {result}");
@@ -2344,7 +2397,14 @@ pub async fn a_result_the_lifecycle_forbids_is_refused_and_changes_nothing<S: Ba
     for (j, from, to) in cases {
         let before = detail(&store, j.id).await;
         let err = store
-            .end_attempt(j.id, 1, AttemptEnd::Reported(to), Some(0), at(10))
+            .end_attempt(
+                j.id,
+                1,
+                AttemptEnd::Reported(to),
+                Some(0),
+                at(10),
+                &any_event(),
+            )
             .await
             .expect_err("refused");
         assert!(
@@ -2366,7 +2426,7 @@ pub async fn an_abandoned_attempt_is_requeued_with_its_history_while_retries_rem
     j.spec.max_retries = 1;
     let (first_agent, first) = running(&store, &j).await;
     let requeued = store
-        .end_attempt(j.id, 1, AttemptEnd::Abandoned, None, at(200))
+        .end_attempt(j.id, 1, AttemptEnd::Abandoned, None, at(200), &any_event())
         .await
         .expect("abandon");
     assert_eq!(
@@ -2388,7 +2448,7 @@ pub async fn an_abandoned_attempt_is_requeued_with_its_history_while_retries_rem
         .await
         .expect("re-claim");
     let lost = store
-        .end_attempt(j.id, 2, AttemptEnd::Abandoned, None, at(400))
+        .end_attempt(j.id, 2, AttemptEnd::Abandoned, None, at(400), &any_event())
         .await
         .expect("abandon");
     assert_eq!((lost.status, lost.attempt_count), (JobStatus::Lost, 2));
@@ -2411,7 +2471,7 @@ pub async fn a_requeued_job_is_claimable_at_once_and_its_next_attempt_is_number_
     let j = queued("default", &[], 0);
     let (_, first) = claimed(&store, &j).await;
     store
-        .end_attempt(j.id, 1, AttemptEnd::Abandoned, None, at(130))
+        .end_attempt(j.id, 1, AttemptEnd::Abandoned, None, at(130), &any_event())
         .await
         .expect("abandon");
     let other = runner(&store, "default", &[], 1).await;
@@ -2448,11 +2508,11 @@ pub async fn an_abandoned_attempt_of_a_job_being_canceled_is_canceled_not_retrie
     j.spec.max_retries = 5;
     let (agent, _) = running(&store, &j).await;
     store
-        .transition_job(j.id, JobStatus::Canceling, at(2))
+        .transition_job(j.id, JobStatus::Canceling, at(2), &any_event())
         .await
         .expect("cancel");
     let ended = store
-        .end_attempt(j.id, 1, AttemptEnd::Abandoned, None, at(300))
+        .end_attempt(j.id, 1, AttemptEnd::Abandoned, None, at(300), &any_event())
         .await
         .expect("abandon");
     assert_eq!(ended.status, JobStatus::Canceled);
@@ -2471,7 +2531,7 @@ pub async fn an_overdue_attempt_times_out_unless_it_never_started<S: Backend>(st
     running(&store, &started).await;
     running(&store, &canceling).await;
     store
-        .transition_job(canceling.id, JobStatus::Canceling, at(2))
+        .transition_job(canceling.id, JobStatus::Canceling, at(2), &any_event())
         .await
         .expect("cancel");
     claimed(&store, &never_started).await;
@@ -2481,7 +2541,7 @@ pub async fn an_overdue_attempt_times_out_unless_it_never_started<S: Backend>(st
         (&never_started, JobStatus::Queued, JobStatus::Lost),
     ] {
         let ended = store
-            .end_attempt(j.id, 1, AttemptEnd::Overdue, None, at(2000))
+            .end_attempt(j.id, 1, AttemptEnd::Overdue, None, at(2000), &any_event())
             .await
             .expect("overdue");
         assert_eq!(ended.status, job_status);
@@ -2522,7 +2582,7 @@ pub async fn the_reaper_loses_to_a_lease_renewed_after_it_looked<S: Backend>(sto
         .await
         .expect("renew");
     let reaped = store
-        .reap_attempt(j.id, 1, Due::LeaseExpired, reaper_now)
+        .reap_attempt(j.id, 1, Due::LeaseExpired, reaper_now, &any_event())
         .await;
     assert_not_held(&reaped, "a renewed lease");
     let stored = detail(&store, j.id).await;
@@ -2549,7 +2609,7 @@ pub async fn the_reaper_loses_to_a_lease_renewed_after_it_looked<S: Backend>(sto
 
     let later = at(150) + LEASE;
     let requeued = store
-        .reap_attempt(j.id, 1, Due::LeaseExpired, later)
+        .reap_attempt(j.id, 1, Due::LeaseExpired, later, &any_event())
         .await
         .expect("the renewed lease ran out too");
     assert_eq!(
@@ -2576,7 +2636,13 @@ pub async fn the_reaper_times_an_attempt_out_only_past_its_deadline<S: Backend>(
     let (_, c) = running(&store, &j).await;
     let deadline = c.attempt.deadline(60);
     let early = store
-        .reap_attempt(j.id, 1, Due::PastDeadline, deadline - Duration::seconds(1))
+        .reap_attempt(
+            j.id,
+            1,
+            Due::PastDeadline,
+            deadline - Duration::seconds(1),
+            &any_event(),
+        )
         .await;
     assert_not_held(&early, "before the deadline");
     assert_eq!(detail(&store, j.id).await.job.status, JobStatus::Running);
@@ -2585,7 +2651,7 @@ pub async fn the_reaper_times_an_attempt_out_only_past_its_deadline<S: Backend>(
         .await
         .expect("renew");
     let timed_out = store
-        .reap_attempt(j.id, 1, Due::PastDeadline, deadline)
+        .reap_attempt(j.id, 1, Due::PastDeadline, deadline, &any_event())
         .await
         .expect("at the deadline");
     assert_eq!(timed_out.status, JobStatus::TimedOut);
@@ -2627,7 +2693,7 @@ pub async fn a_renewal_racing_the_reaper_either_keeps_the_job_or_loses_it_never_
         let reap = tokio::spawn(async move {
             b2.wait().await;
             reaper
-                .reap_attempt(id, 1, Due::LeaseExpired, reaper_now)
+                .reap_attempt(id, 1, Due::LeaseExpired, reaper_now, &any_event())
                 .await
         });
         tasks.push((id, renew, reap));
@@ -2664,9 +2730,12 @@ pub async fn canceling_a_queued_job_cancels_it_and_canceling_a_held_one_asks_its
     store: S,
 ) {
     let waiting = queued("default", &[], 0);
-    store.create_job(&waiting).await.expect("create");
+    store
+        .create_job(&waiting, &any_event())
+        .await
+        .expect("create");
     let canceled = store
-        .transition_job(waiting.id, JobStatus::Canceled, at(1))
+        .transition_job(waiting.id, JobStatus::Canceled, at(1), &any_event())
         .await
         .expect("cancel");
     assert_eq!(
@@ -2678,7 +2747,7 @@ pub async fn canceling_a_queued_job_cancels_it_and_canceling_a_held_one_asks_its
     let held = queued("default", &[], 0);
     let (agent, c) = running(&store, &held).await;
     let canceling = store
-        .transition_job(held.id, JobStatus::Canceling, at(5))
+        .transition_job(held.id, JobStatus::Canceling, at(5), &any_event())
         .await
         .expect("cancel");
     assert_eq!(canceling.status, JobStatus::Canceling);
@@ -2699,9 +2768,9 @@ pub async fn canceling_a_queued_job_cancels_it_and_canceling_a_held_one_asks_its
 /// queue scan no longer lists it.
 pub async fn a_queued_job_that_expired_is_never_claimed<S: Backend>(store: S) {
     let j = queued("default", &[], 0);
-    store.create_job(&j).await.expect("create");
+    store.create_job(&j, &any_event()).await.expect("create");
     let expired = store
-        .transition_job(j.id, JobStatus::Expired, at(86_400))
+        .transition_job(j.id, JobStatus::Expired, at(86_400), &any_event())
         .await
         .expect("expire");
     assert_eq!(expired.status, JobStatus::Expired);
@@ -2720,12 +2789,12 @@ pub async fn canceling_a_requeued_job_leaves_its_finished_attempt_as_it_was<S: B
     let j = queued("default", &[], 0);
     claimed(&store, &j).await;
     store
-        .end_attempt(j.id, 1, AttemptEnd::Abandoned, None, at(130))
+        .end_attempt(j.id, 1, AttemptEnd::Abandoned, None, at(130), &any_event())
         .await
         .expect("abandon");
     let history = detail(&store, j.id).await.attempts;
     let canceled = store
-        .transition_job(j.id, JobStatus::Canceled, at(140))
+        .transition_job(j.id, JobStatus::Canceled, at(140), &any_event())
         .await
         .expect("cancel");
     assert_eq!(canceled.status, JobStatus::Canceled);
@@ -2742,14 +2811,17 @@ pub async fn a_job_moved_out_of_a_held_status_loses_its_lease<S: Backend>(store:
     let (failed_agent, _) = running(&store, &failed).await;
     let (canceled_agent, _) = claimed(&store, &canceled).await;
     store
-        .transition_job(canceled.id, JobStatus::Canceling, at(2))
+        .transition_job(canceled.id, JobStatus::Canceling, at(2), &any_event())
         .await
         .expect("cancel");
     for (j, to) in [
         (&failed, JobStatus::Failed),
         (&canceled, JobStatus::Canceled),
     ] {
-        store.transition_job(j.id, to, at(3)).await.expect("move");
+        store
+            .transition_job(j.id, to, at(3), &any_event())
+            .await
+            .expect("move");
         let attempt = &detail(&store, j.id).await.attempts[0];
         assert_eq!((attempt.status, attempt.lease_expires_at), (to, None));
     }
@@ -2772,11 +2844,11 @@ pub async fn due_attempts_are_expired_leases_and_passed_deadlines_soonest_first<
         async move {
             let mut j = queued("default", &[], 0);
             j.spec.timeout_seconds = timeout;
-            store.create_job(&j).await.expect("create");
+            store.create_job(&j, &any_event()).await.expect("create");
             let mut request = claim_request(agent, t0());
             request.lease_expires_at = lease;
             let c = store
-                .claim_job(&request, t0())
+                .claim_job(&request, t0(), &any_event())
                 .await
                 .expect("claim")
                 .expect("a job");
@@ -2787,7 +2859,13 @@ pub async fn due_attempts_are_expired_leases_and_passed_deadlines_soonest_first<
     // Due by lease at t0 + 100 s (running) and t0 + 90 s (claimed).
     let lease_100 = claim_with_lease(3600, t0() + Duration::seconds(100)).await;
     store
-        .start_attempt(lease_100.job.id, 1, t0() + Duration::seconds(100), at(1))
+        .start_attempt(
+            lease_100.job.id,
+            1,
+            t0() + Duration::seconds(100),
+            at(1),
+            &any_event(),
+        )
         .await
         .expect("start");
     let lease_90 = claim_with_lease(3600, t0() + Duration::seconds(90)).await;
@@ -2796,7 +2874,7 @@ pub async fn due_attempts_are_expired_leases_and_passed_deadlines_soonest_first<
     let deadline_at = deadline.attempt.deadline(60);
     assert!(deadline_at > t0() + Duration::seconds(100));
     store
-        .transition_job(deadline.job.id, JobStatus::Canceling, at(2))
+        .transition_job(deadline.job.id, JobStatus::Canceling, at(2), &any_event())
         .await
         .expect("cancel");
     // Healthy, and finished.
@@ -2809,11 +2887,12 @@ pub async fn due_attempts_are_expired_leases_and_passed_deadlines_soonest_first<
             AttemptEnd::Reported(JobStatus::Failed),
             None,
             at(3),
+            &any_event(),
         )
         .await
         .expect("fail");
     store
-        .create_job(&queued("default", &[], 0))
+        .create_job(&queued("default", &[], 0), &any_event())
         .await
         .expect("create");
 
@@ -2859,7 +2938,7 @@ pub async fn stale_queued_jobs_are_those_waiting_since_before_the_cutoff_oldest_
     };
     let (h0, h1, h2, h3) = (created_at(0), created_at(1), created_at(2), created_at(3));
     for j in [&h3, &h1, &h0, &h2] {
-        store.create_job(j).await.expect("create");
+        store.create_job(j, &any_event()).await.expect("create");
     }
     // Old, but re-queued half an hour after t0. Each in a queue of its own, so
     // that the claims here take them and not the jobs above.
@@ -2873,6 +2952,7 @@ pub async fn stale_queued_jobs_are_those_waiting_since_before_the_cutoff_oldest_
             AttemptEnd::Abandoned,
             None,
             t0() + Duration::minutes(30),
+            &any_event(),
         )
         .await
         .expect("abandon");
@@ -2881,9 +2961,17 @@ pub async fn stale_queued_jobs_are_those_waiting_since_before_the_cutoff_oldest_
     held.spec.queue = "held".into();
     claimed(&store, &held).await;
     let canceled = created_at(-10);
-    store.create_job(&canceled).await.expect("create");
     store
-        .transition_job(canceled.id, JobStatus::Canceled, t0() - Duration::hours(9))
+        .create_job(&canceled, &any_event())
+        .await
+        .expect("create");
+    store
+        .transition_job(
+            canceled.id,
+            JobStatus::Canceled,
+            t0() - Duration::hours(9),
+            &any_event(),
+        )
         .await
         .expect("cancel");
 
@@ -2908,16 +2996,16 @@ pub async fn held_by_lists_exactly_the_attempts_an_agent_holds<S: Backend>(store
     let jobs: Vec<Job> = (0..4).map(|_| queued("default", &[], 0)).collect();
     let other_job = queued("other", &[], 0);
     for j in jobs.iter().chain([&other_job]) {
-        store.create_job(j).await.expect("create");
+        store.create_job(j, &any_event()).await.expect("create");
     }
     claim_all(&store, &mine, t0()).await;
     claim_all(&store, &theirs, t0()).await;
     store
-        .start_attempt(jobs[0].id, 1, at(1) + LEASE, at(1))
+        .start_attempt(jobs[0].id, 1, at(1) + LEASE, at(1), &any_event())
         .await
         .expect("start");
     store
-        .transition_job(jobs[1].id, JobStatus::Canceling, at(1))
+        .transition_job(jobs[1].id, JobStatus::Canceling, at(1), &any_event())
         .await
         .expect("cancel");
     store
@@ -2927,6 +3015,7 @@ pub async fn held_by_lists_exactly_the_attempts_an_agent_holds<S: Backend>(store
             AttemptEnd::Reported(JobStatus::Failed),
             None,
             at(1),
+            &any_event(),
         )
         .await
         .expect("fail");
@@ -2957,7 +3046,10 @@ pub async fn a_deleted_agents_jobs_stay_held_until_they_are_ended_as_abandoned<S
 ) {
     let j = queued("default", &[], 0);
     let (agent, c) = running(&store, &j).await;
-    store.delete_agent(agent.id).await.expect("delete");
+    store
+        .delete_agent(agent.id, &any_event())
+        .await
+        .expect("delete");
     assert_eq!(detail(&store, j.id).await.job.status, JobStatus::Running);
     let held = store.held_by(agent.id).await.expect("held");
     assert_eq!(
@@ -2970,7 +3062,14 @@ pub async fn a_deleted_agents_jobs_stay_held_until_they_are_ended_as_abandoned<S
     );
     for h in held {
         let ended = store
-            .end_attempt(h.job, h.attempt, AttemptEnd::Abandoned, None, at(5))
+            .end_attempt(
+                h.job,
+                h.attempt,
+                AttemptEnd::Abandoned,
+                None,
+                at(5),
+                &any_event(),
+            )
             .await
             .expect("abandon");
         assert_eq!(ended.status, JobStatus::Queued);
@@ -2991,13 +3090,13 @@ async fn job_in<S: Backend>(store: &S, status: JobStatus) -> Job {
         let id = j.id;
         async move {
             store
-                .end_attempt(id, 1, end, Some(1), at(10))
+                .end_attempt(id, 1, end, Some(1), at(10), &any_event())
                 .await
                 .expect("end")
         }
     };
     match status {
-        JobStatus::Queued => store.create_job(&j).await.expect("create"),
+        JobStatus::Queued => store.create_job(&j, &any_event()).await.expect("create"),
         JobStatus::Claimed => {
             claimed(store, &j).await;
         }
@@ -3007,7 +3106,7 @@ async fn job_in<S: Backend>(store: &S, status: JobStatus) -> Job {
         JobStatus::Canceling => {
             running(store, &j).await;
             store
-                .transition_job(j.id, status, at(5))
+                .transition_job(j.id, status, at(5), &any_event())
                 .await
                 .expect("cancel");
         }
@@ -3024,9 +3123,9 @@ async fn job_in<S: Backend>(store: &S, status: JobStatus) -> Job {
             end(AttemptEnd::Abandoned).await;
         }
         JobStatus::Canceled | JobStatus::Expired => {
-            store.create_job(&j).await.expect("create");
+            store.create_job(&j, &any_event()).await.expect("create");
             store
-                .transition_job(j.id, status, at(5))
+                .transition_job(j.id, status, at(5), &any_event())
                 .await
                 .expect("move");
         }
@@ -3053,13 +3152,14 @@ pub async fn a_retry_requeues_a_final_job_with_its_history_and_the_next_claim_is
             AttemptEnd::Reported(JobStatus::Failed),
             Some(1),
             at(10),
+            &any_event(),
         )
         .await
         .expect("fail");
     let history = detail(&store, j.id).await.attempts;
 
     let retried = store
-        .retry_job(j.id, &JobSecrets::default(), at(20))
+        .retry_job(j.id, &JobSecrets::default(), at(20), &any_event())
         .await
         .expect("retry");
     let mut expected = failed;
@@ -3107,7 +3207,9 @@ pub async fn every_final_status_and_only_a_final_one_can_be_retried<S: Backend>(
     for status in JobStatus::ALL {
         let j = job_in(&store, status).await;
         let before = detail(&store, j.id).await;
-        let result = store.retry_job(j.id, &JobSecrets::default(), at(30)).await;
+        let result = store
+            .retry_job(j.id, &JobSecrets::default(), at(30), &any_event())
+            .await;
         if status.is_terminal() {
             let retried = result.unwrap_or_else(|e| panic!("{status}: {e:?}"));
             assert_eq!(retried.status, JobStatus::Queued, "{status}");
@@ -3127,7 +3229,7 @@ pub async fn every_final_status_and_only_a_final_one_can_be_retried<S: Backend>(
         }
     }
     let unknown = store
-        .retry_job(JobId::new(), &JobSecrets::default(), at(30))
+        .retry_job(JobId::new(), &JobSecrets::default(), at(30), &any_event())
         .await;
     assert!(matches!(unknown, Err(StoreError::NotFound)), "{unknown:?}");
 }
@@ -3149,6 +3251,7 @@ pub async fn a_retry_stores_the_secrets_it_is_given_and_only_the_next_claim_hand
             AttemptEnd::Reported(JobStatus::Failed),
             Some(1),
             at(2),
+            &any_event(),
         )
         .await
         .expect("fail");
@@ -3161,7 +3264,10 @@ pub async fn a_retry_stores_the_secrets_it_is_given_and_only_the_next_claim_hand
     ]
     .into_iter()
     .collect();
-    let retried = store.retry_job(j.id, &rotated, at(3)).await.expect("retry");
+    let retried = store
+        .retry_job(j.id, &rotated, at(3), &any_event())
+        .await
+        .expect("retry");
     assert!(retried.spec.secrets.is_empty(), "a retry returns no value");
     assert_eq!(retried.secret_names, j.secret_names);
     assert_eq!(read_without_secrets(&store, j.id).await, retried);
@@ -3185,13 +3291,20 @@ pub async fn a_retried_job_gets_a_fresh_budget_of_automatic_retries<S: Backend>(
             assert_eq!(c.attempt.number, number);
         }
         let ended = store
-            .end_attempt(j.id, number, AttemptEnd::Abandoned, None, at(second + 1))
+            .end_attempt(
+                j.id,
+                number,
+                AttemptEnd::Abandoned,
+                None,
+                at(second + 1),
+                &any_event(),
+            )
             .await
             .expect("abandon");
         outcomes.push(ended.status);
         if number == 2 {
             let retried = store
-                .retry_job(j.id, &JobSecrets::default(), at(second + 2))
+                .retry_job(j.id, &JobSecrets::default(), at(second + 2), &any_event())
                 .await
                 .expect("retry");
             assert_eq!(retried.retried_at_attempt, 2);
@@ -3229,14 +3342,21 @@ pub async fn a_retry_that_could_take_a_job_past_the_most_attempts_it_keeps_is_re
     let (mut number, mut clock) = (1, 1);
     let refused_at = loop {
         let ended = store
-            .end_attempt(j.id, number, AttemptEnd::Abandoned, None, at(clock))
+            .end_attempt(
+                j.id,
+                number,
+                AttemptEnd::Abandoned,
+                None,
+                at(clock),
+                &any_event(),
+            )
             .await
             .expect("abandon");
         clock += 1;
         if ended.status == JobStatus::Lost {
             let before = detail(&store, j.id).await;
             match store
-                .retry_job(j.id, &JobSecrets::default(), at(clock))
+                .retry_job(j.id, &JobSecrets::default(), at(clock), &any_event())
                 .await
             {
                 Ok(retried) => assert_eq!(retried.status, JobStatus::Queued),
@@ -3278,7 +3398,9 @@ pub async fn exactly_one_of_sixteen_concurrent_retries_wins<S: Backend>(store: S
         let now = at(60) + Duration::milliseconds(i64::try_from(i).expect("small"));
         tasks.push(tokio::spawn(async move {
             barrier.wait().await;
-            store.retry_job(j.id, &JobSecrets::default(), now).await
+            store
+                .retry_job(j.id, &JobSecrets::default(), now, &any_event())
+                .await
         }));
     }
     let mut winners = Vec::new();
@@ -3607,7 +3729,14 @@ pub async fn each_attempt_has_its_own_log<S: Backend>(store: S) {
     let first = log_of(&store).await;
     append(&store, first, &chunk(0, 0, b"first try\n")).await;
     store
-        .end_attempt(first.0, first.1, AttemptEnd::Abandoned, None, at(200))
+        .end_attempt(
+            first.0,
+            first.1,
+            AttemptEnd::Abandoned,
+            None,
+            at(200),
+            &any_event(),
+        )
         .await
         .expect("abandon");
     let agent = runner(&store, "default", &[], 1).await;
@@ -3628,7 +3757,10 @@ pub async fn each_attempt_has_its_own_log<S: Backend>(store: S) {
 pub async fn the_log_of_an_attempt_that_does_not_exist_is_not_found<S: Backend>(store: S) {
     let (job, _) = log_of(&store).await;
     let unclaimed = queued("default", &[], 0);
-    store.create_job(&unclaimed).await.expect("create");
+    store
+        .create_job(&unclaimed, &any_event())
+        .await
+        .expect("create");
     for (job, attempt) in [(JobId::new(), 1), (job, 2), (job, 0), (unclaimed.id, 1)] {
         let appended = store.append_log(job, attempt, &chunk(0, 0, b"x")).await;
         assert!(
@@ -4028,4 +4160,260 @@ pub async fn the_store_answers_a_ping<S: Backend>(store: S) {
         "unexpected backend name {}",
         store.backend()
     );
+}
+
+// ------------------------------------------------- audit events with their change
+
+/// Appends an event and returns it with a copy carrying its id (and another
+/// action): a write that carries the copy must fail whole.
+async fn a_taken_event<S: Backend>(store: &S) -> (AuditEvent, AuditEvent) {
+    let first = audit_event(AuditAction::SignInFailed, t0());
+    store.append_audit(&first).await.expect("append");
+    let mut copy = any_event();
+    copy.id = first.id;
+    (first, copy)
+}
+
+#[track_caller]
+fn assert_event_taken<T: std::fmt::Debug>(result: &Result<T, StoreError>, what: &str) {
+    assert!(
+        matches!(
+            result,
+            Err(StoreError::Conflict(Conflict::Exists(
+                RecordKind::AuditEvent
+            )))
+        ),
+        "{what}: {result:?}"
+    );
+}
+
+/// The whole audit log is exactly `expected` (in any order given).
+async fn assert_log_is<S: Backend>(store: &S, mut expected: Vec<AuditEvent>) {
+    expected.sort_by_key(|e| Reverse(e.id));
+    let listed = store
+        .list_audit(&audit_query(100, None))
+        .await
+        .expect("list");
+    assert_eq!(listed.items, expected);
+}
+
+/// Creating, canceling and retrying a job write their events in the same
+/// transaction: with an event whose id is taken the job is left exactly as it
+/// was (not created, not moved), and each success leaves exactly its event.
+pub async fn a_job_write_and_its_audit_event_commit_together_or_not_at_all<S: Backend>(store: S) {
+    let (first, taken) = a_taken_event(&store).await;
+    let mut log = vec![first];
+    let job = job("atomic");
+    assert_event_taken(&store.create_job(&job, &taken).await, "create");
+    assert_eq!(store.get_job(job.id).await.expect("get"), None);
+    assert_log_is(&store, log.clone()).await;
+
+    let created = any_event();
+    store.create_job(&job, &created).await.expect("create");
+    log.push(created);
+    let result = store
+        .transition_job(job.id, JobStatus::Canceled, at(1), &taken)
+        .await;
+    assert_event_taken(&result, "cancel");
+    assert_eq!(
+        detail(&store, job.id).await.job,
+        without_secrets(job.clone())
+    );
+
+    let canceled = any_event();
+    let moved = store
+        .transition_job(job.id, JobStatus::Canceled, at(1), &canceled)
+        .await
+        .expect("cancel");
+    log.push(canceled);
+    let result = store
+        .retry_job(job.id, &JobSecrets::default(), at(2), &taken)
+        .await;
+    assert_event_taken(&result, "retry");
+    assert_eq!(detail(&store, job.id).await.job, moved);
+
+    let retried = any_event();
+    let requeued = store
+        .retry_job(job.id, &JobSecrets::default(), at(2), &retried)
+        .await
+        .expect("retry");
+    assert_eq!(requeued.status, JobStatus::Queued);
+    log.push(retried);
+    assert_log_is(&store, log).await;
+}
+
+/// Registering, claiming, starting, ending and reaping write their events in
+/// the same transaction: with a taken event id nothing changes (the token's use
+/// is not counted, the job is not claimed, started, ended or reaped), and each
+/// success leaves exactly its event; the store fills in what only it knows
+/// (the registration token, the claimed job and attempt), and a start that only
+/// extends a lease records nothing.
+pub async fn a_dispatch_write_and_its_audit_event_commit_together_or_not_at_all<S: Backend>(
+    store: S,
+) {
+    let (first, taken) = a_taken_event(&store).await;
+    let mut log = vec![first];
+    let token = registration_token(None);
+    store
+        .create_registration_token(&token)
+        .await
+        .expect("create token");
+    let new_agent = agent("atomic", None);
+    let result = store
+        .register_agent(&token.token_hash, new_agent.clone(), t0(), &taken)
+        .await;
+    assert_event_taken(&result, "register");
+    assert_eq!(store.get_agent(new_agent.id).await.expect("get"), None);
+    let tokens = store.list_registration_tokens().await.expect("tokens");
+    assert_eq!(tokens[0].uses, 0, "the use is not counted");
+    let registered = any_event();
+    let runner = store
+        .register_agent(&token.token_hash, new_agent, t0(), &registered)
+        .await
+        .expect("register");
+    log.push(registered.of_registration(token.id));
+
+    let job = job("atomic");
+    let created = any_event();
+    store.create_job(&job, &created).await.expect("create");
+    log.push(created);
+    let request = claim_request(&runner, t0());
+    let result = store.claim_job(&request, t0(), &taken).await;
+    assert_event_taken(&result, "claim");
+    let unclaimed = detail(&store, job.id).await;
+    assert_eq!(unclaimed.job.status, JobStatus::Queued);
+    assert!(unclaimed.attempts.is_empty());
+    assert!(store.held_by(runner.id).await.expect("held").is_empty());
+    let template = any_event();
+    let claim = store
+        .claim_job(&request, t0(), &template)
+        .await
+        .expect("claim")
+        .expect("the job is claimable");
+    log.push(template.of_claim(job.id, claim.attempt.number));
+
+    let result = store
+        .start_attempt(job.id, 1, at(1) + LEASE, at(1), &taken)
+        .await;
+    assert_event_taken(&result, "start");
+    assert_eq!(detail(&store, job.id).await.job.status, JobStatus::Claimed);
+    let started = any_event();
+    store
+        .start_attempt(job.id, 1, at(1) + LEASE, at(1), &started)
+        .await
+        .expect("start");
+    log.push(started);
+    store
+        .start_attempt(job.id, 1, at(2) + LEASE, at(2), &any_event())
+        .await
+        .expect("a retried start only extends the lease, and records nothing");
+
+    let end = AttemptEnd::Reported(JobStatus::Succeeded);
+    let result = store
+        .end_attempt(job.id, 1, end, Some(0), at(3), &taken)
+        .await;
+    assert_event_taken(&result, "end");
+    assert_eq!(detail(&store, job.id).await.job.status, JobStatus::Running);
+    let finished = any_event();
+    store
+        .end_attempt(job.id, 1, end, Some(0), at(3), &finished)
+        .await
+        .expect("end");
+    log.push(finished);
+
+    let lost = queued("default", &["linux"], 0);
+    let created = any_event();
+    store.create_job(&lost, &created).await.expect("create");
+    log.push(created);
+    let template = any_event();
+    store
+        .claim_job(&claim_request(&runner, at(4)), at(4), &template)
+        .await
+        .expect("claim")
+        .expect("claimable");
+    log.push(template.of_claim(lost.id, 1));
+    let due = at(4) + LEASE;
+    let result = store
+        .reap_attempt(lost.id, 1, Due::LeaseExpired, due, &taken)
+        .await;
+    assert_event_taken(&result, "reap");
+    let held = detail(&store, lost.id).await;
+    assert_eq!(held.job.status, JobStatus::Claimed);
+    assert!(held.attempts[0].lease_expires_at.is_some());
+    let reaped = any_event();
+    store
+        .reap_attempt(lost.id, 1, Due::LeaseExpired, due, &reaped)
+        .await
+        .expect("reap");
+    log.push(reaped);
+    assert_log_is(&store, log).await;
+}
+
+/// An admin's state change, a token rotation and a deletion write their events
+/// in the same transaction: with a taken event id the agent keeps its state,
+/// its token and its existence.
+pub async fn an_agent_write_and_its_audit_event_commit_together_or_not_at_all<S: Backend>(
+    store: S,
+) {
+    let runner = register(&store, agent("atomic", None)).await;
+    let mut log = store
+        .list_audit(&audit_query(100, None))
+        .await
+        .expect("list")
+        .items;
+    let (first, taken) = a_taken_event(&store).await;
+    log.push(first);
+
+    let result = store
+        .set_agent_state(runner.id, AgentState::Paused, &taken)
+        .await;
+    assert_event_taken(&result, "pause");
+    let stored = store
+        .get_agent(runner.id)
+        .await
+        .expect("get")
+        .expect("agent");
+    assert_eq!(stored.state, AgentState::Active);
+    let paused = any_event();
+    let changed = store
+        .set_agent_state(runner.id, AgentState::Paused, &paused)
+        .await
+        .expect("pause");
+    assert_eq!(changed.state, AgentState::Paused);
+    log.push(paused);
+
+    let new_hash = TokenHash::of(&format!("rotated-{}", runner.id));
+    let result = store.rotate_agent_token(runner.id, &new_hash, &taken).await;
+    assert_event_taken(&result, "rotate");
+    let by_old = store
+        .agent_by_token_hash(&runner.token_hash)
+        .await
+        .expect("lookup");
+    assert_eq!(
+        by_old.map(|a| a.id),
+        Some(runner.id),
+        "the old token still works"
+    );
+    assert_eq!(
+        store.agent_by_token_hash(&new_hash).await.expect("lookup"),
+        None
+    );
+    let rotated = any_event();
+    store
+        .rotate_agent_token(runner.id, &new_hash, &rotated)
+        .await
+        .expect("rotate");
+    log.push(rotated);
+
+    assert_event_taken(&store.delete_agent(runner.id, &taken).await, "delete");
+    let still = store.agent_by_token_hash(&new_hash).await.expect("lookup");
+    assert_eq!(still.map(|a| a.id), Some(runner.id), "not deleted");
+    let deleted = any_event();
+    store
+        .delete_agent(runner.id, &deleted)
+        .await
+        .expect("delete");
+    log.push(deleted);
+    assert_eq!(store.get_agent(runner.id).await.expect("get"), None);
+    assert_log_is(&store, log).await;
 }

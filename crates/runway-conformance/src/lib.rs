@@ -57,6 +57,18 @@ use runway_core::store::{LogStore, Store};
 
 pub mod cases;
 
+/// A fresh audit event (by the system, with a new id) for a store call that
+/// takes one, in tests that are not about the audit log.
+#[must_use]
+pub fn audit_event() -> runway_core::audit::AuditEvent {
+    runway_core::audit::AuditEvent::new(
+        runway_core::audit::Actor::System,
+        runway_core::audit::AuditAction::JobCreated,
+        Some("test".into()),
+        time::OffsetDateTime::now_utc(),
+    )
+}
+
 /// What the suite runs against: the records and the logs of one backend.
 pub trait Backend: Store + LogStore + 'static {}
 
@@ -182,6 +194,9 @@ macro_rules! __for_each_case {
             a_sparse_audit_filter_pages_on_to_the_one_match,
             audit_events_round_trip_every_actor_and_optional_field,
             appending_an_audit_event_with_a_taken_id_is_a_conflict,
+            a_job_write_and_its_audit_event_commit_together_or_not_at_all,
+            a_dispatch_write_and_its_audit_event_commit_together_or_not_at_all,
+            an_agent_write_and_its_audit_event_commit_together_or_not_at_all,
             an_audit_event_past_its_limits_is_refused_and_not_stored,
             the_store_answers_a_ping,
         }

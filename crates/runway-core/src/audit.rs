@@ -7,8 +7,9 @@
 //!
 //! ## Writing one
 //!
-//! A handler builds the event after its mutation succeeded, from what it already
-//! has in hand:
+//! The service builds the event before its mutation, from what it already has in
+//! hand, and passes it to the store method that makes the change, which writes
+//! both in one transaction (see `crate::store`):
 //!
 //! ```
 //! # use runway_core::audit::{Actor, AuditAction, AuditEvent};
@@ -58,7 +59,7 @@ use ulid::Ulid;
 use utoipa::ToSchema;
 
 use crate::agent::Agent;
-use crate::id::{AgentId, AuditId, UserId};
+use crate::id::{AgentId, AuditId, JobId, RegistrationTokenId, UserId};
 use crate::job::FieldError;
 use crate::session::Session;
 use crate::user::User;
@@ -407,6 +408,27 @@ impl AuditEvent {
         check("detail", Some(&detail), limits::DETAIL_MAX)?;
         self.detail = Some(detail);
         Ok(self)
+    }
+
+    /// A claim's event from its `template`: the claimed job as the subject,
+    /// `attempt N` as the detail. The stores call this, because only the claim's
+    /// write knows which job it got ([`crate::store::DispatchStore::claim_job`]).
+    #[must_use]
+    pub fn of_claim(&self, job: JobId, attempt: u32) -> Self {
+        let mut event = self.clone();
+        event.subject = Some(job.to_string());
+        event.detail = Some(format!("attempt {attempt}"));
+        event
+    }
+
+    /// A registration's event from its `template`: the registration token that
+    /// admitted the agent as the detail, which only the store's write knows
+    /// ([`crate::store::AgentStore::register_agent`]).
+    #[must_use]
+    pub fn of_registration(&self, token: RegistrationTokenId) -> Self {
+        let mut event = self.clone();
+        event.detail = Some(format!("with registration token {token}"));
+        event
     }
 
     /// Checks every field against [`limits`]; the stores call this before writing.

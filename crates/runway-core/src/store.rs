@@ -14,6 +14,12 @@
 //!   being usable — is enforced by a conditional write or a transaction, never by a
 //!   read followed by an unconditional write;
 //! * expiry is decided from the `now` the caller passes in, never by a TTL sweep;
+//! * an audited mutation takes its event(s) as its last parameter, `audit:
+//!   &AuditEvent` (or `&[AuditEvent]`), and writes them in the same transaction
+//!   as the change: both commit or neither does. An event whose id is taken is
+//!   [`Conflict::Exists`] with [`RecordKind::AuditEvent`], and then the change is
+//!   not made either. [`AuditStore::append_audit`] is only for events with no
+//!   change of their own (a refused sign-in);
 //! * listings are newest first (ids are ULIDs) and paginate with an opaque cursor.
 
 use std::time::Duration;
@@ -287,12 +293,15 @@ pub trait AgentStore: Send + Sync {
     /// and is usable at `now` ([`RegistrationToken::is_usable`]: unexpired, with a
     /// use left), and counts one use of the token, atomically: a token with one use
     /// left admits exactly one of two racing registrations. [`StoreError::NotFound`]
-    /// otherwise. The agent's `registration_token_id` is filled in from the token.
+    /// otherwise. The agent's `registration_token_id` is filled in from the token,
+    /// and so is `audit`'s detail ([`AuditEvent::of_registration`]); the event is
+    /// written with the agent.
     async fn register_agent(
         &self,
         registration: &TokenHash,
         agent: Agent,
         now: OffsetDateTime,
+        audit: &AuditEvent,
     ) -> StoreResult<Agent>;
     /// Resolves an agent by the hash of its token.
     async fn agent_by_token_hash(&self, hash: &TokenHash) -> StoreResult<Option<Agent>>;
@@ -313,15 +322,27 @@ pub trait AgentStore: Send + Sync {
         now: OffsetDateTime,
     ) -> StoreResult<Page<Agent>>;
     /// Sets what an admin asks of the agent; returns the updated agent.
-    /// [`StoreError::NotFound`] if it is gone.
-    async fn set_agent_state(&self, id: AgentId, state: AgentState) -> StoreResult<Agent>;
+    /// [`StoreError::NotFound`] if it is gone. `audit` is written with the change.
+    async fn set_agent_state(
+        &self,
+        id: AgentId,
+        state: AgentState,
+        audit: &AuditEvent,
+    ) -> StoreResult<Agent>;
     /// Replaces the agent's token hash, so the old token stops working in the same
-    /// write. [`StoreError::NotFound`] if it is gone.
-    async fn rotate_agent_token(&self, id: AgentId, token_hash: &TokenHash) -> StoreResult<()>;
+    /// write. [`StoreError::NotFound`] if it is gone. `audit` is written with the
+    /// change.
+    async fn rotate_agent_token(
+        &self,
+        id: AgentId,
+        token_hash: &TokenHash,
+        audit: &AuditEvent,
+    ) -> StoreResult<()>;
     /// Deletes the agent and its token (which stops working at once). The jobs it
     /// held are left as they are: the caller ends them as abandoned.
-    /// [`StoreError::NotFound`] if there is none.
-    async fn delete_agent(&self, id: AgentId) -> StoreResult<()>;
+    /// [`StoreError::NotFound`] if there is none. `audit` is written with the
+    /// deletion.
+    async fn delete_agent(&self, id: AgentId, audit: &AuditEvent) -> StoreResult<()>;
 }
 
 /// Which jobs to list.
@@ -337,8 +358,9 @@ pub struct JobQuery {
 #[async_trait]
 pub trait JobStore: Send + Sync {
     /// Stores a new job (status `queued`, no attempts), its secrets and their
-    /// names (`secret_names`, kept after the values are deleted) included.
-    async fn create_job(&self, job: &Job) -> StoreResult<()>;
+    /// names (`secret_names`, kept after the values are deleted) included, with
+    /// its `audit` event.
+    async fn create_job(&self, job: &Job, audit: &AuditEvent) -> StoreResult<()>;
     /// A job and its attempts. Its `secrets` are always empty here: only
     /// [`DispatchStore::claim_job`] hands them out.
     async fn get_job(&self, id: JobId) -> StoreResult<Option<JobDetail>>;
@@ -352,11 +374,13 @@ pub trait JobStore: Send + Sync {
     /// status the attempt's lease goes with it. Used for users' cancels
     /// (`queued → canceled`, `claimed | running → canceling`) and the queue TTL
     /// (`queued → expired`); attempts end through [`DispatchStore::end_attempt`].
+    /// `audit` is written with the change.
     async fn transition_job(
         &self,
         id: JobId,
         to: JobStatus,
         now: OffsetDateTime,
+        audit: &AuditEvent,
     ) -> StoreResult<Job>;
     /// A user's retry ([`lifecycle::check_retry`](crate::lifecycle::check_retry)):
     /// a job in a final status goes back to `queued`, claimable at once, with
@@ -373,12 +397,13 @@ pub trait JobStore: Send + Sync {
     ///
     /// The caller has checked `secrets` against the job's `secret_names`
     /// ([`Job::check_retry_secrets`]); names never change, so that check cannot be
-    /// raced.
+    /// raced. `audit` is written with the change.
     async fn retry_job(
         &self,
         id: JobId,
         secrets: &JobSecrets,
         now: OffsetDateTime,
+        audit: &AuditEvent,
     ) -> StoreResult<Job>;
 }
 
@@ -455,22 +480,29 @@ pub trait DispatchStore: Send + Sync {
     /// `active`, if it already holds `capacity` jobs, or if it is gone. A race lost
     /// to another agent is never an error: the store moves on to the next
     /// candidate. State and capacity are conditions of the claim's own write.
+    ///
+    /// `audit` is a template: the claim writes it, with the claimed job as its
+    /// subject and the attempt as its detail ([`AuditEvent::of_claim`]), in the
+    /// claim's own write; no claim, no event.
     async fn claim_job(
         &self,
         request: &ClaimRequest,
         now: OffsetDateTime,
+        audit: &AuditEvent,
     ) -> StoreResult<Option<Claim>>;
     /// The agent started the script: `claimed → running` with `started_at = now`
     /// and the lease extended to `lease_expires_at`. A job already `running` (a
     /// retried call) or `canceling` keeps its status and only has its lease
     /// extended. [`Conflict::NotHeld`] otherwise; [`StoreError::NotFound`] if there
-    /// is no such job.
+    /// is no such job. `audit` is written with a `claimed → running` move, and
+    /// only then: a start that only extends the lease records nothing.
     async fn start_attempt(
         &self,
         job: JobId,
         attempt: u32,
         lease_expires_at: OffsetDateTime,
         now: OffsetDateTime,
+        audit: &AuditEvent,
     ) -> StoreResult<Job>;
     /// Extends a held attempt's lease to `lease_expires_at`; returns the job, whose
     /// status tells the agent whether to cancel. [`Conflict::NotHeld`] or
@@ -489,7 +521,7 @@ pub trait DispatchStore: Send + Sync {
     /// loses its lease; the job takes its new status (`queued` again for a retry,
     /// claimable at once). A job that becomes final loses its secrets in the same
     /// write. [`Conflict::NotHeld`], [`StoreError::IllegalTransition`] or
-    /// [`StoreError::NotFound`] otherwise.
+    /// [`StoreError::NotFound`] otherwise. `audit` is written with the end.
     async fn end_attempt(
         &self,
         job: JobId,
@@ -497,19 +529,22 @@ pub trait DispatchStore: Send + Sync {
         end: AttemptEnd,
         exit_code: Option<i32>,
         now: OffsetDateTime,
+        audit: &AuditEvent,
     ) -> StoreResult<Job>;
     /// The reaper's end of an attempt it found `due` at `now`: as
     /// [`Self::end_attempt`] with [`Due::end`] and no exit code, in a write that is
     /// also conditional on the attempt still being due at `now` (its lease ran
     /// out by then, or its deadline passed). The reaper decides from a read, and
     /// an agent may renew the lease between that read and this write: then the
-    /// renewal wins, this is [`Conflict::NotHeld`], and nothing changes.
+    /// renewal wins, this is [`Conflict::NotHeld`], and nothing changes (nor is
+    /// `audit` written; it is written with the end).
     async fn reap_attempt(
         &self,
         job: JobId,
         attempt: u32,
         due: Due,
         now: OffsetDateTime,
+        audit: &AuditEvent,
     ) -> StoreResult<Job>;
     /// Held attempts that are due for the reaper at `now`: their lease ran out,
     /// or their deadline ([`Attempt::deadline`]) passed. At most `limit`, soonest
@@ -569,7 +604,9 @@ pub struct AuditQuery {
 }
 
 /// The append-only audit log. There is deliberately no method that changes or
-/// deletes an event.
+/// deletes an event. Events of a change are written by the change's own method
+/// (see the module docs); [`Self::append_audit`] is for the events that have no
+/// change of their own.
 #[async_trait]
 pub trait AuditStore: Send + Sync {
     /// Appends `event` after checking it with [`AuditEvent::validate`] (an event

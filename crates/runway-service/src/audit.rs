@@ -1,17 +1,30 @@
 //! Who is acting, and the audit record of what they did.
 //!
-//! Every mutation a person, an agent or the system makes appends one
-//! [`AuditEvent`] once it has succeeded: who ([`Caller::actor`]), what, to which
-//! object, under which request id. Service functions take a [`Caller`] and record
-//! as their last step, so no front end can forget to.
+//! Every mutation a person, an agent or the system makes writes one
+//! [`AuditEvent`]: who ([`Caller::actor`]), what, to which object, under which
+//! request id. Service functions take a [`Caller`], build the event before the
+//! write ([`Caller::event`]) and hand it to the store method that makes the
+//! change, so no front end can forget it.
 //!
-//! **Why after the mutation, not inside its transaction (yet).** Putting the event
-//! in the same write would make every store method take an event, and on DynamoDB
-//! turn every single-item write into a `TransactWriteItems`. Appending afterwards
-//! means a crash between the two writes loses that one event; a failed append is
-//! logged at ERROR with the action, subject and request id and the call still
-//! succeeds, because the change has happened and an error would invite a retry that
-//! repeats it. Writing both in one transaction is tracked as its own piece of work.
+//! **In the same transaction as the change.** Every audited store method takes
+//! its event as its last parameter and writes both in one SQLite transaction or
+//! one DynamoDB `TransactWriteItems` (the event's put conditional on its id being
+//! free): the change and its event commit together or not at all. A client that
+//! half-closes the connection, a crash or a throttled audit table can no longer
+//! leave a change without its event; the price is that a failed event write fails
+//! the change (an error the caller sees and may retry), and that on DynamoDB a
+//! write that was one item is a transaction of two (`docs/dynamodb.md`). The
+//! earlier design, appending after the change and only logging a failure, is
+//! what this replaced.
+//!
+//! Because the event is built before the write, its detail says what was asked
+//! and what was read, never what only the write learns; where the store alone
+//! knows a part (which job a claim got, which token admitted an agent) the store
+//! fills it in (`AuditEvent::of_claim`, `AuditEvent::of_registration`).
+//!
+//! [`Caller::record`] (an append of its own) is left for events that have no
+//! change of their own: a refused sign-in, an agent saying it is leaving. A
+//! failure there is logged at ERROR, not returned.
 //!
 //! **What is not recorded:** heartbeats, lease renewals, log chunks and
 //! `last_seen_at` refreshes: bookkeeping every few seconds per agent, job or
@@ -60,9 +73,32 @@ impl Caller {
         }
     }
 
+    /// The event of `action` on `subject` by this caller, now, with an optional
+    /// note (server text, never a secret), for the store method that makes the
+    /// change. A note out of bounds is a bug: it is logged and left off rather
+    /// than fail the change.
+    #[must_use]
+    pub fn event(
+        &self,
+        action: AuditAction,
+        subject: impl std::fmt::Display,
+        detail: Option<String>,
+    ) -> AuditEvent {
+        let mut event = AuditEvent::new(
+            self.actor.clone(),
+            action,
+            Some(subject.to_string()),
+            OffsetDateTime::now_utc(),
+        );
+        if let Some(id) = self.request_id.as_deref().filter(|id| !id.is_empty()) {
+            event = event.with_request_id(id.to_owned());
+        }
+        with_detail(event, detail)
+    }
+
     /// Appends `action` on `subject` with an optional note (server text, never a
-    /// secret). See the module documentation for why a failure is logged, not
-    /// returned.
+    /// secret), for an event that has no change of its own (see the module
+    /// documentation); a failure is logged, not returned.
     pub async fn record<S>(
         &self,
         store: &S,
@@ -90,7 +126,22 @@ pub async fn append<S>(store: &S, event: AuditEvent, detail: Option<String>)
 where
     S: AuditStore + ?Sized,
 {
-    let event = match detail {
+    let event = with_detail(event, detail);
+    if let Err(err) = store.append_audit(&event).await {
+        tracing::error!(
+            audit.action = event.action.as_str(),
+            audit.subject = event.subject.as_deref(),
+            audit.actor = event.actor.kind(),
+            request_id = event.request_id.as_deref(),
+            error = %err,
+            "could not append to the audit log"
+        );
+    }
+}
+
+/// `event` with `detail`, or without it if it is out of bounds (logged).
+fn with_detail(event: AuditEvent, detail: Option<String>) -> AuditEvent {
+    match detail {
         None => event,
         Some(detail) => match event.clone().with_detail(detail) {
             Ok(with) => with,
@@ -100,15 +151,5 @@ where
                 event
             }
         },
-    };
-    if let Err(err) = store.append_audit(&event).await {
-        tracing::error!(
-            audit.action = event.action.as_str(),
-            audit.subject = event.subject.as_deref(),
-            audit.actor = event.actor.kind(),
-            request_id = event.request_id.as_deref(),
-            error = %err,
-            "could not append to the audit log; the change itself was made"
-        );
     }
 }

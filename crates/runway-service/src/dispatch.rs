@@ -404,22 +404,14 @@ impl Service {
             registration_token_id: RegistrationTokenId::new(),
             token_hash: issued.hash,
         };
+        // The store adds which registration token admitted the agent.
+        let audit =
+            Caller::agent(&agent, request_id).event(AuditAction::AgentRegistered, agent.id, None);
         let agent = self
             .store
-            .register_agent(registration_token, agent, now)
+            .register_agent(registration_token, agent, now, &audit)
             .await
             .map_err(ServiceError::or_not_found("registration token"))?;
-        Caller::agent(&agent, request_id)
-            .record(
-                self.store.as_ref(),
-                AuditAction::AgentRegistered,
-                agent.id,
-                Some(format!(
-                    "with registration token {}",
-                    agent.registration_token_id
-                )),
-            )
-            .await;
         Ok((agent, issued.plaintext))
     }
 
@@ -512,6 +504,7 @@ impl Service {
         let deadline = tokio::time::Instant::now() + wait.min(self.settings.claim_wait_max);
         let mut work = self.work.subscribe();
         self.reap_if_due().await;
+        let caller = Caller::agent(agent, request_id);
         loop {
             // Mark the current value seen *before* trying, so a job submitted while
             // the claim runs wakes the wait below instead of slipping past it.
@@ -523,15 +516,9 @@ impl Service {
                 job_token: token.hash,
                 lease_expires_at: now + self.settings.lease,
             };
-            if let Some(claim) = self.store.claim_job(&request, now).await? {
-                Caller::agent(agent, request_id)
-                    .record(
-                        self.store.as_ref(),
-                        AuditAction::JobClaimed,
-                        claim.job.id,
-                        Some(format!("attempt {}", claim.attempt.number)),
-                    )
-                    .await;
+            // A template: the store sets the job claimed and its attempt.
+            let audit = caller.event(AuditAction::JobClaimed, "", None);
+            if let Some(claim) = self.store.claim_job(&request, now, &audit).await? {
                 return Ok(Some((claim, token.plaintext)));
             }
             if self.is_closing() {
@@ -632,22 +619,18 @@ impl Service {
     pub async fn start(&self, held: &HeldJob, agent: Option<&Agent>) -> ServiceResult<Lease> {
         let now = OffsetDateTime::now_utc();
         let expires_at = now + self.settings.lease;
+        let caller = agent.map_or_else(Caller::system, |a| Caller::agent(a, None));
+        // Written by the store only with a `claimed → running` move.
+        let audit = caller.event(
+            AuditAction::JobStarted,
+            held.detail.job.id,
+            Some(format!("attempt {}", held.attempt)),
+        );
         let job = self
             .store
-            .start_attempt(held.detail.job.id, held.attempt, expires_at, now)
+            .start_attempt(held.detail.job.id, held.attempt, expires_at, now, &audit)
             .await
             .map_err(ServiceError::or_not_found("job"))?;
-        if held.detail.job.status == JobStatus::Claimed {
-            let caller = agent.map_or_else(Caller::system, |a| Caller::agent(a, None));
-            caller
-                .record(
-                    self.store.as_ref(),
-                    AuditAction::JobStarted,
-                    job.id,
-                    Some(format!("attempt {}", held.attempt)),
-                )
-                .await;
-        }
         Ok(Lease {
             expires_at,
             cancel: job.status == JobStatus::Canceling,
@@ -826,6 +809,19 @@ impl Service {
                 agent_crc32: report.log_crc32,
             });
         }
+        let caller = agent.map_or_else(Caller::system, |a| Caller::agent(a, None));
+        let audit = caller.event(
+            AuditAction::JobFinished,
+            held.detail.job.id,
+            Some(format!(
+                "attempt {}: {result}{}",
+                held.attempt,
+                report
+                    .exit_code
+                    .map(|c| format!(", exit code {c}"))
+                    .unwrap_or_default()
+            )),
+        );
         let job = self
             .store
             .end_attempt(
@@ -834,26 +830,11 @@ impl Service {
                 AttemptEnd::Reported(result),
                 report.exit_code,
                 OffsetDateTime::now_utc(),
+                &audit,
             )
             .await
             .map_err(ServiceError::or_not_found("job"))?;
         self.log_grew();
-        let caller = agent.map_or_else(Caller::system, |a| Caller::agent(a, None));
-        caller
-            .record(
-                self.store.as_ref(),
-                AuditAction::JobFinished,
-                job.id,
-                Some(format!(
-                    "attempt {}: {result}{}",
-                    held.attempt,
-                    report
-                        .exit_code
-                        .map(|c| format!(", exit code {c}"))
-                        .unwrap_or_default()
-                )),
-            )
-            .await;
         Ok(Finish::Done(job.status))
     }
 
@@ -862,6 +843,12 @@ impl Service {
     async fn abandon_held(&self, agent: AgentId, caller: &Caller, why: &str) -> ServiceResult<u32> {
         let mut ended = 0;
         for held in self.store.held_by(agent).await? {
+            // Written with the end, so it says why, not what the end made of it.
+            let audit = caller.event(
+                AuditAction::JobReaped,
+                held.job,
+                Some(format!("attempt {}: {why}", held.attempt)),
+            );
             match self
                 .store
                 .end_attempt(
@@ -870,22 +857,12 @@ impl Service {
                     AttemptEnd::Abandoned,
                     None,
                     OffsetDateTime::now_utc(),
+                    &audit,
                 )
                 .await
             {
-                Ok(job) => {
+                Ok(_) => {
                     ended += 1;
-                    caller
-                        .record(
-                            self.store.as_ref(),
-                            AuditAction::JobReaped,
-                            job.id,
-                            Some(format!(
-                                "attempt {}: {why}; now {}",
-                                held.attempt, job.status
-                            )),
-                        )
-                        .await;
                 }
                 // It ended on its own meanwhile.
                 Err(StoreError::Conflict(Conflict::NotHeld) | StoreError::IllegalTransition(_)) => {
@@ -932,18 +909,12 @@ impl Service {
         request_id: Option<String>,
     ) -> ServiceResult<Secret> {
         let issued = IssuedToken::new(TokenKind::Agent);
+        let audit =
+            Caller::agent(agent, request_id).event(AuditAction::AgentTokenRotated, agent.id, None);
         self.store
-            .rotate_agent_token(agent.id, &issued.hash)
+            .rotate_agent_token(agent.id, &issued.hash, &audit)
             .await
             .map_err(ServiceError::or_not_found("agent"))?;
-        Caller::agent(agent, request_id)
-            .record(
-                self.store.as_ref(),
-                AuditAction::AgentTokenRotated,
-                agent.id,
-                None,
-            )
-            .await;
         Ok(issued.plaintext)
     }
 
@@ -957,43 +928,34 @@ impl Service {
         id: AgentId,
         state: AgentState,
     ) -> ServiceResult<Agent> {
+        let audit = caller.event(
+            AuditAction::AgentStateChanged,
+            id,
+            Some(state.as_str().to_owned()),
+        );
         let agent = self
             .store
-            .set_agent_state(id, state)
+            .set_agent_state(id, state, &audit)
             .await
             .map_err(ServiceError::or_not_found("agent"))?;
-        caller
-            .record(
-                self.store.as_ref(),
-                AuditAction::AgentStateChanged,
-                id,
-                Some(state.as_str().to_owned()),
-            )
-            .await;
         Ok(agent)
     }
 
     /// An admin deletes an agent: its token stops working at once and the jobs it
-    /// held are abandoned (lost, and retried while retries remain).
+    /// held are abandoned (lost, and retried while retries remain). The
+    /// deletion's event is written with it; each job it abandons then has its
+    /// own `job.reaped` event, naming the deletion as the reason.
     ///
     /// # Errors
     /// `NotFound("agent")`; store failures.
     pub async fn delete_agent(&self, caller: &Caller, id: AgentId) -> ServiceResult<()> {
+        let audit = caller.event(AuditAction::AgentDeleted, id, None);
         self.store
-            .delete_agent(id)
+            .delete_agent(id, &audit)
             .await
             .map_err(ServiceError::or_not_found("agent"))?;
-        let ended = self
-            .abandon_held(id, caller, "its agent was deleted")
+        self.abandon_held(id, caller, "its agent was deleted")
             .await?;
-        caller
-            .record(
-                self.store.as_ref(),
-                AuditAction::AgentDeleted,
-                id,
-                (ended > 0).then(|| format!("{ended} held jobs abandoned")),
-            )
-            .await;
         Ok(())
     }
 }

@@ -28,7 +28,8 @@
 //!    retries one wins and the other is the 409 of step 2.
 //!
 //! The retry wakes waiting claims, as a submission does, so an idle agent in a
-//! long poll takes the job at once; it is audited as `job.retried`.
+//! long poll takes the job at once; it is audited as `job.retried`, the event
+//! written by the store in the retry's own write (as every event here is).
 //!
 //! A queued job that no online agent could run says so ([`JobView::waiting_reason`]):
 //! the commonest "why is my job not running?" answered without reading logs.
@@ -103,11 +104,9 @@ impl Service {
     ) -> ServiceResult<Job> {
         spec.validate()?;
         let job = Job::new(spec, created_by, OffsetDateTime::now_utc());
-        self.store.create_job(&job).await?;
+        let audit = caller.event(AuditAction::JobCreated, job.id, None);
+        self.store.create_job(&job, &audit).await?;
         self.work_arrived();
-        caller
-            .record(self.store.as_ref(), AuditAction::JobCreated, job.id, None)
-            .await;
         let mut job = job;
         job.spec.secrets = JobSecrets::default();
         Ok(job)
@@ -235,22 +234,15 @@ impl Service {
                 }
                 .into());
             };
+            let audit = caller.event(AuditAction::JobCanceled, id, Some(format!("{from} → {to}")));
             match self
                 .store
-                .transition_job(id, to, OffsetDateTime::now_utc())
+                .transition_job(id, to, OffsetDateTime::now_utc(), &audit)
                 .await
             {
                 Ok(job) => {
                     self.log_grew();
                     self.job_changed();
-                    caller
-                        .record(
-                            self.store.as_ref(),
-                            AuditAction::JobCanceled,
-                            id,
-                            Some(format!("{from} → {}", job.status)),
-                        )
-                        .await;
                     return Ok(job);
                 }
                 Err(StoreError::IllegalTransition(t)) if t.from != from && rounds_left > 1 => {
@@ -296,24 +288,23 @@ impl Service {
             }));
         }
         detail.job.check_retry_secrets(&secrets)?;
+        // A retry always re-queues, and its write is conditional on the attempt
+        // count read, so the next attempt is known before the write.
+        let audit = caller.event(
+            AuditAction::JobRetried,
+            id,
+            Some(format!(
+                "{from} → {}; attempt {} next",
+                JobStatus::Queued,
+                detail.job.attempt_count + 1
+            )),
+        );
         let job = self
             .store
-            .retry_job(id, &secrets, OffsetDateTime::now_utc())
+            .retry_job(id, &secrets, OffsetDateTime::now_utc(), &audit)
             .await
             .map_err(ServiceError::or_not_found("job"))?;
         self.work_arrived();
-        caller
-            .record(
-                self.store.as_ref(),
-                AuditAction::JobRetried,
-                id,
-                Some(format!(
-                    "{from} → {}; attempt {} next",
-                    job.status,
-                    job.attempt_count + 1
-                )),
-            )
-            .await;
         // The retry has happened: a failure to say why the job waits must not turn
         // it into an error, which would invite the client to retry it again.
         let waiting_reason = match self.waiting_reason(&job).await {

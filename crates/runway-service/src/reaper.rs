@@ -131,35 +131,29 @@ where
                 continue;
             };
             let before = detail.job.status;
-            match store.reap_attempt(held.job, held.attempt, due, now).await {
+            // Written in the end's own write, so it says what the reaper found,
+            // not what the end made of it (the job's status says that).
+            let why = match due {
+                Due::LeaseExpired => "lease expired",
+                Due::PastDeadline => "past its timeout with no result",
+            };
+            let audit = caller.event(
+                AuditAction::JobReaped,
+                held.job,
+                Some(format!("attempt {}: {why} (was {before})", held.attempt)),
+            );
+            match store
+                .reap_attempt(held.job, held.attempt, due, now, &audit)
+                .await
+            {
                 Ok(job) => {
                     acted += 1;
-                    let what = match job.status {
-                        JobStatus::Queued => {
-                            report.requeued += 1;
-                            "lease expired: lost, queued again"
-                        }
-                        JobStatus::Canceled => {
-                            report.canceled += 1;
-                            "lease expired while canceling: canceled"
-                        }
-                        JobStatus::TimedOut => {
-                            report.timed_out += 1;
-                            "past its timeout with no result: timed out"
-                        }
-                        _ => {
-                            report.lost += 1;
-                            "lease expired: lost, no retries left"
-                        }
-                    };
-                    caller
-                        .record(
-                            store,
-                            AuditAction::JobReaped,
-                            job.id,
-                            Some(format!("attempt {}: {what} (was {before})", held.attempt)),
-                        )
-                        .await;
+                    match job.status {
+                        JobStatus::Queued => report.requeued += 1,
+                        JobStatus::Canceled => report.canceled += 1,
+                        JobStatus::TimedOut => report.timed_out += 1,
+                        _ => report.lost += 1,
+                    }
                 }
                 // Finished, renewed or reaped by someone else in between.
                 Err(StoreError::Conflict(Conflict::NotHeld) | StoreError::IllegalTransition(_)) => {
@@ -178,21 +172,21 @@ where
         let stale = store.stale_queued_jobs(cutoff, BATCH).await?;
         let mut acted = 0;
         for &id in &stale {
-            match store.transition_job(id, JobStatus::Expired, now).await {
-                Ok(job) => {
+            let audit = caller.event(
+                AuditAction::JobReaped,
+                id,
+                Some(format!(
+                    "queued for more than {} s: expired",
+                    queue_ttl.whole_seconds()
+                )),
+            );
+            match store
+                .transition_job(id, JobStatus::Expired, now, &audit)
+                .await
+            {
+                Ok(_) => {
                     acted += 1;
                     report.expired += 1;
-                    caller
-                        .record(
-                            store,
-                            AuditAction::JobReaped,
-                            job.id,
-                            Some(format!(
-                                "queued for more than {} s: expired",
-                                queue_ttl.whole_seconds()
-                            )),
-                        )
-                        .await;
                 }
                 Err(StoreError::IllegalTransition(_) | StoreError::NotFound) => {}
                 Err(err) => return Err(err.into()),

@@ -15,8 +15,15 @@
 //!   response was lost is retried by the SDK; the retry fails on the agent it wrote
 //!   itself, which the call recognises by reading it back (identical → success), so
 //!   the use is counted once.
-//! * **States** (`set_agent_state`) are one conditional `UpdateItem`; the claim's
-//!   own condition reads them (`dispatch.rs`).
+//! * **Audit.** Every write here but a heartbeat carries its audit event as the
+//!   last action of its `TransactWriteItems` (`audit.rs`); a taken event id fails
+//!   the whole transaction (`Conflict::Exists(AuditEvent)`), which is told apart
+//!   from the write's own conditions by the position of the failed one. A
+//!   registration's event names the token that admitted the agent
+//!   (`AuditEvent::of_registration`).
+//! * **States** (`set_agent_state`) are one `TransactWriteItems` of the update,
+//!   conditional on the agent existing, and the event, then a consistent read of
+//!   the agent; the claim's own condition reads the state (`dispatch.rs`).
 //! * **Rotating a token** reads the agent (for the old hash), then swaps the hash
 //!   (conditional on the old one) and the two lookup items in one transaction: the
 //!   old token stops working in the same write that makes the new one work.
@@ -41,6 +48,7 @@ use std::cmp::Reverse;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{Delete, ReturnValue, TransactWriteItem, Update};
 use runway_core::agent::{Agent, AgentMetrics, AgentState, RegistrationToken};
+use runway_core::audit::AuditEvent;
 use runway_core::id::{AgentId, RegistrationTokenId};
 use runway_core::page::Page;
 use runway_core::secret::TokenHash;
@@ -51,8 +59,10 @@ use time::OffsetDateTime;
 
 use crate::DynamoStore;
 use crate::accounts::put_new;
+use crate::audit;
 use crate::error::{
-    RETRY_AFTER, failed_condition, is_condition_failure, sdk_error, transaction_error,
+    RETRY_AFTER, cancellation_reasons, failed_condition, is_condition_failure, sdk_error,
+    transaction_error,
 };
 use crate::expr::Expr;
 use crate::items::{
@@ -176,6 +186,7 @@ impl AgentStore for DynamoStore {
         registration: &TokenHash,
         agent: Agent,
         now: OffsetDateTime,
+        audit: &AuditEvent,
     ) -> StoreResult<Agent> {
         let Some(token_id) = self.lookup(registration_token_key(registration)).await? else {
             return Err(StoreError::NotFound);
@@ -222,6 +233,7 @@ impl AgentStore for DynamoStore {
             .transact_items(TransactWriteItem::builder().update(count_use).build())
             .transact_items(put_new(&self.tables.agents, item, AGENT_ID)?)
             .transact_items(put_new(&self.tables.lookups, lookup, LOOKUP_KEY)?)
+            .transact_items(self.put_event(&audit.of_registration(agent.registration_token_id))?)
             .send()
             .await;
         let Err(err) = result else {
@@ -237,6 +249,7 @@ impl AgentStore for DynamoStore {
         }
         Err(match failed {
             0 => StoreError::NotFound,
+            3 => audit::taken(),
             _ => Conflict::Exists(RecordKind::Agent).into(),
         })
     }
@@ -316,10 +329,16 @@ impl AgentStore for DynamoStore {
         Ok(seek.finish_bounded(agents, |a| a.id.to_string()))
     }
 
-    async fn set_agent_state(&self, id: AgentId, state: AgentState) -> StoreResult<Agent> {
-        let result = self
-            .client
-            .update_item()
+    /// One `TransactWriteItems`: `SET #state` conditional on the agent existing,
+    /// and the event. A transaction returns no item, so the agent is read after
+    /// it (consistently): what an admin sees is the agent as it now is.
+    async fn set_agent_state(
+        &self,
+        id: AgentId,
+        state: AgentState,
+        audit: &AuditEvent,
+    ) -> StoreResult<Agent> {
+        let update = Update::builder()
             .table_name(&self.tables.agents)
             .key(AGENT_ID, string(id.to_string()))
             .update_expression("SET #state = :state")
@@ -327,13 +346,29 @@ impl AgentStore for DynamoStore {
             .expression_attribute_names("#id", AGENT_ID)
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":state", string(state.as_str()))
-            .return_values(ReturnValue::AllNew)
+            .build()
+            .map_err(StoreError::internal)?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(update).build())
+            .transact_items(self.put_event(audit)?)
             .send()
             .await;
+        if let Err(err) = &result
+            && let Some(reasons) = cancellation_reasons(err)
+            && audit::landed(reasons, 1, audit)?
+        {
+            // Our own transaction, retried after its response was lost.
+            return self.get_agent(id).await?.ok_or(StoreError::NotFound);
+        }
         match result {
-            Ok(output) => decode_agent(output.attributes.unwrap_or_default()),
-            Err(err) if is_condition_failure(&err) => Err(StoreError::NotFound),
-            Err(err) => Err(sdk_error(err)),
+            Ok(_) => self.get_agent(id).await?.ok_or(StoreError::NotFound),
+            Err(err) => match failed_condition(&err) {
+                Some(0) => Err(StoreError::NotFound),
+                Some(_) => Err(audit::taken()),
+                None => Err(transaction_error(err)),
+            },
         }
     }
 
@@ -342,7 +377,12 @@ impl AgentStore for DynamoStore {
     /// lookup item's deletion and the new one's creation (`attribute_not_exists`).
     /// A concurrent rotation fails the condition and the call reads again; finding
     /// the new hash already in place (our own write, retried) is success.
-    async fn rotate_agent_token(&self, id: AgentId, token_hash: &TokenHash) -> StoreResult<()> {
+    async fn rotate_agent_token(
+        &self,
+        id: AgentId,
+        token_hash: &TokenHash,
+        audit: &AuditEvent,
+    ) -> StoreResult<()> {
         for _ in 0..MAX_ROUNDS {
             let Some(item) = self
                 .get_item(&self.tables.agents, AGENT_ID, id.to_string())
@@ -382,12 +422,14 @@ impl AgentStore for DynamoStore {
                 .transact_items(TransactWriteItem::builder().update(swap).build())
                 .transact_items(TransactWriteItem::builder().delete(forget).build())
                 .transact_items(put_new(&self.tables.lookups, lookup, LOOKUP_KEY)?)
+                .transact_items(self.put_event(audit)?)
                 .send()
                 .await;
             match result {
                 Ok(_) => return Ok(()),
                 // Rotated (or deleted) meanwhile: read again.
                 Err(err) if failed_condition(&err) == Some(0) => {}
+                Err(err) if failed_condition(&err) == Some(3) => return Err(audit::taken()),
                 // The new hash already names something: tokens are 256 random
                 // bits, so this is the caller reusing a hash.
                 Err(err) if failed_condition(&err).is_some() => {
@@ -406,7 +448,7 @@ impl AgentStore for DynamoStore {
     /// the agent's deletion conditional on its token hash being the one read, and
     /// the lookup item's. The agent's `held` set goes with it; the jobs keep their
     /// attempts, and `held_by` still finds them through `by_lease` (`dispatch.rs`).
-    async fn delete_agent(&self, id: AgentId) -> StoreResult<()> {
+    async fn delete_agent(&self, id: AgentId, audit: &AuditEvent) -> StoreResult<()> {
         let mut sent = false;
         for _ in 0..MAX_ROUNDS {
             let Some(item) = self
@@ -441,10 +483,12 @@ impl AgentStore for DynamoStore {
                 .transact_write_items()
                 .transact_items(TransactWriteItem::builder().delete(agent).build())
                 .transact_items(TransactWriteItem::builder().delete(lookup).build())
+                .transact_items(self.put_event(audit)?)
                 .send()
                 .await;
             match result {
                 Ok(_) => return Ok(()),
+                Err(err) if failed_condition(&err) == Some(2) => return Err(audit::taken()),
                 Err(err) if failed_condition(&err).is_some() => {}
                 Err(err) => return Err(transaction_error(err)),
             }

@@ -10,7 +10,8 @@
 //! 2. For a candidate, a strongly consistent `GetItem` of the job: a stale index
 //!    entry (claimed a moment ago) is skipped here without a write, and the item is
 //!    what the claim returns (secrets included), so nothing is read after the write.
-//! 3. One `TransactWriteItems`:
+//! 3. One `TransactWriteItems` of three actions (the third is the claim's audit
+//!    event, `AuditEvent::of_claim`, put only if its id is free):
 //!    * the job: `SET #status = claimed, #attempt_count = n + 1, #attempts =
 //!      list_append(#attempts, :attempt)`, the lease keys (`lease_pk = "lease"`,
 //!      `lease_expires` = when the attempt is due, `lease_agent`), `REMOVE` the
@@ -82,9 +83,11 @@
 //!
 //! `start_attempt`, `renew_lease` and `end_attempt` read the job, decide in code
 //! (`lifecycle::settle` for an end), and write conditional on the status and
-//! attempt count read (`jobs.rs`). Start and renew are one `UpdateItem`; an end is a
-//! `TransactWriteItems` with the agent's `DELETE #held :member`, or one `UpdateItem`
-//! when the agent has been deleted. A write whose response was lost is retried by
+//! attempt count read (`jobs.rs`). A renewal (and a start that only extends the
+//! lease) is one `UpdateItem`; a start that moves the job to `running` is a
+//! `TransactWriteItems` with its audit event; an end is a `TransactWriteItems` with
+//! the agent's `DELETE #held :member` (left out when the agent has been deleted)
+//! and its audit event. A write whose response was lost is retried by
 //! the SDK and fails the condition on our own write; on the next round the call
 //! finds its own result (the attempt token for a claim; the status, `finished_at ==
 //! now` and exit code for an end, after a write of this call) and returns it.
@@ -105,6 +108,7 @@ use aws_sdk_dynamodb::types::{
     Update,
 };
 use runway_core::agent::{AgentState, labels_satisfy};
+use runway_core::audit::AuditEvent;
 use runway_core::id::{AgentId, JobId};
 use runway_core::job::Job;
 use runway_core::lifecycle::{self, AttemptEnd, JobStatus};
@@ -114,6 +118,7 @@ use runway_core::store::{
 use time::OffsetDateTime;
 
 use crate::DynamoStore;
+use crate::audit::{self, event_taken};
 use crate::error::{RETRY_AFTER, cancellation_reasons, sdk_error, transaction_error};
 use crate::expr::Expr;
 use crate::items::{
@@ -219,6 +224,7 @@ impl DynamoStore {
         id: JobId,
         request: &ClaimRequest,
         now: OffsetDateTime,
+        audit: &AuditEvent,
     ) -> StoreResult<Attempted> {
         let agent = &request.agent;
         for _ in 0..4 {
@@ -272,6 +278,7 @@ impl DynamoStore {
                 .transact_write_items()
                 .transact_items(TransactWriteItem::builder().update(job).build())
                 .transact_items(TransactWriteItem::builder().update(hold).build())
+                .transact_items(self.put_event(&audit.of_claim(id, number))?)
                 .send()
                 .await;
             let reasons = match result {
@@ -315,6 +322,9 @@ impl DynamoStore {
             }
             if code(1) == Some("ConditionalCheckFailed") {
                 return Ok(Attempted::Refused);
+            }
+            if event_taken(&reasons, 2) {
+                return Err(audit::taken());
             }
             match (code(0), code(1)) {
                 // Another agent's claim of this job was in flight: it wins.
@@ -417,14 +427,14 @@ impl DynamoStore {
         job: JobId,
         attempt: u32,
         lease_expires_at: OffsetDateTime,
-        start: bool,
+        start: Option<&AuditEvent>,
         now: OffsetDateTime,
     ) -> StoreResult<Job> {
         for _ in 0..MAX_ROUNDS {
             let before = self.held_job(job, attempt).await?;
             let index = before.attempts.len() - 1;
             let mut after = before.clone();
-            let starts = start && before.status() == JobStatus::Claimed;
+            let starts = start.is_some() && before.status() == JobStatus::Claimed;
             if starts {
                 after.status = JobStatus::Running;
                 after.updated_at = now;
@@ -450,7 +460,10 @@ impl DynamoStore {
                 );
                 set_attempt_field(&mut e, index, "started_at", Some(number(nanos(now)?)));
             }
-            match self.write_job(job, &e, None).await? {
+            // Only a move to running is audited; a renewal, or a start that
+            // only extends the lease, stays one `UpdateItem`.
+            let audit = start.filter(|_| starts);
+            match self.write_job(job, &e, None, audit).await? {
                 WriteOutcome::Written(Some(item)) => {
                     return decode_job(item).map(JobItem::into_job);
                 }
@@ -615,6 +628,7 @@ impl DispatchStore for DynamoStore {
         &self,
         request: &ClaimRequest,
         now: OffsetDateTime,
+        audit: &AuditEvent,
     ) -> StoreResult<Option<Claim>> {
         let agent = &request.agent;
         // The authenticated copy already says no; the write would too.
@@ -634,7 +648,7 @@ impl DispatchStore for DynamoStore {
                 .collect();
             while !open.is_empty() {
                 let candidate = open.remove(pick(&open, spread));
-                match self.claim_one(candidate.id, request, now).await? {
+                match self.claim_one(candidate.id, request, now, audit).await? {
                     Attempted::Claimed(claim) => return Ok(Some(*claim)),
                     Attempted::Refused => return Ok(None),
                     // Contended: spread the next try.
@@ -659,8 +673,10 @@ impl DispatchStore for DynamoStore {
         attempt: u32,
         lease_expires_at: OffsetDateTime,
         now: OffsetDateTime,
+        audit: &AuditEvent,
     ) -> StoreResult<Job> {
-        self.extend(job, attempt, lease_expires_at, true, now).await
+        self.extend(job, attempt, lease_expires_at, Some(audit), now)
+            .await
     }
 
     async fn renew_lease(
@@ -670,8 +686,7 @@ impl DispatchStore for DynamoStore {
         lease_expires_at: OffsetDateTime,
         now: OffsetDateTime,
     ) -> StoreResult<Job> {
-        self.extend(job, attempt, lease_expires_at, false, now)
-            .await
+        self.extend(job, attempt, lease_expires_at, None, now).await
     }
 
     async fn end_attempt(
@@ -681,8 +696,10 @@ impl DispatchStore for DynamoStore {
         end: AttemptEnd,
         exit_code: Option<i32>,
         now: OffsetDateTime,
+        audit: &AuditEvent,
     ) -> StoreResult<Job> {
-        self.end_held(job, attempt, end, exit_code, now, None).await
+        self.end_held(job, attempt, end, exit_code, now, None, audit)
+            .await
     }
 
     async fn reap_attempt(
@@ -691,8 +708,9 @@ impl DispatchStore for DynamoStore {
         attempt: u32,
         due: Due,
         now: OffsetDateTime,
+        audit: &AuditEvent,
     ) -> StoreResult<Job> {
-        self.end_held(job, attempt, due.end(), None, now, Some(due))
+        self.end_held(job, attempt, due.end(), None, now, Some(due), audit)
             .await
     }
 
@@ -788,7 +806,12 @@ impl DispatchStore for DynamoStore {
 
 impl DynamoStore {
     /// `end_attempt`, and for the reaper (`due`) also conditional on the attempt
-    /// still being due at `now` (see the module docs).
+    /// still being due at `now` (see the module docs). `audit` goes in the same
+    /// transaction.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the trait's arguments, plus `due`"
+    )]
     async fn end_held(
         &self,
         job: JobId,
@@ -797,6 +820,7 @@ impl DynamoStore {
         exit_code: Option<i32>,
         now: OffsetDateTime,
         due: Option<Due>,
+        audit: &AuditEvent,
     ) -> StoreResult<Job> {
         let mut agent_gone = false;
         let mut sent: Option<Ending> = None;
@@ -856,7 +880,7 @@ impl DynamoStore {
                 attempt: settlement.attempt,
                 exit_code,
             });
-            match self.write_job(job, &e, release).await? {
+            match self.write_job(job, &e, release, Some(audit)).await? {
                 WriteOutcome::Written(Some(item)) => {
                     return decode_job(item).map(JobItem::into_job);
                 }

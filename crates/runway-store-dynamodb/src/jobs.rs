@@ -6,10 +6,11 @@
 //!
 //! * `get_job` is one strongly consistent `GetItem` that returns the job and its
 //!   attempts as one snapshot (SQLite needs a read transaction for the same);
-//! * a lifecycle write moves the job and its latest attempt in one `UpdateItem`
-//!   (`SET #status = :to, #attempts[N].#status = :to, …`), atomic without the
-//!   doubled cost of `TransactWriteItems`, except where the agent's `held` set must
-//!   move with it (below);
+//! * a lifecycle write moves the job and its latest attempt in one update
+//!   (`SET #status = :to, #attempts[N].#status = :to, …`), atomic by itself; it is
+//!   sent in a `TransactWriteItems` with its audit event's put (`audit.rs`) and,
+//!   where the agent's `held` set must move with it (below), the agent's update;
+//!   only a lease renewal, which is not audited, is still a plain `UpdateItem`;
 //! * the list stays small: a job has at most `limits::ATTEMPTS_MAX` (50) attempts,
 //!   because a user's retry that could go past it is refused, and an attempt is
 //!   about 250 bytes, so even the longest history is ~12 KB next to a spec of up
@@ -66,7 +67,8 @@
 //! The SDK retries a write whose response was lost, and the retry then fails the
 //! condition on our own update. `transition_job` recognises that on its next
 //! round: the job is where we asked and stamped with our `now` (to the
-//! nanosecond). A `TransactWriteItems` carries an idempotency token
+//! nanosecond); that check stays, though every audited write is now a
+//! transaction. A `TransactWriteItems` carries an idempotency token
 //! (`ClientRequestToken`, filled in by the SDK once per call and reused by its
 //! retries), so DynamoDB itself answers a retried transaction with success.
 //!
@@ -83,7 +85,8 @@
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata as _;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem, Update};
+use runway_core::audit::AuditEvent;
 use runway_core::id::{AgentId, JobId};
 use runway_core::job::{Job, JobDetail, JobSecrets};
 use runway_core::lifecycle::{self, JobStatus};
@@ -91,8 +94,11 @@ use runway_core::page::Page;
 use runway_core::store::{Conflict, JobQuery, JobStore, RecordKind, StoreError, StoreResult};
 use time::OffsetDateTime;
 
+use crate::DynamoStore;
+use crate::audit;
 use crate::error::{
-    RETRY_AFTER, cancellation_codes, is_condition_failure, sdk_error, transaction_error,
+    RETRY_AFTER, cancellation_codes, cancellation_reasons, failed_condition, is_condition_failure,
+    sdk_error, transaction_error,
 };
 use crate::expr::Expr;
 use crate::items::{
@@ -104,7 +110,6 @@ use crate::schema::{
     AGENT_ID, BY_CREATED, BY_STATUS, CLAIM_QUEUE, CLAIM_RANK, JOB_ID, LEASE_AGENT, LEASE_EXPIRES,
     LEASE_PK, LIST_PK, STATUS,
 };
-use crate::{DynamoStore, PutNew};
 
 /// Conditional-write rounds before a lifecycle write gives up.
 pub(crate) const MAX_ROUNDS: usize = 64;
@@ -246,14 +251,19 @@ impl DynamoStore {
     }
 
     /// Writes `e` to job `id`: a plain `UpdateItem` (returning the new item) when
-    /// `agent` is `None`, else one `TransactWriteItems` with the agent's update.
+    /// there is neither an `agent` update nor an `audit` event (a lease renewal),
+    /// else one `TransactWriteItems` of the job's update, the agent's and the
+    /// event's put, in that order. A taken event id is
+    /// `Conflict::Exists(AuditEvent)`, unless the job's or the agent's condition
+    /// failed too (those are decided first).
     pub(crate) async fn write_job(
         &self,
         id: JobId,
         e: &Expr,
         agent: Option<Update>,
+        audit: Option<&AuditEvent>,
     ) -> StoreResult<WriteOutcome> {
-        let Some(agent) = agent else {
+        if agent.is_none() && audit.is_none() {
             let result = self
                 .client
                 .update_item()
@@ -275,7 +285,7 @@ impl DynamoStore {
                 }
                 Err(err) => Err(sdk_error(err)),
             };
-        };
+        }
         let job = Update::builder()
             .table_name(&self.tables.jobs)
             .key(JOB_ID, string(id.to_string()))
@@ -285,22 +295,26 @@ impl DynamoStore {
             .set_expression_attribute_values(e.values())
             .build()
             .map_err(StoreError::internal)?;
+        let has_agent = agent.is_some();
+        let mut items = vec![TransactWriteItem::builder().update(job).build()];
+        if let Some(agent) = agent {
+            items.push(TransactWriteItem::builder().update(agent).build());
+        }
+        if let Some(event) = audit {
+            items.push(self.put_event(event)?);
+        }
         let result = self
             .client
             .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(job).build())
-            .transact_items(TransactWriteItem::builder().update(agent).build())
+            .set_transact_items(Some(items))
             .send()
             .await;
         match result {
             Ok(_) => Ok(WriteOutcome::Written(None)),
             Err(err) => match cancellation_codes(&err) {
-                Some(codes) if codes.first() == Some(&"ConditionalCheckFailed") => {
-                    Ok(WriteOutcome::JobChanged)
-                }
-                Some(codes) if codes.get(1) == Some(&"ConditionalCheckFailed") => {
-                    Ok(WriteOutcome::AgentRefused)
-                }
+                Some(codes) if failed(&codes, 0) => Ok(WriteOutcome::JobChanged),
+                Some(codes) if has_agent && failed(&codes, 1) => Ok(WriteOutcome::AgentRefused),
+                Some(codes) if failed(&codes, 1 + usize::from(has_agent)) => Err(audit::taken()),
                 Some(codes) if codes.contains(&"TransactionConflict") => {
                     tokio::time::sleep(BUSY_BACKOFF).await;
                     Ok(WriteOutcome::Busy)
@@ -309,6 +323,11 @@ impl DynamoStore {
             },
         }
     }
+}
+
+/// Whether action `i` of a canceled transaction failed its condition.
+fn failed(codes: &[&str], i: usize) -> bool {
+    codes.get(i) == Some(&"ConditionalCheckFailed")
 }
 
 /// What one round of `transition_job` wrote.
@@ -410,11 +429,38 @@ fn retried_by_us(item: &JobItem, now: OffsetDateTime) -> bool {
 
 #[async_trait]
 impl JobStore for DynamoStore {
-    async fn create_job(&self, job: &Job) -> StoreResult<()> {
+    /// One `TransactWriteItems`: the job's `Put` with `attribute_not_exists` and
+    /// its event's. A retry of a transaction whose response was lost finds its own
+    /// event (`audit::landed`) and is success.
+    async fn create_job(&self, job: &Job, audit: &AuditEvent) -> StoreResult<()> {
         let item = to_item("jobs", &JobItem::new(job)?)?;
-        match self.put_if_absent(&self.tables.jobs, item, JOB_ID).await? {
-            PutNew::Written => Ok(()),
-            PutNew::Taken => Err(Conflict::Exists(RecordKind::Job).into()),
+        let put = Put::builder()
+            .table_name(&self.tables.jobs)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#id)")
+            .expression_attribute_names("#id", JOB_ID)
+            .build()
+            .map_err(StoreError::internal)?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .transact_items(self.put_event(audit)?)
+            .send()
+            .await;
+        let Err(err) = result else {
+            return Ok(());
+        };
+        // Our own transaction, retried after its response was lost.
+        if let Some(reasons) = cancellation_reasons(&err)
+            && audit::landed(reasons, 1, audit)?
+        {
+            return Ok(());
+        }
+        match failed_condition(&err) {
+            Some(0) => Err(Conflict::Exists(RecordKind::Job).into()),
+            Some(_) => Err(audit::taken()),
+            None => Err(transaction_error(err)),
         }
     }
 
@@ -455,6 +501,7 @@ impl JobStore for DynamoStore {
         id: JobId,
         to: JobStatus,
         now: OffsetDateTime,
+        audit: &AuditEvent,
     ) -> StoreResult<Job> {
         let mut agent_gone = false;
         for _ in 0..MAX_ROUNDS {
@@ -477,7 +524,7 @@ impl JobStore for DynamoStore {
                 Some((agent, member)) if !agent_gone => Some(self.release_update(agent, member)?),
                 _ => None,
             };
-            match self.write_job(id, &expr, agent).await? {
+            match self.write_job(id, &expr, agent, Some(audit)).await? {
                 WriteOutcome::Written(Some(item)) => {
                     return decode_job(item).map(JobItem::into_job);
                 }
@@ -498,6 +545,7 @@ impl JobStore for DynamoStore {
         id: JobId,
         secrets: &JobSecrets,
         now: OffsetDateTime,
+        audit: &AuditEvent,
     ) -> StoreResult<Job> {
         let mut sent = false;
         for _ in 0..MAX_ROUNDS {
@@ -507,7 +555,7 @@ impl JobStore for DynamoStore {
             }
             let (after, expr) = retry(&current, secrets, now)?;
             sent = true;
-            match self.write_job(id, &expr, None).await? {
+            match self.write_job(id, &expr, None, Some(audit)).await? {
                 WriteOutcome::Written(Some(item)) => {
                     return decode_job(item).map(JobItem::into_job);
                 }

@@ -15,6 +15,11 @@
 //! agent's row: `agents_by_token_hash` is the only way a token resolves, so the
 //! old token stops working in the write that commits.
 //!
+//! Every audited write (registering, a state change, a rotation, a deletion)
+//! inserts its audit event in its own transaction (`audit::insert_event`), so a
+//! taken event id rolls the change back too; a registration's event names the
+//! token that admitted the agent (`AuditEvent::of_registration`).
+//!
 //! An agent's health is not stored. `list_agents` filters on `last_heartbeat_at`
 //! with the same boundary as `Agent::status`: online iff `now - at < 90 s`, i.e.
 //! `at > now - 90 s`.
@@ -25,6 +30,7 @@ use async_trait::async_trait;
 use runway_core::agent::{
     Agent, AgentMetrics, AgentState, AgentStatus, OFFLINE_AFTER, RegistrationToken,
 };
+use runway_core::audit::AuditEvent;
 use runway_core::id::{AgentId, RegistrationTokenId};
 use runway_core::page::Page;
 use runway_core::secret::TokenHash;
@@ -36,6 +42,7 @@ use rusqlite::{OptionalExtension, TransactionBehavior, params, params_from_iter}
 use time::OffsetDateTime;
 
 use crate::SqliteStore;
+use crate::audit::insert_event;
 use crate::error::{store_error, store_error_or_conflict};
 use crate::page::Seek;
 use crate::rows::{self, AGENT_COLUMNS, REGISTRATION_TOKEN_COLUMNS, json, opt_ts, ts};
@@ -110,8 +117,10 @@ impl AgentStore for SqliteStore {
         registration: &TokenHash,
         agent: Agent,
         now: OffsetDateTime,
+        audit: &AuditEvent,
     ) -> StoreResult<Agent> {
         let registration = registration.clone();
+        let audit = audit.clone();
         let now = ts(now)?;
         let created_at = ts(agent.created_at)?;
         let last_heartbeat_at = opt_ts(agent.last_heartbeat_at)?;
@@ -165,6 +174,7 @@ impl AgentStore for SqliteStore {
                     ])
                 })
                 .map_err(|e| store_error_or_conflict(e, |_| Conflict::Exists(RecordKind::Agent)))?;
+                insert_event(&tx, &audit.of_registration(agent.registration_token_id))?;
                 tx.commit().map_err(store_error)?;
                 Ok(agent)
             })
@@ -238,49 +248,71 @@ impl AgentStore for SqliteStore {
         Ok(seek.finish(agents, |a| a.id.to_string()))
     }
 
-    async fn set_agent_state(&self, id: AgentId, state: AgentState) -> StoreResult<Agent> {
+    async fn set_agent_state(
+        &self,
+        id: AgentId,
+        state: AgentState,
+        audit: &AuditEvent,
+    ) -> StoreResult<Agent> {
+        let audit = audit.clone();
         self.db
             .write(move |conn| {
-                conn.prepare_cached(&format!(
-                    "UPDATE agents SET state = ?1 WHERE id = ?2 RETURNING {AGENT_COLUMNS}"
-                ))
-                .and_then(|mut stmt| {
-                    stmt.query_row(params![state.as_str(), id.to_string()], rows::agent)
-                        .optional()
-                })
-                .map_err(store_error)?
-                .ok_or(StoreError::NotFound)
+                let tx = conn.transaction().map_err(store_error)?;
+                let agent = tx
+                    .prepare_cached(&format!(
+                        "UPDATE agents SET state = ?1 WHERE id = ?2 RETURNING {AGENT_COLUMNS}"
+                    ))
+                    .and_then(|mut stmt| {
+                        stmt.query_row(params![state.as_str(), id.to_string()], rows::agent)
+                            .optional()
+                    })
+                    .map_err(store_error)?
+                    .ok_or(StoreError::NotFound)?;
+                insert_event(&tx, &audit)?;
+                tx.commit().map_err(store_error)?;
+                Ok(agent)
             })
             .await
     }
 
-    async fn rotate_agent_token(&self, id: AgentId, token_hash: &TokenHash) -> StoreResult<()> {
+    async fn rotate_agent_token(
+        &self,
+        id: AgentId,
+        token_hash: &TokenHash,
+        audit: &AuditEvent,
+    ) -> StoreResult<()> {
         let token_hash = token_hash.clone();
+        let audit = audit.clone();
         self.db
             .write(move |conn| {
-                let changed = conn
+                let tx = conn.transaction().map_err(store_error)?;
+                let changed = tx
                     .prepare_cached("UPDATE agents SET token_hash = ?1 WHERE id = ?2")
                     .and_then(|mut stmt| stmt.execute(params![token_hash.as_str(), id.to_string()]))
                     .map_err(store_error)?;
                 if changed == 0 {
                     return Err(StoreError::NotFound);
                 }
-                Ok(())
+                insert_event(&tx, &audit)?;
+                tx.commit().map_err(store_error)
             })
             .await
     }
 
-    async fn delete_agent(&self, id: AgentId) -> StoreResult<()> {
+    async fn delete_agent(&self, id: AgentId, audit: &AuditEvent) -> StoreResult<()> {
+        let audit = audit.clone();
         self.db
             .write(move |conn| {
-                let deleted = conn
+                let tx = conn.transaction().map_err(store_error)?;
+                let deleted = tx
                     .prepare_cached("DELETE FROM agents WHERE id = ?1")
                     .and_then(|mut stmt| stmt.execute([id.to_string()]))
                     .map_err(store_error)?;
                 if deleted == 0 {
                     return Err(StoreError::NotFound);
                 }
-                Ok(())
+                insert_event(&tx, &audit)?;
+                tx.commit().map_err(store_error)
             })
             .await
     }

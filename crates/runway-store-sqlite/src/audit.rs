@@ -12,14 +12,11 @@
 //! subject each have an index ending in `id` (migration 8), so a filtered page is a
 //! keyset seek on that index, and a time range is also an id range.
 //!
-//! **Durability.** An append commits with `synchronous=NORMAL` instead of the
-//! store's `FULL`: in WAL mode the event is in the log as soon as it commits, safe
-//! from a crash of the process, and it reaches the disk with the next `FULL`
-//! commit's fsync (the WAL is one file, synced as a whole) or a checkpoint. Only a
-//! power cut or kernel crash within that window can lose it, and the API already
-//! appends an event *after* the change it records, so a crash between the two
-//! could lose it anyway. What this buys: every audited mutation costs one fsync,
-//! not two, which is what write throughput (`POST /api/v1/jobs`) is bound by.
+//! **With its change.** [`insert_event`] is called by every audited write inside
+//! its own transaction, after the change: the event commits with the change (one
+//! commit, one fsync, at the store's `synchronous=FULL`) or rolls back with it, a
+//! taken id included. `append_audit` is only for events with no change of their
+//! own (a refused sign-in), and commits the same way.
 
 use async_trait::async_trait;
 use runway_core::audit::{ActorFilter, AuditEvent, AuditFilter};
@@ -29,48 +26,45 @@ use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter};
 
 use crate::SqliteStore;
-use crate::error::{store_error, store_error_or_conflict};
+use crate::error::store_error_or_conflict;
 use crate::page::Seek;
 use crate::rows::{self, AUDIT_COLUMNS, ts};
+
+/// Inserts `event` on `conn`, which is inside the transaction of the change it
+/// records: the change and its event commit together or not at all. Checks
+/// [`AuditEvent::validate`] first (an event out of bounds is a bug: `Internal`,
+/// and the caller's transaction rolls back). A duplicate id is
+/// `Conflict::Exists(AuditEvent)`, and the stored event is left as it was.
+pub(crate) fn insert_event(conn: &rusqlite::Connection, event: &AuditEvent) -> StoreResult<()> {
+    event.validate().map_err(StoreError::internal)?;
+    let at = ts(event.at)?;
+    conn.prepare_cached(&format!(
+        "INSERT INTO audit_events ({AUDIT_COLUMNS}) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+    ))
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            event.id.to_string(),
+            at,
+            event.actor.kind(),
+            event.actor.id(),
+            event.actor.name(),
+            event.action.as_str(),
+            event.subject,
+            event.request_id,
+            event.detail,
+        ])
+    })
+    .map_err(|e| store_error_or_conflict(e, |_| Conflict::Exists(RecordKind::AuditEvent)))?;
+    Ok(())
+}
 
 #[async_trait]
 impl AuditStore for SqliteStore {
     async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()> {
         event.validate().map_err(StoreError::internal)?;
         let event = event.clone();
-        let at = ts(event.at)?;
-        self.db
-            .write(move |conn| {
-                conn.pragma_update(None, "synchronous", "NORMAL")
-                    .map_err(store_error)?;
-                let inserted = conn
-                    .prepare_cached(&format!(
-                        "INSERT INTO audit_events ({AUDIT_COLUMNS}) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
-                    ))
-                    .and_then(|mut stmt| {
-                        stmt.execute(params![
-                            event.id.to_string(),
-                            at,
-                            event.actor.kind(),
-                            event.actor.id(),
-                            event.actor.name(),
-                            event.action.as_str(),
-                            event.subject,
-                            event.request_id,
-                            event.detail,
-                        ])
-                    })
-                    .map_err(|e| {
-                        store_error_or_conflict(e, |_| Conflict::Exists(RecordKind::AuditEvent))
-                    });
-                // Back to the store's setting whatever the insert did: every other
-                // write must fsync before it is acknowledged.
-                conn.pragma_update(None, "synchronous", "FULL")
-                    .map_err(store_error)?;
-                inserted.map(drop)
-            })
-            .await
+        self.db.write(move |conn| insert_event(conn, &event)).await
     }
 
     async fn list_audit(&self, query: &AuditQuery) -> StoreResult<Page<AuditEvent>> {
@@ -187,24 +181,11 @@ mod tests {
         }
     }
 
-    /// The writer's `synchronous` setting: 2 is `FULL`, 1 `NORMAL`.
-    async fn writer_synchronous(store: &SqliteStore) -> i64 {
-        store
-            .db
-            .write(|conn| {
-                conn.pragma_query_value(None, "synchronous", |row| row.get(0))
-                    .map_err(store_error)
-            })
-            .await
-            .unwrap()
-    }
-
     #[tokio::test]
-    async fn an_append_leaves_the_writer_fsyncing_every_other_commit_even_when_it_fails() {
+    async fn an_event_with_a_taken_id_is_a_conflict_and_leaves_the_first_as_it_was() {
         use runway_core::audit::{Actor, AuditAction};
         let dir = tempfile::tempdir().unwrap();
         let store = crate::open(&dir.path().join("runway.db")).unwrap();
-        assert_eq!(writer_synchronous(&store).await, 2);
         let event = AuditEvent::new(
             Actor::System,
             AuditAction::UserCreated,
@@ -212,8 +193,9 @@ mod tests {
             time::OffsetDateTime::now_utc(),
         );
         store.append_audit(&event).await.unwrap();
-        assert_eq!(writer_synchronous(&store).await, 2);
-        let duplicate = store.append_audit(&event).await.unwrap_err();
+        let mut other = event.clone();
+        other.action = AuditAction::JobCreated;
+        let duplicate = store.append_audit(&other).await.unwrap_err();
         assert!(
             matches!(
                 duplicate,
@@ -221,6 +203,7 @@ mod tests {
             ),
             "{duplicate:?}"
         );
-        assert_eq!(writer_synchronous(&store).await, 2);
+        let listed = store.list_audit(&AuditQuery::default()).await.unwrap();
+        assert_eq!(listed.items, vec![event]);
     }
 }

@@ -6,7 +6,9 @@
 //! Each write below is one `BEGIN IMMEDIATE` transaction on the single writer
 //! that reads what it decides on and writes conditionally on it, and so costs one
 //! commit (one fsync): a job's whole life on an agent — claim, start, a log chunk,
-//! finish — is four.
+//! finish — is four. The audit event of a claim, a start and an end is inserted in
+//! that same transaction (`audit::insert_event`), so it costs no commit of its own
+//! and cannot be missing from a change that committed; a renewal records none.
 //!
 //! ## The claim
 //!
@@ -68,6 +70,7 @@ use std::sync::LazyLock;
 
 use async_trait::async_trait;
 use runway_core::agent::{Agent, AgentState, labels_satisfy};
+use runway_core::audit::AuditEvent;
 use runway_core::id::{AgentId, JobId};
 use runway_core::job::{Attempt, Job};
 use runway_core::lifecycle::{self, AttemptEnd, JobStatus, RetryBudget};
@@ -78,6 +81,7 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehav
 use time::OffsetDateTime;
 
 use crate::SqliteStore;
+use crate::audit::insert_event;
 use crate::error::store_error;
 use crate::jobs::LostUpdate;
 use crate::rows::{self, JOB_COLUMNS, ts};
@@ -269,11 +273,13 @@ impl DispatchStore for SqliteStore {
         &self,
         request: &ClaimRequest,
         now: OffsetDateTime,
+        audit: &AuditEvent,
     ) -> StoreResult<Option<Claim>> {
         if self.db.read(|conn| pick(conn, &request.agent))?.is_none() {
             return Ok(None);
         }
         let request = request.clone();
+        let audit = audit.clone();
         let (now_ns, lease) = (ts(now)?, ts(request.lease_expires_at)?);
         self.db
             .write(move |conn| {
@@ -323,6 +329,7 @@ impl DispatchStore for SqliteStore {
                     ])
                 })
                 .map_err(store_error)?;
+                insert_event(&tx, &audit.of_claim(id, attempt.number))?;
                 tx.commit().map_err(store_error)?;
                 Ok(Some(Claim { job, attempt }))
             })
@@ -335,8 +342,10 @@ impl DispatchStore for SqliteStore {
         attempt: u32,
         lease_expires_at: OffsetDateTime,
         now: OffsetDateTime,
+        audit: &AuditEvent,
     ) -> StoreResult<Job> {
         let (now, lease) = (ts(now)?, ts(lease_expires_at)?);
+        let audit = audit.clone();
         self.db
             .write(move |conn| {
                 let tx = begin(conn)?;
@@ -350,7 +359,9 @@ impl DispatchStore for SqliteStore {
                          WHERE job_id = ?1 AND number = ?2 AND lease_expires_at IS NOT NULL",
                         params![job.to_string(), attempt, now, lease],
                     )?;
-                    job_row(&tx, job, &START_JOB, params![job.to_string(), now])?
+                    let started = job_row(&tx, job, &START_JOB, params![job.to_string(), now])?;
+                    insert_event(&tx, &audit)?;
+                    started
                 } else {
                     // Running (a retried start) or canceling: only the lease moves.
                     extend_lease(&tx, job, attempt, lease)?
@@ -387,8 +398,10 @@ impl DispatchStore for SqliteStore {
         end: AttemptEnd,
         exit_code: Option<i32>,
         now: OffsetDateTime,
+        audit: &AuditEvent,
     ) -> StoreResult<Job> {
-        self.end_held(job, attempt, end, exit_code, now, None).await
+        self.end_held(job, attempt, end, exit_code, now, None, audit)
+            .await
     }
 
     async fn reap_attempt(
@@ -397,8 +410,9 @@ impl DispatchStore for SqliteStore {
         attempt: u32,
         due: Due,
         now: OffsetDateTime,
+        audit: &AuditEvent,
     ) -> StoreResult<Job> {
-        self.end_held(job, attempt, due.end(), None, now, Some(due))
+        self.end_held(job, attempt, due.end(), None, now, Some(due), audit)
             .await
     }
 
@@ -439,7 +453,12 @@ impl SqliteStore {
     /// `end_attempt`, and for the reaper (`due`) also conditional on the attempt
     /// still being due at `now`: the attempt's `UPDATE` then carries `AND
     /// lease_expires_at <= now` (or `deadline_at <= now`), so a lease renewed
-    /// since the reaper's read leaves it unchanged, which is `NotHeld`.
+    /// since the reaper's read leaves it unchanged, which is `NotHeld`. `audit`
+    /// is inserted with the end.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the trait's arguments, plus `due`"
+    )]
     async fn end_held(
         &self,
         job: JobId,
@@ -448,8 +467,10 @@ impl SqliteStore {
         exit_code: Option<i32>,
         now: OffsetDateTime,
         due: Option<Due>,
+        audit: &AuditEvent,
     ) -> StoreResult<Job> {
         let now = ts(now)?;
+        let audit = audit.clone();
         self.db
             .write(move |conn| {
                 let tx = begin(conn)?;
@@ -483,6 +504,7 @@ impl SqliteStore {
                         settled.job.is_terminal(),
                     ],
                 )?;
+                insert_event(&tx, &audit)?;
                 tx.commit().map_err(store_error)?;
                 Ok(ended)
             })

@@ -30,9 +30,14 @@
 //! attempts always belong to the job version returned. Neither it nor `list_jobs`
 //! selects `secrets` ([`JOB_COLUMNS`] does not name the column).
 //!
+//! Every write of a job inserts its audit event (`audit::insert_event`) in its
+//! own transaction, after the change: a failed insert (an event id that is
+//! taken) rolls the change back with it.
+//!
 //! Claiming and the rest of an attempt's life are in `dispatch.rs`.
 
 use async_trait::async_trait;
+use runway_core::audit::AuditEvent;
 use runway_core::id::JobId;
 use runway_core::job::{Job, JobDetail, JobSecrets};
 use runway_core::lifecycle::{self, JobStatus, RetryBudget};
@@ -43,6 +48,7 @@ use rusqlite::{OptionalExtension, TransactionBehavior, params, params_from_iter}
 use time::OffsetDateTime;
 
 use crate::SqliteStore;
+use crate::audit::insert_event;
 use crate::error::{store_error, store_error_or_conflict};
 use crate::page::Seek;
 use crate::rows::{self, ATTEMPT_COLUMNS, JOB_COLUMNS, json, secrets_json, ts};
@@ -55,15 +61,17 @@ pub(crate) struct LostUpdate(pub(crate) JobId);
 
 #[async_trait]
 impl JobStore for SqliteStore {
-    async fn create_job(&self, job: &Job) -> StoreResult<()> {
+    async fn create_job(&self, job: &Job, audit: &AuditEvent) -> StoreResult<()> {
         let job = job.clone();
+        let audit = audit.clone();
         let (env, labels) = (json(&job.spec.env)?, json(&job.spec.labels)?);
         let secrets = secrets_json(&job.spec.secrets)?;
         let secret_names = json(&job.secret_names)?;
         let (created_at, updated_at) = (ts(job.created_at)?, ts(job.updated_at)?);
         self.db
             .write(move |conn| {
-                conn.prepare_cached(&format!(
+                let tx = conn.transaction().map_err(store_error)?;
+                tx.prepare_cached(&format!(
                     "INSERT INTO jobs ({JOB_COLUMNS}, secrets) VALUES \
                      (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
                 ))
@@ -89,7 +97,8 @@ impl JobStore for SqliteStore {
                     ])
                 })
                 .map_err(|e| store_error_or_conflict(e, |_| Conflict::Exists(RecordKind::Job)))?;
-                Ok(())
+                insert_event(&tx, &audit)?;
+                tx.commit().map_err(store_error)
             })
             .await
     }
@@ -132,8 +141,10 @@ impl JobStore for SqliteStore {
         id: JobId,
         to: JobStatus,
         now: OffsetDateTime,
+        audit: &AuditEvent,
     ) -> StoreResult<Job> {
         let now = ts(now)?;
+        let audit = audit.clone();
         self.db
             .write(move |conn| {
                 let tx = conn
@@ -187,6 +198,7 @@ impl JobStore for SqliteStore {
                     })
                     .map_err(store_error)?;
                 }
+                insert_event(&tx, &audit)?;
                 tx.commit().map_err(store_error)?;
                 Ok(job)
             })
@@ -198,9 +210,11 @@ impl JobStore for SqliteStore {
         id: JobId,
         secrets: &JobSecrets,
         now: OffsetDateTime,
+        audit: &AuditEvent,
     ) -> StoreResult<Job> {
         let now = ts(now)?;
         let secrets = secrets_json(secrets)?;
+        let audit = audit.clone();
         self.db
             .write(move |conn| {
                 let tx = conn
@@ -252,6 +266,7 @@ impl JobStore for SqliteStore {
                     })
                     .map_err(store_error)?
                     .ok_or_else(|| StoreError::internal(LostUpdate(id)))?;
+                insert_event(&tx, &audit)?;
                 tx.commit().map_err(store_error)?;
                 Ok(job)
             })

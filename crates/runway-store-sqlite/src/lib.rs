@@ -16,9 +16,9 @@
 //!   nothing acknowledged is lost, and its writes are few and small (sign-ins, job
 //!   submissions, transitions, heartbeats, claims, log chunks), so one fsync per
 //!   commit is an easy price; each store call is one transaction, so one commit.
-//!   The one exception is an audit event (`audit.rs`): it commits with `NORMAL` and
-//!   is made durable by the next `FULL` commit, so an audited change costs one
-//!   fsync, not two.
+//!   An audited change inserts its audit event in that same transaction
+//!   (`audit.rs`), so it costs one fsync, not two, and the event is exactly as
+//!   durable as the change.
 //! * **`foreign_keys=ON`**, `busy_timeout` of 5 s for other processes (a `sqlite3`
 //!   shell, a backup) holding a lock.
 //! * **`secure_delete=ON`** on the writer, so that what is deleted is overwritten

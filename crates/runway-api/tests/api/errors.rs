@@ -244,6 +244,7 @@ impl AgentStore for FailingStore {
         _: &TokenHash,
         _: Agent,
         _: OffsetDateTime,
+        _: &AuditEvent,
     ) -> StoreResult<Agent> {
         self.fail()
     }
@@ -264,20 +265,35 @@ impl AgentStore for FailingStore {
     async fn list_agents(&self, _: &AgentQuery, _: OffsetDateTime) -> StoreResult<Page<Agent>> {
         self.fail()
     }
-    async fn set_agent_state(&self, _: AgentId, _: AgentState) -> StoreResult<Agent> {
+    async fn set_agent_state(
+        &self,
+        _: AgentId,
+        _: AgentState,
+        _: &AuditEvent,
+    ) -> StoreResult<Agent> {
         self.fail()
     }
-    async fn rotate_agent_token(&self, _: AgentId, _: &TokenHash) -> StoreResult<()> {
+    async fn rotate_agent_token(
+        &self,
+        _: AgentId,
+        _: &TokenHash,
+        _: &AuditEvent,
+    ) -> StoreResult<()> {
         self.fail()
     }
-    async fn delete_agent(&self, _: AgentId) -> StoreResult<()> {
+    async fn delete_agent(&self, _: AgentId, _: &AuditEvent) -> StoreResult<()> {
         self.fail()
     }
 }
 
 #[async_trait]
 impl DispatchStore for FailingStore {
-    async fn claim_job(&self, _: &ClaimRequest, _: OffsetDateTime) -> StoreResult<Option<Claim>> {
+    async fn claim_job(
+        &self,
+        _: &ClaimRequest,
+        _: OffsetDateTime,
+        _: &AuditEvent,
+    ) -> StoreResult<Option<Claim>> {
         self.fail()
     }
     async fn start_attempt(
@@ -286,6 +302,7 @@ impl DispatchStore for FailingStore {
         _: u32,
         _: OffsetDateTime,
         _: OffsetDateTime,
+        _: &AuditEvent,
     ) -> StoreResult<Job> {
         self.fail()
     }
@@ -305,10 +322,18 @@ impl DispatchStore for FailingStore {
         _: AttemptEnd,
         _: Option<i32>,
         _: OffsetDateTime,
+        _: &AuditEvent,
     ) -> StoreResult<Job> {
         self.fail()
     }
-    async fn reap_attempt(&self, _: JobId, _: u32, _: Due, _: OffsetDateTime) -> StoreResult<Job> {
+    async fn reap_attempt(
+        &self,
+        _: JobId,
+        _: u32,
+        _: Due,
+        _: OffsetDateTime,
+        _: &AuditEvent,
+    ) -> StoreResult<Job> {
         self.fail()
     }
     async fn due_attempts(&self, _: OffsetDateTime, _: u32) -> StoreResult<Vec<HeldAttempt>> {
@@ -345,7 +370,7 @@ fn failing_service(store: Arc<FailingStore>) -> Service {
 
 #[async_trait]
 impl JobStore for FailingStore {
-    async fn create_job(&self, _: &Job) -> StoreResult<()> {
+    async fn create_job(&self, _: &Job, _: &AuditEvent) -> StoreResult<()> {
         self.fail()
     }
     async fn get_job(&self, _: JobId) -> StoreResult<Option<JobDetail>> {
@@ -354,10 +379,22 @@ impl JobStore for FailingStore {
     async fn list_jobs(&self, _: &JobQuery) -> StoreResult<Page<Job>> {
         self.fail()
     }
-    async fn transition_job(&self, _: JobId, _: JobStatus, _: OffsetDateTime) -> StoreResult<Job> {
+    async fn transition_job(
+        &self,
+        _: JobId,
+        _: JobStatus,
+        _: OffsetDateTime,
+        _: &AuditEvent,
+    ) -> StoreResult<Job> {
         self.fail()
     }
-    async fn retry_job(&self, _: JobId, _: &JobSecrets, _: OffsetDateTime) -> StoreResult<Job> {
+    async fn retry_job(
+        &self,
+        _: JobId,
+        _: &JobSecrets,
+        _: OffsetDateTime,
+        _: &AuditEvent,
+    ) -> StoreResult<Job> {
         self.fail()
     }
 }

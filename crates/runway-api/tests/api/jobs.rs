@@ -219,7 +219,17 @@ async fn cancelling_a_job_an_agent_holds_asks_the_agent_to_stop() {
     let id: JobId = job["id"].as_str().unwrap().parse().unwrap();
     // No claim endpoint yet: move the job as an agent's claim would.
     app.store
-        .transition_job(id, JobStatus::Claimed, time::OffsetDateTime::now_utc())
+        .transition_job(
+            id,
+            JobStatus::Claimed,
+            time::OffsetDateTime::now_utc(),
+            &runway_core::audit::AuditEvent::new(
+                runway_core::audit::Actor::System,
+                runway_core::audit::AuditAction::JobClaimed,
+                Some(id.to_string()),
+                time::OffsetDateTime::now_utc(),
+            ),
+        )
         .await
         .unwrap();
     let r = app

@@ -10,6 +10,7 @@
 //! DynamoDB it may lag by a moment, which every reader absorbs by reading the items
 //! again.
 
+use runway_conformance::audit_event;
 use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -37,7 +38,7 @@ fn member(job: &Job, attempt: u32) -> String {
 
 async fn create(store: &DynamoStore, jobs: &[&Job]) {
     for job in jobs {
-        store.create_job(job).await.expect("create");
+        store.create_job(job, &audit_event()).await.expect("create");
     }
 }
 
@@ -86,7 +87,14 @@ async fn a_claim_swaps_the_queue_keys_for_lease_keys_and_a_requeue_swaps_them_ba
     // Lost with retries left: back in the queue, in its old place, with a fresh
     // queue clock, and the agent's capacity back.
     store
-        .end_attempt(job.id, c.attempt.number, AttemptEnd::Abandoned, None, at(5))
+        .end_attempt(
+            job.id,
+            c.attempt.number,
+            AttemptEnd::Abandoned,
+            None,
+            at(5),
+            &audit_event(),
+        )
         .await
         .expect("abandon");
     let item = raw_job(&store, job.id).await;
@@ -127,7 +135,7 @@ async fn the_claimable_index_lists_a_queue_by_priority_then_oldest_first_with_la
     )
     .await;
     store
-        .transition_job(canceled.id, JobStatus::Canceled, at(1))
+        .transition_job(canceled.id, JobStatus::Canceled, at(1), &audit_event())
         .await
         .expect("cancel");
 
@@ -164,7 +172,7 @@ async fn the_lease_key_follows_renewals_and_stops_at_the_deadline() {
     let deadline = t0() + Duration::seconds(600) + DEADLINE_GRACE;
 
     store
-        .start_attempt(long.id, 1, at(30) + LEASE, at(30))
+        .start_attempt(long.id, 1, at(30) + LEASE, at(30), &audit_event())
         .await
         .expect("start");
     assert_eq!(
@@ -219,7 +227,14 @@ async fn an_attempt_counts_against_its_agents_capacity_until_it_ends_not_until_i
     );
 
     store
-        .end_attempt(first.id, 1, AttemptEnd::Abandoned, None, at(3600))
+        .end_attempt(
+            first.id,
+            1,
+            AttemptEnd::Abandoned,
+            None,
+            at(3600),
+            &audit_event(),
+        )
         .await
         .expect("reaped");
     assert_eq!(held_set(&store, agent.id).await, Vec::<String>::new());
@@ -245,7 +260,7 @@ async fn state_and_capacity_are_checked_against_the_stored_agent_not_the_callers
     let mut bigger = agent.clone();
     bigger.capacity = 5;
     let refused = store
-        .claim_job(&claim_request(&bigger, at(1)), at(1))
+        .claim_job(&claim_request(&bigger, at(1)), at(1), &audit_event())
         .await
         .expect("claim");
     assert!(refused.is_none());
@@ -253,11 +268,11 @@ async fn state_and_capacity_are_checked_against_the_stored_agent_not_the_callers
     // A stale copy that says active does not claim for a paused agent.
     let other = runner(&store, "default", &[], 5).await;
     store
-        .set_agent_state(other.id, AgentState::Paused)
+        .set_agent_state(other.id, AgentState::Paused, &audit_event())
         .await
         .expect("pause");
     let refused = store
-        .claim_job(&claim_request(&other, at(2)), at(2))
+        .claim_job(&claim_request(&other, at(2)), at(2), &audit_event())
         .await
         .expect("claim");
     assert!(refused.is_none());
@@ -280,11 +295,11 @@ async fn a_transition_out_of_a_held_status_gives_the_agent_its_capacity_back() {
     let agent = runner(&store, "default", &[], 1).await;
     claim(&store, &agent, t0()).await.expect("a claim");
     store
-        .start_attempt(first.id, 1, at(1) + LEASE, at(1))
+        .start_attempt(first.id, 1, at(1) + LEASE, at(1), &audit_event())
         .await
         .expect("start");
     store
-        .transition_job(first.id, JobStatus::Failed, at(2))
+        .transition_job(first.id, JobStatus::Failed, at(2), &audit_event())
         .await
         .expect("fail");
     assert_eq!(held_set(&store, agent.id).await, Vec::<String>::new());
@@ -308,7 +323,10 @@ async fn a_deleted_agents_jobs_are_found_through_by_lease_and_end_without_recrea
     claim(&store, &agent, t0()).await.expect("a claim");
     claim(&store, &other, t0()).await.expect("a claim");
 
-    store.delete_agent(agent.id).await.expect("delete");
+    store
+        .delete_agent(agent.id, &audit_event())
+        .await
+        .expect("delete");
     assert!(
         raw_item(&store, "agents", "agent_id", agent.id.to_string())
             .await
@@ -325,7 +343,14 @@ async fn a_deleted_agents_jobs_are_found_through_by_lease_and_end_without_recrea
         "found through by_lease's projected lease_agent, the other agent's job left out"
     );
     store
-        .end_attempt(mine.id, 1, AttemptEnd::Abandoned, None, at(10))
+        .end_attempt(
+            mine.id,
+            1,
+            AttemptEnd::Abandoned,
+            None,
+            at(10),
+            &audit_event(),
+        )
         .await
         .expect("abandon");
     assert!(

@@ -3,6 +3,7 @@
 //! that make conditions and sparse indexes work, and the mapping of an unreachable
 //! endpoint to `Unavailable`.
 
+use runway_conformance::audit_event;
 use std::collections::BTreeSet;
 
 use aws_sdk_dynamodb::types::{
@@ -274,7 +275,10 @@ async fn touching_a_session_moves_its_ttl_with_the_idle_expiry() {
 async fn a_jobs_attempts_live_in_its_item_and_timestamps_are_nanosecond_numbers() {
     let store = fresh_store().await;
     let job = job_named("build");
-    store.create_job(&job).await.expect("create");
+    store
+        .create_job(&job, &audit_event())
+        .await
+        .expect("create");
     let item = raw_item(&store, "jobs", "job_id", job.id.to_string())
         .await
         .expect("item");
@@ -321,18 +325,28 @@ async fn a_jobs_attempts_live_in_its_item_and_timestamps_are_nanosecond_numbers(
 async fn a_transition_moves_the_latest_attempt_with_the_job_and_keeps_the_history() {
     let store = fresh_store().await;
     let job = job_named("retried");
-    store.create_job(&job).await.expect("create");
+    store
+        .create_job(&job, &audit_event())
+        .await
+        .expect("create");
     let first = runner(&store, "default", &[], 1).await;
     let second = runner(&store, "default", &[], 1).await;
     claim(&store, &first, at(1)).await.expect("first claim");
     store
-        .end_attempt(job.id, 1, AttemptEnd::Abandoned, None, at(2))
+        .end_attempt(
+            job.id,
+            1,
+            AttemptEnd::Abandoned,
+            None,
+            at(2),
+            &audit_event(),
+        )
         .await
         .expect("lost and re-queued");
     claim(&store, &second, at(3)).await.expect("second claim");
 
     let moved = store
-        .transition_job(job.id, JobStatus::Canceling, at(9))
+        .transition_job(job.id, JobStatus::Canceling, at(9), &audit_event())
         .await
         .expect("cancel");
     assert_eq!(moved.status, JobStatus::Canceling);
@@ -380,7 +394,7 @@ async fn tokens_resolve_through_lookup_items_written_with_their_records() {
         token_hash: TokenHash::of("rwa_x"),
     };
     store
-        .register_agent(&token.token_hash, agent.clone(), t0())
+        .register_agent(&token.token_hash, agent.clone(), t0(), &audit_event())
         .await
         .expect("register");
     let lookup = raw_item(
@@ -482,7 +496,7 @@ async fn a_health_filter_reads_ahead_past_many_non_matching_agents_without_skipp
             token_hash: TokenHash::of(&format!("rwa_{id}")),
         };
         store
-            .register_agent(&token.token_hash, agent, t0())
+            .register_agent(&token.token_hash, agent, t0(), &audit_event())
             .await
             .expect("register");
         if i % 50 == 0 {
@@ -732,12 +746,17 @@ fn job_named(name: &str) -> Job {
 async fn a_create_whose_retry_finds_its_own_item_succeeds_and_a_different_item_still_conflicts() {
     let store = fresh_store().await;
     let job = job_named("deploy");
-    store.create_job(&job).await.expect("create");
-    // The SDK's retry of the same PutItem: the item is already there, and it is ours.
-    store.create_job(&job).await.expect("the retried create");
+    let event = audit_event();
+    store.create_job(&job, &event).await.expect("create");
+    // The SDK's retry of the same transaction (moto ignores its idempotency
+    // token): the job and its event are already there, and they are ours.
+    store
+        .create_job(&job, &event)
+        .await
+        .expect("the retried create");
     let mut other = job_named("deploy");
     other.id = job.id;
-    let err = store.create_job(&other).await.unwrap_err();
+    let err = store.create_job(&other, &audit_event()).await.unwrap_err();
     assert!(
         matches!(err, StoreError::Conflict(Conflict::Exists(RecordKind::Job))),
         "{err:?}"
@@ -764,21 +783,29 @@ async fn a_create_whose_retry_finds_its_own_item_succeeds_and_a_different_item_s
 async fn a_transition_whose_retry_finds_its_own_write_returns_it_instead_of_a_conflict() {
     let store = fresh_store().await;
     let job = job_named("deploy");
-    store.create_job(&job).await.expect("create");
+    store
+        .create_job(&job, &audit_event())
+        .await
+        .expect("create");
     let at = t0() + Duration::seconds(5);
     let first = store
-        .transition_job(job.id, JobStatus::Canceled, at)
+        .transition_job(job.id, JobStatus::Canceled, at, &audit_event())
         .await
         .expect("cancel");
     // The same call again (what the SDK's retry amounts to): our write, not a race lost.
     let again = store
-        .transition_job(job.id, JobStatus::Canceled, at)
+        .transition_job(job.id, JobStatus::Canceled, at, &audit_event())
         .await
         .expect("the retried cancel");
     assert_eq!(again, first);
     // Anyone else asking for the same move later is refused as the lifecycle says.
     let later = store
-        .transition_job(job.id, JobStatus::Canceled, at + Duration::seconds(1))
+        .transition_job(
+            job.id,
+            JobStatus::Canceled,
+            at + Duration::seconds(1),
+            &audit_event(),
+        )
         .await
         .unwrap_err();
     assert!(

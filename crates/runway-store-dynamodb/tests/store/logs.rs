@@ -7,6 +7,7 @@
 //! never read.
 
 use aws_sdk_s3::primitives::ByteStream;
+use runway_conformance::audit_event;
 use runway_core::id::JobId;
 use runway_core::log::{LogAppend, LogChunk, crc32_append};
 use runway_core::store::{JobStore, LogStore, StoreError};
@@ -25,7 +26,7 @@ fn chunk(offset: u64, data: &[u8]) -> LogChunk {
 /// A claimed job's first attempt on `store`.
 async fn attempt(store: &DynamoStore) -> JobId {
     let j = job("default", 0, &[]);
-    store.create_job(&j).await.expect("create");
+    store.create_job(&j, &audit_event()).await.expect("create");
     let agent = runner(store, "default", &[], 1).await;
     claim(store, &agent, t0()).await.expect("a claim");
     j.id

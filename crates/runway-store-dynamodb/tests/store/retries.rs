@@ -10,6 +10,7 @@
 //! request reach moto, then answers with a 500 instead of moto's response: once,
 //! or for every attempt the SDK makes, when the call fails although it landed.
 
+use runway_conformance::audit_event;
 use runway_core::job::JobSecrets;
 use runway_core::lifecycle::{AttemptEnd, JobStatus};
 use runway_core::log::{LogAppend, LogChunk};
@@ -26,15 +27,21 @@ use crate::support::{
 async fn a_claim_whose_response_was_lost_returns_that_job_and_not_the_next_one() {
     let f = fixture().await;
     let (first, second) = (job("default", 0, &[]), job("default", 0, &[]));
-    f.store.create_job(&first).await.expect("create");
-    f.store.create_job(&second).await.expect("create");
+    f.store
+        .create_job(&first, &audit_event())
+        .await
+        .expect("create");
+    f.store
+        .create_job(&second, &audit_event())
+        .await
+        .expect("create");
     let agent = runner(&f.store, "default", &[], 2).await;
     let request = claim_request(&agent, t0());
 
     f.proxy.lose_next("TransactWriteItems", "list_append");
     let c = f
         .store
-        .claim_job(&request, t0())
+        .claim_job(&request, t0(), &audit_event())
         .await
         .expect("claim")
         .expect("a job");
@@ -56,7 +63,10 @@ async fn a_claim_whose_response_was_lost_returns_that_job_and_not_the_next_one()
 async fn a_claim_that_landed_although_every_attempt_failed_is_returned_not_orphaned() {
     let f = fixture().await;
     let j = job("default", 0, &[]);
-    f.store.create_job(&j).await.expect("create");
+    f.store
+        .create_job(&j, &audit_event())
+        .await
+        .expect("create");
     let agent = runner(&f.store, "default", &[], 1).await;
     let request = claim_request(&agent, t0());
 
@@ -65,7 +75,7 @@ async fn a_claim_that_landed_although_every_attempt_failed_is_returned_not_orpha
     f.proxy.lose_next_n("TransactWriteItems", "list_append", 3);
     let c = f
         .store
-        .claim_job(&request, t0())
+        .claim_job(&request, t0(), &audit_event())
         .await
         .expect("claim")
         .expect("the job it claimed");
@@ -79,11 +89,14 @@ async fn a_claim_that_landed_although_every_attempt_failed_is_returned_not_orpha
 async fn an_end_whose_response_was_lost_returns_the_ended_job_instead_of_not_held() {
     let f = fixture().await;
     let j = job("default", 0, &[]);
-    f.store.create_job(&j).await.expect("create");
+    f.store
+        .create_job(&j, &audit_event())
+        .await
+        .expect("create");
     let agent = runner(&f.store, "default", &[], 1).await;
     claim(&f.store, &agent, t0()).await.expect("a claim");
     f.store
-        .start_attempt(j.id, 1, at(1) + LEASE, at(1))
+        .start_attempt(j.id, 1, at(1) + LEASE, at(1), &audit_event())
         .await
         .expect("start");
 
@@ -96,6 +109,7 @@ async fn an_end_whose_response_was_lost_returns_the_ended_job_instead_of_not_hel
             AttemptEnd::Reported(JobStatus::Succeeded),
             Some(0),
             at(5),
+            &audit_event(),
         )
         .await
         .expect("the retried end is ours");
@@ -111,6 +125,7 @@ async fn an_end_whose_response_was_lost_returns_the_ended_job_instead_of_not_hel
             AttemptEnd::Reported(JobStatus::Succeeded),
             Some(0),
             at(5),
+            &audit_event(),
         )
         .await;
     assert!(
@@ -134,7 +149,12 @@ async fn a_registration_whose_response_was_lost_uses_its_token_once() {
     f.proxy.lose_next("TransactWriteItems", "max_uses");
     let first = f
         .store
-        .register_agent(&token.token_hash, agent("default", &[], 1), t0())
+        .register_agent(
+            &token.token_hash,
+            agent("default", &[], 1),
+            t0(),
+            &audit_event(),
+        )
         .await
         .expect("the retried registration is ours");
     assert_eq!(f.proxy.lost(), 1);
@@ -143,12 +163,22 @@ async fn a_registration_whose_response_was_lost_uses_its_token_once() {
     assert_eq!(tokens[0].uses, 1, "one registration, one use");
 
     f.store
-        .register_agent(&token.token_hash, agent("default", &[], 1), t0())
+        .register_agent(
+            &token.token_hash,
+            agent("default", &[], 1),
+            t0(),
+            &audit_event(),
+        )
         .await
         .expect("the second use");
     let third = f
         .store
-        .register_agent(&token.token_hash, agent("default", &[], 1), t0())
+        .register_agent(
+            &token.token_hash,
+            agent("default", &[], 1),
+            t0(),
+            &audit_event(),
+        )
         .await;
     assert!(matches!(third, Err(StoreError::NotFound)), "{third:?}");
 }
@@ -157,7 +187,10 @@ async fn a_registration_whose_response_was_lost_uses_its_token_once() {
 async fn a_log_append_whose_response_was_lost_is_written_once_and_reported_written() {
     let f = fixture().await;
     let j = job("default", 0, &[]);
-    f.store.create_job(&j).await.expect("create");
+    f.store
+        .create_job(&j, &audit_event())
+        .await
+        .expect("create");
     let agent = runner(&f.store, "default", &[], 1).await;
     claim(&f.store, &agent, t0()).await.expect("a claim");
     let chunk = |offset, data: &[u8]| LogChunk {
@@ -190,13 +223,13 @@ async fn a_delete_whose_response_was_lost_is_not_reported_as_not_found() {
     let agent = runner(&f.store, "default", &[], 1).await;
     f.proxy.lose_next("TransactWriteItems", "\"Delete\"");
     f.store
-        .delete_agent(agent.id)
+        .delete_agent(agent.id, &audit_event())
         .await
         .expect("the retried delete is ours");
     assert_eq!(f.proxy.lost(), 1);
     assert_eq!(f.store.get_agent(agent.id).await.expect("get"), None);
     assert!(matches!(
-        f.store.delete_agent(agent.id).await,
+        f.store.delete_agent(agent.id, &audit_event()).await,
         Err(StoreError::NotFound)
     ));
 }
@@ -205,11 +238,14 @@ async fn a_delete_whose_response_was_lost_is_not_reported_as_not_found() {
 async fn a_transition_whose_response_was_lost_returns_it_instead_of_a_conflict() {
     let f = fixture().await;
     let j = job("default", 0, &[]);
-    f.store.create_job(&j).await.expect("create");
-    f.proxy.lose_next("UpdateItem", "canceled");
+    f.store
+        .create_job(&j, &audit_event())
+        .await
+        .expect("create");
+    f.proxy.lose_next("TransactWriteItems", "canceled");
     let canceled = f
         .store
-        .transition_job(j.id, JobStatus::Canceled, at(3))
+        .transition_job(j.id, JobStatus::Canceled, at(3), &audit_event())
         .await
         .expect("the retried cancel is ours");
     assert_eq!(f.proxy.lost(), 1);
@@ -220,15 +256,19 @@ async fn a_transition_whose_response_was_lost_returns_it_instead_of_a_conflict()
 async fn a_users_retry_whose_response_was_lost_returns_it_instead_of_a_conflict() {
     let f = fixture().await;
     let j = job("default", 0, &[]);
-    f.store.create_job(&j).await.expect("create");
     f.store
-        .transition_job(j.id, JobStatus::Canceled, at(1))
+        .create_job(&j, &audit_event())
+        .await
+        .expect("create");
+    f.store
+        .transition_job(j.id, JobStatus::Canceled, at(1), &audit_event())
         .await
         .expect("cancel");
-    f.proxy.lose_next("UpdateItem", "retried_at_attempt");
+    f.proxy
+        .lose_next("TransactWriteItems", "retried_at_attempt");
     let retried = f
         .store
-        .retry_job(j.id, &JobSecrets::default(), at(3))
+        .retry_job(j.id, &JobSecrets::default(), at(3), &audit_event())
         .await
         .expect("the retried retry is ours");
     assert_eq!(f.proxy.lost(), 1, "the response was lost");
@@ -237,7 +277,10 @@ async fn a_users_retry_whose_response_was_lost_returns_it_instead_of_a_conflict(
         (JobStatus::Queued, at(3))
     );
     // A second, separate retry is another matter: the job is no longer final.
-    let again = f.store.retry_job(j.id, &JobSecrets::default(), at(4)).await;
+    let again = f
+        .store
+        .retry_job(j.id, &JobSecrets::default(), at(4), &audit_event())
+        .await;
     assert!(
         matches!(again, Err(StoreError::IllegalTransition(_))),
         "{again:?}"

@@ -18,6 +18,7 @@
 //! SDK retries a write that landed and the store's "recognise our own write" paths
 //! get exercised.
 
+use runway_conformance::audit_event;
 use std::collections::HashMap;
 
 use aws_config::BehaviorVersion;
@@ -193,7 +194,12 @@ pub async fn runner(store: &DynamoStore, queue: &str, labels: &[&str], capacity:
         .await
         .expect("create a token");
     store
-        .register_agent(&token.token_hash, agent(queue, labels, capacity), t0())
+        .register_agent(
+            &token.token_hash,
+            agent(queue, labels, capacity),
+            t0(),
+            &audit_event(),
+        )
         .await
         .expect("register")
 }
@@ -210,7 +216,7 @@ pub fn claim_request(agent: &Agent, now: OffsetDateTime) -> ClaimRequest {
 /// What `agent` claims at `now`.
 pub async fn claim(store: &DynamoStore, agent: &Agent, now: OffsetDateTime) -> Option<Claim> {
     store
-        .claim_job(&claim_request(agent, now), now)
+        .claim_job(&claim_request(agent, now), now, &audit_event())
         .await
         .expect("claim")
 }

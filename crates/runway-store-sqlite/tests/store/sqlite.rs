@@ -3,6 +3,7 @@
 //! final job's secrets are gone from disk, a log filled to its cap byte for byte).
 //! Each test gets its own temp directory.
 
+use runway_conformance::audit_event;
 use std::path::Path;
 
 use runway_core::agent::{Agent, AgentMetrics, AgentState, RegistrationToken};
@@ -118,7 +119,7 @@ async fn runner(store: &SqliteStore) -> Agent {
     let token = registration_token(None);
     store.create_registration_token(&token).await.unwrap();
     store
-        .register_agent(&token.token_hash, agent("runner"), t0())
+        .register_agent(&token.token_hash, agent("runner"), t0(), &audit_event())
         .await
         .unwrap()
 }
@@ -129,7 +130,10 @@ async fn claim(store: &SqliteStore, agent: &Agent) -> Option<Claim> {
         job_token: TokenHash::of(&format!("job-{}", ulid::Ulid::new())),
         lease_expires_at: t0() + Duration::minutes(2),
     };
-    store.claim_job(&request, t0()).await.unwrap()
+    store
+        .claim_job(&request, t0(), &audit_event())
+        .await
+        .unwrap()
 }
 
 /// The raw `secrets` column of a job.
@@ -192,7 +196,7 @@ async fn reopening_a_database_keeps_everything_and_migrating_again_changes_nothi
     let schema_before = {
         let store = runway_store_sqlite::open_data_dir(tmp.path()).unwrap();
         store.create_user(&ada).await.unwrap();
-        store.create_job(&job).await.unwrap();
+        store.create_job(&job, &audit_event()).await.unwrap();
         let agent = runner(&store).await;
         claim(&store, &agent).await.expect("the job");
         let chunk = LogChunk {
@@ -361,7 +365,7 @@ async fn a_version_three_database_keeps_its_agents_and_tokens_active_and_unlimit
         [(None, 0)]
     );
     let registered = store
-        .register_agent(&token.token_hash, self::agent("new"), t0())
+        .register_agent(&token.token_hash, self::agent("new"), t0(), &audit_event())
         .await
         .unwrap();
     assert_eq!(registered.registration_token_id, token.id);
@@ -520,13 +524,13 @@ async fn a_failed_registration_leaves_no_agent_behind() {
         ..agent(name)
     };
     store
-        .register_agent(&token.token_hash, agent("first"), t0())
+        .register_agent(&token.token_hash, agent("first"), t0(), &audit_event())
         .await
         .unwrap();
 
     let second = agent("second");
     let err = store
-        .register_agent(&token.token_hash, second.clone(), t0())
+        .register_agent(&token.token_hash, second.clone(), t0(), &audit_event())
         .await
         .unwrap_err();
     assert!(
@@ -592,7 +596,7 @@ async fn corrupt_stored_values_are_internal_errors_not_panics() {
     let tmp = tempfile::tempdir().unwrap();
     let store = runway_store_sqlite::open_data_dir(tmp.path()).unwrap();
     let job = job();
-    store.create_job(&job).await.unwrap();
+    store.create_job(&job, &audit_event()).await.unwrap();
     raw(&tmp.path().join(DB_FILE_NAME))
         .execute("UPDATE jobs SET status = 'exploded'", [])
         .unwrap();
@@ -605,16 +609,16 @@ async fn a_transition_moves_only_the_current_attempt_and_get_job_lists_attempts_
     let tmp = tempfile::tempdir().unwrap();
     let store = runway_store_sqlite::open_data_dir(tmp.path()).unwrap();
     let job = job();
-    store.create_job(&job).await.unwrap();
+    store.create_job(&job, &audit_event()).await.unwrap();
     let agent = runner(&store).await;
     claim(&store, &agent).await.expect("attempt 1");
     store
-        .end_attempt(job.id, 1, AttemptEnd::Abandoned, None, t0())
+        .end_attempt(job.id, 1, AttemptEnd::Abandoned, None, t0(), &audit_event())
         .await
         .unwrap();
     claim(&store, &agent).await.expect("attempt 2");
     store
-        .transition_job(job.id, JobStatus::Canceling, t0())
+        .transition_job(job.id, JobStatus::Canceling, t0(), &audit_event())
         .await
         .unwrap();
 
@@ -643,30 +647,40 @@ async fn a_final_job_has_no_secrets_left_on_disk_and_a_requeued_one_keeps_them()
     let (ended, canceled, expired, aborted) =
         (secret_job(), secret_job(), secret_job(), secret_job());
     for j in [&ended, &canceled, &expired, &aborted] {
-        store.create_job(j).await.unwrap();
+        store.create_job(j, &audit_event()).await.unwrap();
         assert_eq!(
             stored_secrets(&path, j.id).as_deref(),
             Some(r#"{"DEPLOY_KEY":"s3cr3t"}"#)
         );
     }
     store
-        .transition_job(canceled.id, JobStatus::Canceled, t0())
+        .transition_job(canceled.id, JobStatus::Canceled, t0(), &audit_event())
         .await
         .unwrap();
     store
-        .transition_job(expired.id, JobStatus::Expired, t0())
+        .transition_job(expired.id, JobStatus::Expired, t0(), &audit_event())
         .await
         .unwrap();
 
     // Lost and re-queued: still there for the next claim.
     assert_eq!(claim(&store, &agent).await.unwrap().job.id, ended.id);
     store
-        .end_attempt(ended.id, 1, AttemptEnd::Abandoned, None, t0())
+        .end_attempt(
+            ended.id,
+            1,
+            AttemptEnd::Abandoned,
+            None,
+            t0(),
+            &audit_event(),
+        )
         .await
         .unwrap();
     assert!(stored_secrets(&path, ended.id).is_some());
     assert_eq!(claim(&store, &agent).await.unwrap().job.id, ended.id);
-    store.start_attempt(ended.id, 2, t0(), t0()).await.unwrap();
+    store
+        .start_attempt(ended.id, 2, t0(), t0(), &audit_event())
+        .await
+        .unwrap();
     store
         .end_attempt(
             ended.id,
@@ -674,13 +688,14 @@ async fn a_final_job_has_no_secrets_left_on_disk_and_a_requeued_one_keeps_them()
             AttemptEnd::Reported(JobStatus::Succeeded),
             Some(0),
             t0(),
+            &audit_event(),
         )
         .await
         .unwrap();
     // Held, then moved straight to a final state by a transition.
     assert_eq!(claim(&store, &agent).await.unwrap().job.id, aborted.id);
     store
-        .transition_job(aborted.id, JobStatus::Failed, t0())
+        .transition_job(aborted.id, JobStatus::Failed, t0(), &audit_event())
         .await
         .unwrap();
 
@@ -688,7 +703,7 @@ async fn a_final_job_has_no_secrets_left_on_disk_and_a_requeued_one_keeps_them()
         assert_eq!(stored_secrets(&path, j.id), None, "{}", j.spec.name);
     }
     let plain = job();
-    store.create_job(&plain).await.unwrap();
+    store.create_job(&plain, &audit_event()).await.unwrap();
     assert_eq!(stored_secrets(&path, plain.id), None, "no secrets, no JSON");
 }
 
@@ -696,7 +711,7 @@ async fn a_final_job_has_no_secrets_left_on_disk_and_a_requeued_one_keeps_them()
 async fn a_log_fills_to_exactly_its_cap_and_then_refuses_a_single_byte() {
     let store = runway_store_sqlite::open_in_memory().unwrap();
     let job = job();
-    store.create_job(&job).await.unwrap();
+    store.create_job(&job, &audit_event()).await.unwrap();
     let agent = runner(&store).await;
     claim(&store, &agent).await.expect("the job");
 
@@ -763,7 +778,7 @@ async fn a_chunk_and_the_logs_size_commit_together_or_not_at_all() {
     let path = tmp.path().join(DB_FILE_NAME);
     let store = runway_store_sqlite::open_data_dir(tmp.path()).unwrap();
     let job = job();
-    store.create_job(&job).await.unwrap();
+    store.create_job(&job, &audit_event()).await.unwrap();
     let agent = runner(&store).await;
     claim(&store, &agent).await.expect("the job");
     let chunk = |offset: u64, data: &[u8]| LogChunk {
@@ -807,9 +822,9 @@ async fn reads_and_writes_interleave(store: SqliteStore) {
         tasks.push(tokio::spawn(async move {
             for _ in 0..25 {
                 let job = job();
-                store.create_job(&job).await.unwrap();
+                store.create_job(&job, &audit_event()).await.unwrap();
                 store
-                    .transition_job(job.id, JobStatus::Claimed, t0())
+                    .transition_job(job.id, JobStatus::Claimed, t0(), &audit_event())
                     .await
                     .unwrap();
             }
@@ -868,11 +883,18 @@ async fn a_final_jobs_secrets_are_not_left_behind_in_the_database_file() {
         .collect();
     {
         let store = runway_store_sqlite::open_data_dir(tmp.path()).unwrap();
-        store.create_job(&j).await.unwrap();
+        store.create_job(&j, &audit_event()).await.unwrap();
         let agent = runner(&store).await;
         claim(&store, &agent).await.expect("the job");
         store
-            .end_attempt(j.id, 1, AttemptEnd::Reported(JobStatus::Failed), None, t0())
+            .end_attempt(
+                j.id,
+                1,
+                AttemptEnd::Reported(JobStatus::Failed),
+                None,
+                t0(),
+                &audit_event(),
+            )
             .await
             .unwrap();
     }
