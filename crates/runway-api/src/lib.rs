@@ -11,8 +11,10 @@
 //! * [`router`] — assembles the routes and layers (this file);
 //! * `error` — the one `ApiError` enum and its status/code table;
 //! * `extract` — JSON, query and path extractors whose rejections are `ApiError`s;
-//! * `auth` — the extractors that say who may call a handler (and the CSRF rule
-//!   for cookie-authenticated writes);
+//! * [`policy`] — the authorization matrix: who may call each route, in one
+//!   table that the extractors enforce and docs/http-api.md repeats;
+//! * `auth` — the extractors that authenticate the caller and apply the matrix
+//!   (and the CSRF rule for cookie-authenticated writes);
 //! * `cookies` — the `runway_session` and `runway_csrf` cookies;
 //! * `middleware` — request ids, the error envelope, the access log;
 //! * `security` — the security headers on every response, and CORS;
@@ -46,6 +48,7 @@ mod error;
 mod extract;
 mod middleware;
 mod openapi;
+pub mod policy;
 mod routes;
 mod security;
 mod timeouts;
@@ -115,6 +118,10 @@ pub(crate) struct AppState {
     pub(crate) live_log_streams: bool,
     /// Sign-in and session management.
     pub(crate) sessions: runway_service::sessions::Sessions,
+    /// Personal API tokens, and authenticating by one.
+    pub(crate) tokens: runway_service::api_tokens::Tokens,
+    /// User administration.
+    pub(crate) users: runway_service::users::Users,
     pub(crate) max_body_bytes: usize,
     /// See [`ApiConfig::body_read_timeout`].
     pub(crate) body_read_timeout: std::time::Duration,
@@ -148,7 +155,10 @@ impl std::fmt::Debug for AppState {
 /// With OIDC configured, if its HTTP client cannot be built (TLS cannot be
 /// initialised): a start-up failure, never one of a request.
 pub fn router(service: Service, config: ApiConfig) -> Router {
-    use routes::{agent_protocol, agents, jobs, logs, oidc, registration_tokens, sessions, system};
+    use routes::{
+        agent_protocol, agents, api_tokens, jobs, logs, oidc, registration_tokens, sessions,
+        system, users,
+    };
 
     let ApiConfig {
         session_ttl,
@@ -190,6 +200,8 @@ pub fn router(service: Service, config: ApiConfig) -> Router {
         ),
         oidc,
         sessions,
+        tokens: runway_service::api_tokens::Tokens::new(Arc::clone(service.store())),
+        users: runway_service::users::Users::new(Arc::clone(service.store())),
         store: Arc::clone(service.store()),
         service,
         live_log_streams,
@@ -214,6 +226,21 @@ pub fn router(service: Service, config: ApiConfig) -> Router {
             post(sessions::revoke_all),
         )
         .route("/api/v1/auth/sessions/{id}", delete(sessions::revoke))
+        .route(
+            "/api/v1/auth/tokens",
+            post(api_tokens::create).get(api_tokens::list),
+        )
+        .route("/api/v1/auth/tokens/{id}", delete(api_tokens::revoke))
+        .route("/api/v1/users", post(users::create).get(users::list))
+        .route(
+            "/api/v1/users/{id}",
+            get(users::get).patch(users::update).delete(users::delete),
+        )
+        .route("/api/v1/users/{id}/sessions", get(users::sessions))
+        .route(
+            "/api/v1/users/{id}/sessions/{session_id}",
+            delete(users::revoke_session),
+        )
         .route("/api/v1/auth/oidc/login", get(oidc::login))
         .route("/api/v1/auth/oidc/callback", get(oidc::callback))
         .route(

@@ -17,7 +17,8 @@ use utoipa::{Modify, OpenApi};
 
 use crate::AppState;
 use crate::routes::{
-    agent_protocol, agents, jobs, logs, oidc, registration_tokens, sessions, system,
+    agent_protocol, agents, api_tokens, jobs, logs, oidc, registration_tokens, sessions, system,
+    users,
 };
 
 #[derive(OpenApi)]
@@ -37,6 +38,16 @@ use crate::routes::{
         sessions::list,
         sessions::revoke,
         sessions::revoke_all,
+        api_tokens::create,
+        api_tokens::list,
+        api_tokens::revoke,
+        users::create,
+        users::list,
+        users::get,
+        users::update,
+        users::delete,
+        users::sessions,
+        users::revoke_session,
         oidc::login,
         oidc::callback,
         registration_tokens::create,
@@ -72,6 +83,8 @@ use crate::routes::{
     tags(
         (name = "system", description = "Health, readiness and server info"),
         (name = "sessions", description = "Signing in and managing one's devices"),
+        (name = "api tokens", description = "Personal API tokens for scripts and CI"),
+        (name = "users", description = "Managing users and their sessions (admins)"),
         (name = "registration tokens", description = "Admin-created tokens that admit agents"),
         (name = "agents", description = "Build agents as users see them"),
         (name = "jobs", description = "Submitting and following jobs"),
@@ -93,7 +106,8 @@ impl Modify for BearerAuth {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .description(Some(
-                        "A session token (`rws_…`) on /api/v1; on /agent/v1 a registration \
+                        "A session token (`rws_…`) or a personal API token (`rwp_…`) on \
+                         /api/v1; on /agent/v1 a registration \
                          token (`rwr_…`) for register, a job token (`rwj_…`) for a job's \
                          start, lease, logs and finish, and the agent token (`rwa_…`) for \
                          everything else",

@@ -1,7 +1,10 @@
 //! Who is acting, and the audit record of what they did.
 //!
-//! Every mutation a person, an agent or the system makes appends one
-//! [`AuditEvent`] once it has succeeded: who ([`Caller::actor`]), what, to which
+//! Every mutation a person, an agent or the system makes records one
+//! [`AuditEvent`]. The user-admin and API-token calls build it first
+//! ([`Caller::event`]) and hand it to the store, which writes it in the same
+//! transaction as the change. The others still append it once the change has
+//! succeeded: who ([`Caller::actor`]), what, to which
 //! object, under which request id. Service functions take a [`Caller`] and record
 //! as their last step, so no front end can forget to.
 //!
@@ -22,6 +25,7 @@ use runway_core::agent::Agent;
 use runway_core::audit::{Actor, AuditAction, AuditEvent};
 use runway_core::session::Session;
 use runway_core::store::AuditStore;
+use runway_core::user::Principal;
 
 /// Who is making a call, and under which request.
 #[derive(Debug, Clone)]
@@ -51,6 +55,15 @@ impl Caller {
         }
     }
 
+    /// A user authenticated by a session or an API token.
+    #[must_use]
+    pub fn principal(principal: &Principal, request_id: Option<String>) -> Self {
+        Self {
+            actor: principal.into(),
+            request_id,
+        }
+    }
+
     /// An agent.
     #[must_use]
     pub fn agent(agent: &Agent, request_id: Option<String>) -> Self {
@@ -58,6 +71,29 @@ impl Caller {
             actor: agent.into(),
             request_id,
         }
+    }
+
+    /// The event of `action` on `subject` by this caller, now, with an optional
+    /// note, for a store method that writes it in the same transaction as the
+    /// change (every new mutating store method does). A note out of bounds is a
+    /// bug; it is logged and dropped rather than failing the change.
+    #[must_use]
+    pub fn event(
+        &self,
+        action: AuditAction,
+        subject: impl std::fmt::Display,
+        detail: Option<String>,
+    ) -> AuditEvent {
+        let mut event = AuditEvent::new(
+            self.actor.clone(),
+            action,
+            Some(subject.to_string()),
+            OffsetDateTime::now_utc(),
+        );
+        if let Some(id) = self.request_id.as_deref().filter(|id| !id.is_empty()) {
+            event = event.with_request_id(id.to_owned());
+        }
+        with_detail(event, detail)
     }
 
     /// Appends `action` on `subject` with an optional note (server text, never a
@@ -85,22 +121,27 @@ impl Caller {
     }
 }
 
+/// `event` with `detail`, or without it if the note is out of bounds (a bug in
+/// the note, not a reason to lose the event: logged).
+fn with_detail(event: AuditEvent, detail: Option<String>) -> AuditEvent {
+    match detail {
+        None => event,
+        Some(detail) => match event.clone().with_detail(detail) {
+            Ok(with) => with,
+            Err(err) => {
+                tracing::error!(audit.action = event.action.as_str(), error = %err, "audit detail refused");
+                event
+            }
+        },
+    }
+}
+
 /// Appends `event` with `detail`, logging (never returning) a failure.
 pub async fn append<S>(store: &S, event: AuditEvent, detail: Option<String>)
 where
     S: AuditStore + ?Sized,
 {
-    let event = match detail {
-        None => event,
-        Some(detail) => match event.clone().with_detail(detail) {
-            Ok(with) => with,
-            Err(err) => {
-                // A bug in the note, not a reason to lose the event.
-                tracing::error!(audit.action = event.action.as_str(), error = %err, "audit detail refused");
-                event
-            }
-        },
-    };
+    let event = with_detail(event, detail);
     if let Err(err) = store.append_audit(&event).await {
         tracing::error!(
             audit.action = event.action.as_str(),

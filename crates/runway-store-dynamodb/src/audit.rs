@@ -24,6 +24,7 @@
 //! ever near.
 
 use async_trait::async_trait;
+use aws_sdk_dynamodb::types::TransactWriteItem;
 use runway_core::audit::{ActorFilter, AuditEvent};
 use runway_core::page::Page;
 use runway_core::store::{AuditQuery, AuditStore, Conflict, RecordKind, StoreError, StoreResult};
@@ -32,6 +33,15 @@ use crate::items::{AUDIT_LIST_PK, AuditItem, Item, from_item, string, to_item};
 use crate::page::{IndexQuery, Seek};
 use crate::schema::{ACTOR_ID, AUDIT_ID, BY_ACTOR, BY_CREATED, BY_SUBJECT, LIST_PK, SUBJECT};
 use crate::{DynamoStore, PutNew};
+
+/// A `Put` of `event` into the audit table `table`, conditional on its id being
+/// free, as an action of the `TransactWriteItems` of the change it records, so
+/// the two land together or not at all. Checks [`AuditEvent::validate`] first.
+pub(crate) fn put_event(table: &str, event: &AuditEvent) -> StoreResult<TransactWriteItem> {
+    event.validate().map_err(StoreError::internal)?;
+    let item = to_item("audit", &AuditItem::from(event))?;
+    crate::accounts::put_new(table, item, AUDIT_ID)
+}
 
 fn decode_event(item: Item) -> StoreResult<AuditEvent> {
     from_item::<AuditItem>("audit", item)?.into_event()

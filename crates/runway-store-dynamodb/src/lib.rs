@@ -75,6 +75,7 @@
 
 mod accounts;
 mod agents;
+mod api_tokens;
 mod audit;
 mod dispatch;
 mod error;
@@ -85,6 +86,7 @@ mod logs;
 mod oidc;
 mod page;
 mod schema;
+mod users;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -33,37 +33,43 @@ use crate::error::{store_error, store_error_or_conflict};
 use crate::page::Seek;
 use crate::rows::{self, AUDIT_COLUMNS, ts};
 
+/// Inserts `event` on `conn`: inside the caller's transaction when the event
+/// records a change made in it, so the two commit or roll back together. The
+/// caller has checked [`AuditEvent::validate`]. A taken id is
+/// `Conflict::Exists(AuditEvent)`.
+pub(crate) fn insert_event(conn: &rusqlite::Connection, event: &AuditEvent) -> StoreResult<()> {
+    let at = ts(event.at)?;
+    conn.prepare_cached(&format!(
+        "INSERT INTO audit_events ({AUDIT_COLUMNS}) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+    ))
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            event.id.to_string(),
+            at,
+            event.actor.kind(),
+            event.actor.id(),
+            event.actor.name(),
+            event.action.as_str(),
+            event.subject,
+            event.request_id,
+            event.detail,
+        ])
+    })
+    .map_err(|e| store_error_or_conflict(e, |_| Conflict::Exists(RecordKind::AuditEvent)))?;
+    Ok(())
+}
+
 #[async_trait]
 impl AuditStore for SqliteStore {
     async fn append_audit(&self, event: &AuditEvent) -> StoreResult<()> {
         event.validate().map_err(StoreError::internal)?;
         let event = event.clone();
-        let at = ts(event.at)?;
         self.db
             .write(move |conn| {
                 conn.pragma_update(None, "synchronous", "NORMAL")
                     .map_err(store_error)?;
-                let inserted = conn
-                    .prepare_cached(&format!(
-                        "INSERT INTO audit_events ({AUDIT_COLUMNS}) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
-                    ))
-                    .and_then(|mut stmt| {
-                        stmt.execute(params![
-                            event.id.to_string(),
-                            at,
-                            event.actor.kind(),
-                            event.actor.id(),
-                            event.actor.name(),
-                            event.action.as_str(),
-                            event.subject,
-                            event.request_id,
-                            event.detail,
-                        ])
-                    })
-                    .map_err(|e| {
-                        store_error_or_conflict(e, |_| Conflict::Exists(RecordKind::AuditEvent))
-                    });
+                let inserted = insert_event(conn, &event);
                 // Back to the store's setting whatever the insert did: every other
                 // write must fsync before it is acknowledged.
                 conn.pragma_update(None, "synchronous", "FULL")

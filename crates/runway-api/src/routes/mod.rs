@@ -14,12 +14,14 @@ use crate::error::ApiError;
 
 pub(crate) mod agent_protocol;
 pub(crate) mod agents;
+pub(crate) mod api_tokens;
 pub(crate) mod jobs;
 pub(crate) mod logs;
 pub(crate) mod oidc;
 pub(crate) mod registration_tokens;
 pub(crate) mod sessions;
 pub(crate) mod system;
+pub(crate) mod users;
 
 /// Writes a freshly issued token into the one response that shows it. Keeping it a
 /// [`Secret`] until then means `Debug` of the response never prints it.
@@ -47,6 +49,7 @@ pub(crate) enum Listing {
     Jobs,
     Agents,
     Audit,
+    Users,
 }
 
 impl Listing {
@@ -55,6 +58,7 @@ impl Listing {
             Self::Jobs => "jobs",
             Self::Agents => "agents",
             Self::Audit => "audit",
+            Self::Users => "users",
         }
     }
 
