@@ -174,6 +174,11 @@ pub(crate) async fn update(
     IdPath(id): IdPath<UserId>,
     ApiJson(req): ApiJson<UpdateUser>,
 ) -> Result<Json<User>, ApiError> {
+    if req.role.is_none() && req.disabled.is_none() {
+        return Err(ApiError::Validation(
+            "missing field `role` or `disabled`: give at least one".into(),
+        ));
+    }
     let change = UserChange {
         role: req.role,
         disabled: req.disabled,
