@@ -1,4 +1,5 @@
-//! Users and their sessions.
+//! Users and their sessions. (Users as admins manage them are `users.rs`; creating
+//! any user goes through its `put_user`, which keeps the count of enabled admins.)
 //!
 //! * **Unique usernames.** A user is two items written in one `TransactWriteItems`:
 //!   the user (`attribute_not_exists(user_id)`) and `lookups/username#<name>`
