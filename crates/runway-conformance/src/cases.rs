@@ -4666,3 +4666,59 @@ pub async fn deleting_a_user_removes_their_name_identity_sessions_and_api_tokens
         Some(again)
     );
 }
+
+/// Two racing enables of one disabled admin count them once: afterwards the
+/// other admin may go, and then this one is the last.
+pub async fn racing_enables_of_one_admin_count_them_once<S: Backend>(store: S) {
+    let store = Arc::new(store);
+    let (root, off) = (admin("root"), admin("off"));
+    for u in [&root, &off] {
+        store
+            .create_user_audited(u, &event_about(AuditAction::UserCreated, u.id))
+            .await
+            .expect("create");
+    }
+    let set = |disabled: bool| UserChange {
+        disabled: Some(disabled),
+        ..UserChange::default()
+    };
+    store
+        .update_user(
+            off.id,
+            set(true),
+            &event_about(AuditAction::UserDisabled, off.id),
+        )
+        .await
+        .expect("disable one of two");
+    let enable = || {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            store
+                .update_user(
+                    off.id,
+                    set(false),
+                    &event_about(AuditAction::UserEnabled, off.id),
+                )
+                .await
+        })
+    };
+    let (a, b) = (enable(), enable());
+    a.await.expect("join").expect("enable");
+    b.await.expect("join").expect("enable");
+    store
+        .delete_user(root.id, &event_about(AuditAction::UserDeleted, root.id))
+        .await
+        .expect("one of two admins");
+    let err = store
+        .update_user(
+            off.id,
+            set(true),
+            &event_about(AuditAction::UserDisabled, off.id),
+        )
+        .await
+        .expect_err("the last admin");
+    assert!(
+        matches!(err, StoreError::Conflict(Conflict::LastAdmin)),
+        "{err:?}"
+    );
+}

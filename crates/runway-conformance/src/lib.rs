@@ -195,6 +195,7 @@ macro_rules! __for_each_case {
             the_last_enabled_admin_cannot_be_demoted_disabled_or_deleted,
             admins_demoting_each_other_at_once_leave_exactly_one,
             deleting_a_user_removes_their_name_identity_sessions_and_api_tokens,
+            racing_enables_of_one_admin_count_them_once,
         }
     };
 }

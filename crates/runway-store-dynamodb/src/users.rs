@@ -287,11 +287,27 @@ impl DynamoStore {
     }
 }
 
-/// Conditions that the user item is still as `item` was read: it exists, and its
+/// Conditions that the user item is still as `item` was read: it exists, its
+/// role and state are the ones read (so the admin counter moves by what was
+/// planned, even against a racing enable that changes no map), and its
 /// `session_version` (so its two maps) is the one read.
 fn unchanged_since_read(expr: &mut Expr, item: &UserItem) {
+    let user = User::from(item.clone());
     let id = expr.name(USER_ID);
     expr.condition(&format!("attribute_exists({id})"));
+    let role = expr.name("role");
+    let read_role = expr.value(string(user.role.as_str()));
+    expr.condition(&format!("{role} = {read_role}"));
+    let disabled = expr.name("disabled");
+    if user.disabled {
+        let yes = expr.value(AttributeValue::Bool(true));
+        expr.condition(&format!("{disabled} = {yes}"));
+    } else {
+        let no = expr.value(AttributeValue::Bool(false));
+        expr.condition(&format!(
+            "attribute_not_exists({disabled}) OR {disabled} = {no}"
+        ));
+    }
     let version = expr.name(SESSION_VERSION);
     match item.session_version() {
         Some(read) => {
@@ -343,8 +359,6 @@ impl UserAdminStore for DynamoStore {
             let mut expr = Expr::new();
             unchanged_since_read(&mut expr, &item);
             let role = expr.name("role");
-            let read_role = expr.value(string(user.role.as_str()));
-            expr.condition(&format!("{role} = {read_role}"));
             expr.set(role, string(changed.role.as_str()));
             let disabled = expr.name("disabled");
             expr.set(disabled, AttributeValue::Bool(changed.disabled));
