@@ -1,18 +1,20 @@
 //! Authentication extractors and the authorization matrix.
 //!
-//! A handler states who may call it by the extractor it takes, so the rule is visible
-//! in its signature and enforced in one place:
+//! Who may call a route is its row of the one matrix, [`policy::ROUTES`]; a
+//! handler takes the extractor of that kind of caller, and the user extractors
+//! look the row up (by the matched route and method) and enforce it:
 //!
 //! | extractor | accepts | else |
 //! |---|---|---|
-//! | [`CurrentUser`] | `Bearer rws_…`, or the `runway_session` cookie (with `x-csrf-token` on writes), an active session | 401; 403 `csrf_failed` |
+//! | [`CurrentUser`] | `Bearer rws_…` or the `runway_session` cookie (with `x-csrf-token` on writes), an active session; or `Bearer rwp_…`, a live API token (never as a cookie); then the row: an admin route needs an admin, a session-only route refuses an API token, a read-only token only reads | 401; 403 `csrf_failed`, `forbidden`, `session_required`, `read_only_token` |
+//! | [`UserSession`] | a [`CurrentUser`] by a session | 403 `session_required` |
 //! | [`AdminUser`] | a [`CurrentUser`] whose role is admin | 403 |
 //! | [`CurrentAgent`] | `Bearer rwa_…`, a registered agent | 401 |
 //! | [`RegistrationBearer`] | the shape `Bearer rwr_…` (the store checks it when registering) | 401 |
 //! | [`CurrentJob`] | `Bearer rwj_…`, the token of an attempt of the job in the path | 401; 404 no such job |
 //!
-//! Validating a session is the hot path of the whole API, so it is exactly one store
-//! read: the token embeds its session id ([`session_id_of`]), the session carries the
+//! Validating a session (or an API token, the same way) is the hot path of the
+//! whole API, so it is exactly one store read: the token embeds its id ([`session_id_of`]), the session carries the
 //! user's name and role, and `last_seen_at` is written at most once a minute
 //! ([`Session::needs_touch`]). The token's hash is compared in constant time. Token
 //! kinds never cross: an agent token on a user route fails the `rws_` shape check and
@@ -25,7 +27,7 @@
 //! token's CSRF value, else 403 `csrf_failed`. An `Authorization` header wins
 //! over the cookie and needs no CSRF token.
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, MatchedPath};
 use axum::http::header;
 use axum::http::request::Parts;
 use runway_core::OffsetDateTime;
@@ -33,7 +35,8 @@ use runway_core::agent::Agent;
 use runway_core::secret::{TokenHash, TokenKind, session_id_of};
 use runway_core::session::Session;
 use runway_core::store::StoreError;
-use runway_core::user::Role;
+use runway_core::user::{Credential, Principal};
+use runway_service::api_tokens::TokenAuthError;
 
 use runway_core::id::JobId;
 use runway_service::dispatch::{HeldJob, JobTokenError};
@@ -43,6 +46,7 @@ use crate::cookies;
 use crate::error::ApiError;
 use crate::extract::IdPath;
 use crate::middleware::RequestId;
+use crate::policy::{self, Access};
 
 /// The bearer token of a request, if it has the `Authorization: Bearer <token>` shape.
 pub(crate) fn bearer(parts: &Parts) -> Option<&str> {
@@ -59,40 +63,34 @@ fn subtle_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// A signed-in user, authenticated by an active session.
+/// A signed-in user, authenticated by an active session or a personal API token,
+/// as the route's row of the matrix ([`policy::ROUTES`]) allows.
 #[derive(Debug, Clone)]
 pub struct CurrentUser {
-    /// The session the request came with; it carries the user's id, name and role.
-    pub session: Session,
+    /// Who is calling, with their role and the credential used.
+    pub user: Principal,
+    /// The session, when the request came with one (never with an API token).
+    pub session: Option<Session>,
 }
 
-impl FromRequestParts<AppState> for CurrentUser {
-    type Rejection = ApiError;
+/// The route's row of the matrix. A route the router serves but the table lacks
+/// is a bug: 500, never a guess.
+fn rule_of(parts: &Parts) -> Result<&'static policy::Rule, ApiError> {
+    let path = parts
+        .extensions
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str)
+        .unwrap_or_default();
+    policy::lookup(&parts.method, path).ok_or_else(|| {
+        ApiError::Internal(
+            format!("{} {path} is missing from the policy table", parts.method).into(),
+        )
+    })
+}
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let token = match bearer(parts) {
-            Some(token) => token,
-            None => {
-                let token = cookies::cookie(&parts.headers, cookies::SESSION_COOKIE)
-                    .ok_or_else(ApiError::unauthorized)?;
-                if !parts.method.is_safe() {
-                    let sent = parts
-                        .headers
-                        .get(cookies::CSRF_HEADER)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or_default();
-                    let expected = cookies::csrf_token(token);
-                    let same: bool = subtle_eq(sent.as_bytes(), expected.as_bytes());
-                    if !same {
-                        return Err(ApiError::CsrfFailed);
-                    }
-                }
-                token
-            }
-        };
+impl CurrentUser {
+    /// Authenticates a session token (bearer or cookie).
+    async fn by_session(parts: &Parts, state: &AppState, token: &str) -> Result<Self, ApiError> {
         let id = session_id_of(token).ok_or_else(ApiError::unauthorized)?;
         let session = state
             .store
@@ -123,7 +121,99 @@ impl FromRequestParts<AppState> for CurrentUser {
                 Err(err) => return Err(err.into()),
             }
         }
-        Ok(Self { session })
+        Ok(Self {
+            user: Principal::from(&session),
+            session: Some(session),
+        })
+    }
+
+    /// Authenticates a personal API token (bearer only).
+    async fn by_api_token(state: &AppState, token: &str) -> Result<Self, ApiError> {
+        let token = state
+            .tokens
+            .authenticate(token, OffsetDateTime::now_utc())
+            .await
+            .map_err(|err| match err {
+                TokenAuthError::Unknown => {
+                    ApiError::Unauthorized("the API token is unknown or revoked")
+                }
+                TokenAuthError::Expired => ApiError::Unauthorized("the API token has expired"),
+                TokenAuthError::Service(err) => err.into(),
+            })?;
+        Ok(Self {
+            user: Principal::from(&token),
+            session: None,
+        })
+    }
+}
+
+impl FromRequestParts<AppState> for CurrentUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let rule = rule_of(parts)?;
+        if !rule.access.is_for_users() {
+            return Err(ApiError::Internal(
+                format!("{} {} is not a user route", rule.method, rule.path).into(),
+            ));
+        }
+        let caller = match bearer(parts) {
+            Some(token) if token.starts_with(TokenKind::ApiToken.prefix()) => {
+                Self::by_api_token(state, token).await?
+            }
+            Some(token) => Self::by_session(parts, state, token).await?,
+            None => {
+                let token = cookies::cookie(&parts.headers, cookies::SESSION_COOKIE)
+                    .ok_or_else(ApiError::unauthorized)?;
+                if !parts.method.is_safe() {
+                    let sent = parts
+                        .headers
+                        .get(cookies::CSRF_HEADER)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default();
+                    let expected = cookies::csrf_token(token);
+                    let same: bool = subtle_eq(sent.as_bytes(), expected.as_bytes());
+                    if !same {
+                        return Err(ApiError::CsrfFailed);
+                    }
+                }
+                Self::by_session(parts, state, token).await?
+            }
+        };
+        if let Credential::ApiToken { read_only, .. } = caller.user.credential {
+            if rule.access == Access::Session {
+                return Err(ApiError::SessionRequired);
+            }
+            if read_only && !rule.read_only_token_ok() {
+                return Err(ApiError::ReadOnlyToken);
+            }
+        }
+        if rule.access == Access::Admin && !caller.user.is_admin() {
+            return Err(ApiError::Forbidden("only admins may do this"));
+        }
+        Ok(caller)
+    }
+}
+
+/// A signed-in user by a session (the routes that manage sessions and tokens).
+#[derive(Debug, Clone)]
+pub struct UserSession(pub Session);
+
+impl FromRequestParts<AppState> for UserSession {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        CurrentUser::from_request_parts(parts, state)
+            .await?
+            .session
+            .map(Self)
+            .ok_or(ApiError::SessionRequired)
     }
 }
 
@@ -139,7 +229,9 @@ impl FromRequestParts<AppState> for AdminUser {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let user = CurrentUser::from_request_parts(parts, state).await?;
-        if user.session.role == Role::Admin {
+        // The matrix said so already for an admin route; this keeps the type
+        // honest if a handler takes `AdminUser` on another.
+        if user.user.is_admin() {
             Ok(Self(user))
         } else {
             Err(ApiError::Forbidden("only admins may do this"))

@@ -55,6 +55,26 @@ pub enum ApiError {
     /// Authenticated, but the role does not allow it.
     #[error("{0}")]
     Forbidden(&'static str),
+    /// A read-only API token on a route that changes something.
+    #[error("this API token is read-only: it may call only GET and HEAD routes")]
+    ReadOnlyToken,
+    /// An API token on a route that manages credentials (sessions, tokens).
+    #[error(
+        "sessions and API tokens are managed only from a signed-in session, not with an API token"
+    )]
+    SessionRequired,
+    /// The user is disabled.
+    #[error("this account is disabled; ask an admin")]
+    AccountDisabled,
+    /// The change would leave no enabled admin.
+    #[error("the change would leave no enabled admin; make another user an admin first")]
+    LastAdmin,
+    /// The user holds the most API tokens allowed.
+    #[error(
+        "you hold {} API tokens, the most allowed; revoke one first",
+        runway_core::api_token::MAX_API_TOKENS_PER_USER
+    )]
+    TooManyApiTokens,
     /// No such record or route.
     #[error("{0}")]
     NotFound(Cow<'static, str>),
@@ -142,7 +162,11 @@ impl ApiError {
                 StatusCode::BAD_REQUEST
             }
             Self::Unauthorized(_) | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) | Self::CsrfFailed => StatusCode::FORBIDDEN,
+            Self::Forbidden(_)
+            | Self::CsrfFailed
+            | Self::ReadOnlyToken
+            | Self::SessionRequired
+            | Self::AccountDisabled => StatusCode::FORBIDDEN,
             Self::Oidc(err) => match err {
                 OidcError::NotConfigured => StatusCode::NOT_FOUND,
                 OidcError::BadReturnTo
@@ -155,7 +179,11 @@ impl ApiError {
             },
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Conflict(_) | Self::IllegalTransition(_) | Self::NotHeld => StatusCode::CONFLICT,
+            Self::Conflict(_)
+            | Self::IllegalTransition(_)
+            | Self::NotHeld
+            | Self::LastAdmin
+            | Self::TooManyApiTokens => StatusCode::CONFLICT,
             Self::LogOffset { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             Self::PayloadTooLarge(_) | Self::LogFull => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
@@ -178,6 +206,11 @@ impl ApiError {
             Self::InvalidCredentials => "invalid_credentials",
             Self::Forbidden(_) => "forbidden",
             Self::CsrfFailed => "csrf_failed",
+            Self::ReadOnlyToken => "read_only_token",
+            Self::SessionRequired => "session_required",
+            Self::AccountDisabled => "account_disabled",
+            Self::LastAdmin => "last_admin",
+            Self::TooManyApiTokens => "too_many_api_tokens",
             Self::Oidc(err) => match err {
                 OidcError::NotConfigured => "oidc_not_configured",
                 OidcError::BadReturnTo => "invalid_return_to",
@@ -231,6 +264,8 @@ impl From<Conflict> for ApiError {
                  one job keeps; submit it again as a new job",
                 runway_core::job::limits::ATTEMPTS_MAX
             )),
+            Conflict::TooManyApiTokens => Self::TooManyApiTokens,
+            Conflict::LastAdmin => Self::LastAdmin,
         }
     }
 }
@@ -246,6 +281,7 @@ impl From<ServiceError> for ApiError {
         match err {
             ServiceError::NotFound(kind) => Self::not_found(kind),
             ServiceError::InvalidCredentials => Self::InvalidCredentials,
+            ServiceError::AccountDisabled => Self::AccountDisabled,
             ServiceError::Overloaded => Self::Overloaded,
             ServiceError::Forbidden(why) => Self::Forbidden(why),
             ServiceError::Invalid(field) => Self::Validation(field.to_string()),

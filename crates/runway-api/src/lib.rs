@@ -11,8 +11,10 @@
 //! * [`router`] — assembles the routes and layers (this file);
 //! * `error` — the one `ApiError` enum and its status/code table;
 //! * `extract` — JSON, query and path extractors whose rejections are `ApiError`s;
-//! * `auth` — the extractors that say who may call a handler (and the CSRF rule
-//!   for cookie-authenticated writes);
+//! * [`policy`] — the authorization matrix: who may call each route, in one
+//!   table that the extractors enforce and docs/http-api.md repeats;
+//! * `auth` — the extractors that authenticate the caller and apply the matrix
+//!   (and the CSRF rule for cookie-authenticated writes);
 //! * `cookies` — the `runway_session` and `runway_csrf` cookies;
 //! * `middleware` — request ids, the error envelope, the access log;
 //! * `security` — the security headers on every response, and CORS;
@@ -45,6 +47,7 @@ mod error;
 mod extract;
 mod middleware;
 mod openapi;
+pub mod policy;
 mod routes;
 mod security;
 mod timeouts;
@@ -114,6 +117,10 @@ pub(crate) struct AppState {
     pub(crate) live_log_streams: bool,
     /// Sign-in and session management.
     pub(crate) sessions: runway_service::sessions::Sessions,
+    /// Personal API tokens, and authenticating by one.
+    pub(crate) tokens: runway_service::api_tokens::Tokens,
+    /// User administration.
+    pub(crate) users: runway_service::users::Users,
     pub(crate) max_body_bytes: usize,
     /// See [`ApiConfig::body_read_timeout`].
     pub(crate) body_read_timeout: std::time::Duration,
@@ -189,6 +196,8 @@ pub fn router(service: Service, config: ApiConfig) -> Router {
         ),
         oidc,
         sessions,
+        tokens: runway_service::api_tokens::Tokens::new(Arc::clone(service.store())),
+        users: runway_service::users::Users::new(Arc::clone(service.store())),
         store: Arc::clone(service.store()),
         service,
         live_log_streams,

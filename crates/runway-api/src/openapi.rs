@@ -29,6 +29,8 @@ use crate::AppState;
     tags(
         (name = "system", description = "Health, readiness and server info"),
         (name = "sessions", description = "Signing in and managing one's devices"),
+        (name = "api tokens", description = "Personal API tokens for scripts and CI"),
+        (name = "users", description = "Managing users and their sessions (admins)"),
         (name = "registration tokens", description = "Admin-created tokens that admit agents"),
         (name = "agents", description = "Build agents as users see them"),
         (name = "jobs", description = "Submitting and following jobs"),
@@ -50,7 +52,8 @@ impl Modify for BearerAuth {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .description(Some(
-                        "A session token (`rws_…`) on /api/v1; on /agent/v1 a registration \
+                        "A session token (`rws_…`) or a personal API token (`rwp_…`) on \
+                         /api/v1; on /agent/v1 a registration \
                          token (`rwr_…`) for register, a job token (`rwj_…`) for a job's \
                          start, lease, logs and finish, and the agent token (`rwa_…`) for \
                          everything else",

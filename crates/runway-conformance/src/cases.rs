@@ -20,10 +20,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use runway_core::agent::{Agent, AgentMetrics, AgentState, AgentStatus, RegistrationToken};
+use runway_core::api_token::{ApiToken, MAX_API_TOKENS_PER_USER};
 use runway_core::audit::{
     Actor, ActorFilter, AuditAction, AuditEvent, AuditFilter, limits as audit_limits,
 };
-use runway_core::id::{AgentId, AuditId, JobId, RegistrationTokenId, SessionId, UserId};
+use runway_core::id::{
+    AgentId, ApiTokenId, AuditId, JobId, RegistrationTokenId, SessionId, UserId,
+};
 use runway_core::job::{Attempt, Job, JobDetail, JobSecrets, JobSpec};
 use runway_core::lifecycle::{AttemptEnd, IllegalTransition, JobStatus};
 use runway_core::log::{
@@ -37,7 +40,7 @@ use runway_core::store::{
     AgentQuery, AuditQuery, Claim, ClaimRequest, Conflict, Due, HeldAttempt, JobQuery, RecordKind,
     StoreError,
 };
-use runway_core::user::{Role, User};
+use runway_core::user::{Role, User, UserChange};
 use time::{Duration, OffsetDateTime};
 
 use crate::{Backend, audit_event as any_event};
@@ -57,6 +60,7 @@ fn user(username: &str) -> User {
         created_at: t0(),
         password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
         credential_epoch: 0,
+        disabled: false,
     }
 }
 
@@ -4416,4 +4420,693 @@ pub async fn an_agent_write_and_its_audit_event_commit_together_or_not_at_all<S:
     log.push(deleted);
     assert_eq!(store.get_agent(runner.id).await.expect("get"), None);
     assert_log_is(&store, log).await;
+}
+
+// ---------------------------------------------------------------- API tokens
+
+fn api_token(user: &User, name: &str, expires_at: Option<OffsetDateTime>) -> ApiToken {
+    let id = ApiTokenId::new();
+    ApiToken {
+        id,
+        user_id: user.id,
+        username: user.username.clone(),
+        role: user.role,
+        name: name.into(),
+        read_only: name.contains("read"),
+        created_at: t0(),
+        expires_at,
+        token_hash: TokenHash::of(&format!("api-token-{id}")),
+        credential_epoch: user.credential_epoch,
+    }
+}
+
+/// An event by the system about `subject`, for the writes that take one.
+fn event_about(action: AuditAction, subject: impl std::fmt::Display) -> AuditEvent {
+    AuditEvent::new(Actor::System, action, Some(subject.to_string()), t0())
+}
+
+/// Every audit event stored, newest first.
+async fn all_events<S: Backend>(store: &S) -> Vec<AuditEvent> {
+    store
+        .list_audit(&AuditQuery::default())
+        .await
+        .expect("list audit")
+        .items
+}
+
+/// A token is read back exactly by id, listed newest first among its user's
+/// (an expired one included) and nobody else's; creating it writes its event.
+pub async fn an_api_token_round_trips_and_is_listed_newest_first_with_its_event<S: Backend>(
+    store: S,
+) {
+    let (ada, bob) = (user("ada"), user("bob"));
+    store.create_user(&ada).await.expect("create");
+    store.create_user(&bob).await.expect("create");
+    let old = api_token(&ada, "ci", Some(t0() + Duration::minutes(1)));
+    let new = api_token(&ada, "read metrics", None);
+    let bobs = api_token(&bob, "deploy", None);
+    for t in [&old, &new, &bobs] {
+        let event = event_about(AuditAction::ApiTokenCreated, t.id);
+        store.create_api_token(t, &event).await.expect("create");
+    }
+    assert_eq!(
+        store.get_api_token(old.id).await.expect("get"),
+        Some(old.clone())
+    );
+    assert_eq!(
+        store.get_api_token(ApiTokenId::new()).await.expect("get"),
+        None
+    );
+    assert_eq!(
+        store.list_api_tokens(ada.id).await.expect("list"),
+        [new, old],
+        "newest first"
+    );
+    assert_eq!(store.list_api_tokens(bob.id).await.expect("list"), [bobs]);
+    let events = all_events(&store).await;
+    assert_eq!(events.len(), 3);
+    assert!(
+        events
+            .iter()
+            .all(|e| e.action == AuditAction::ApiTokenCreated)
+    );
+}
+
+/// A token for a user who is gone is `NotFound`, and for one whose credentials
+/// changed since its session read them `CredentialsChanged`; neither writes
+/// anything, the event included.
+pub async fn an_api_token_for_an_unknown_or_changed_user_is_refused_and_writes_nothing<
+    S: Backend,
+>(
+    store: S,
+) {
+    let ada = user("ada");
+    store.create_user(&ada).await.expect("create");
+    let ghost = api_token(&user("ghost"), "ci", None);
+    let err = store
+        .create_api_token(&ghost, &event_about(AuditAction::ApiTokenCreated, ghost.id))
+        .await
+        .expect_err("no such user");
+    assert!(matches!(err, StoreError::NotFound), "{err:?}");
+    let stale = api_token(&ada, "ci", None);
+    store
+        .revoke_user_sessions(ada.id, None)
+        .await
+        .expect("revoke");
+    let err = store
+        .create_api_token(&stale, &event_about(AuditAction::ApiTokenCreated, stale.id))
+        .await
+        .expect_err("epoch moved");
+    assert!(
+        matches!(err, StoreError::Conflict(Conflict::CredentialsChanged)),
+        "{err:?}"
+    );
+    assert_eq!(store.get_api_token(stale.id).await.expect("get"), None);
+    assert_eq!(store.list_api_tokens(ada.id).await.expect("list"), []);
+    assert_eq!(all_events(&store).await, []);
+}
+
+/// A user holds at most `MAX_API_TOKENS_PER_USER` live tokens: one more is
+/// refused, never an eviction; a new token deletes the user's expired ones, which
+/// frees their places.
+pub async fn a_user_holds_at_most_forty_live_api_tokens_and_expired_ones_make_room<S: Backend>(
+    store: S,
+) {
+    let ada = user("ada");
+    store.create_user(&ada).await.expect("create");
+    let expired = api_token(&ada, "lapsed", Some(t0()));
+    let event = event_about(AuditAction::ApiTokenCreated, expired.id);
+    store
+        .create_api_token(&expired, &event)
+        .await
+        .expect("create");
+    for n in 1..MAX_API_TOKENS_PER_USER {
+        let t = api_token(&ada, &format!("t{n}"), None);
+        let event = event_about(AuditAction::ApiTokenCreated, t.id);
+        store.create_api_token(&t, &event).await.expect("create");
+    }
+    // Full (the expired one counts until a new token clears it); this one clears it.
+    let fits = api_token(&ada, "fits", None);
+    let event = event_about(AuditAction::ApiTokenCreated, fits.id);
+    store.create_api_token(&fits, &event).await.expect("create");
+    assert_eq!(store.get_api_token(expired.id).await.expect("get"), None);
+    let listed = store.list_api_tokens(ada.id).await.expect("list");
+    assert_eq!(listed.len(), MAX_API_TOKENS_PER_USER);
+    let extra = api_token(&ada, "extra", None);
+    let err = store
+        .create_api_token(&extra, &event_about(AuditAction::ApiTokenCreated, extra.id))
+        .await
+        .expect_err("at the bound");
+    assert!(
+        matches!(err, StoreError::Conflict(Conflict::TooManyApiTokens)),
+        "{err:?}"
+    );
+    assert_eq!(store.get_api_token(extra.id).await.expect("get"), None);
+    assert_eq!(
+        store.list_api_tokens(ada.id).await.expect("list").len(),
+        MAX_API_TOKENS_PER_USER
+    );
+}
+
+/// Revoking one's own token deletes it with its event; someone else's is
+/// `NotFound` exactly like an unknown one, and it survives with no event written.
+pub async fn revoking_an_api_token_is_scoped_to_its_user<S: Backend>(store: S) {
+    let (ada, bob) = (user("ada"), user("bob"));
+    store.create_user(&ada).await.expect("create");
+    store.create_user(&bob).await.expect("create");
+    let adas = api_token(&ada, "ci", None);
+    let event = event_about(AuditAction::ApiTokenCreated, adas.id);
+    store.create_api_token(&adas, &event).await.expect("create");
+    let err = store
+        .revoke_api_token(
+            bob.id,
+            adas.id,
+            &event_about(AuditAction::ApiTokenRevoked, adas.id),
+        )
+        .await
+        .expect_err("not bob's");
+    assert!(matches!(err, StoreError::NotFound), "{err:?}");
+    assert_eq!(
+        store.get_api_token(adas.id).await.expect("get"),
+        Some(adas.clone())
+    );
+    assert_eq!(all_events(&store).await.len(), 1);
+    store
+        .revoke_api_token(
+            ada.id,
+            adas.id,
+            &event_about(AuditAction::ApiTokenRevoked, adas.id),
+        )
+        .await
+        .expect("revoke");
+    assert_eq!(store.get_api_token(adas.id).await.expect("get"), None);
+    assert_eq!(store.list_api_tokens(ada.id).await.expect("list"), []);
+    let err = store
+        .revoke_api_token(
+            ada.id,
+            adas.id,
+            &event_about(AuditAction::ApiTokenRevoked, adas.id),
+        )
+        .await
+        .expect_err("gone");
+    assert!(matches!(err, StoreError::NotFound), "{err:?}");
+    let events = all_events(&store).await;
+    assert_eq!(events[0].action, AuditAction::ApiTokenRevoked);
+    assert_eq!(events.len(), 2);
+}
+
+/// A token write whose event id is taken fails whole: the event stays as it was
+/// and the token is neither created nor revoked.
+pub async fn an_api_token_write_with_a_taken_event_id_changes_nothing<S: Backend>(store: S) {
+    let ada = user("ada");
+    store.create_user(&ada).await.expect("create");
+    let first = event_about(AuditAction::ApiTokenCreated, "first");
+    store.append_audit(&first).await.expect("append");
+    let token = api_token(&ada, "ci", None);
+    let err = store
+        .create_api_token(&token, &first)
+        .await
+        .expect_err("taken event id");
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict(Conflict::Exists(RecordKind::AuditEvent))
+        ),
+        "{err:?}"
+    );
+    assert_eq!(store.get_api_token(token.id).await.expect("get"), None);
+    let event = event_about(AuditAction::ApiTokenCreated, token.id);
+    store
+        .create_api_token(&token, &event)
+        .await
+        .expect("create");
+    let err = store
+        .revoke_api_token(ada.id, token.id, &first)
+        .await
+        .expect_err("taken event id");
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict(Conflict::Exists(RecordKind::AuditEvent))
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        store.get_api_token(token.id).await.expect("get"),
+        Some(token)
+    );
+    assert_eq!(all_events(&store).await, [event, first]);
+}
+
+// ---------------------------------------------------------------- user admin
+
+fn admin(username: &str) -> User {
+    User {
+        role: Role::Admin,
+        ..user(username)
+    }
+}
+
+/// Users are created with their event and listed newest first, page by page,
+/// with no duplicates or gaps; a taken name is refused with no event.
+pub async fn users_are_created_with_their_event_and_paginate_newest_first<S: Backend>(store: S) {
+    let mut made = Vec::new();
+    for n in 0..5 {
+        let u = user(&format!("user{n}"));
+        store
+            .create_user_audited(&u, &event_about(AuditAction::UserCreated, u.id))
+            .await
+            .expect("create");
+        made.push(u);
+    }
+    let err = store
+        .create_user_audited(
+            &user("user0"),
+            &event_about(AuditAction::UserCreated, "dup"),
+        )
+        .await
+        .expect_err("taken");
+    assert!(
+        matches!(err, StoreError::Conflict(Conflict::UsernameTaken(_))),
+        "{err:?}"
+    );
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let got = store.list_users(&page(2, after)).await.expect("list");
+        seen.extend(got.items);
+        match got.next_cursor {
+            Some(c) => after = Some(c),
+            None => break,
+        }
+    }
+    made.reverse();
+    assert_eq!(seen, made);
+    assert_eq!(all_events(&store).await.len(), 5);
+}
+
+/// Disabling a user bumps their epoch and deletes every session and API token
+/// of theirs, and nobody else's, with its event; enabling them again revokes
+/// nothing more.
+pub async fn disabling_a_user_revokes_their_sessions_and_api_tokens_in_one_write<S: Backend>(
+    store: S,
+) {
+    let (ada, bob) = (user("ada"), user("bob"));
+    store.create_user(&ada).await.expect("create");
+    store.create_user(&bob).await.expect("create");
+    let sessions: Vec<Session> = (0..3).map(|_| session(&ada, t0())).collect();
+    for s in &sessions {
+        store.create_session(s).await.expect("session");
+    }
+    let tokens: Vec<ApiToken> = (0..3)
+        .map(|n| api_token(&ada, &format!("t{n}"), None))
+        .collect();
+    for t in &tokens {
+        let event = event_about(AuditAction::ApiTokenCreated, t.id);
+        store.create_api_token(t, &event).await.expect("token");
+    }
+    let bobs = session(&bob, t0());
+    store.create_session(&bobs).await.expect("session");
+
+    let disable = UserChange {
+        disabled: Some(true),
+        ..UserChange::default()
+    };
+    let event = event_about(AuditAction::UserDisabled, ada.id);
+    let disabled = store
+        .update_user(ada.id, disable, &event)
+        .await
+        .expect("disable");
+    assert!(disabled.disabled);
+    assert_eq!(disabled.credential_epoch, ada.credential_epoch + 1);
+    assert_eq!(
+        store.get_user(ada.id).await.expect("get"),
+        Some(disabled.clone())
+    );
+    for s in &sessions {
+        assert_eq!(store.get_session(s.id).await.expect("get"), None);
+    }
+    for t in &tokens {
+        assert_eq!(store.get_api_token(t.id).await.expect("get"), None);
+    }
+    assert_eq!(store.list_api_tokens(ada.id).await.expect("list"), []);
+    assert_eq!(
+        store.list_user_sessions(ada.id, t0()).await.expect("list"),
+        []
+    );
+    assert_eq!(store.get_session(bobs.id).await.expect("get"), Some(bobs));
+    // A sign-in that read the old epoch cannot land afterwards.
+    let err = store
+        .create_session(&session(&ada, t0()))
+        .await
+        .expect_err("epoch moved");
+    assert!(
+        matches!(err, StoreError::Conflict(Conflict::CredentialsChanged)),
+        "{err:?}"
+    );
+    assert_eq!(all_events(&store).await[0], event);
+
+    let enable = UserChange {
+        disabled: Some(false),
+        ..UserChange::default()
+    };
+    let event = event_about(AuditAction::UserEnabled, ada.id);
+    let enabled = store
+        .update_user(ada.id, enable, &event)
+        .await
+        .expect("enable");
+    assert!(!enabled.disabled);
+    assert_eq!(enabled.credential_epoch, disabled.credential_epoch);
+}
+
+/// A new role revokes the user's sessions and tokens (they carry a copy of the
+/// role); an unknown user is `NotFound`; an update whose event id is taken
+/// changes nothing.
+pub async fn a_role_change_revokes_credentials_and_a_failed_one_changes_nothing<S: Backend>(
+    store: S,
+) {
+    let (root, ada) = (admin("root"), user("ada"));
+    store.create_user(&root).await.expect("create");
+    store.create_user(&ada).await.expect("create");
+    let s = session(&ada, t0());
+    store.create_session(&s).await.expect("session");
+    let promote = UserChange {
+        role: Some(Role::Admin),
+        ..UserChange::default()
+    };
+    let taken = event_about(AuditAction::UserCreated, "earlier");
+    store.append_audit(&taken).await.expect("append");
+    let err = store
+        .update_user(ada.id, promote, &taken)
+        .await
+        .expect_err("taken event id");
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict(Conflict::Exists(RecordKind::AuditEvent))
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        store.get_user(ada.id).await.expect("get"),
+        Some(ada.clone())
+    );
+    assert_eq!(store.get_session(s.id).await.expect("get"), Some(s.clone()));
+
+    let event = event_about(AuditAction::UserRoleChanged, ada.id);
+    let promoted = store
+        .update_user(ada.id, promote, &event)
+        .await
+        .expect("promote");
+    assert_eq!(promoted.role, Role::Admin);
+    assert_eq!(store.get_session(s.id).await.expect("get"), None);
+    let err = store
+        .update_user(
+            UserId::new(),
+            promote,
+            &event_about(AuditAction::UserRoleChanged, "x"),
+        )
+        .await
+        .expect_err("unknown");
+    assert!(matches!(err, StoreError::NotFound), "{err:?}");
+    // Now two admins: one may be demoted, the other then may not.
+    let demote = UserChange {
+        role: Some(Role::Member),
+        ..UserChange::default()
+    };
+    store
+        .update_user(
+            root.id,
+            demote,
+            &event_about(AuditAction::UserRoleChanged, root.id),
+        )
+        .await
+        .expect("demote one of two");
+    let err = store
+        .update_user(
+            ada.id,
+            demote,
+            &event_about(AuditAction::UserRoleChanged, ada.id),
+        )
+        .await
+        .expect_err("the last admin");
+    assert!(
+        matches!(err, StoreError::Conflict(Conflict::LastAdmin)),
+        "{err:?}"
+    );
+}
+
+/// The last enabled admin cannot be demoted, disabled or deleted; a disabled
+/// admin does not count; members come and go freely.
+pub async fn the_last_enabled_admin_cannot_be_demoted_disabled_or_deleted<S: Backend>(store: S) {
+    let (root, off, ada) = (admin("root"), admin("off"), user("ada"));
+    for u in [&root, &off, &ada] {
+        store
+            .create_user_audited(u, &event_about(AuditAction::UserCreated, u.id))
+            .await
+            .expect("create");
+    }
+    let disable = UserChange {
+        disabled: Some(true),
+        ..UserChange::default()
+    };
+    store
+        .update_user(
+            off.id,
+            disable,
+            &event_about(AuditAction::UserDisabled, off.id),
+        )
+        .await
+        .expect("one of two admins may be disabled");
+    for change in [
+        disable,
+        UserChange {
+            role: Some(Role::Member),
+            ..UserChange::default()
+        },
+    ] {
+        let err = store
+            .update_user(
+                root.id,
+                change,
+                &event_about(AuditAction::UserDisabled, root.id),
+            )
+            .await
+            .expect_err("the last enabled admin");
+        assert!(
+            matches!(err, StoreError::Conflict(Conflict::LastAdmin)),
+            "{err:?}"
+        );
+    }
+    let err = store
+        .delete_user(root.id, &event_about(AuditAction::UserDeleted, root.id))
+        .await
+        .expect_err("the last enabled admin");
+    assert!(
+        matches!(err, StoreError::Conflict(Conflict::LastAdmin)),
+        "{err:?}"
+    );
+    assert_eq!(
+        store.get_user(root.id).await.expect("get"),
+        Some(root.clone())
+    );
+    store
+        .delete_user(ada.id, &event_about(AuditAction::UserDeleted, ada.id))
+        .await
+        .expect("a member may go");
+    // Enabling the disabled admin again makes root removable.
+    let enable = UserChange {
+        disabled: Some(false),
+        ..UserChange::default()
+    };
+    store
+        .update_user(
+            off.id,
+            enable,
+            &event_about(AuditAction::UserEnabled, off.id),
+        )
+        .await
+        .expect("enable");
+    store
+        .delete_user(root.id, &event_about(AuditAction::UserDeleted, root.id))
+        .await
+        .expect("now one of two");
+}
+
+/// Two admins demoting each other at the same moment (and, in other rounds,
+/// disabling or deleting each other) leave exactly one enabled admin: the other
+/// call is `LastAdmin`. Each round pits the last round's survivor against a new
+/// admin, so exactly two enabled admins race every time.
+pub async fn admins_demoting_each_other_at_once_leave_exactly_one<S: Backend>(store: S) {
+    let store = Arc::new(store);
+    let mut survivor = admin("a0");
+    store
+        .create_user_audited(
+            &survivor,
+            &event_about(AuditAction::UserCreated, survivor.id),
+        )
+        .await
+        .expect("create");
+    for round in 0..6 {
+        let rival = admin(&format!("b{round}"));
+        store
+            .create_user_audited(&rival, &event_about(AuditAction::UserCreated, rival.id))
+            .await
+            .expect("create");
+        let race = |target: UserId| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let event = event_about(AuditAction::UserRoleChanged, target);
+                let change = match round % 3 {
+                    0 => UserChange {
+                        role: Some(Role::Member),
+                        ..UserChange::default()
+                    },
+                    1 => UserChange {
+                        disabled: Some(true),
+                        ..UserChange::default()
+                    },
+                    _ => return store.delete_user(target, &event).await,
+                };
+                store.update_user(target, change, &event).await.map(drop)
+            })
+        };
+        let (one, other) = (race(rival.id), race(survivor.id));
+        let results = [one.await.expect("join"), other.await.expect("join")];
+        assert_eq!(
+            results.iter().filter(|r| r.is_ok()).count(),
+            1,
+            "round {round}: {results:?}"
+        );
+        for r in &results {
+            if let Err(err) = r {
+                assert!(
+                    matches!(err, StoreError::Conflict(Conflict::LastAdmin)),
+                    "{err:?}"
+                );
+            }
+        }
+        let mut left = Vec::new();
+        for id in [survivor.id, rival.id] {
+            if let Some(u) = store.get_user(id).await.expect("get")
+                && u.is_enabled_admin()
+            {
+                left.push(u);
+            }
+        }
+        assert_eq!(left.len(), 1, "round {round}: exactly one enabled admin");
+        survivor = left.remove(0);
+    }
+}
+
+/// Deleting a user deletes them, their sessions, API tokens and issuer identity
+/// with its event: the name is free again, the identity finds no one, a second
+/// delete is `NotFound`.
+pub async fn deleting_a_user_removes_their_name_identity_sessions_and_api_tokens<S: Backend>(
+    store: S,
+) {
+    let ada = user("ada");
+    let identity = OidcIdentity {
+        issuer: "https://issuer.example".into(),
+        subject: "ada-123".into(),
+    };
+    store
+        .create_oidc_user(&ada, &identity)
+        .await
+        .expect("create");
+    let s = session(&ada, t0());
+    store.create_session(&s).await.expect("session");
+    let t = api_token(&ada, "ci", None);
+    store
+        .create_api_token(&t, &event_about(AuditAction::ApiTokenCreated, t.id))
+        .await
+        .expect("token");
+    let event = event_about(AuditAction::UserDeleted, ada.id);
+    store.delete_user(ada.id, &event).await.expect("delete");
+    assert_eq!(store.get_user(ada.id).await.expect("get"), None);
+    assert_eq!(store.user_by_username("ada").await.expect("by name"), None);
+    assert_eq!(
+        store
+            .user_by_oidc_identity(&identity)
+            .await
+            .expect("by identity"),
+        None
+    );
+    assert_eq!(store.get_session(s.id).await.expect("get"), None);
+    assert_eq!(store.get_api_token(t.id).await.expect("get"), None);
+    assert_eq!(all_events(&store).await[0], event);
+    let err = store
+        .delete_user(ada.id, &event_about(AuditAction::UserDeleted, ada.id))
+        .await
+        .expect_err("gone");
+    assert!(matches!(err, StoreError::NotFound), "{err:?}");
+    // The name and the identity can be used again.
+    let again = user("ada");
+    store
+        .create_oidc_user(&again, &identity)
+        .await
+        .expect("create again");
+    assert_eq!(
+        store
+            .user_by_oidc_identity(&identity)
+            .await
+            .expect("by identity"),
+        Some(again)
+    );
+}
+
+/// Two racing enables of one disabled admin count them once: afterwards the
+/// other admin may go, and then this one is the last.
+pub async fn racing_enables_of_one_admin_count_them_once<S: Backend>(store: S) {
+    let store = Arc::new(store);
+    let (root, off) = (admin("root"), admin("off"));
+    for u in [&root, &off] {
+        store
+            .create_user_audited(u, &event_about(AuditAction::UserCreated, u.id))
+            .await
+            .expect("create");
+    }
+    let set = |disabled: bool| UserChange {
+        disabled: Some(disabled),
+        ..UserChange::default()
+    };
+    store
+        .update_user(
+            off.id,
+            set(true),
+            &event_about(AuditAction::UserDisabled, off.id),
+        )
+        .await
+        .expect("disable one of two");
+    let enable = || {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            store
+                .update_user(
+                    off.id,
+                    set(false),
+                    &event_about(AuditAction::UserEnabled, off.id),
+                )
+                .await
+        })
+    };
+    let (a, b) = (enable(), enable());
+    a.await.expect("join").expect("enable");
+    b.await.expect("join").expect("enable");
+    store
+        .delete_user(root.id, &event_about(AuditAction::UserDeleted, root.id))
+        .await
+        .expect("one of two admins");
+    let err = store
+        .update_user(
+            off.id,
+            set(true),
+            &event_about(AuditAction::UserDisabled, off.id),
+        )
+        .await
+        .expect_err("the last admin");
+    assert!(
+        matches!(err, StoreError::Conflict(Conflict::LastAdmin)),
+        "{err:?}"
+    );
 }

@@ -199,6 +199,18 @@ macro_rules! __for_each_case {
             an_agent_write_and_its_audit_event_commit_together_or_not_at_all,
             an_audit_event_past_its_limits_is_refused_and_not_stored,
             the_store_answers_a_ping,
+            an_api_token_round_trips_and_is_listed_newest_first_with_its_event,
+            an_api_token_for_an_unknown_or_changed_user_is_refused_and_writes_nothing,
+            a_user_holds_at_most_forty_live_api_tokens_and_expired_ones_make_room,
+            revoking_an_api_token_is_scoped_to_its_user,
+            an_api_token_write_with_a_taken_event_id_changes_nothing,
+            users_are_created_with_their_event_and_paginate_newest_first,
+            disabling_a_user_revokes_their_sessions_and_api_tokens_in_one_write,
+            a_role_change_revokes_credentials_and_a_failed_one_changes_nothing,
+            the_last_enabled_admin_cannot_be_demoted_disabled_or_deleted,
+            admins_demoting_each_other_at_once_leave_exactly_one,
+            deleting_a_user_removes_their_name_identity_sessions_and_api_tokens,
+            racing_enables_of_one_admin_count_them_once,
         }
     };
 }

@@ -183,6 +183,16 @@ impl From<&Session> for Actor {
     }
 }
 
+/// The user behind a session or an API token.
+impl From<&crate::user::Principal> for Actor {
+    fn from(principal: &crate::user::Principal) -> Self {
+        Self::User {
+            id: principal.user_id,
+            username: principal.username.clone(),
+        }
+    }
+}
+
 impl From<&Agent> for Actor {
     fn from(agent: &Agent) -> Self {
         Self::Agent {
@@ -257,11 +267,30 @@ pub enum AuditAction {
     /// unknown name is never recorded: people type passwords into name fields.
     #[serde(rename = "session.sign_in_failed")]
     SignInFailed,
+    /// A user made a personal API token (subject: the token id; detail: its name).
+    #[serde(rename = "api_token.created")]
+    ApiTokenCreated,
+    /// A user revoked one of their API tokens (subject: the token id).
+    #[serde(rename = "api_token.revoked")]
+    ApiTokenRevoked,
+    /// An admin changed a user's role (subject: the user id; detail: from and to).
+    #[serde(rename = "user.role_changed")]
+    UserRoleChanged,
+    /// An admin disabled a user; their sessions and API tokens went with it
+    /// (subject: the user id).
+    #[serde(rename = "user.disabled")]
+    UserDisabled,
+    /// An admin enabled a disabled user again (subject: the user id).
+    #[serde(rename = "user.enabled")]
+    UserEnabled,
+    /// An admin deleted a user and their credentials (subject: the user id).
+    #[serde(rename = "user.deleted")]
+    UserDeleted,
 }
 
 impl AuditAction {
     /// Every action.
-    pub const ALL: [Self; 20] = [
+    pub const ALL: [Self; 26] = [
         Self::SessionCreated,
         Self::SessionRevoked,
         Self::SessionsRevokedAll,
@@ -282,6 +311,12 @@ impl AuditAction {
         Self::JobReaped,
         Self::JobRetried,
         Self::SignInFailed,
+        Self::ApiTokenCreated,
+        Self::ApiTokenRevoked,
+        Self::UserRoleChanged,
+        Self::UserDisabled,
+        Self::UserEnabled,
+        Self::UserDeleted,
     ];
 
     /// The wire and storage form, e.g. `job.canceled`.
@@ -308,6 +343,12 @@ impl AuditAction {
             Self::JobReaped => "job.reaped",
             Self::JobRetried => "job.retried",
             Self::SignInFailed => "session.sign_in_failed",
+            Self::ApiTokenCreated => "api_token.created",
+            Self::ApiTokenRevoked => "api_token.revoked",
+            Self::UserRoleChanged => "user.role_changed",
+            Self::UserDisabled => "user.disabled",
+            Self::UserEnabled => "user.enabled",
+            Self::UserDeleted => "user.deleted",
         }
     }
 

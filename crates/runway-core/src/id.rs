@@ -132,6 +132,10 @@ ulid_id!(
     /// Identifies an [`crate::audit::AuditEvent`].
     AuditId
 );
+ulid_id!(
+    /// Identifies a personal [`crate::api_token::ApiToken`]; also embedded in it.
+    ApiTokenId
+);
 
 #[cfg(test)]
 mod tests {

@@ -5,7 +5,7 @@
 //! * [`id`] — typed ULID identifiers (`JobId`, `AgentId`, …) that sort by creation time.
 //! * [`secret`] — token generation, hashing and the redacting `Secret` wrapper.
 //! * [`password`] — argon2id password hashing.
-//! * [`user`], [`session`], [`agent`], [`job`] — the records the stores keep.
+//! * [`user`], [`session`], [`api_token`], [`agent`], [`job`] — the records the stores keep.
 //! * [`lifecycle`] — the one job-state transition table, and how an attempt's end
 //!   settles a job (the retry rule).
 //! * [`log`] — job logs: chunks placed by byte offset, sizes and checksums.
@@ -21,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 pub mod agent;
+pub mod api_token;
 pub mod audit;
 pub mod id;
 pub mod job;

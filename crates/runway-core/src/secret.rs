@@ -1,15 +1,34 @@
 //! Tokens and secrets.
 //!
-//! Runway hands out four kinds of bearer token — session, agent, registration and
-//! job — each with a short prefix so a leaked token is recognisable in a scanner and
-//! a log line (`rws_`, `rwa_`, `rwr_`, `rwj_`). Every token carries 256 bits from the operating
-//! system's CSPRNG. Only the SHA-256 of a token is ever stored: a token is already
+//! Runway hands out five kinds of bearer token — session, personal API token,
+//! agent, registration and job — each with a short prefix so a leaked token is
+//! recognisable in a scanner and a log line (`rws_`, `rwp_`, `rwa_`, `rwr_`,
+//! `rwj_`). Every token carries 256 bits from the operating system's CSPRNG. Only the SHA-256 of a token is ever stored: a token is already
 //! high-entropy, so a slow password hash would add latency to every request without
 //! adding safety.
 //!
 //! A session token also embeds its session id (`rws_<ulid>_<secret>`) so that
 //! validating it is one strongly consistent read by primary key on every backend,
 //! followed by a constant-time comparison of hashes.
+//!
+//! ## Personal API tokens
+//!
+//! A personal API token lives for months in CI variables and dotfiles, so it is the
+//! token most likely to leak into a public repository; its shape is made for
+//! secret scanners. It is exactly 79 characters of `[0-9A-Za-z_]`:
+//!
+//! ```text
+//! rwp_ <token id: 26 ULID characters> <secret: 43 base62> <checksum: 6 base62>
+//! ```
+//!
+//! matched by `\brwp_[0-9A-HJKMNP-TV-Z]{26}[0-9A-Za-z]{49}\b` (docs/security.md).
+//! Base62 rather than base64url keeps `-` and `_` out of the body, so the match
+//! has clean word boundaries. The checksum is the CRC-32 of everything before it,
+//! as 6 base62 digits, most significant first: a scanner can tell a real token
+//! from a random string of the same shape without asking Runway, and
+//! [`api_token_id_of`] refuses a mistyped one before any store read. 43 base62
+//! characters carry 256 bits. Like a session token, it embeds its id, so
+//! validation is one read by key.
 
 use std::fmt;
 
@@ -19,7 +38,7 @@ use rand::RngCore as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use crate::id::SessionId;
+use crate::id::{ApiTokenId, SessionId};
 
 /// A string that must never be printed: `Debug` and `Display` show `[redacted]`.
 #[derive(Clone, PartialEq, Eq, Default)]
@@ -113,6 +132,8 @@ impl fmt::Debug for TokenHash {
 pub enum TokenKind {
     /// A user's session (`rws_`).
     Session,
+    /// A user's personal API token (`rwp_`); see the module docs for its shape.
+    ApiToken,
     /// An agent's credential (`rwa_`).
     Agent,
     /// An admin-created registration token (`rwr_`).
@@ -129,6 +150,7 @@ impl TokenKind {
     pub const fn prefix(self) -> &'static str {
         match self {
             Self::Session => "rws_",
+            Self::ApiToken => "rwp_",
             Self::Agent => "rwa_",
             Self::Registration => "rwr_",
             Self::Job => "rwj_",
@@ -163,10 +185,14 @@ impl IssuedToken {
     /// A new agent, registration or job token.
     ///
     /// # Panics
-    /// If asked for a session token: those must embed their id, see [`Self::session`].
+    /// If asked for a session or API token: those embed their id, see
+    /// [`Self::session`] and [`Self::api_token`].
     #[must_use]
     pub fn new(kind: TokenKind) -> Self {
-        assert!(kind != TokenKind::Session, "session tokens embed their id");
+        assert!(
+            !matches!(kind, TokenKind::Session | TokenKind::ApiToken),
+            "session and API tokens embed their id"
+        );
         Self::from_plaintext(format!("{}{}", kind.prefix(), random_part()))
     }
 
@@ -179,6 +205,55 @@ impl IssuedToken {
             random_part()
         ))
     }
+
+    /// A new personal API token for the token `id` (see the module docs).
+    #[must_use]
+    pub fn api_token(id: ApiTokenId) -> Self {
+        use rand::Rng as _;
+        let secret: String = rand::rngs::OsRng
+            .sample_iter(&rand::distributions::Alphanumeric)
+            .take(API_TOKEN_SECRET_LEN)
+            .map(char::from)
+            .collect();
+        let body = format!("{}{id}{secret}", TokenKind::ApiToken.prefix());
+        let checksum = base62_checksum(&body);
+        Self::from_plaintext(format!("{body}{checksum}"))
+    }
+}
+
+/// Base62 characters of an API token's secret: 43 × log2(62) ≈ 256 bits.
+const API_TOKEN_SECRET_LEN: usize = 43;
+/// Base62 digits of an API token's checksum (62^6 > 2^32).
+const API_TOKEN_CHECKSUM_LEN: usize = 6;
+/// The length of every API token.
+pub const API_TOKEN_LEN: usize = 4 + 26 + API_TOKEN_SECRET_LEN + API_TOKEN_CHECKSUM_LEN;
+
+const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// The CRC-32 of `body` as 6 base62 digits, most significant first.
+fn base62_checksum(body: &str) -> String {
+    let mut n = crc32fast::hash(body.as_bytes());
+    let mut digits = [b'0'; API_TOKEN_CHECKSUM_LEN];
+    for digit in digits.iter_mut().rev() {
+        *digit = BASE62[(n % 62) as usize];
+        n /= 62;
+    }
+    digits.iter().map(|&b| char::from(b)).collect()
+}
+
+/// Extracts the token id from a presented API token, if it has the right shape
+/// and checksum. The caller must still compare the token's hash with the stored one.
+#[must_use]
+pub fn api_token_id_of(token: &str) -> Option<ApiTokenId> {
+    if token.len() != API_TOKEN_LEN || !token.starts_with(TokenKind::ApiToken.prefix()) {
+        return None;
+    }
+    let (body, checksum) = token.split_at_checked(API_TOKEN_LEN - API_TOKEN_CHECKSUM_LEN)?;
+    let rest = &body[TokenKind::ApiToken.prefix().len()..];
+    if !rest.bytes().all(|b| b.is_ascii_alphanumeric()) || base62_checksum(body) != checksum {
+        return None;
+    }
+    rest.get(..26)?.parse().ok()
 }
 
 /// Extracts the session id from a presented session token, if it has the right shape.
@@ -245,6 +320,47 @@ mod tests {
             "rws_é".into(),
         ] {
             assert_eq!(session_id_of(&bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_api_token_has_the_documented_shape_and_names_its_id() {
+        let id = ApiTokenId::new();
+        let t = IssuedToken::api_token(id);
+        let token = t.plaintext.expose();
+        assert_eq!(token.len(), API_TOKEN_LEN);
+        assert_eq!(API_TOKEN_LEN, 79);
+        assert!(token.starts_with(&format!("rwp_{id}")));
+        assert!(
+            token[4..].bytes().all(|b| b.is_ascii_alphanumeric()),
+            "{token}"
+        );
+        assert_eq!(api_token_id_of(token), Some(id));
+        assert_ne!(
+            IssuedToken::api_token(id).plaintext,
+            t.plaintext,
+            "the secret part differs every time"
+        );
+    }
+
+    #[test]
+    fn an_api_token_with_a_wrong_checksum_or_shape_names_no_token() {
+        let id = ApiTokenId::new();
+        let token = IssuedToken::api_token(id).plaintext.expose().to_owned();
+        // One character of the secret changed: the checksum no longer matches.
+        let mut typo = token.clone().into_bytes();
+        typo[40] = if typo[40] == b'a' { b'b' } else { b'a' };
+        let typo = String::from_utf8(typo).unwrap();
+        for bad in [
+            String::new(),
+            "rwp_".into(),
+            typo,
+            format!("{token}x"),
+            token[..78].to_owned(),
+            token.replacen("rwp_", "rws_", 1),
+            format!("rwp_{}", "_".repeat(75)),
+        ] {
+            assert_eq!(api_token_id_of(&bad), None, "{bad}");
         }
     }
 

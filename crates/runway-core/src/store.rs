@@ -28,8 +28,9 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::agent::{Agent, AgentMetrics, AgentState, AgentStatus, RegistrationToken};
+use crate::api_token::ApiToken;
 use crate::audit::{AuditEvent, AuditFilter};
-use crate::id::{AgentId, JobId, RegistrationTokenId, SessionId, UserId};
+use crate::id::{AgentId, ApiTokenId, JobId, RegistrationTokenId, SessionId, UserId};
 use crate::job::{Attempt, Job, JobDetail, JobSecrets};
 use crate::lifecycle::{AttemptEnd, IllegalTransition, JobStatus};
 use crate::log::{LogAppend, LogChunk, LogSlice, LogSummary};
@@ -37,7 +38,7 @@ use crate::oidc::{OidcIdentity, PendingLogin};
 use crate::page::{Page, PageRequest};
 use crate::secret::TokenHash;
 use crate::session::Session;
-use crate::user::User;
+use crate::user::{User, UserChange};
 
 /// Boxed error source, so backends keep their cause chain without naming its type.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -106,6 +107,8 @@ pub enum RecordKind {
     OidcLogin,
     /// A link from an issuer's subject to a user.
     OidcIdentity,
+    /// A personal API token.
+    ApiToken,
 }
 
 impl RecordKind {
@@ -121,6 +124,7 @@ impl RecordKind {
             Self::AuditEvent => "audit event",
             Self::OidcLogin => "pending sign-in",
             Self::OidcIdentity => "identity at this issuer",
+            Self::ApiToken => "API token",
         }
     }
 }
@@ -159,6 +163,14 @@ pub enum Conflict {
         /// The attempts it has had.
         attempts: u32,
     },
+    /// The user already holds
+    /// [`MAX_API_TOKENS_PER_USER`](crate::api_token::MAX_API_TOKENS_PER_USER)
+    /// live API tokens.
+    #[error("the user holds the most API tokens allowed")]
+    TooManyApiTokens,
+    /// The change would leave no enabled admin.
+    #[error("the change would leave no enabled admin")]
+    LastAdmin,
 }
 
 /// Shorthand for store results.
@@ -187,6 +199,66 @@ pub trait UserStore: Send + Sync {
     async fn set_password_hash(&self, id: UserId, password_hash: &str) -> StoreResult<()>;
     /// Whether any user exists (first-start bootstrap).
     async fn has_users(&self) -> StoreResult<bool>;
+}
+
+/// Users as admins manage them. Every method that changes something takes the
+/// audit event of the change and writes it in the same transaction: the change
+/// and its record happen together or not at all ([`Conflict::Exists`] with
+/// [`RecordKind::AuditEvent`] if the event's id is taken, and then nothing is
+/// written).
+///
+/// At least one enabled admin always remains: a write that would leave none is
+/// [`Conflict::LastAdmin`], decided atomically with the write itself, so two
+/// admins demoting each other at once leave exactly one.
+#[async_trait]
+pub trait UserAdminStore: Send + Sync {
+    /// Creates `user` with `audit`. [`Conflict::UsernameTaken`] if the name is taken.
+    async fn create_user_audited(&self, user: &User, audit: &AuditEvent) -> StoreResult<()>;
+    /// Users, newest first, with the opaque cursor of every listing.
+    async fn list_users(&self, page: &PageRequest) -> StoreResult<Page<User>>;
+    /// Applies `change` and returns the user as now stored. A change that
+    /// [revokes credentials](UserChange::revokes_credentials) (a new role, or
+    /// disabling) bumps the credential epoch and deletes every session and API
+    /// token of the user in the same write, so neither a copy of the old role nor
+    /// a sign-in in flight survives it. [`StoreError::NotFound`];
+    /// [`Conflict::LastAdmin`].
+    async fn update_user(
+        &self,
+        id: UserId,
+        change: UserChange,
+        audit: &AuditEvent,
+    ) -> StoreResult<User>;
+    /// Deletes the user, their username, their issuer identities, sessions and
+    /// API tokens, in one write. [`StoreError::NotFound`]; [`Conflict::LastAdmin`].
+    async fn delete_user(&self, id: UserId, audit: &AuditEvent) -> StoreResult<()>;
+}
+
+/// Personal API tokens ([`crate::api_token`]). Like [`UserAdminStore`], every
+/// change carries its audit event and writes it in the same transaction.
+#[async_trait]
+pub trait ApiTokenStore: Send + Sync {
+    /// Stores `token` if its user exists and is still at the token's
+    /// [`credential_epoch`](ApiToken::credential_epoch) (a disable, role change
+    /// or sign-out everywhere won the race otherwise:
+    /// [`Conflict::CredentialsChanged`]; [`StoreError::NotFound`] for no such
+    /// user). In the same write, the user's tokens expired at the token's
+    /// `created_at` are deleted; if the user would then hold more than
+    /// [`MAX_API_TOKENS_PER_USER`](crate::api_token::MAX_API_TOKENS_PER_USER),
+    /// nothing is written and it is [`Conflict::TooManyApiTokens`].
+    async fn create_api_token(&self, token: &ApiToken, audit: &AuditEvent) -> StoreResult<()>;
+    /// One strongly consistent read by id; expired ones included (the caller
+    /// applies [`ApiToken::is_active`]).
+    async fn get_api_token(&self, id: ApiTokenId) -> StoreResult<Option<ApiToken>>;
+    /// The user's tokens, expired ones included, newest first.
+    async fn list_api_tokens(&self, user: UserId) -> StoreResult<Vec<ApiToken>>;
+    /// Deletes one of `user`'s tokens. [`StoreError::NotFound`] if it is not
+    /// theirs (and then nothing is written, the event included).
+    async fn revoke_api_token(
+        &self,
+        user: UserId,
+        id: ApiTokenId,
+        audit: &AuditEvent,
+    ) -> StoreResult<()>;
 }
 
 /// Signed-in devices.
@@ -631,6 +703,8 @@ pub trait StoreHealth: Send + Sync {
 /// elsewhere (S3).
 pub trait Store:
     UserStore
+    + UserAdminStore
+    + ApiTokenStore
     + SessionStore
     + OidcLoginStore
     + OidcIdentityStore
@@ -645,6 +719,8 @@ pub trait Store:
 
 impl<T> Store for T where
     T: UserStore
+        + UserAdminStore
+        + ApiTokenStore
         + SessionStore
         + OidcLoginStore
         + OidcIdentityStore

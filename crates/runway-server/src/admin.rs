@@ -15,6 +15,10 @@
 //! first user of a Lambda deployment is made: the function never prints a
 //! generated password.
 //!
+//! `list-users`, `disable-user` and `enable-user` go through
+//! `runway_service::users`, the rules of the users API: disabling revokes every
+//! session and API token in one write, and the last enabled admin stays.
+//!
 //! Passwords come from the first line of stdin (`--password-stdin`), never from a
 //! flag, which would leave them in shell history and `ps`; otherwise one is
 //! generated and printed once.
@@ -141,6 +145,66 @@ pub async fn reset_password(
         show_generated(username, &password)?;
     }
     Ok(())
+}
+
+/// `runway admin list-users`: every user, newest first, one per line.
+///
+/// # Errors
+/// A missing database or tables, or a store failure.
+pub async fn list_users(config: &Config) -> anyhow::Result<()> {
+    let store = open_existing_store(config).await?;
+    let users = runway_service::users::Users::new(Arc::clone(&store));
+    let mut page = runway_core::page::PageRequest {
+        limit: runway_core::page::MAX_LIMIT,
+        after: None,
+    };
+    loop {
+        let listed = users.list(&page).await.context("cannot list the users")?;
+        for user in &listed.items {
+            let state = if user.disabled { "disabled" } else { "enabled" };
+            output::lines(&[&format!(
+                "{}\t{}\t{state}\t{}",
+                user.username,
+                user.role.as_str(),
+                user.id
+            )])?;
+        }
+        match listed.next_cursor {
+            Some(cursor) => page.after = Some(cursor),
+            None => return Ok(()),
+        }
+    }
+}
+
+/// `runway admin disable-user` and `enable-user`, with the rules of the users
+/// API (`runway_service::users`): disabling revokes every session and API token
+/// in the same write, and the last enabled admin stays. Audited as the system.
+///
+/// # Errors
+/// A missing database or tables, no such user, the last admin, or a store failure.
+pub async fn set_disabled(config: &Config, username: &str, disabled: bool) -> anyhow::Result<()> {
+    let store = open_existing_store(config).await?;
+    let user = store
+        .user_by_username(username)
+        .await?
+        .with_context(|| format!("no user is called `{username}`"))?;
+    let change = runway_core::user::UserChange {
+        disabled: Some(disabled),
+        ..Default::default()
+    };
+    runway_service::users::Users::new(store)
+        .update(&runway_service::audit::Caller::system(), user.id, change)
+        .await
+        .with_context(|| {
+            let what = if disabled { "disable" } else { "enable" };
+            format!("cannot {what} `{username}`")
+        })?;
+    let done = if disabled {
+        "Disabled `{username}`: signed out of every device, API tokens revoked."
+    } else {
+        "Enabled `{username}`."
+    };
+    output::lines(&[&done.replace("{username}", username)])
 }
 
 #[cfg(test)]

@@ -294,6 +294,21 @@ pub enum AdminCommand {
     /// Set a user's password and sign them out of every device. Without
     /// --password-stdin a strong password is generated and printed once.
     ResetPassword(ResetPasswordArgs),
+    /// List every user: name, role, enabled or disabled, id.
+    ListUsers,
+    /// Disable a user: they are signed out of every device, their API tokens are
+    /// revoked and they cannot sign in. The last enabled admin cannot be disabled.
+    DisableUser(UsernameArgs),
+    /// Enable a disabled user again.
+    EnableUser(UsernameArgs),
+}
+
+/// Flags of `runway admin disable-user` and `enable-user`.
+#[derive(Debug, Args)]
+pub struct UsernameArgs {
+    /// The user.
+    #[arg(long, value_name = "NAME")]
+    pub username: String,
 }
 
 /// Flags of `runway admin create-user`.

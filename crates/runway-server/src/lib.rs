@@ -180,6 +180,13 @@ pub fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
                     let password = password_from_stdin(a.password_stdin)?;
                     block_on(admin::reset_password(&config, &a.username, password))
                 }
+                AdminCommand::ListUsers => block_on(admin::list_users(&config)),
+                AdminCommand::DisableUser(a) => {
+                    block_on(admin::set_disabled(&config, &a.username, true))
+                }
+                AdminCommand::EnableUser(a) => {
+                    block_on(admin::set_disabled(&config, &a.username, false))
+                }
             }
         }
     }

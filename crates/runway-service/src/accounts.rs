@@ -1,7 +1,8 @@
 //! User accounts: first-start bootstrap and administration.
 //!
 //! Used by the `runway` binary (on first start and from `runway admin …`
-//! commands) and by tests; the user-management API will call the same functions.
+//! commands) and by tests; the user-management API is [`crate::users`], which
+//! shares the password rules and hashing here.
 //! Password hashing runs on a blocking thread: argon2id is deliberately slow.
 //!
 //! Changing a user's password revokes all their sessions, because sessions carry a
@@ -56,7 +57,7 @@ pub enum AccountError {
     Store(#[from] StoreError),
 }
 
-fn check_password(password: &Secret) -> Result<(), AccountError> {
+pub(crate) fn check_password(password: &Secret) -> Result<(), AccountError> {
     let len = password.expose().chars().count();
     if (MIN_PASSWORD_LEN..=MAX_PASSWORD_LEN).contains(&len) {
         Ok(())
@@ -65,7 +66,7 @@ fn check_password(password: &Secret) -> Result<(), AccountError> {
     }
 }
 
-async fn hash(password: &Secret) -> String {
+pub(crate) async fn hash(password: &Secret) -> String {
     let password = password.clone();
     match tokio::task::spawn_blocking(move || hash_password(&password)).await {
         Ok(hash) => hash,
@@ -102,6 +103,7 @@ where
         created_at: OffsetDateTime::now_utc(),
         password_hash: hash(&password).await,
         credential_epoch: 0,
+        disabled: false,
     };
     match store.create_user(&user).await {
         Ok(()) => {
@@ -137,6 +139,7 @@ where
         created_at: OffsetDateTime::now_utc(),
         password_hash: hash(password).await,
         credential_epoch: 0,
+        disabled: false,
     };
     match store.create_user(&user).await {
         Ok(()) => {

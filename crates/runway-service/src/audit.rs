@@ -35,6 +35,7 @@ use runway_core::agent::Agent;
 use runway_core::audit::{Actor, AuditAction, AuditEvent};
 use runway_core::session::Session;
 use runway_core::store::AuditStore;
+use runway_core::user::Principal;
 
 /// Who is making a call, and under which request.
 #[derive(Debug, Clone)]
@@ -69,6 +70,15 @@ impl Caller {
     pub fn agent(agent: &Agent, request_id: Option<String>) -> Self {
         Self {
             actor: agent.into(),
+            request_id,
+        }
+    }
+
+    /// A user authenticated by a session or an API token.
+    #[must_use]
+    pub fn principal(principal: &Principal, request_id: Option<String>) -> Self {
+        Self {
+            actor: principal.into(),
             request_id,
         }
     }

@@ -17,6 +17,11 @@ pub enum ServiceError {
     /// Wrong username or password (never saying which).
     #[error("the username or password is wrong")]
     InvalidCredentials,
+    /// The right credentials, but the user is disabled. Said only after the
+    /// password (or the issuer) vouched for them, so it reveals nothing to a
+    /// guesser.
+    #[error("the account is disabled")]
+    AccountDisabled,
     /// Too many expensive checks (argon2) are under way; try again in a moment.
     #[error("the server is busy; retry in a moment")]
     Overloaded,

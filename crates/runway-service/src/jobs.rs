@@ -78,12 +78,12 @@ pub struct Requester {
 }
 
 impl Requester {
-    /// The user a session belongs to.
+    /// The user behind a session or an API token.
     #[must_use]
-    pub fn of(session: &runway_core::session::Session) -> Self {
+    pub fn of(principal: &runway_core::user::Principal) -> Self {
         Self {
-            user: session.user_id,
-            admin: session.role == runway_core::user::Role::Admin,
+            user: principal.user_id,
+            admin: principal.is_admin(),
         }
     }
 }

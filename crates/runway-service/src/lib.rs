@@ -12,6 +12,10 @@
 //! the store traits can be read, tested and implemented without Tokio.
 //!
 //! * [`accounts`] — first-start bootstrap, users and passwords (CLI and API).
+//! * [`users`] — users as admins manage them through the API (roles, disabling,
+//!   deleting, the last-admin rule).
+//! * [`api_tokens`] — personal API tokens: making, listing, revoking, and
+//!   authenticating a request by one.
 //! * [`sessions`] — sign-in (argon2 behind a bounded number of permits) and
 //!   revoking one's own sessions.
 //! * [`oidc`] — sign-in through an OpenID Connect issuer (code flow, PKCE,
@@ -30,6 +34,7 @@
 #![forbid(unsafe_code)]
 
 pub mod accounts;
+pub mod api_tokens;
 pub mod audit;
 pub mod dispatch;
 pub mod error;
@@ -37,6 +42,7 @@ pub mod jobs;
 pub mod oidc;
 pub mod reaper;
 pub mod sessions;
+pub mod users;
 
 pub use dispatch::{DispatchSettings, Service};
 pub use error::{ServiceError, ServiceResult};

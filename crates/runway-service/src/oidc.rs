@@ -397,6 +397,7 @@ impl Oidc {
             created_at: OffsetDateTime::now_utc(),
             password_hash: NO_PASSWORD.to_owned(),
             credential_epoch: 0,
+            disabled: false,
         };
         match self.store.create_oidc_user(&user, identity).await {
             Ok(()) => {

@@ -224,13 +224,18 @@ impl Sessions {
     /// its session here.
     ///
     /// # Errors
-    /// Store failures.
+    /// [`ServiceError::AccountDisabled`] for a disabled user; store failures.
     pub async fn issue(
         &self,
         user: User,
         device: Device,
         request_id: Option<String>,
     ) -> ServiceResult<(Session, Secret)> {
+        // After the password or the issuer vouched for them, so it tells a
+        // guesser nothing; a disable racing this is the epoch check's to catch.
+        if user.disabled {
+            return Err(ServiceError::AccountDisabled);
+        }
         let now = OffsetDateTime::now_utc();
         let id = SessionId::new();
         let issued = IssuedToken::session(id);

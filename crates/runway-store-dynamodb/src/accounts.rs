@@ -1,4 +1,5 @@
-//! Users and their sessions.
+//! Users and their sessions. (Users as admins manage them are `users.rs`; creating
+//! any user goes through its `put_user`, which keeps the count of enabled admins.)
 //!
 //! * **Unique usernames.** A user is two items written in one `TransactWriteItems`:
 //!   the user (`attribute_not_exists(user_id)`) and `lookups/username#<name>`
@@ -78,20 +79,20 @@ use crate::items::{
 use crate::schema::{LOOKUP_KEY, SESSION_ID, USER_ID};
 
 /// The user item's attributes that track its sessions (see the module docs).
-const SESSIONS: &str = "sessions";
-const SESSION_VERSION: &str = "session_version";
-const CREDENTIAL_EPOCH: &str = "credential_epoch";
+pub(crate) const SESSIONS: &str = "sessions";
+pub(crate) const SESSION_VERSION: &str = "session_version";
+pub(crate) const CREDENTIAL_EPOCH: &str = "credential_epoch";
 
 /// How many times a session write is planned again after another write to the
 /// same user item won, before the call gives up as unavailable. Only writes of
 /// one user's sessions contend, and a sign-in costs tens of milliseconds of
 /// argon2 before it gets here, so a handful of rounds is plenty.
-const SESSION_WRITE_ROUNDS: usize = 32;
+pub(crate) const SESSION_WRITE_ROUNDS: usize = 32;
 
 /// Another write to the user item kept winning.
 #[derive(Debug, thiserror::Error)]
 #[error("the user's sessions kept changing for {SESSION_WRITE_ROUNDS} attempts")]
-struct Contended;
+pub(crate) struct Contended;
 
 impl DynamoStore {
     /// A strongly consistent read of one item by its key.
@@ -125,7 +126,7 @@ impl DynamoStore {
     }
 
     /// The user item, read consistently.
-    async fn user_item(&self, id: UserId) -> StoreResult<Option<UserItem>> {
+    pub(crate) async fn user_item(&self, id: UserId) -> StoreResult<Option<UserItem>> {
         self.get_item(&self.tables.users, USER_ID, id.to_string())
             .await?
             .map(|item| from_item::<UserItem>("users", item))
@@ -133,7 +134,7 @@ impl DynamoStore {
     }
 
     /// An unconditional `Delete` of one session, as a transaction action.
-    fn delete_session(&self, id: &str) -> StoreResult<TransactWriteItem> {
+    pub(crate) fn delete_session(&self, id: &str) -> StoreResult<TransactWriteItem> {
         let delete = Delete::builder()
             .table_name(&self.tables.sessions)
             .key(SESSION_ID, string(id))
@@ -143,7 +144,11 @@ impl DynamoStore {
     }
 
     /// An `Update` of the user item from `expr`, as a transaction action.
-    fn update_user(&self, user: UserId, expr: &Expr) -> StoreResult<TransactWriteItem> {
+    pub(crate) fn update_user_item(
+        &self,
+        user: UserId,
+        expr: &Expr,
+    ) -> StoreResult<TransactWriteItem> {
         let update = Update::builder()
             .table_name(&self.tables.users)
             .key(USER_ID, string(user.to_string()))
@@ -211,7 +216,7 @@ impl DynamoStore {
             }
             let revoked = u64::try_from(deletes.len()).unwrap_or(u64::MAX);
             let mut actions = Vec::with_capacity(1 + deletes.len());
-            actions.push(self.update_user(user, &expr)?);
+            actions.push(self.update_user_item(user, &expr)?);
             actions.extend(deletes);
             match self
                 .client
@@ -240,7 +245,7 @@ impl DynamoStore {
 }
 
 /// A transaction canceled only because another one touched the same item.
-fn lost_to_a_conflict(
+pub(crate) fn lost_to_a_conflict(
     err: &aws_sdk_dynamodb::error::SdkError<
         aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
     >,
@@ -286,7 +291,7 @@ impl Admission {
 }
 
 /// The condition that the user is still at `epoch` (an absent epoch is 0).
-fn epoch_condition(expr: &mut Expr, epoch: u64) {
+pub(crate) fn epoch_condition(expr: &mut Expr, epoch: u64) {
     let name = expr.name(CREDENTIAL_EPOCH);
     let value = expr.value(number(epoch));
     if epoch == 0 {
@@ -313,30 +318,10 @@ pub(crate) fn put_new(table: &str, item: Item, key: &str) -> StoreResult<Transac
 
 #[async_trait]
 impl UserStore for DynamoStore {
+    /// See [`DynamoStore::put_user`]: the user, their username and, for an
+    /// enabled admin, the admin counter, in one transaction.
     async fn create_user(&self, user: &User) -> StoreResult<()> {
-        let user_item = to_item("users", &UserItem::from(user))?;
-        let lookup = to_item(
-            "lookups",
-            &LookupItem {
-                lookup_key: username_key(&user.username),
-                target_id: user.id.to_string(),
-            },
-        )?;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(put_new(&self.tables.users, user_item, USER_ID)?)
-            .transact_items(put_new(&self.tables.lookups, lookup, LOOKUP_KEY)?)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) => Err(match failed_condition(&err) {
-                Some(1) => Conflict::UsernameTaken(user.username.clone()).into(),
-                Some(_) => Conflict::Exists(RecordKind::User).into(),
-                None => transaction_error(err),
-            }),
-        }
+        self.put_user(user, None, None).await
     }
 
     async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
@@ -426,7 +411,7 @@ impl SessionStore for DynamoStore {
 
             let mut actions = vec![
                 put_new(&self.tables.sessions, item.clone(), SESSION_ID)?,
-                self.update_user(session.user_id, &expr)?,
+                self.update_user_item(session.user_id, &expr)?,
             ];
             for old in admission.removed() {
                 actions.push(self.delete_session(old)?);
@@ -555,7 +540,7 @@ impl SessionStore for DynamoStore {
             .client
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().delete(delete).build())
-            .transact_items(self.update_user(user, &expr)?)
+            .transact_items(self.update_user_item(user, &expr)?)
             .send()
             .await;
         match result {

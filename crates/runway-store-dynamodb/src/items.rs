@@ -32,8 +32,11 @@ use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use runway_core::agent::{Agent, AgentMetrics, AgentState, RegistrationToken};
+use runway_core::api_token::ApiToken;
 use runway_core::audit::{Actor, AuditAction, AuditEvent, InvalidActor};
-use runway_core::id::{AgentId, AuditId, JobId, RegistrationTokenId, SessionId, UserId};
+use runway_core::id::{
+    AgentId, ApiTokenId, AuditId, JobId, RegistrationTokenId, SessionId, UserId,
+};
 use runway_core::job::{Attempt, Job, JobDetail, JobSecrets, JobSpec};
 use runway_core::lifecycle::{self, JobStatus};
 use runway_core::oidc::{OidcIdentity, PendingLogin};
@@ -175,7 +178,7 @@ mod opt_ns {
 
 // ---------------------------------------------------------------- users
 
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub(crate) struct UserItem {
     user_id: UserId,
     username: String,
@@ -195,6 +198,19 @@ pub(crate) struct UserItem {
     /// the map it read. Absent until the first such write.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     session_version: Option<u64>,
+    /// Absent (false) on users from before users could be disabled.
+    #[serde(default)]
+    disabled: bool,
+    /// The user's API tokens: id → absolute expiry (unix ns, 0 for never), like
+    /// `sessions`, and bumped with `session_version` too. Written only by
+    /// `api_tokens.rs` and `users.rs`, never from a `User`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    api_tokens: Option<BTreeMap<String, i64>>,
+    /// The `lookups` keys of the user's issuer identities (`oidc#…`), so deleting
+    /// the user can delete them in the same transaction. Absent for password users
+    /// and for OIDC users from before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    oidc_identities: Option<Vec<String>>,
 }
 
 impl UserItem {
@@ -212,6 +228,22 @@ impl UserItem {
     pub(crate) const fn session_version(&self) -> Option<u64> {
         self.session_version
     }
+
+    /// The `api_tokens` map, `None` if the attribute is absent.
+    pub(crate) const fn api_tokens(&self) -> Option<&BTreeMap<String, i64>> {
+        self.api_tokens.as_ref()
+    }
+
+    /// The `lookups` keys of the user's issuer identities.
+    pub(crate) fn oidc_identities(&self) -> &[String] {
+        self.oidc_identities.as_deref().unwrap_or_default()
+    }
+
+    /// The user item of a user created through an issuer identity.
+    pub(crate) fn with_oidc_identity(mut self, lookup_key: String) -> Self {
+        self.oidc_identities = Some(vec![lookup_key]);
+        self
+    }
 }
 
 impl From<&User> for UserItem {
@@ -225,6 +257,9 @@ impl From<&User> for UserItem {
             credential_epoch: u.credential_epoch,
             sessions: None,
             session_version: None,
+            disabled: u.disabled,
+            api_tokens: None,
+            oidc_identities: None,
         }
     }
 }
@@ -238,6 +273,7 @@ impl From<UserItem> for User {
             created_at: u.created_at,
             password_hash: u.password_hash,
             credential_epoch: u.credential_epoch,
+            disabled: u.disabled,
         }
     }
 }
@@ -385,6 +421,72 @@ impl From<&Session> for SessionItem {
         }
     }
 }
+
+// ---------------------------------------------------------------- API tokens
+
+/// The `sessions` key of an API token: the table holds every credential checked
+/// on each request, and a ULID session id never starts with `api_token#`.
+pub(crate) fn api_token_key(id: ApiTokenId) -> String {
+    format!("api_token#{id}")
+}
+
+/// An API token, in the `sessions` table under [`api_token_key`]. No `ttl`: an
+/// expired token stays until it is revoked or its user makes another, exactly as
+/// in SQLite.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct ApiTokenItem {
+    session_id: String,
+    token_id: ApiTokenId,
+    user_id: UserId,
+    username: String,
+    role: Role,
+    name: String,
+    read_only: bool,
+    #[serde(with = "ns")]
+    created_at: OffsetDateTime,
+    #[serde(default, with = "opt_ns", skip_serializing_if = "Option::is_none")]
+    expires_at: Option<OffsetDateTime>,
+    token_hash: TokenHash,
+    credential_epoch: u64,
+}
+
+impl From<&ApiToken> for ApiTokenItem {
+    fn from(t: &ApiToken) -> Self {
+        Self {
+            session_id: api_token_key(t.id),
+            token_id: t.id,
+            user_id: t.user_id,
+            username: t.username.clone(),
+            role: t.role,
+            name: t.name.clone(),
+            read_only: t.read_only,
+            created_at: t.created_at,
+            expires_at: t.expires_at,
+            token_hash: t.token_hash.clone(),
+            credential_epoch: t.credential_epoch,
+        }
+    }
+}
+
+impl From<ApiTokenItem> for ApiToken {
+    fn from(t: ApiTokenItem) -> Self {
+        Self {
+            id: t.token_id,
+            user_id: t.user_id,
+            username: t.username,
+            role: t.role,
+            name: t.name,
+            read_only: t.read_only,
+            created_at: t.created_at,
+            expires_at: t.expires_at,
+            token_hash: t.token_hash,
+            credential_epoch: t.credential_epoch,
+        }
+    }
+}
+
+/// The `lookups` item that counts enabled admins (`users.rs`).
+pub(crate) const ADMIN_COUNTER_KEY: &str = "counter#enabled_admins";
 
 // ---------------------------------------------------------------- agents
 
@@ -988,6 +1090,7 @@ mod tests {
             created_at: t0(),
             password_hash: "h".into(),
             credential_epoch: 3,
+            disabled: false,
         };
         let item = to_item("users", &UserItem::from(&user)).unwrap();
         assert_eq!(

@@ -34,6 +34,13 @@
 //!   credential epoch), so creating one is a transaction conditional on the epoch
 //!   the sign-in read, at most 50 are held, and signing out everywhere or a
 //!   password change is one transaction of at most 51 actions (`accounts.rs`).
+//!   The user's personal API tokens are kept the same way (`api_tokens.rs`: items
+//!   `api_token#<id>` in the `sessions` table, read by the id the token embeds),
+//!   so disabling, demoting or deleting a user deletes every session and token in
+//!   one transaction (at most 93 actions), with a counter of enabled admins in
+//!   `lookups` as a condition so the last admin stays (`users.rs`).
+//! * **New writes carry their audit event**: the user-admin and API-token calls
+//!   add a `Put` of the event (`DynamoStore::put_event`) to their `TransactWriteItems`.
 //! * **Listings** query a `KEYS_ONLY` GSI newest first (`ScanIndexForward=false`,
 //!   ids are ULIDs), then fetch the items with a strongly consistent `BatchGetItem`
 //!   and apply every filter in code to those fresh items. A GSI lags its table, so a
@@ -66,6 +73,8 @@
 //! `error.rs` the mapping to `StoreError` · `items.rs` item shapes · `expr.rs`
 //! update and condition expressions · `page.rs` cursors and the
 //! GSI-then-`BatchGetItem` listing · `accounts.rs` users and sessions ·
+//! `users.rs` users as admins manage them and the admin counter · `api_tokens.rs`
+//! personal API tokens ·
 //! `agents.rs` registration tokens and agents · `jobs.rs` jobs and the lifecycle
 //! write they share · `dispatch.rs` claims, leases, attempt ends and the reaper's
 //! queries · `logs.rs` job logs on S3 · `audit.rs` the audit log · `oidc.rs` pending OIDC
@@ -75,6 +84,7 @@
 
 mod accounts;
 mod agents;
+mod api_tokens;
 mod audit;
 mod dispatch;
 mod error;
@@ -85,6 +95,7 @@ mod logs;
 mod oidc;
 mod page;
 mod schema;
+mod users;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -11,7 +11,9 @@
 //!   the user, written in the same `TransactWriteItems` as the user and its
 //!   `username#` item, so a user never exists without the identity that created
 //!   it, and a second first sign-in of the same person fails its condition.
-//!   Reading it is two strongly consistent `GetItem`s, as for a username.
+//!   Reading it is two strongly consistent `GetItem`s, as for a username. The
+//!   user item lists the key (`oidc_identities`), so deleting the user deletes
+//!   the identity in the same transaction (`users.rs`).
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::ReturnValue;
@@ -21,13 +23,9 @@ use runway_core::store::{Conflict, OidcIdentityStore, OidcLoginStore, RecordKind
 use runway_core::user::User;
 use time::OffsetDateTime;
 
-use crate::accounts::put_new;
-use crate::error::{failed_condition, is_condition_failure, sdk_error, transaction_error};
-use crate::items::{
-    LookupItem, PendingLoginItem, UserItem, from_item, oidc_identity_key, string, to_item,
-    username_key,
-};
-use crate::schema::{LOOKUP_KEY, STATE_HASH, USER_ID};
+use crate::error::{is_condition_failure, sdk_error};
+use crate::items::{PendingLoginItem, UserItem, from_item, oidc_identity_key, string, to_item};
+use crate::schema::{STATE_HASH, USER_ID};
 use crate::{DynamoStore, PutNew};
 
 #[async_trait]
@@ -81,38 +79,9 @@ impl OidcIdentityStore for DynamoStore {
             .transpose()
     }
 
+    /// See [`DynamoStore::put_user`]: the user, their username, the identity
+    /// and, for an enabled admin, the admin counter, in one transaction.
     async fn create_oidc_user(&self, user: &User, identity: &OidcIdentity) -> StoreResult<()> {
-        let user_item = to_item("users", &UserItem::from(user))?;
-        let name = to_item(
-            "lookups",
-            &LookupItem {
-                lookup_key: username_key(&user.username),
-                target_id: user.id.to_string(),
-            },
-        )?;
-        let link = to_item(
-            "lookups",
-            &LookupItem {
-                lookup_key: oidc_identity_key(identity),
-                target_id: user.id.to_string(),
-            },
-        )?;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(put_new(&self.tables.users, user_item, USER_ID)?)
-            .transact_items(put_new(&self.tables.lookups, name, LOOKUP_KEY)?)
-            .transact_items(put_new(&self.tables.lookups, link, LOOKUP_KEY)?)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) => Err(match failed_condition(&err) {
-                Some(0) => Conflict::Exists(RecordKind::User).into(),
-                Some(1) => Conflict::UsernameTaken(user.username.clone()).into(),
-                Some(_) => Conflict::Exists(RecordKind::OidcIdentity).into(),
-                None => transaction_error(err),
-            }),
-        }
+        self.put_user(user, Some(identity), None).await
     }
 }

@@ -72,7 +72,7 @@ impl UserStore for SqliteStore {
             .write(move |conn| {
                 conn.prepare_cached(
                     "INSERT INTO users (id, username, role, created_at, password_hash, \
-                     credential_epoch) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                     credential_epoch, disabled) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 )
                 .and_then(|mut stmt| {
                     stmt.execute(params![
@@ -82,6 +82,7 @@ impl UserStore for SqliteStore {
                         created_at,
                         user.password_hash,
                         epoch,
+                        user.disabled,
                     ])
                 })
                 .map_err(|e| {

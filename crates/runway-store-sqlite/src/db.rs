@@ -88,6 +88,14 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0008_audit_filters",
         include_str!("../migrations/0008_audit_filters.sql"),
     ),
+    (
+        "0009_api_tokens",
+        include_str!("../migrations/0009_api_tokens.sql"),
+    ),
+    (
+        "0010_user_admin",
+        include_str!("../migrations/0010_user_admin.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

@@ -80,12 +80,17 @@
 //! * a job's secrets are a column only the claim reads, set to NULL (and, with
 //!   `secure_delete`, zeroed) by the write that makes the job final, and set again
 //!   only by a user's retry; their names (`secret_names`, never a value) stay;
-//! * a log chunk, the log's size and its CRC-32 commit together (`logs.rs`).
+//! * a log chunk, the log's size and its CRC-32 commit together (`logs.rs`);
+//! * an admin's change to a user, creating or revoking an API token: the change,
+//!   its audit event and (for a disable, a new role or a delete) the deletion of
+//!   every session and API token share a transaction, and "at least one enabled
+//!   admin" is counted inside it (`users.rs`, `api_tokens.rs`).
 //!
 //! ## Layout
 //!
 //! `db.rs` connections, pool and migrations · `error.rs` the mapping to
 //! `StoreError` · `rows.rs` column encodings · `accounts.rs` users and sessions ·
+//! `users.rs` users as admins manage them · `api_tokens.rs` personal API tokens ·
 //! `oidc.rs` pending OIDC logins and issuer identities · `agents.rs` registration
 //! tokens and agents · `jobs.rs` jobs, pagination and
 //! transitions · `dispatch.rs` claiming, leases, ending attempts and the reaper's
@@ -95,6 +100,7 @@
 
 mod accounts;
 mod agents;
+mod api_tokens;
 mod audit;
 mod db;
 mod dispatch;
@@ -105,6 +111,7 @@ mod logs;
 mod oidc;
 mod page;
 mod rows;
+mod users;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -94,8 +94,8 @@ impl OidcIdentityStore for SqliteStore {
                     .transaction_with_behavior(TransactionBehavior::Immediate)
                     .map_err(store_error)?;
                 tx.prepare_cached(
-                    "INSERT INTO users (id, username, role, created_at, password_hash) \
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    "INSERT INTO users (id, username, role, created_at, password_hash, \
+                     disabled) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )
                 .and_then(|mut stmt| {
                     stmt.execute(params![
@@ -104,6 +104,7 @@ impl OidcIdentityStore for SqliteStore {
                         user.role.as_str(),
                         created_at,
                         user.password_hash,
+                        user.disabled,
                     ])
                 })
                 .map_err(|e| {

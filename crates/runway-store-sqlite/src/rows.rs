@@ -22,6 +22,7 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use runway_core::agent::{Agent, AgentMetrics, AgentState, RegistrationToken};
+use runway_core::api_token::ApiToken;
 use runway_core::audit::{Actor, AuditAction, AuditEvent};
 use runway_core::job::{Attempt, Job, JobSecrets, JobSpec};
 use runway_core::lifecycle::JobStatus;
@@ -180,7 +181,7 @@ fn get_hash(row: &Row<'_>, idx: usize) -> rusqlite::Result<TokenHash> {
 
 /// The columns [`user`] decodes, in order.
 pub(crate) const USER_COLUMNS: &str =
-    "id, username, role, created_at, password_hash, credential_epoch";
+    "id, username, role, created_at, password_hash, credential_epoch, disabled";
 
 pub(crate) fn user(row: &Row<'_>) -> rusqlite::Result<User> {
     Ok(User {
@@ -190,6 +191,26 @@ pub(crate) fn user(row: &Row<'_>) -> rusqlite::Result<User> {
         created_at: get_ts(row, 3, "users.created_at")?,
         password_hash: row.get(4)?,
         credential_epoch: get_u64(row, 5, "users.credential_epoch")?,
+        disabled: row.get(6)?,
+    })
+}
+
+/// The columns [`api_token`] decodes, in order.
+pub(crate) const API_TOKEN_COLUMNS: &str = "id, user_id, username, role, name, read_only, \
+     created_at, expires_at, token_hash, credential_epoch";
+
+pub(crate) fn api_token(row: &Row<'_>) -> rusqlite::Result<ApiToken> {
+    Ok(ApiToken {
+        id: get_parsed(row, 0, "api_tokens.id")?,
+        user_id: get_parsed(row, 1, "api_tokens.user_id")?,
+        username: row.get(2)?,
+        role: get_role(row, 3)?,
+        name: row.get(4)?,
+        read_only: row.get(5)?,
+        created_at: get_ts(row, 6, "api_tokens.created_at")?,
+        expires_at: get_opt_ts(row, 7, "api_tokens.expires_at")?,
+        token_hash: TokenHash::from_stored(row.get(8)?),
+        credential_epoch: get_u64(row, 9, "api_tokens.credential_epoch")?,
     })
 }
 

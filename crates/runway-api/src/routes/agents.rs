@@ -122,7 +122,7 @@ async fn set_state(
     id: AgentId,
     to: AgentState,
 ) -> Result<Json<AgentView>, ApiError> {
-    let caller = audit.caller((&admin.0.session).into());
+    let caller = audit.caller((&admin.0.user).into());
     let agent = state.service.set_agent_state(&caller, id, to).await?;
     Ok(Json(AgentView::at(agent, OffsetDateTime::now_utc())))
 }
@@ -197,7 +197,7 @@ pub(crate) async fn delete(
     AdminUser(admin): AdminUser,
     IdPath(id): IdPath<AgentId>,
 ) -> Result<StatusCode, ApiError> {
-    let caller = audit.caller((&admin.session).into());
+    let caller = audit.caller((&admin.user).into());
     state.service.delete_agent(&caller, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

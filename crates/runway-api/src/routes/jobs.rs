@@ -154,12 +154,12 @@ pub(crate) struct JobListQuery {
 pub(crate) async fn create(
     State(state): State<AppState>,
     audit: Audit,
-    CurrentUser { session }: CurrentUser,
+    CurrentUser { user, .. }: CurrentUser,
     ApiJson(spec): ApiJson<JobSpec>,
 ) -> Result<Response, ApiError> {
     let job = state
         .service
-        .submit_job(&audit.caller((&session).into()), session.user_id, spec)
+        .submit_job(&audit.caller((&user).into()), user.user_id, spec)
         .await?;
     let location = HeaderValue::try_from(format!("/api/v1/jobs/{}", job.id))
         .map_err(|e| ApiError::Internal(Box::new(e)))?;
@@ -225,14 +225,14 @@ pub(crate) async fn get(
 pub(crate) async fn cancel(
     State(state): State<AppState>,
     audit: Audit,
-    CurrentUser { session }: CurrentUser,
+    CurrentUser { user, .. }: CurrentUser,
     IdPath(id): IdPath<JobId>,
 ) -> Result<Json<Job>, ApiError> {
     let job = state
         .service
         .cancel_job(
-            &audit.caller((&session).into()),
-            runway_service::jobs::Requester::of(&session),
+            &audit.caller((&user).into()),
+            runway_service::jobs::Requester::of(&user),
             id,
         )
         .await?;
@@ -261,15 +261,15 @@ pub(crate) async fn cancel(
 pub(crate) async fn retry(
     State(state): State<AppState>,
     audit: Audit,
-    CurrentUser { session }: CurrentUser,
+    CurrentUser { user, .. }: CurrentUser,
     IdPath(id): IdPath<JobId>,
     OptionalJson(req): OptionalJson<RetryRequest>,
 ) -> Result<Json<JobView>, ApiError> {
     let view = state
         .service
         .retry_job(
-            &audit.caller((&session).into()),
-            runway_service::jobs::Requester::of(&session),
+            &audit.caller((&user).into()),
+            runway_service::jobs::Requester::of(&user),
             id,
             req.secrets,
         )

@@ -24,12 +24,14 @@ use crate::error::ApiError;
 
 pub(crate) mod agent_protocol;
 pub(crate) mod agents;
+pub(crate) mod api_tokens;
 pub(crate) mod jobs;
 pub(crate) mod logs;
 pub(crate) mod oidc;
 pub(crate) mod registration_tokens;
 pub(crate) mod sessions;
 pub(crate) mod system;
+pub(crate) mod users;
 
 /// Every route, and the OpenAPI operations of the same handlers: the `/api/v1` and
 /// `/agent/v1` routers nested under the top one. One `routes!` per path, listing
@@ -44,6 +46,12 @@ pub(crate) fn all() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(sessions::current, sessions::sign_out))
         .routes(routes!(sessions::revoke_all))
         .routes(routes!(sessions::revoke))
+        .routes(routes!(api_tokens::create, api_tokens::list))
+        .routes(routes!(api_tokens::revoke))
+        .routes(routes!(users::create, users::list))
+        .routes(routes!(users::get, users::update, users::delete))
+        .routes(routes!(users::sessions))
+        .routes(routes!(users::revoke_session))
         .routes(routes!(oidc::login))
         .routes(routes!(oidc::callback))
         .routes(routes!(
@@ -128,6 +136,7 @@ pub(crate) enum Listing {
     Jobs,
     Agents,
     Audit,
+    Users,
 }
 
 impl Listing {
@@ -136,6 +145,7 @@ impl Listing {
             Self::Jobs => "jobs",
             Self::Agents => "agents",
             Self::Audit => "audit",
+            Self::Users => "users",
         }
     }
 

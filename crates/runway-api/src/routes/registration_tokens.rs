@@ -129,7 +129,7 @@ pub(crate) async fn create(
     let record = RegistrationToken {
         id: RegistrationTokenId::new(),
         description,
-        created_by: admin.session.user_id,
+        created_by: admin.user.user_id,
         created_at: now,
         // Stored and echoed in UTC whatever offset the caller wrote it in.
         expires_at: expires_at.map(|at| at.to_offset(time::UtcOffset::UTC)),
@@ -140,7 +140,7 @@ pub(crate) async fn create(
     state.store.create_registration_token(&record).await?;
     audit
         .record(
-            (&admin.session).into(),
+            (&admin.user).into(),
             AuditAction::RegistrationTokenCreated,
             record.id,
         )
@@ -191,7 +191,7 @@ pub(crate) async fn delete(
         .map_err(or_not_found("registration token"))?;
     audit
         .record(
-            (&admin.session).into(),
+            (&admin.user).into(),
             AuditAction::RegistrationTokenDeleted,
             id,
         )

@@ -21,7 +21,7 @@ use utoipa::ToSchema;
 
 use super::expose_secret;
 use crate::AppState;
-use crate::auth::CurrentUser;
+use crate::auth::UserSession;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, IdPath, OptionalJson};
 use crate::middleware::CallId;
@@ -201,7 +201,7 @@ pub(crate) async fn sign_in(
     responses(
         (status = 200, description = "The session is valid", body = CurrentSession),
         (status = 401, description = "No valid session", body = ErrorBody)))]
-pub(crate) async fn current(CurrentUser { session }: CurrentUser) -> Json<CurrentSession> {
+pub(crate) async fn current(UserSession(session): UserSession) -> Json<CurrentSession> {
     Json(CurrentSession {
         user: SessionUser::of(&session),
         session,
@@ -219,7 +219,7 @@ pub(crate) async fn current(CurrentUser { session }: CurrentUser) -> Json<Curren
 pub(crate) async fn sign_out(
     State(state): State<AppState>,
     request_id: CallId,
-    CurrentUser { session }: CurrentUser,
+    UserSession(session): UserSession,
 ) -> Result<(StatusCode, HeaderMap), ApiError> {
     state
         .sessions
@@ -240,7 +240,7 @@ pub(crate) async fn sign_out(
         (status = 401, description = "No valid session", body = ErrorBody)))]
 pub(crate) async fn list(
     State(state): State<AppState>,
-    CurrentUser { session: me }: CurrentUser,
+    UserSession(me): UserSession,
 ) -> Result<Json<SessionList>, ApiError> {
     let sessions = state
         .store
@@ -267,7 +267,7 @@ pub(crate) async fn list(
 pub(crate) async fn revoke(
     State(state): State<AppState>,
     request_id: CallId,
-    CurrentUser { session: me }: CurrentUser,
+    UserSession(me): UserSession,
     IdPath(id): IdPath<SessionId>,
 ) -> Result<StatusCode, ApiError> {
     state
@@ -288,7 +288,7 @@ pub(crate) async fn revoke(
 pub(crate) async fn revoke_all(
     State(state): State<AppState>,
     request_id: CallId,
-    CurrentUser { session: me }: CurrentUser,
+    UserSession(me): UserSession,
     OptionalJson(req): OptionalJson<RevokeAllRequest>,
 ) -> Result<Json<Revoked>, ApiError> {
     let revoked = state

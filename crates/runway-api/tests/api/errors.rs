@@ -10,21 +10,23 @@ use axum::http::{Method, StatusCode};
 use runway_api::{ApiConfig, router};
 use runway_core::OffsetDateTime;
 use runway_core::agent::{Agent, AgentMetrics, AgentState, RegistrationToken};
+use runway_core::api_token::ApiToken;
 use runway_core::audit::AuditEvent;
-use runway_core::id::{AgentId, JobId, RegistrationTokenId, SessionId, UserId};
+use runway_core::id::{AgentId, ApiTokenId, JobId, RegistrationTokenId, SessionId, UserId};
 use runway_core::job::{Job, JobDetail, JobSecrets};
 use runway_core::lifecycle::{AttemptEnd, JobStatus};
 use runway_core::log::{LogAppend, LogChunk, LogSlice, LogSummary};
 use runway_core::oidc::{OidcIdentity, PendingLogin};
-use runway_core::page::Page;
+use runway_core::page::{Page, PageRequest};
 use runway_core::secret::{IssuedToken, TokenHash};
 use runway_core::session::Session;
 use runway_core::store::{
-    AgentQuery, AgentStore, AuditQuery, AuditStore, Claim, ClaimRequest, DispatchStore, Due,
-    HeldAttempt, JobQuery, JobStore, LogStore, OidcIdentityStore, OidcLoginStore,
-    RegistrationTokenStore, SessionStore, StoreError, StoreHealth, StoreResult, UserStore,
+    AgentQuery, AgentStore, ApiTokenStore, AuditQuery, AuditStore, Claim, ClaimRequest,
+    DispatchStore, Due, HeldAttempt, JobQuery, JobStore, LogStore, OidcIdentityStore,
+    OidcLoginStore, RegistrationTokenStore, SessionStore, StoreError, StoreHealth, StoreResult,
+    UserAdminStore, UserStore,
 };
-use runway_core::user::{Role, User};
+use runway_core::user::{Role, User, UserChange};
 use runway_service::{DispatchSettings, Service};
 use serde_json::json;
 
@@ -164,6 +166,38 @@ impl UserStore for FailingStore {
         self.fail()
     }
     async fn has_users(&self) -> StoreResult<bool> {
+        self.fail()
+    }
+}
+
+#[async_trait]
+impl UserAdminStore for FailingStore {
+    async fn create_user_audited(&self, _: &User, _: &AuditEvent) -> StoreResult<()> {
+        self.fail()
+    }
+    async fn list_users(&self, _: &PageRequest) -> StoreResult<Page<User>> {
+        self.fail()
+    }
+    async fn update_user(&self, _: UserId, _: UserChange, _: &AuditEvent) -> StoreResult<User> {
+        self.fail()
+    }
+    async fn delete_user(&self, _: UserId, _: &AuditEvent) -> StoreResult<()> {
+        self.fail()
+    }
+}
+
+#[async_trait]
+impl ApiTokenStore for FailingStore {
+    async fn create_api_token(&self, _: &ApiToken, _: &AuditEvent) -> StoreResult<()> {
+        self.fail()
+    }
+    async fn get_api_token(&self, _: ApiTokenId) -> StoreResult<Option<ApiToken>> {
+        self.fail()
+    }
+    async fn list_api_tokens(&self, _: UserId) -> StoreResult<Vec<ApiToken>> {
+        self.fail()
+    }
+    async fn revoke_api_token(&self, _: UserId, _: ApiTokenId, _: &AuditEvent) -> StoreResult<()> {
         self.fail()
     }
 }

@@ -5,6 +5,7 @@
 
 mod agent_protocol;
 mod agents;
+mod api_tokens;
 mod app;
 mod audit;
 mod dispatch;
@@ -20,3 +21,4 @@ mod sessions;
 mod socket;
 mod system;
 mod timeouts;
+mod users;

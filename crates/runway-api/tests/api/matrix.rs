@@ -8,24 +8,15 @@ use axum::http::{Method, StatusCode};
 use runway_api::ApiConfig;
 use serde_json::json;
 
-use crate::app::{TestApp, TestResponse};
+use runway_core::secret::Secret;
+use runway_core::user::Role;
+use runway_service::accounts;
 
-/// Who may call a route.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Caller {
-    /// Anyone.
-    Anyone,
-    /// A signed-in user (`rws_` session token).
-    User,
-    /// A signed-in admin.
-    Admin,
-    /// An agent (`rwa_` agent token).
-    Agent,
-    /// A registration token (`rwr_`).
-    Registration,
-    /// The job token (`rwj_`) of an attempt of the job in the path.
-    Job,
-}
+use crate::app::{MEMBER_PASSWORD, TestApp, TestResponse};
+
+/// Who may call a route: the crate's own matrix type, so this table and
+/// `runway_api::policy::ROUTES` can be compared entry by entry.
+pub use runway_api::policy::Access as Caller;
 
 /// What body a route takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,25 +52,70 @@ pub const ROUTES: &[Route] = &[
         Caller::Anyone,
         Takes::Nothing,
     ),
-    ("get", "/api/v1/auth/sessions", Caller::User, Takes::Nothing),
-    ("get", "/api/v1/auth/session", Caller::User, Takes::Nothing),
+    (
+        "get",
+        "/api/v1/auth/sessions",
+        Caller::Session,
+        Takes::Nothing,
+    ),
+    (
+        "get",
+        "/api/v1/auth/session",
+        Caller::Session,
+        Takes::Nothing,
+    ),
     (
         "delete",
         "/api/v1/auth/session",
-        Caller::User,
+        Caller::Session,
         Takes::Nothing,
     ),
     (
         "delete",
         "/api/v1/auth/sessions/{id}",
-        Caller::User,
+        Caller::Session,
         Takes::Nothing,
     ),
     (
         "post",
         "/api/v1/auth/sessions/revoke-all",
-        Caller::User,
+        Caller::Session,
         Takes::OptionalJson,
+    ),
+    ("post", "/api/v1/auth/tokens", Caller::Session, Takes::Json),
+    (
+        "get",
+        "/api/v1/auth/tokens",
+        Caller::Session,
+        Takes::Nothing,
+    ),
+    (
+        "delete",
+        "/api/v1/auth/tokens/{id}",
+        Caller::Session,
+        Takes::Nothing,
+    ),
+    ("post", "/api/v1/users", Caller::Admin, Takes::Json),
+    ("get", "/api/v1/users", Caller::Admin, Takes::Nothing),
+    ("get", "/api/v1/users/{id}", Caller::Admin, Takes::Nothing),
+    ("patch", "/api/v1/users/{id}", Caller::Admin, Takes::Json),
+    (
+        "delete",
+        "/api/v1/users/{id}",
+        Caller::Admin,
+        Takes::Nothing,
+    ),
+    (
+        "get",
+        "/api/v1/users/{id}/sessions",
+        Caller::Admin,
+        Takes::Nothing,
+    ),
+    (
+        "delete",
+        "/api/v1/users/{id}/sessions/{session_id}",
+        Caller::Admin,
+        Takes::Nothing,
     ),
     (
         "post",
@@ -131,13 +167,13 @@ pub const ROUTES: &[Route] = &[
     (
         "post",
         "/api/v1/jobs/{id}/cancel",
-        Caller::User,
+        Caller::OwnerOrAdmin,
         Takes::Nothing,
     ),
     (
         "post",
         "/api/v1/jobs/{id}/retry",
-        Caller::User,
+        Caller::OwnerOrAdmin,
         Takes::OptionalJson,
     ),
     ("get", "/api/v1/jobs/{id}/log", Caller::User, Takes::Nothing),
@@ -255,10 +291,11 @@ impl Tokens {
     fn allowed(&self, caller: Caller) -> Option<&str> {
         match caller {
             Caller::Anyone => None,
-            Caller::User | Caller::Admin => Some(&self.admin),
+            c if c.is_for_users() => Some(&self.admin),
             Caller::Agent => Some(&self.agent),
             Caller::Registration => Some(&self.registration),
             Caller::Job => Some(&self.job),
+            _ => unreachable!("every user kind is matched above"),
         }
     }
 
@@ -266,10 +303,11 @@ impl Tokens {
     fn wrong_kinds(&self, caller: Caller) -> Vec<&str> {
         match caller {
             Caller::Anyone => Vec::new(),
-            Caller::User | Caller::Admin => vec![&self.agent, &self.registration, &self.job],
+            c if c.is_for_users() => vec![&self.agent, &self.registration, &self.job],
             Caller::Agent => vec![&self.admin, &self.registration, &self.job],
             Caller::Registration => vec![&self.admin, &self.agent, &self.job],
             Caller::Job => vec![&self.admin, &self.agent, &self.registration],
+            _ => unreachable!("every user kind is matched above"),
         }
     }
 
@@ -295,6 +333,7 @@ impl Tokens {
 
 fn concrete(path: &str) -> String {
     path.replace("{id}", &ulid::Ulid::new().to_string())
+        .replace("{session_id}", &ulid::Ulid::new().to_string())
 }
 
 async fn send(
@@ -444,7 +483,7 @@ async fn every_route_with_an_optional_body_accepts_none_at_all() {
     for route @ &(method, path, caller, _) in ROUTES.iter().filter(|r| r.3 == Takes::OptionalJson) {
         // A fresh session each time: revoke-all signs the caller out everywhere.
         let fresh;
-        let token = if matches!(caller, Caller::User | Caller::Admin) {
+        let token = if caller.is_for_users() {
             fresh = app.admin_token().await;
             Some(fresh.as_str())
         } else {
@@ -488,4 +527,316 @@ async fn every_route_that_requires_a_body_is_a_422_for_an_empty_object() {
             "{method} {path}: {message}"
         );
     }
+}
+
+#[test]
+fn this_table_is_the_servers_matrix_route_for_route() {
+    let mut ours: Vec<_> = ROUTES.iter().map(|&(m, p, c, _)| (m, p, c)).collect();
+    let mut theirs: Vec<_> = runway_api::policy::ROUTES
+        .iter()
+        .map(|r| (r.method, r.path, r.access))
+        .collect();
+    ours.sort_by_key(|&(m, p, _)| (p, m));
+    theirs.sort_by_key(|&(m, p, _)| (p, m));
+    assert_eq!(ours, theirs);
+}
+
+#[test]
+fn the_matrix_in_the_http_api_docs_is_the_servers() {
+    let docs = include_str!("../../../../docs/http-api.md");
+    let table = runway_api::policy::markdown_table();
+    assert!(
+        docs.contains(&table),
+        "docs/http-api.md must contain the matrix exactly as \
+         runway_api::policy::markdown_table() renders it:\n{table}"
+    );
+}
+
+/// Every kind of caller the authorization matrix tells apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Anonymous,
+    ExpiredSession,
+    IdleExpiredSession,
+    RevokedSession,
+    Member,
+    Admin,
+    DisabledUser,
+    /// An admin's API token.
+    ApiToken,
+    /// A member's read-only API token.
+    ReadOnlyApiToken,
+    RevokedApiToken,
+    Agent,
+    /// The job token of a job other than the one in the path.
+    OtherJobsToken,
+    Registration,
+}
+
+const KINDS: [Kind; 13] = [
+    Kind::Anonymous,
+    Kind::ExpiredSession,
+    Kind::IdleExpiredSession,
+    Kind::RevokedSession,
+    Kind::Member,
+    Kind::Admin,
+    Kind::DisabledUser,
+    Kind::ApiToken,
+    Kind::ReadOnlyApiToken,
+    Kind::RevokedApiToken,
+    Kind::Agent,
+    Kind::OtherJobsToken,
+    Kind::Registration,
+];
+
+/// What the matrix says a call comes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    /// Authorized: whatever the route then answers, not 401 or 403.
+    Pass,
+    Unauthorized,
+    Forbidden,
+}
+
+/// The matrix, as the docs state it, for one route and one kind of caller.
+fn expected(caller: Caller, method: &str, kind: Kind) -> Expect {
+    use Expect::{Forbidden, Pass, Unauthorized};
+    match caller {
+        Caller::Anyone => Pass,
+        c if c.is_for_users() => match kind {
+            Kind::Admin => Pass,
+            Kind::Member if c == Caller::Admin => Forbidden,
+            Kind::Member => Pass,
+            Kind::ApiToken if c == Caller::Session => Forbidden,
+            Kind::ApiToken => Pass,
+            Kind::ReadOnlyApiToken
+                if c == Caller::Session || c == Caller::Admin || method != "get" =>
+            {
+                Forbidden
+            }
+            Kind::ReadOnlyApiToken => Pass,
+            _ => Unauthorized,
+        },
+        Caller::Agent if kind == Kind::Agent => Pass,
+        Caller::Registration if kind == Kind::Registration => Pass,
+        // A job token is good for its own job only; this table has only others'.
+        _ => Unauthorized,
+    }
+}
+
+/// A session for `username` written straight to the store (no argon2), with the
+/// given times; returns its token.
+async fn stored_session(
+    app: &TestApp,
+    username: &str,
+    created_at: time::OffsetDateTime,
+    idle_timeout_seconds: i64,
+    expires_at: time::OffsetDateTime,
+) -> String {
+    use runway_core::id::SessionId;
+    use runway_core::secret::IssuedToken;
+    use runway_core::session::Session;
+    let user = app.store.user_by_username(username).await.unwrap().unwrap();
+    let id = SessionId::new();
+    let issued = IssuedToken::session(id);
+    let session = Session {
+        id,
+        user_id: user.id,
+        username: user.username,
+        role: user.role,
+        device_name: None,
+        user_agent: None,
+        ip: None,
+        created_at,
+        last_seen_at: created_at,
+        expires_at,
+        idle_timeout_seconds,
+        token_hash: issued.hash,
+        credential_epoch: user.credential_epoch,
+    };
+    app.store.create_session(&session).await.unwrap();
+    issued.plaintext.expose().to_owned()
+}
+
+/// A fresh, active session of `username`.
+async fn fresh_session(app: &TestApp, username: &str) -> String {
+    let now = time::OffsetDateTime::now_utc();
+    stored_session(app, username, now, 86_400, now + time::Duration::days(7)).await
+}
+
+/// An API token made through the API with the session `session`.
+async fn api_token(app: &TestApp, session: &str, read_only: bool) -> (String, String) {
+    let r = app
+        .post_json(
+            "/api/v1/auth/tokens",
+            Some(session),
+            &json!({"name": "matrix", "read_only": read_only}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json());
+    let body = r.json();
+    (
+        body["api_token"]["id"].as_str().unwrap().to_owned(),
+        body["token"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn every_route_answers_every_kind_of_caller_as_the_matrix_says() {
+    use time::{Duration, OffsetDateTime};
+    let app = TestApp::new().await;
+    let tokens = Tokens::mint(&app).await;
+    let admin = &tokens.admin;
+    let now = OffsetDateTime::now_utc();
+
+    let expired = stored_session(
+        &app,
+        "admin",
+        now - Duration::days(8),
+        30 * 86_400,
+        now - Duration::days(1),
+    )
+    .await;
+    let idle = stored_session(
+        &app,
+        "admin",
+        now - Duration::hours(2),
+        3600,
+        now + Duration::days(7),
+    )
+    .await;
+    let revoked = fresh_session(&app, "admin").await;
+    app.delete("/api/v1/auth/session", Some(&revoked)).await;
+    accounts::create_user(
+        app.store.as_ref(),
+        "ada",
+        &Secret::new(MEMBER_PASSWORD),
+        Role::Admin,
+    )
+    .await
+    .unwrap();
+    // An admin disabled, with a session and an API token made before.
+    accounts::create_user(
+        app.store.as_ref(),
+        "dora",
+        &Secret::new(MEMBER_PASSWORD),
+        Role::Admin,
+    )
+    .await
+    .unwrap();
+    let disabled = fresh_session(&app, "dora").await;
+    let (_, disabled_token) = api_token(&app, &disabled, false).await;
+    let dora = app.store.user_by_username("dora").await.unwrap().unwrap();
+    let r = app
+        .send(
+            TestApp::request(
+                Method::PATCH,
+                &format!("/api/v1/users/{}", dora.id),
+                Some(admin),
+            )
+            .header("content-type", "application/json")
+            .body(Body::from(r#"{"disabled":true}"#))
+            .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json());
+    let (_, admin_api) = api_token(&app, admin, false).await;
+    let member_session = fresh_session(&app, "mia").await;
+    let (_, read_only_api) = api_token(&app, &member_session, true).await;
+    let (revoked_id, revoked_api) = api_token(&app, admin, false).await;
+    app.delete(&format!("/api/v1/auth/tokens/{revoked_id}"), Some(admin))
+        .await;
+    // The job token of a job other than the claimed one in `tokens`.
+    let (_, other_agent) = app.agent(admin, "matrix-other").await;
+    let (_, other_job) = app.claimed_job(admin, &other_agent).await;
+
+    for route @ &(method, path, caller, _) in ROUTES {
+        for kind in KINDS {
+            // Credentials a call could spend (signing out, rotating the agent
+            // token) are fresh for every call; the rest are minted once.
+            let fresh;
+            let token = match kind {
+                Kind::Anonymous => None,
+                Kind::ExpiredSession => Some(expired.as_str()),
+                Kind::IdleExpiredSession => Some(idle.as_str()),
+                Kind::RevokedSession => Some(revoked.as_str()),
+                Kind::Member => {
+                    fresh = fresh_session(&app, "mia").await;
+                    Some(fresh.as_str())
+                }
+                Kind::Admin => {
+                    // Another admin than the one minting: a call may sign the
+                    // caller out everywhere.
+                    fresh = fresh_session(&app, "ada").await;
+                    Some(fresh.as_str())
+                }
+                Kind::DisabledUser => Some(disabled.as_str()),
+                Kind::ApiToken => Some(admin_api.as_str()),
+                Kind::ReadOnlyApiToken => Some(read_only_api.as_str()),
+                Kind::RevokedApiToken => Some(revoked_api.as_str()),
+                Kind::Agent => {
+                    fresh = app.agent(admin, "matrix-fresh").await.1;
+                    Some(fresh.as_str())
+                }
+                Kind::OtherJobsToken => Some(other_job.as_str()),
+                Kind::Registration => Some(tokens.registration.as_str()),
+            };
+            // Whose record it is is the service's rule, checked below: here an
+            // own-records route gets an id of no one's.
+            let path_here = if caller == Caller::OwnerOrAdmin {
+                concrete(path)
+            } else {
+                tokens.path(route)
+            };
+            let r = send(&app, method, &path_here, token, None, Body::empty()).await;
+            let want = expected(caller, method, kind);
+            let got = match r.status {
+                StatusCode::UNAUTHORIZED => Expect::Unauthorized,
+                StatusCode::FORBIDDEN => Expect::Forbidden,
+                _ => Expect::Pass,
+            };
+            assert_eq!(
+                got,
+                want,
+                "{method} {path} ({caller:?}) as {kind:?}: {} {}",
+                r.status,
+                String::from_utf8_lossy(&r.body)
+            );
+        }
+        if caller == Caller::Job {
+            let r = send(
+                &app,
+                method,
+                &tokens.path(route),
+                Some(&tokens.job),
+                None,
+                Body::empty(),
+            )
+            .await;
+            assert!(
+                !matches!(r.status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN),
+                "{method} {path} refused its own job token: {}",
+                r.status
+            );
+        }
+        if caller == Caller::OwnerOrAdmin {
+            // The admin's job: a member may not touch it.
+            let member = fresh_session(&app, "mia").await;
+            let path = path.replace("{id}", &tokens.finished_job_id);
+            send(&app, method, &path, Some(&member), None, Body::empty())
+                .await
+                .assert_error(403, "forbidden");
+        }
+    }
+    // The disabled user cannot come back by signing in either.
+    app.post_json(
+        "/api/v1/auth/sessions",
+        None,
+        &json!({"username": "dora", "password": MEMBER_PASSWORD}),
+    )
+    .await
+    .assert_error(403, "account_disabled");
+    app.get("/api/v1/jobs", Some(&disabled_token))
+        .await
+        .assert_error(401, "unauthorized");
 }

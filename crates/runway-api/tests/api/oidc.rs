@@ -507,3 +507,35 @@ async fn a_cookie_authenticated_write_needs_the_csrf_header_and_a_bearer_one_doe
         .await
         .assert_error(401, "unauthorized");
 }
+
+#[tokio::test]
+async fn a_disabled_user_is_refused_at_the_oidc_callback_and_let_in_once_enabled() {
+    let app = app_with(settings(issuer())).await;
+    let first = finish(&app, &through_the_provider(&app, "/", "ada", |u| u).await).await;
+    assert_eq!(first.status, StatusCode::SEE_OTHER);
+    let identity = OidcIdentity {
+        issuer: issuer(),
+        subject: "ada".into(),
+    };
+    let ada = app
+        .store
+        .user_by_oidc_identity(&identity)
+        .await
+        .unwrap()
+        .unwrap();
+    let admin = app.admin_token().await;
+    let path = format!("/api/v1/users/{}", ada.id);
+    let disable = |disabled: bool| {
+        TestApp::request(Method::PATCH, &path, Some(&admin))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(json!({ "disabled": disabled }).to_string()))
+            .unwrap()
+    };
+    assert_eq!(app.send(disable(true)).await.status, StatusCode::OK);
+    let refused = finish(&app, &through_the_provider(&app, "/", "ada", |u| u).await).await;
+    refused.assert_error(403, "account_disabled");
+    assert!(set_cookies(&refused).is_empty(), "no session cookie");
+    assert_eq!(app.send(disable(false)).await.status, StatusCode::OK);
+    let back = finish(&app, &through_the_provider(&app, "/", "ada", |u| u).await).await;
+    assert_eq!(back.status, StatusCode::SEE_OTHER);
+}

@@ -158,3 +158,46 @@ async fn admin_commands_explain_a_missing_user_or_database() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn disabling_a_user_from_the_cli_signs_them_out_and_keeps_them_out_until_enabled() {
+    let (_tmp, data) = data_dir();
+    let server = server(&data).await;
+    let (ok, _, stderr) = admin(
+        &data,
+        &["create-user", "--username", "bob", "--password-stdin"],
+        Some(BOB_PASSWORD),
+    )
+    .await;
+    assert!(ok, "{stderr}");
+    let laptop = server.sign_in("bob", BOB_PASSWORD).await;
+
+    let (ok, stdout, stderr) = admin(&data, &["disable-user", "--username", "bob"], None).await;
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("Disabled `bob`"), "{stdout}");
+    let (status, _) = server.get("/api/v1/auth/session", &laptop).await;
+    assert_eq!(status, 401, "bob's session is gone");
+    let (status, body) = server.try_sign_in("bob", BOB_PASSWORD).await;
+    assert_eq!(status, 403, "{body}");
+    let (_, listed, _) = admin(&data, &["list-users"], None).await;
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("bob\tmember\tdisabled\t")),
+        "{listed}"
+    );
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("admin\tadmin\tenabled\t")),
+        "{listed}"
+    );
+
+    let (ok, _, stderr) = admin(&data, &["disable-user", "--username", "admin"], None).await;
+    assert!(!ok, "the last admin cannot be disabled");
+    assert!(stderr.contains("cannot disable `admin`"), "{stderr}");
+    let (ok, _, stderr) = admin(&data, &["enable-user", "--username", "bob"], None).await;
+    assert!(ok, "{stderr}");
+    server.sign_in("bob", BOB_PASSWORD).await;
+    server.stop().await;
+}

@@ -329,6 +329,37 @@ pub async fn use_every_secret(backend: &Backend) -> (Rig, Used) {
     assert_eq!(status, 200, "{body}");
     rig.wait_for(&by_hand, &["succeeded"], PATIENCE).await;
 
+    // A personal API token, used once; and a user made through the users API with
+    // a password, who signs in with it.
+    let (status, body) = rig
+        .server
+        .post(
+            "/api/v1/auth/tokens",
+            &rig.admin,
+            json!({"name": "leak scan", "read_only": true}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let api_token = body["token"].as_str().unwrap().to_owned();
+    let (status, body) = rig.server.get("/api/v1/jobs", &api_token).await;
+    assert_eq!(status, 200, "{body}");
+    printed.push((
+        "GET /api/v1/jobs with an API token".into(),
+        body.to_string(),
+    ));
+    let created_password = unique("api-created-users-password");
+    let (status, body) = rig
+        .server
+        .post(
+            "/api/v1/users",
+            &rig.admin,
+            json!({"username": "uma", "role": "member", "password": created_password}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    printed.push(("POST /api/v1/users".into(), body.to_string()));
+    let created_session = rig.server.sign_in("uma", &created_password).await;
+
     // The API after the fact: everything an admin and the member can read.
     for path in [
         format!("/api/v1/jobs/{ran}"),
@@ -340,6 +371,8 @@ pub async fn use_every_secret(backend: &Backend) -> (Rig, Used) {
         "/api/v1/auth/sessions".into(),
         "/api/v1/auth/session".into(),
         "/api/v1/audit?limit=200".into(),
+        "/api/v1/auth/tokens".into(),
+        "/api/v1/users".into(),
     ] {
         for (who, token) in [
             ("admin", &rig.admin),
@@ -372,6 +405,15 @@ pub async fn use_every_secret(backend: &Backend) -> (Rig, Used) {
         ("the job token", job_token),
         ("the job secret the agent ran with", job_secret),
         ("the job secret claimed by hand", claimed_secret),
+        ("the personal API token", api_token),
+        (
+            "the password of a user made through the API",
+            created_password,
+        ),
+        (
+            "the session token of a user made through the API",
+            created_session,
+        ),
     ];
     let used = Used {
         secrets,

@@ -58,6 +58,7 @@ fn user_named(name: &str) -> User {
         created_at: t0(),
         password_hash: "$argon2id$old".into(),
         credential_epoch: 0,
+        disabled: false,
     }
 }
 
@@ -108,6 +109,7 @@ async fn create_tables_is_idempotent_and_the_store_answers_as_dynamodb() {
             created_at: t0(),
             password_hash: "h".into(),
             credential_epoch: 0,
+            disabled: false,
         })
         .await
         .expect("create user");

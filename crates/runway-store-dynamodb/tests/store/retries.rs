@@ -306,6 +306,7 @@ async fn a_sign_in_whose_response_was_lost_keeps_its_session_instead_of_a_confli
         created_at: t0(),
         password_hash: "$argon2id$h".into(),
         credential_epoch: 0,
+        disabled: false,
     };
     f.store.create_user(&ada).await.expect("create");
     let session = Session {

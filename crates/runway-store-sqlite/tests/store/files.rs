@@ -37,6 +37,7 @@ fn user() -> User {
         created_at: time::OffsetDateTime::now_utc(),
         password_hash: "$argon2id$not-a-real-hash".into(),
         credential_epoch: 0,
+        disabled: false,
     }
 }
 

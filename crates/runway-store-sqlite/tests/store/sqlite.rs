@@ -38,6 +38,7 @@ fn user(name: &str) -> User {
         created_at: t0(),
         password_hash: "$argon2id$not-a-real-hash".into(),
         credential_epoch: 0,
+        disabled: false,
     }
 }
 

@@ -33,17 +33,21 @@ locals {
   #   GetItem            point reads: a user, a session, a lookup (username, token
   #                      hash), an agent, a job, a log index; the readiness ping
   #   BatchGetItem       listings: the items behind the ids an index returned
-  #   Scan               has_users (Limit 1), listing registration tokens
+  #   Scan               has_users (Limit 1), listing registration tokens and
+  #                      users, counting admins once to create the counter
   #   PutItem            new records; Put inside TransactWriteItems
-  #   UpdateItem         changes of a record; Update inside TransactWriteItems
+  #   UpdateItem         changes of a record; Update inside TransactWriteItems;
+  #                      the enabled-admin counter
   #   DeleteItem         revoking sessions, deleting agents, lookups and tokens;
   #                      taking a pending OIDC login (conditional, ALL_OLD)
   #   ConditionCheckItem a password change's check that the user exists
   # TransactWriteItems has no IAM action of its own: each of its items is
   # authorized as the Put, Update, Delete or ConditionCheck it contains.
   table_actions = {
-    users               = ["GetItem", "Scan", "PutItem", "UpdateItem", "ConditionCheckItem"]
-    lookups             = ["GetItem", "PutItem", "DeleteItem"]
+    # DeleteItem on users: an admin deleting a user. UpdateItem on lookups: the
+    # count of enabled admins (lookups/counter#enabled_admins).
+    users               = ["GetItem", "Scan", "PutItem", "UpdateItem", "DeleteItem", "ConditionCheckItem"]
+    lookups             = ["GetItem", "PutItem", "UpdateItem", "DeleteItem"]
     sessions            = ["GetItem", "BatchGetItem", "PutItem", "UpdateItem", "DeleteItem"]
     registration_tokens = ["GetItem", "Scan", "PutItem", "UpdateItem", "DeleteItem"]
     agents              = ["GetItem", "BatchGetItem", "PutItem", "UpdateItem", "DeleteItem"]
