@@ -178,6 +178,7 @@ pub fn router(service: Service, config: ApiConfig) -> Router {
         session_ttl,
         session_idle_timeout,
         concurrent_password_checks,
+        service.limits().clone(),
     );
     let oidc = oidc.map(|settings| {
         runway_service::oidc::Oidc::new(settings, Arc::clone(service.store()), sessions.clone())

@@ -183,6 +183,12 @@ macro_rules! __for_each_case {
             audit_events_round_trip_every_actor_and_optional_field,
             appending_an_audit_event_with_a_taken_id_is_a_conflict,
             an_audit_event_past_its_limits_is_refused_and_not_stored,
+            an_attempt_counter_counts_until_its_window_ends_then_starts_again,
+            clearing_an_attempt_counter_forgets_it_and_no_other,
+            sixteen_concurrent_attempts_on_one_key_count_exactly_sixteen,
+            racing_attempts_on_an_expired_counter_start_it_again_exactly_once,
+            a_lockout_is_reported_exactly_once_per_count,
+            purging_expired_attempt_counters_leaves_the_live_ones,
             the_store_answers_a_ping,
         }
     };

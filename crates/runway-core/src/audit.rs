@@ -256,11 +256,17 @@ pub enum AuditAction {
     /// unknown name is never recorded: people type passwords into name fields.
     #[serde(rename = "session.sign_in_failed")]
     SignInFailed,
+    /// An abuse limit refused a request: a sign-in, an OIDC callback, an agent
+    /// registration or a token creation (actor: the system; no subject; detail:
+    /// which limit, the backoff and the client's address). Recorded once per
+    /// lockout, not per refused request, so a flood cannot flood the log.
+    #[serde(rename = "rate_limit.refused")]
+    RateLimitRefused,
 }
 
 impl AuditAction {
     /// Every action.
-    pub const ALL: [Self; 20] = [
+    pub const ALL: [Self; 21] = [
         Self::SessionCreated,
         Self::SessionRevoked,
         Self::SessionsRevokedAll,
@@ -281,6 +287,7 @@ impl AuditAction {
         Self::JobReaped,
         Self::JobRetried,
         Self::SignInFailed,
+        Self::RateLimitRefused,
     ];
 
     /// The wire and storage form, e.g. `job.canceled`.
@@ -307,6 +314,7 @@ impl AuditAction {
             Self::JobReaped => "job.reaped",
             Self::JobRetried => "job.retried",
             Self::SignInFailed => "session.sign_in_failed",
+            Self::RateLimitRefused => "rate_limit.refused",
         }
     }
 

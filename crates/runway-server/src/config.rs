@@ -65,6 +65,18 @@
 //!   Default `15`, minimum `1`.
 //! * `RUNWAY_QUEUE_TTL_SECONDS` — how long a job may wait in its queue before it
 //!   expires. Default `86400` (24 h).
+//! * `RUNWAY_RATE_LIMIT_WINDOW_SECONDS` — how long an abuse-limit counter
+//!   remembers attempts after the latest one. Default `900` (15 min), 60 to 86400.
+//! * `RUNWAY_RATE_LIMIT_MAX_BACKOFF_SECONDS` — the longest lockout once a limit is
+//!   reached (1 s, doubling per further attempt). Default `900`; at most the window.
+//! * `RUNWAY_SIGNIN_MAX_FAILURES` — failed password sign-ins per account before the
+//!   backoff starts. Default `5`.
+//! * `RUNWAY_SIGNIN_MAX_FAILURES_PER_IP` — failed sign-ins (password or OIDC) per
+//!   client address before the backoff starts. Default `50`.
+//! * `RUNWAY_REGISTER_MAX_ATTEMPTS` — agent registrations per client address, and
+//!   per registration token, before the backoff starts. Default `100`.
+//! * `RUNWAY_TOKEN_CREATE_MAX_ATTEMPTS` — token creations per user, and per client
+//!   address, before the backoff starts. Default `30`.
 //! * `RUNWAY_LOG_BUCKET` — the S3 bucket of job logs on the DynamoDB store
 //!   (required there; SQLite keeps logs in its database).
 //! * `RUNWAY_S3_ENDPOINT` — an S3 endpoint override, e.g. moto (path-style
@@ -272,6 +284,42 @@ const QUEUE_TTL: Setting = Setting {
     default: Some("86400"),
     expected: "a whole number of seconds from 60 to 31536000",
 };
+const RATE_LIMIT_WINDOW: Setting = Setting {
+    env: "RUNWAY_RATE_LIMIT_WINDOW_SECONDS",
+    key: "rate_limit_window_seconds",
+    default: Some("900"),
+    expected: "a whole number of seconds from 60 to 86400",
+};
+const RATE_LIMIT_MAX_BACKOFF: Setting = Setting {
+    env: "RUNWAY_RATE_LIMIT_MAX_BACKOFF_SECONDS",
+    key: "rate_limit_max_backoff_seconds",
+    default: Some("900"),
+    expected: "a whole number of seconds from 1 to 86400",
+};
+const SIGNIN_MAX_FAILURES: Setting = Setting {
+    env: "RUNWAY_SIGNIN_MAX_FAILURES",
+    key: "signin_max_failures",
+    default: Some("5"),
+    expected: "a whole number from 1 to 1000",
+};
+const SIGNIN_MAX_FAILURES_PER_IP: Setting = Setting {
+    env: "RUNWAY_SIGNIN_MAX_FAILURES_PER_IP",
+    key: "signin_max_failures_per_ip",
+    default: Some("50"),
+    expected: "a whole number from 1 to 100000",
+};
+const REGISTER_MAX_ATTEMPTS: Setting = Setting {
+    env: "RUNWAY_REGISTER_MAX_ATTEMPTS",
+    key: "register_max_attempts",
+    default: Some("100"),
+    expected: "a whole number from 1 to 100000",
+};
+const TOKEN_CREATE_MAX_ATTEMPTS: Setting = Setting {
+    env: "RUNWAY_TOKEN_CREATE_MAX_ATTEMPTS",
+    key: "token_create_max_attempts",
+    default: Some("30"),
+    expected: "a whole number from 1 to 100000",
+};
 const LOG_BUCKET: Setting = Setting {
     env: "RUNWAY_LOG_BUCKET",
     key: "log_bucket",
@@ -289,7 +337,7 @@ const S3_ENDPOINT: Setting = Setting {
 pub const LAMBDA_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Every setting, in the order `runway config` prints them.
-const ALL: [Setting; 30] = [
+const ALL: [Setting; 36] = [
     LISTEN,
     DATA_DIR,
     STORE,
@@ -318,6 +366,12 @@ const ALL: [Setting; 30] = [
     JOB_LEASE,
     REAPER_INTERVAL,
     QUEUE_TTL,
+    RATE_LIMIT_WINDOW,
+    RATE_LIMIT_MAX_BACKOFF,
+    SIGNIN_MAX_FAILURES,
+    SIGNIN_MAX_FAILURES_PER_IP,
+    REGISTER_MAX_ATTEMPTS,
+    TOKEN_CREATE_MAX_ATTEMPTS,
     LOG_BUCKET,
     S3_ENDPOINT,
 ];
@@ -604,6 +658,8 @@ pub struct Config {
     pub reaper_interval_seconds: u64,
     /// How long a job may stay queued, in seconds.
     pub queue_ttl_seconds: u64,
+    /// The abuse limits (`runway_service::limits`).
+    pub limits: runway_service::limits::LimitSettings,
     /// Where the values came from.
     pub sources: Sources,
 }
@@ -641,6 +697,12 @@ struct FileConfig {
     job_lease_seconds: Option<u64>,
     reaper_interval_seconds: Option<u64>,
     queue_ttl_seconds: Option<u64>,
+    rate_limit_window_seconds: Option<u64>,
+    rate_limit_max_backoff_seconds: Option<u64>,
+    signin_max_failures: Option<u64>,
+    signin_max_failures_per_ip: Option<u64>,
+    register_max_attempts: Option<u64>,
+    token_create_max_attempts: Option<u64>,
     log_bucket: Option<String>,
     s3_endpoint: Option<String>,
 }
@@ -687,6 +749,14 @@ impl FileConfig {
             "job_lease_seconds" => self.job_lease_seconds.map(|n| n.to_string()),
             "reaper_interval_seconds" => self.reaper_interval_seconds.map(|n| n.to_string()),
             "queue_ttl_seconds" => self.queue_ttl_seconds.map(|n| n.to_string()),
+            "rate_limit_window_seconds" => self.rate_limit_window_seconds.map(|n| n.to_string()),
+            "rate_limit_max_backoff_seconds" => {
+                self.rate_limit_max_backoff_seconds.map(|n| n.to_string())
+            }
+            "signin_max_failures" => self.signin_max_failures.map(|n| n.to_string()),
+            "signin_max_failures_per_ip" => self.signin_max_failures_per_ip.map(|n| n.to_string()),
+            "register_max_attempts" => self.register_max_attempts.map(|n| n.to_string()),
+            "token_create_max_attempts" => self.token_create_max_attempts.map(|n| n.to_string()),
             "log_bucket" => self.log_bucket.clone(),
             "s3_endpoint" => self.s3_endpoint.clone(),
             _ => None,
@@ -1095,6 +1165,7 @@ impl Config {
         let job_lease_seconds = layers.parse(JOB_LEASE, number_in(5..=3600_u64))?;
         let reaper_interval_seconds = layers.parse(REAPER_INTERVAL, number_in(1..=3600_u64))?;
         let queue_ttl_seconds = layers.parse(QUEUE_TTL, number_in(60..=31_536_000_u64))?;
+        let limits = limit_settings(&mut layers)?;
 
         Ok(Self {
             listen,
@@ -1118,6 +1189,7 @@ impl Config {
             job_lease_seconds,
             reaper_interval_seconds,
             queue_ttl_seconds,
+            limits,
             sources: layers.sources,
         })
     }
@@ -1366,6 +1438,12 @@ impl Config {
                 "job_lease_seconds" => self.job_lease_seconds.to_string(),
                 "reaper_interval_seconds" => self.reaper_interval_seconds.to_string(),
                 "queue_ttl_seconds" => self.queue_ttl_seconds.to_string(),
+                "rate_limit_window_seconds" => self.limits.window.as_secs().to_string(),
+                "rate_limit_max_backoff_seconds" => self.limits.max_backoff.as_secs().to_string(),
+                "signin_max_failures" => self.limits.sign_in_max_failures.to_string(),
+                "signin_max_failures_per_ip" => self.limits.sign_in_max_failures_per_ip.to_string(),
+                "register_max_attempts" => self.limits.register_max_attempts.to_string(),
+                "token_create_max_attempts" => self.limits.token_create_max_attempts.to_string(),
                 "log_bucket" => match &self.dynamodb.log_bucket {
                     Some(bucket) => toml_string(bucket),
                     None => {
@@ -1392,6 +1470,31 @@ impl Config {
         }
         out
     }
+}
+
+/// The abuse limits, checked to fit together: a lockout must not outlive the
+/// counter it is computed from.
+fn limit_settings<E: Fn(&str) -> Option<String>>(
+    layers: &mut Layers<'_, E>,
+) -> Result<runway_service::limits::LimitSettings, ConfigError> {
+    let window = layers.parse(RATE_LIMIT_WINDOW, number_in(60..=86_400_u64))?;
+    let max_backoff = layers.parse(RATE_LIMIT_MAX_BACKOFF, number_in(1..=86_400_u64))?;
+    if max_backoff > window {
+        return Err(ConfigError::Inconsistent(
+            "RUNWAY_RATE_LIMIT_MAX_BACKOFF_SECONDS must be at most \
+             RUNWAY_RATE_LIMIT_WINDOW_SECONDS: a lockout cannot outlast the counter it comes from",
+        ));
+    }
+    Ok(runway_service::limits::LimitSettings {
+        window: std::time::Duration::from_secs(window),
+        max_backoff: std::time::Duration::from_secs(max_backoff),
+        sign_in_max_failures: layers.parse(SIGNIN_MAX_FAILURES, number_in(1..=1000_u32))?,
+        sign_in_max_failures_per_ip: layers
+            .parse(SIGNIN_MAX_FAILURES_PER_IP, number_in(1..=100_000_u32))?,
+        register_max_attempts: layers.parse(REGISTER_MAX_ATTEMPTS, number_in(1..=100_000_u32))?,
+        token_create_max_attempts: layers
+            .parse(TOKEN_CREATE_MAX_ATTEMPTS, number_in(1..=100_000_u32))?,
+    })
 }
 
 fn seconds(n: u64) -> time::Duration {

@@ -88,6 +88,11 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0008_audit_filters",
         include_str!("../migrations/0008_audit_filters.sql"),
     ),
+    // 0009 and 0010 are another branch's; the order is settled when both merge.
+    (
+        "0011_abuse_limits",
+        include_str!("../migrations/0011_abuse_limits.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

@@ -8,6 +8,9 @@
 //! must be asked for explicitly (`"expires_at": null`). `max_uses` bounds how many
 //! agents it admits; the store counts a use in the same write as the registration,
 //! so two agents racing for the last use cannot both get in.
+//!
+//! Creating one counts against the token-creation limit, per admin and per
+//! address (`runway_service::limits`): 429 `rate_limited` past it.
 
 use axum::Json;
 use axum::extract::State;
@@ -30,6 +33,8 @@ use crate::audit::Audit;
 use crate::auth::AdminUser;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{IdPath, OptionalJson};
+use crate::middleware::CallId;
+use crate::routes::sessions::ClientMeta;
 
 /// The longest description.
 pub(crate) const MAX_DESCRIPTION_LEN: usize = 200;
@@ -88,10 +93,13 @@ pub(crate) struct RegistrationTokenList {
         (status = 201, description = "Created", body = CreatedRegistrationToken),
         (status = 401, description = "No valid session", body = ErrorBody),
         (status = 403, description = "Not an admin", body = ErrorBody),
-        (status = 422, description = "A field is out of range", body = ErrorBody)))]
+        (status = 422, description = "A field is out of range", body = ErrorBody),
+        (status = 429, description = "Too many token creations by this user or from this address (`rate_limited`); retry after `Retry-After` seconds", body = ErrorBody)))]
 pub(crate) async fn create(
     State(state): State<AppState>,
     audit: Audit,
+    request_id: CallId,
+    meta: ClientMeta,
     AdminUser(admin): AdminUser,
     OptionalJson(req): OptionalJson<CreateRegistrationToken>,
 ) -> Result<(StatusCode, Json<CreatedRegistrationToken>), ApiError> {
@@ -125,6 +133,16 @@ pub(crate) async fn create(
             "must be at most 10 years away; send null for a token that never expires",
         ));
     }
+    // Counted once the request is valid: a typo in a field is not an attempt.
+    state
+        .service
+        .limits()
+        .check_token_creation(
+            admin.session.user_id,
+            meta.ip.as_deref(),
+            request_id.into_option().as_deref(),
+        )
+        .await?;
     let issued = IssuedToken::new(TokenKind::Registration);
     let record = RegistrationToken {
         id: RegistrationTokenId::new(),
