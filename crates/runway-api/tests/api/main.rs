@@ -10,6 +10,7 @@ mod audit;
 mod dispatch;
 mod errors;
 mod jobs;
+mod limits;
 mod matrix;
 mod oidc;
 mod openapi;
