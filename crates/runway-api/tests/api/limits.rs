@@ -299,3 +299,67 @@ async fn two_instances_on_one_store_share_the_limit_as_lambda_instances_do() {
     assert_limited(&sign_in_from(&first.router, "203.0.113.22", "admin", ADMIN_PASSWORD).await);
     assert_limited(&sign_in_from(&second, "203.0.113.23", "admin", ADMIN_PASSWORD).await);
 }
+
+#[tokio::test]
+async fn failed_oidc_callbacks_count_against_the_address_with_failed_password_sign_ins() {
+    let service = service(DispatchSettings::default()).with_limits(LimitSettings {
+        sign_in_max_failures_per_ip: 3,
+        ..LimitSettings::default()
+    });
+    // A forged state is refused before the issuer is ever asked, so no issuer
+    // needs to exist here.
+    let app = TestApp::with_service(
+        service,
+        ApiConfig {
+            public_url: Some("https://runway.example.test".into()),
+            oidc: Some(runway_service::oidc::OidcSettings {
+                issuer_url: "https://issuer.invalid".into(),
+                client_id: "runway".into(),
+                client_secret: None,
+                redirect_url: "https://runway.example.test/api/v1/auth/oidc/callback".into(),
+                allowed_email_domains: vec![],
+                admin_emails: vec![],
+                admin_group: None,
+            }),
+            ..ApiConfig::default()
+        },
+    )
+    .await;
+    let callback = |ip: &'static str| {
+        let router = app.router.clone();
+        async move {
+            let addr: SocketAddr = format!("{ip}:40000").parse().unwrap();
+            let request = TestApp::request(
+                Method::GET,
+                "/api/v1/auth/oidc/callback?code=c&state=forged",
+                None,
+            )
+            .extension(ConnectInfo(addr))
+            .body(Body::empty())
+            .unwrap();
+            let response = router.oneshot(request).await.unwrap();
+            let (parts, body) = response.into_parts();
+            TestResponse {
+                status: parts.status,
+                headers: parts.headers,
+                body: http_body_util::BodyExt::collect(body)
+                    .await
+                    .unwrap()
+                    .to_bytes(),
+            }
+        }
+    };
+    for _ in 0..2 {
+        callback("203.0.113.40")
+            .await
+            .assert_error(400, "oidc_state_invalid");
+    }
+    sign_in_from(&app.router, "203.0.113.40", "admin", "wrong")
+        .await
+        .assert_error(401, "invalid_credentials");
+    assert_limited(&callback("203.0.113.40").await);
+    assert_limited(&sign_in_from(&app.router, "203.0.113.40", "admin", ADMIN_PASSWORD).await);
+    callback("203.0.113.41")
+        .await
+        .assert_error(400, "oidc_state_invalid");
+}
