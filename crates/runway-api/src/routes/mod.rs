@@ -47,6 +47,8 @@ pub(crate) enum Listing {
     Jobs,
     Agents,
     Audit,
+    /// Paged by the API itself (`listing::capped_items`), by token id.
+    RegistrationTokens,
 }
 
 impl Listing {
@@ -55,6 +57,7 @@ impl Listing {
             Self::Jobs => "jobs",
             Self::Agents => "agents",
             Self::Audit => "audit",
+            Self::RegistrationTokens => "registration_tokens",
         }
     }
 
@@ -68,7 +71,7 @@ impl Listing {
     }
 
     /// The store's cursor inside a client's, if this listing issued it.
-    fn open(self, sealed: &str) -> Result<Cursor, ApiError> {
+    pub(crate) fn open(self, sealed: &str) -> Result<Cursor, ApiError> {
         use base64::Engine as _;
         let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(sealed)

@@ -19,11 +19,12 @@ use runway_core::OffsetDateTime;
 use runway_core::agent::{REGISTRATION_TOKEN_DEFAULT_TTL, RegistrationToken};
 use runway_core::audit::AuditAction;
 use runway_core::id::RegistrationTokenId;
+use runway_core::page::Cursor;
 use runway_core::secret::{IssuedToken, Secret, TokenKind};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{check_text, expose_secret, or_not_found};
+use super::{Listing, check_text, expose_secret, or_not_found};
 
 /// The furthest `expires_at` accepted. Every store keeps timestamps as 64-bit
 /// nanoseconds, which end in 2262; a token meant to live forever omits the field.
@@ -32,7 +33,8 @@ use crate::AppState;
 use crate::audit::Audit;
 use crate::auth::AdminUser;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{IdPath, OptionalJson};
+use crate::extract::{ApiQuery, IdPath, OptionalJson};
+use crate::listing::capped_items;
 use crate::middleware::CallId;
 use crate::routes::sessions::ClientMeta;
 
@@ -77,11 +79,25 @@ pub(crate) struct CreatedRegistrationToken {
     registration_token: RegistrationToken,
 }
 
-/// Every registration token, newest first, expired ones included.
+/// Registration tokens, newest first, expired ones included: all of them, unless
+/// they would pass the listing's byte cap, and then `next_cursor` continues.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct RegistrationTokenList {
     /// The tokens.
     items: Vec<RegistrationToken>,
+    /// Pass this back as `cursor` for the rest; absent when nothing is left.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    next_cursor: Option<Cursor>,
+}
+
+/// Where to continue the token list.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct RegistrationTokenListQuery {
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
 }
 
 /// Creates a registration token.
@@ -175,16 +191,37 @@ pub(crate) async fn create(
 /// Lists registration tokens, newest first.
 #[utoipa::path(get, path = "/api/v1/registration-tokens", tag = "registration tokens",
     security(("bearer" = [])),
+    params(RegistrationTokenListQuery),
     responses(
         (status = 200, description = "The tokens", body = RegistrationTokenList),
+        (status = 400, description = "A cursor this listing did not issue (`invalid_cursor`)", body = ErrorBody),
         (status = 401, description = "No valid session", body = ErrorBody),
         (status = 403, description = "Not an admin", body = ErrorBody)))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     _admin: AdminUser,
+    ApiQuery(q): ApiQuery<RegistrationTokenListQuery>,
 ) -> Result<Json<RegistrationTokenList>, ApiError> {
-    let items = state.store.list_registration_tokens().await?;
-    Ok(Json(RegistrationTokenList { items }))
+    // The store lists every token at once; the API pages that list by id (ids
+    // are ULIDs, newest first), so the cursor is the last id sent.
+    let after = match q.cursor {
+        None => None,
+        Some(sealed) => {
+            let Cursor(id) = Listing::RegistrationTokens.open(&sealed)?;
+            Some(id.parse::<RegistrationTokenId>().map_err(|_| ApiError::InvalidCursor)?)
+        }
+    };
+    let mut items = state.store.list_registration_tokens().await?;
+    if let Some(after) = after {
+        items.retain(|token| token.id < after);
+    }
+    let page = capped_items(items, state.listing_max_bytes, |token| {
+        Cursor(token.id.to_string())
+    })?;
+    Ok(Json(RegistrationTokenList {
+        items: page.items,
+        next_cursor: Listing::RegistrationTokens.seal(page.next_cursor),
+    }))
 }
 
 /// Revokes a registration token; agents it admitted keep working.

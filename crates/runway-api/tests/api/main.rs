@@ -11,6 +11,7 @@ mod dispatch;
 mod errors;
 mod jobs;
 mod limits;
+mod listing;
 mod matrix;
 mod oidc;
 mod openapi;
