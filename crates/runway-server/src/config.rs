@@ -1650,6 +1650,33 @@ mod tests {
     }
 
     #[test]
+    fn the_abuse_limits_default_to_the_services_and_a_backoff_past_the_window_is_refused() {
+        let c = load(None, &[]).unwrap();
+        assert_eq!(c.limits, runway_service::limits::LimitSettings::default());
+        let c = load(
+            None,
+            &[
+                ("RUNWAY_SIGNIN_MAX_FAILURES", "3"),
+                ("RUNWAY_RATE_LIMIT_WINDOW_SECONDS", "120"),
+                ("RUNWAY_RATE_LIMIT_MAX_BACKOFF_SECONDS", "60"),
+                ("RUNWAY_REGISTER_MAX_ATTEMPTS", "7"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.limits.sign_in_max_failures, 3);
+        assert_eq!(c.limits.window, std::time::Duration::from_secs(120));
+        assert_eq!(c.limits.max_backoff, std::time::Duration::from_secs(60));
+        assert_eq!(c.limits.register_max_attempts, 7);
+        let err = load(None, &[("RUNWAY_RATE_LIMIT_MAX_BACKOFF_SECONDS", "901")]).unwrap_err();
+        assert!(
+            matches!(err, ConfigError::Inconsistent(m) if m.contains("RUNWAY_RATE_LIMIT_WINDOW_SECONDS")),
+            "{err}"
+        );
+        let err = load(None, &[("RUNWAY_SIGNIN_MAX_FAILURES", "0")]).unwrap_err();
+        assert!(err.to_string().starts_with("RUNWAY_SIGNIN_MAX_FAILURES"), "{err}");
+    }
+
+    #[test]
     fn the_file_beats_the_defaults_and_the_environment_beats_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = write(
