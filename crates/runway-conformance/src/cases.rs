@@ -4036,9 +4036,13 @@ pub async fn an_attempt_counter_counts_until_its_window_ends_then_starts_again<S
 ) {
     let key = limit_key("ada");
     assert_eq!(store.attempts(&key, t0()).await.expect("read"), None);
-    for (n, at) in [t0(), t0() + Duration::seconds(10), t0() + Duration::seconds(20)]
-        .into_iter()
-        .enumerate()
+    for (n, at) in [
+        t0(),
+        t0() + Duration::seconds(10),
+        t0() + Duration::seconds(20),
+    ]
+    .into_iter()
+    .enumerate()
     {
         let counted = store.record_attempt(&key, at, WINDOW).await.expect("count");
         let expected = Attempts {
@@ -4047,11 +4051,17 @@ pub async fn an_attempt_counter_counts_until_its_window_ends_then_starts_again<S
             expires_at: at + WINDOW,
         };
         assert_eq!(counted, expected);
-        assert_eq!(store.attempts(&key, at).await.expect("read"), Some(expected));
+        assert_eq!(
+            store.attempts(&key, at).await.expect("read"),
+            Some(expected)
+        );
     }
     let last = t0() + Duration::seconds(20);
     let other = limit_key("grace");
-    let counted = store.record_attempt(&other, last, WINDOW).await.expect("count");
+    let counted = store
+        .record_attempt(&other, last, WINDOW)
+        .await
+        .expect("count");
     assert_eq!(counted.count, 1);
 
     let end = last + WINDOW;
@@ -4061,7 +4071,10 @@ pub async fn an_attempt_counter_counts_until_its_window_ends_then_starts_again<S
         .expect("read");
     assert_eq!(live.map(|a| a.count), Some(3));
     assert_eq!(store.attempts(&key, end).await.expect("read"), None);
-    let again = store.record_attempt(&key, end, WINDOW).await.expect("count");
+    let again = store
+        .record_attempt(&key, end, WINDOW)
+        .await
+        .expect("count");
     assert_eq!(
         again,
         Attempts {
@@ -4076,16 +4089,29 @@ pub async fn an_attempt_counter_counts_until_its_window_ends_then_starts_again<S
 /// is not an error.
 pub async fn clearing_an_attempt_counter_forgets_it_and_no_other<S: Backend>(store: S) {
     let (ada, grace) = (limit_key("ada"), limit_key("grace"));
-    store.record_attempt(&ada, t0(), WINDOW).await.expect("count");
-    store.record_attempt(&grace, t0(), WINDOW).await.expect("count");
+    store
+        .record_attempt(&ada, t0(), WINDOW)
+        .await
+        .expect("count");
+    store
+        .record_attempt(&grace, t0(), WINDOW)
+        .await
+        .expect("count");
     store.clear_attempts(&ada).await.expect("clear");
     store.clear_attempts(&ada).await.expect("clear again");
     assert_eq!(store.attempts(&ada, t0()).await.expect("read"), None);
     assert_eq!(
-        store.attempts(&grace, t0()).await.expect("read").map(|a| a.count),
+        store
+            .attempts(&grace, t0())
+            .await
+            .expect("read")
+            .map(|a| a.count),
         Some(1)
     );
-    let fresh = store.record_attempt(&ada, t0(), WINDOW).await.expect("count");
+    let fresh = store
+        .record_attempt(&ada, t0(), WINDOW)
+        .await
+        .expect("count");
     assert_eq!(fresh.count, 1);
 }
 
@@ -4094,7 +4120,10 @@ pub async fn clearing_an_attempt_counter_forgets_it_and_no_other<S: Backend>(sto
 pub async fn sixteen_concurrent_attempts_on_one_key_count_exactly_sixteen<S: Backend>(store: S) {
     const RACERS: u32 = 16;
     let key = limit_key("flood");
-    store.record_attempt(&key, t0(), WINDOW).await.expect("count");
+    store
+        .record_attempt(&key, t0(), WINDOW)
+        .await
+        .expect("count");
     let store = Arc::new(store);
     let barrier = Arc::new(tokio::sync::Barrier::new(RACERS as usize));
     let mut tasks = Vec::new();
@@ -4102,7 +4131,9 @@ pub async fn sixteen_concurrent_attempts_on_one_key_count_exactly_sixteen<S: Bac
         let (store, barrier, key) = (Arc::clone(&store), Arc::clone(&barrier), key.clone());
         tasks.push(tokio::spawn(async move {
             barrier.wait().await;
-            store.record_attempt(&key, t0() + Duration::seconds(1), WINDOW).await
+            store
+                .record_attempt(&key, t0() + Duration::seconds(1), WINDOW)
+                .await
         }));
     }
     let mut seen = Vec::new();
@@ -4126,7 +4157,10 @@ pub async fn racing_attempts_on_an_expired_counter_start_it_again_exactly_once<S
     const RACERS: u32 = 8;
     let key = limit_key("stale");
     for _ in 0..5 {
-        store.record_attempt(&key, t0(), WINDOW).await.expect("count");
+        store
+            .record_attempt(&key, t0(), WINDOW)
+            .await
+            .expect("count");
     }
     let later = t0() + WINDOW + Duration::seconds(1);
     let store = Arc::new(store);
@@ -4154,7 +4188,10 @@ pub async fn a_lockout_is_reported_exactly_once_per_count<S: Backend>(store: S) 
     const RACERS: usize = 8;
     let key = limit_key("locked");
     for _ in 0..3 {
-        store.record_attempt(&key, t0(), WINDOW).await.expect("count");
+        store
+            .record_attempt(&key, t0(), WINDOW)
+            .await
+            .expect("count");
     }
     let store = Arc::new(store);
     let barrier = Arc::new(tokio::sync::Barrier::new(RACERS));
@@ -4174,15 +4211,46 @@ pub async fn a_lockout_is_reported_exactly_once_per_count<S: Backend>(store: S) 
     }
     assert_eq!(reported, 1);
     assert!(!store.note_refusal(&key, 3, t0()).await.expect("note"));
-    assert!(!store.note_refusal(&key, 2, t0()).await.expect("wrong count"));
-    assert!(!store.note_refusal(&limit_key("absent"), 1, t0()).await.expect("absent"));
-    store.record_attempt(&key, t0(), WINDOW).await.expect("count");
-    assert!(store.note_refusal(&key, 4, t0()).await.expect("next lockout"));
-    assert!(!store.note_refusal(&key, 4, t0() + WINDOW).await.expect("expired"));
+    assert!(
+        !store
+            .note_refusal(&key, 2, t0())
+            .await
+            .expect("wrong count")
+    );
+    assert!(
+        !store
+            .note_refusal(&limit_key("absent"), 1, t0())
+            .await
+            .expect("absent")
+    );
+    store
+        .record_attempt(&key, t0(), WINDOW)
+        .await
+        .expect("count");
+    assert!(
+        store
+            .note_refusal(&key, 4, t0())
+            .await
+            .expect("next lockout")
+    );
+    assert!(
+        !store
+            .note_refusal(&key, 4, t0() + WINDOW)
+            .await
+            .expect("expired")
+    );
 
     let restarted = t0() + WINDOW;
-    store.record_attempt(&key, restarted, WINDOW).await.expect("count");
-    assert!(store.note_refusal(&key, 1, restarted).await.expect("fresh counter"));
+    store
+        .record_attempt(&key, restarted, WINDOW)
+        .await
+        .expect("count");
+    assert!(
+        store
+            .note_refusal(&key, 1, restarted)
+            .await
+            .expect("fresh counter")
+    );
 }
 
 /// Purging deletes at most `limit` expired counters and never a live one; an
@@ -4190,11 +4258,17 @@ pub async fn a_lockout_is_reported_exactly_once_per_count<S: Backend>(store: S) 
 pub async fn purging_expired_attempt_counters_leaves_the_live_ones<S: Backend>(store: S) {
     for n in 0..5 {
         let key = limit_key(&format!("old-{n}"));
-        store.record_attempt(&key, t0(), WINDOW).await.expect("count");
+        store
+            .record_attempt(&key, t0(), WINDOW)
+            .await
+            .expect("count");
     }
     let later = t0() + WINDOW;
     let live = limit_key("live");
-    store.record_attempt(&live, later, WINDOW).await.expect("count");
+    store
+        .record_attempt(&live, later, WINDOW)
+        .await
+        .expect("count");
     let purged = store.purge_expired_attempts(later, 3).await.expect("purge");
     assert!(purged <= 3, "purged {purged}, past the limit");
     let more = store.purge_expired_attempts(later, 3).await.expect("purge");
@@ -4204,7 +4278,11 @@ pub async fn purging_expired_attempt_counters_leaves_the_live_ones<S: Backend>(s
         assert_eq!(store.attempts(&key, later).await.expect("read"), None);
     }
     assert_eq!(
-        store.attempts(&live, later).await.expect("read").map(|a| a.count),
+        store
+            .attempts(&live, later)
+            .await
+            .expect("read")
+            .map(|a| a.count),
         Some(1)
     );
 }

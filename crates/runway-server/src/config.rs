@@ -1673,7 +1673,10 @@ mod tests {
             "{err}"
         );
         let err = load(None, &[("RUNWAY_SIGNIN_MAX_FAILURES", "0")]).unwrap_err();
-        assert!(err.to_string().starts_with("RUNWAY_SIGNIN_MAX_FAILURES"), "{err}");
+        assert!(
+            err.to_string().starts_with("RUNWAY_SIGNIN_MAX_FAILURES"),
+            "{err}"
+        );
     }
 
     #[test]

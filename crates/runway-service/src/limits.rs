@@ -183,7 +183,12 @@ impl Limits {
         &self.settings
     }
 
-    fn ip_rule(scope: &'static str, ip: Option<&str>, max: u32, what: &'static str) -> Option<Rule> {
+    fn ip_rule(
+        scope: &'static str,
+        ip: Option<&str>,
+        max: u32,
+        what: &'static str,
+    ) -> Option<Rule> {
         ip.filter(|ip| !ip.is_empty()).map(|ip| Rule {
             key: LimitKey::new(scope, ip),
             max,
@@ -191,7 +196,11 @@ impl Limits {
         })
     }
 
-    async fn read(&self, rule: Option<&Rule>, now: OffsetDateTime) -> ServiceResult<Option<Attempts>> {
+    async fn read(
+        &self,
+        rule: Option<&Rule>,
+        now: OffsetDateTime,
+    ) -> ServiceResult<Option<Attempts>> {
         match rule {
             None => Ok(None),
             Some(rule) => open_on_outage(self.store.attempts(&rule.key, now).await, None),
@@ -227,7 +236,8 @@ impl Limits {
             return Ok((a, b));
         };
         let retry_after = whole_seconds_up((until - now).try_into().unwrap_or(BASE_BACKOFF));
-        self.report(rule, attempts, lockout, ip, request_id, now).await;
+        self.report(rule, attempts, lockout, ip, request_id, now)
+            .await;
         Err(ServiceError::RateLimited {
             what: rule.what,
             retry_after,
@@ -244,7 +254,11 @@ impl Limits {
         request_id: Option<&str>,
         now: OffsetDateTime,
     ) {
-        match self.store.note_refusal(&rule.key, attempts.count, now).await {
+        match self
+            .store
+            .note_refusal(&rule.key, attempts.count, now)
+            .await
+        {
             Ok(true) => {}
             Ok(false) => return,
             Err(err) => {
@@ -390,7 +404,12 @@ impl Limits {
             max,
             what: "agent registrations with this token",
         };
-        let by_ip = Self::ip_rule("register_ip", ip, max, "agent registrations from this address");
+        let by_ip = Self::ip_rule(
+            "register_ip",
+            ip,
+            max,
+            "agent registrations from this address",
+        );
         self.admit_and_count(&by_token, by_ip.as_ref(), ip, request_id)
             .await
     }
@@ -457,9 +476,18 @@ mod tests {
 
     #[test]
     fn retry_after_is_whole_seconds_rounded_up_and_never_zero() {
-        assert_eq!(whole_seconds_up(Duration::from_millis(1)), Duration::from_secs(1));
-        assert_eq!(whole_seconds_up(Duration::from_millis(1500)), Duration::from_secs(2));
-        assert_eq!(whole_seconds_up(Duration::from_secs(3)), Duration::from_secs(3));
+        assert_eq!(
+            whole_seconds_up(Duration::from_millis(1)),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            whole_seconds_up(Duration::from_millis(1500)),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            whole_seconds_up(Duration::from_secs(3)),
+            Duration::from_secs(3)
+        );
         assert_eq!(whole_seconds_up(Duration::ZERO), Duration::from_secs(1));
     }
 

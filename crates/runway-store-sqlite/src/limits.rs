@@ -37,7 +37,8 @@ impl LimitStore for SqliteStore {
         now: OffsetDateTime,
         window: std::time::Duration,
     ) -> StoreResult<Attempts> {
-        let window = time::Duration::try_from(window).map_err(runway_core::store::StoreError::internal)?;
+        let window =
+            time::Duration::try_from(window).map_err(runway_core::store::StoreError::internal)?;
         let (at, expires_at) = (ts(now)?, ts(now + window)?);
         let key = key.as_str().to_owned();
         self.db

@@ -208,7 +208,10 @@ pub(crate) async fn list(
         None => None,
         Some(sealed) => {
             let Cursor(id) = Listing::RegistrationTokens.open(&sealed)?;
-            Some(id.parse::<RegistrationTokenId>().map_err(|_| ApiError::InvalidCursor)?)
+            Some(
+                id.parse::<RegistrationTokenId>()
+                    .map_err(|_| ApiError::InvalidCursor)?,
+            )
         }
     };
     let mut items = state.store.list_registration_tokens().await?;

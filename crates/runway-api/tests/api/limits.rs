@@ -77,7 +77,9 @@ async fn sign_in_from(router: &Router, ip: &str, username: &str, password: &str)
 #[track_caller]
 fn assert_limited(r: &TestResponse) -> u64 {
     r.assert_error(429, "rate_limited");
-    r.header("retry-after").parse().expect("Retry-After in seconds")
+    r.header("retry-after")
+        .parse()
+        .expect("Retry-After in seconds")
 }
 
 async fn wait(seconds: u64) {
@@ -106,7 +108,12 @@ async fn the_sixth_failed_sign_in_for_an_account_is_a_429_a_wait_lets_it_in_and_
         )
         .await;
     assert_eq!(assert_limited(&r), 1);
-    assert!(r.json()["error"]["message"].as_str().unwrap().contains("sign-ins"));
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("sign-ins")
+    );
     // Another account is not affected.
     accounts::create_user(
         app.store.as_ref(),
@@ -153,7 +160,8 @@ async fn retry_after_doubles_with_each_failure_let_through_past_the_limit() {
         app.post_json("/api/v1/auth/sessions", None, &wrong)
             .await
             .assert_error(401, "invalid_credentials");
-        let retry_after = assert_limited(&app.post_json("/api/v1/auth/sessions", None, &wrong).await);
+        let retry_after =
+            assert_limited(&app.post_json("/api/v1/auth/sessions", None, &wrong).await);
         // Refused attempts do not count: a second one says the same.
         assert_eq!(
             assert_limited(&app.post_json("/api/v1/auth/sessions", None, &wrong).await),

@@ -76,7 +76,9 @@ async fn a_job_listing_of_large_jobs_stays_under_the_byte_cap_and_pages_on_to_ev
     let app = capped_app(CAP).await;
     let admin = app.admin_token().await;
     const JOBS: usize = 60;
-    let labels: Vec<String> = (0..32).map(|n| format!("label-{n:02}-{}", "x".repeat(40))).collect();
+    let labels: Vec<String> = (0..32)
+        .map(|n| format!("label-{n:02}-{}", "x".repeat(40)))
+        .collect();
     for n in 0..JOBS {
         let r = app
             .post_json(
@@ -133,7 +135,8 @@ async fn an_audit_listing_of_long_events_stays_under_the_byte_cap_and_pages_on_t
     assert_each_once_newest_first(&all, stored.items.len());
     assert!(stored.next_cursor.is_none() && stored.items.len() > 80);
     assert!(pages >= 3, "only {pages} pages");
-    let (reaped, _) = page_through(&app, &admin, "/api/v1/audit?action=job.reaped", true, CAP).await;
+    let (reaped, _) =
+        page_through(&app, &admin, "/api/v1/audit?action=job.reaped", true, CAP).await;
     assert_each_once_newest_first(&reaped, 80);
 }
 
@@ -153,9 +156,21 @@ async fn the_registration_token_list_stays_under_the_byte_cap_and_pages_on_to_ev
             )
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.json());
-        created.push(r.json()["registration_token"]["id"].as_str().unwrap().to_owned());
+        created.push(
+            r.json()["registration_token"]["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
-    let (ids, pages) = page_through(&app, &admin, "/api/v1/registration-tokens?", false, TOKEN_CAP).await;
+    let (ids, pages) = page_through(
+        &app,
+        &admin,
+        "/api/v1/registration-tokens?",
+        false,
+        TOKEN_CAP,
+    )
+    .await;
     assert_each_once_newest_first(&ids, created.len());
     assert!(pages >= 2, "only {pages} pages");
     let mut expected = created;
