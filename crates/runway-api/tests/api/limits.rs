@@ -371,3 +371,41 @@ async fn failed_oidc_callbacks_count_against_the_address_with_failed_password_si
         .await
         .assert_error(400, "oidc_state_invalid");
 }
+
+#[tokio::test]
+async fn the_reaper_deletes_expired_counters_and_keeps_live_ones_so_they_do_not_pile_up() {
+    use runway_core::limit::LimitKey;
+    let app = TestApp::new().await;
+    let long_ago = runway_core::OffsetDateTime::now_utc() - time::Duration::hours(2);
+    for n in 0..3 {
+        app.store
+            .record_attempt(
+                &LimitKey::new("signin_ip", &format!("192.0.2.{n}")),
+                long_ago,
+                Duration::from_secs(900),
+            )
+            .await
+            .unwrap();
+    }
+    // A live counter, from a real failed sign-in.
+    app.post_json(
+        "/api/v1/auth/sessions",
+        None,
+        &json!({"username": "admin", "password": "wrong"}),
+    )
+    .await
+    .assert_error(401, "invalid_credentials");
+
+    let report = app.service.reap().await.unwrap();
+    assert_eq!(report.counters_purged, 3, "{report}");
+    assert_eq!(app.service.reap().await.unwrap().counters_purged, 0);
+    let live = app
+        .store
+        .attempts(
+            &LimitKey::new("signin_account", "admin"),
+            runway_core::OffsetDateTime::now_utc(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(live.map(|a| a.count), Some(1));
+}
