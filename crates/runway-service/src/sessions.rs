@@ -164,12 +164,16 @@ impl Sessions {
             check_text("device_name", d, MAX_DEVICE_NAME_LEN)?;
         }
 
-        // Before any argon2 work: a locked-out guesser costs two reads.
-        let admission = self
-            .limits
-            .admit_sign_in(username, device.ip.as_deref(), request_id.as_deref())
-            .await?;
-        let user = self.store.user_by_username(username).await?;
+        // Before any argon2 work: a locked-out guesser costs a few reads. The
+        // limiter's reads and the user's run concurrently, so admission adds no
+        // round trip to a sign-in.
+        let (admission, user) = tokio::join!(
+            self.limits
+                .admit_sign_in(username, device.ip.as_deref(), request_id.as_deref()),
+            self.store.user_by_username(username)
+        );
+        let admission = admission?;
+        let user = user?;
         // A user without a password (OIDC only) costs the same dummy check as an
         // unknown one, and fails the same way.
         let stored_hash = user
