@@ -23,6 +23,7 @@ use crate::AppState;
 use crate::auth::AdminUser;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::ApiQuery;
+use crate::listing::capped;
 use crate::middleware::RequestId;
 use crate::routes::{Listing, page_request};
 
@@ -183,11 +184,16 @@ pub(crate) async fn list(
     ApiQuery(q): ApiQuery<AuditListQuery>,
 ) -> Result<Json<AuditPage>, ApiError> {
     let filter = q.filter()?;
-    let query = AuditQuery {
-        page: page_request(Listing::Audit, q.limit, q.cursor)?,
-        filter,
-    };
-    let page = state.store.list_audit(&query).await?;
+    let request = page_request(Listing::Audit, q.limit, q.cursor)?;
+    let page = capped(request, state.listing_max_bytes, |page| {
+        let query = AuditQuery {
+            page,
+            filter: filter.clone(),
+        };
+        let store = &state.store;
+        async move { Ok(store.list_audit(&query).await?) }
+    })
+    .await?;
     Ok(Json(AuditPage {
         items: page.items,
         next_cursor: Listing::Audit.seal(page.next_cursor),

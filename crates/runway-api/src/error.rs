@@ -119,6 +119,14 @@ pub enum ApiError {
     /// A field is missing, unknown, of the wrong type or out of range.
     #[error("{0}")]
     Validation(String),
+    /// An abuse limit refuses the request until its backoff ends (`Retry-After`).
+    #[error("too many {what}; retry after {} s", retry_after.as_secs())]
+    RateLimited {
+        /// What was counted.
+        what: &'static str,
+        /// When to retry, in whole seconds.
+        retry_after: Duration,
+    },
     /// Too much password hashing is already under way; sign-in sheds load instead
     /// of queueing without bound.
     #[error("the server is busy verifying other sign-ins; retry in a moment")]
@@ -190,6 +198,7 @@ impl ApiError {
             Self::LogMismatch(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Overloaded | Self::RequestTimeout | Self::Unavailable { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -233,6 +242,7 @@ impl ApiError {
             Self::BodyTimeout(_) => "body_timeout",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::Validation(_) => "validation_failed",
+            Self::RateLimited { .. } => "rate_limited",
             Self::Overloaded => "overloaded",
             Self::RequestTimeout => "request_timeout",
             Self::Unavailable { .. } => "store_unavailable",
@@ -283,6 +293,9 @@ impl From<ServiceError> for ApiError {
             ServiceError::InvalidCredentials => Self::InvalidCredentials,
             ServiceError::AccountDisabled => Self::AccountDisabled,
             ServiceError::Overloaded => Self::Overloaded,
+            ServiceError::RateLimited { what, retry_after } => {
+                Self::RateLimited { what, retry_after }
+            }
             ServiceError::Forbidden(why) => Self::Forbidden(why),
             ServiceError::Invalid(field) => Self::Validation(field.to_string()),
             ServiceError::IllegalTransition(t) => Self::IllegalTransition(t.to_string()),
@@ -353,6 +366,12 @@ impl IntoResponse for ApiError {
             }
             Self::Overloaded | Self::RequestTimeout => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(1));
+            }
+            Self::RateLimited { retry_after, .. } => {
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(retry_after.as_secs().max(1)),
+                );
             }
             // The rest of the body is never read: the connection cannot carry
             // another request.
@@ -457,6 +476,7 @@ pub(crate) fn info_for_status(status: StatusCode) -> ErrorInfo {
             "the request body must be sent with `Content-Type: application/json`",
         ),
         StatusCode::UNPROCESSABLE_ENTITY => ("validation_failed", "the request is invalid"),
+        StatusCode::TOO_MANY_REQUESTS => ("rate_limited", "too many requests; retry later"),
         s if s.is_server_error() => ("internal", "internal error"),
         _ => ("error", "the request failed"),
     };
@@ -557,6 +577,21 @@ mod tests {
                 .into(),
         );
         assert_eq!(given.headers()[header::RETRY_AFTER], "7");
+    }
+
+    #[test]
+    fn a_rate_limited_request_is_a_429_that_says_when_to_retry() {
+        let (status, info, response) = info(
+            ServiceError::RateLimited {
+                what: "failed sign-ins for this account",
+                retry_after: Duration::from_secs(8),
+            }
+            .into(),
+        );
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(info.code, "rate_limited");
+        assert!(info.message.contains("8 s"), "{}", info.message);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "8");
     }
 
     #[test]

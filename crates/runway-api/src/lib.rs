@@ -18,6 +18,8 @@
 //! * `cookies` — the `runway_session` and `runway_csrf` cookies;
 //! * `middleware` — request ids, the error envelope, the access log;
 //! * `security` — the security headers on every response, and CORS;
+//! * `listing` — the byte cap every listing's page stops at, with the cursor to
+//!   continue from;
 //! * `routes::*` — one module per group of endpoints: `/api/v1` for people and
 //!   `/agent/v1` (`routes::agent_protocol`) for agents;
 //! * `audit` — who the caller is for the audit log, and `GET /api/v1/audit`;
@@ -45,6 +47,7 @@ mod cookies;
 mod docs;
 mod error;
 mod extract;
+mod listing;
 mod middleware;
 mod openapi;
 pub mod policy;
@@ -86,6 +89,10 @@ pub struct ApiConfig {
     /// Sign-in through an OpenID Connect issuer, if configured. Its redirect URL
     /// is the public URL's `/api/v1/auth/oidc/callback`.
     pub oidc: Option<runway_service::oidc::OidcSettings>,
+    /// The most bytes a listing's response body may take; a page stops before the
+    /// item that would pass it and carries the cursor to continue (`listing`).
+    /// Default 1 MiB, far under Lambda's 6 MB response limit.
+    pub listing_max_bytes: usize,
 }
 
 impl Default for ApiConfig {
@@ -102,6 +109,7 @@ impl Default for ApiConfig {
                 .map_or(2, |n| n.get() * 2),
             live_log_streams: true,
             oidc: None,
+            listing_max_bytes: listing::LISTING_MAX_BYTES,
         }
     }
 }
@@ -128,6 +136,8 @@ pub(crate) struct AppState {
     pub(crate) oidc: Option<runway_service::oidc::Oidc>,
     /// How the session and CSRF cookies are set.
     pub(crate) cookies: cookies::CookiePolicy,
+    /// See [`ApiConfig::listing_max_bytes`].
+    pub(crate) listing_max_bytes: usize,
 }
 
 impl std::fmt::Debug for AppState {
@@ -140,6 +150,7 @@ impl std::fmt::Debug for AppState {
             .field("body_read_timeout", &self.body_read_timeout)
             .field("oidc", &self.oidc)
             .field("cookies", &self.cookies)
+            .field("listing_max_bytes", &self.listing_max_bytes)
             .finish()
     }
 }
@@ -167,6 +178,7 @@ pub fn router(service: Service, config: ApiConfig) -> Router {
         concurrent_password_checks,
         live_log_streams,
         oidc,
+        listing_max_bytes,
     } = config;
     let timings = service.timings();
     let lease_wait = if service.settings().lease_waits {
@@ -184,6 +196,7 @@ pub fn router(service: Service, config: ApiConfig) -> Router {
         session_ttl,
         session_idle_timeout,
         concurrent_password_checks,
+        service.limits().clone(),
     );
     let oidc = oidc.map(|settings| {
         runway_service::oidc::Oidc::new(settings, Arc::clone(service.store()), sessions.clone())
@@ -203,6 +216,7 @@ pub fn router(service: Service, config: ApiConfig) -> Router {
         live_log_streams,
         max_body_bytes,
         body_read_timeout,
+        listing_max_bytes,
     };
 
     let api = routes::all()

@@ -29,6 +29,7 @@ use runway_core::id::{
 };
 use runway_core::job::{Attempt, Job, JobDetail, JobSecrets, JobSpec};
 use runway_core::lifecycle::{AttemptEnd, IllegalTransition, JobStatus};
+use runway_core::limit::{Attempts, LimitKey};
 use runway_core::log::{
     LOG_MARKER_ALLOWANCE, LOG_MAX_BYTES, LogAppend, LogChunk, LogSlice, LogSummary, crc32_append,
 };
@@ -4152,6 +4153,274 @@ pub async fn an_audit_event_past_its_limits_is_refused_and_not_stored<S: Backend
         .await
         .expect("list");
     assert_eq!(listed.items, []);
+}
+
+// ---------------------------------------------------------------- abuse limits
+
+fn limit_key(value: &str) -> LimitKey {
+    LimitKey::new("conformance", value)
+}
+
+/// A window of fifteen minutes, as the limits use by default.
+const WINDOW: std::time::Duration = std::time::Duration::from_secs(900);
+
+/// A counter counts each attempt, remembers the latest and is forgotten a window
+/// after it (at `expires_at`, exactly); the next attempt starts it again at 1.
+/// Keys are counted apart.
+pub async fn an_attempt_counter_counts_until_its_window_ends_then_starts_again<S: Backend>(
+    store: S,
+) {
+    let key = limit_key("ada");
+    assert_eq!(store.attempts(&key, t0()).await.expect("read"), None);
+    for (n, at) in [
+        t0(),
+        t0() + Duration::seconds(10),
+        t0() + Duration::seconds(20),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let counted = store.record_attempt(&key, at, WINDOW).await.expect("count");
+        let expected = Attempts {
+            count: u32::try_from(n).expect("small") + 1,
+            last_at: at,
+            expires_at: at + WINDOW,
+        };
+        assert_eq!(counted, expected);
+        assert_eq!(
+            store.attempts(&key, at).await.expect("read"),
+            Some(expected)
+        );
+    }
+    let last = t0() + Duration::seconds(20);
+    let other = limit_key("grace");
+    let counted = store
+        .record_attempt(&other, last, WINDOW)
+        .await
+        .expect("count");
+    assert_eq!(counted.count, 1);
+
+    let end = last + WINDOW;
+    let live = store
+        .attempts(&key, end - Duration::nanoseconds(1))
+        .await
+        .expect("read");
+    assert_eq!(live.map(|a| a.count), Some(3));
+    assert_eq!(store.attempts(&key, end).await.expect("read"), None);
+    let again = store
+        .record_attempt(&key, end, WINDOW)
+        .await
+        .expect("count");
+    assert_eq!(
+        again,
+        Attempts {
+            count: 1,
+            last_at: end,
+            expires_at: end + WINDOW,
+        }
+    );
+}
+
+/// Clearing forgets one counter and no other; clearing a counter that is gone
+/// is not an error.
+pub async fn clearing_an_attempt_counter_forgets_it_and_no_other<S: Backend>(store: S) {
+    let (ada, grace) = (limit_key("ada"), limit_key("grace"));
+    store
+        .record_attempt(&ada, t0(), WINDOW)
+        .await
+        .expect("count");
+    store
+        .record_attempt(&grace, t0(), WINDOW)
+        .await
+        .expect("count");
+    store.clear_attempts(&ada).await.expect("clear");
+    store.clear_attempts(&ada).await.expect("clear again");
+    assert_eq!(store.attempts(&ada, t0()).await.expect("read"), None);
+    assert_eq!(
+        store
+            .attempts(&grace, t0())
+            .await
+            .expect("read")
+            .map(|a| a.count),
+        Some(1)
+    );
+    let fresh = store
+        .record_attempt(&ada, t0(), WINDOW)
+        .await
+        .expect("count");
+    assert_eq!(fresh.count, 1);
+}
+
+/// Sixteen attempts racing on one live counter add exactly sixteen, and each
+/// sees a different count.
+pub async fn sixteen_concurrent_attempts_on_one_key_count_exactly_sixteen<S: Backend>(store: S) {
+    const RACERS: u32 = 16;
+    let key = limit_key("flood");
+    store
+        .record_attempt(&key, t0(), WINDOW)
+        .await
+        .expect("count");
+    let store = Arc::new(store);
+    let barrier = Arc::new(tokio::sync::Barrier::new(RACERS as usize));
+    let mut tasks = Vec::new();
+    for _ in 0..RACERS {
+        let (store, barrier, key) = (Arc::clone(&store), Arc::clone(&barrier), key.clone());
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            store
+                .record_attempt(&key, t0() + Duration::seconds(1), WINDOW)
+                .await
+        }));
+    }
+    let mut seen = Vec::new();
+    for task in tasks {
+        seen.push(task.await.expect("task panicked").expect("count").count);
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, (2..=RACERS + 1).collect::<Vec<_>>());
+    let after = store
+        .attempts(&key, t0() + Duration::seconds(1))
+        .await
+        .expect("read");
+    assert_eq!(after.map(|a| a.count), Some(RACERS + 1));
+}
+
+/// Attempts racing on an expired counter start it again exactly once: the
+/// counts they see are 1 to n, never two 1s.
+pub async fn racing_attempts_on_an_expired_counter_start_it_again_exactly_once<S: Backend>(
+    store: S,
+) {
+    const RACERS: u32 = 8;
+    let key = limit_key("stale");
+    for _ in 0..5 {
+        store
+            .record_attempt(&key, t0(), WINDOW)
+            .await
+            .expect("count");
+    }
+    let later = t0() + WINDOW + Duration::seconds(1);
+    let store = Arc::new(store);
+    let barrier = Arc::new(tokio::sync::Barrier::new(RACERS as usize));
+    let mut tasks = Vec::new();
+    for _ in 0..RACERS {
+        let (store, barrier, key) = (Arc::clone(&store), Arc::clone(&barrier), key.clone());
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            store.record_attempt(&key, later, WINDOW).await
+        }));
+    }
+    let mut seen = Vec::new();
+    for task in tasks {
+        seen.push(task.await.expect("task panicked").expect("count").count);
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, (1..=RACERS).collect::<Vec<_>>());
+}
+
+/// Of refusals racing to report one lockout (a counter at one count), exactly
+/// one may; the next count is a new lockout, a wrong count or an expired
+/// counter none, and a counter started again reports afresh.
+pub async fn a_lockout_is_reported_exactly_once_per_count<S: Backend>(store: S) {
+    const RACERS: usize = 8;
+    let key = limit_key("locked");
+    for _ in 0..3 {
+        store
+            .record_attempt(&key, t0(), WINDOW)
+            .await
+            .expect("count");
+    }
+    let store = Arc::new(store);
+    let barrier = Arc::new(tokio::sync::Barrier::new(RACERS));
+    let mut tasks = Vec::new();
+    for _ in 0..RACERS {
+        let (store, barrier, key) = (Arc::clone(&store), Arc::clone(&barrier), key.clone());
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            store.note_refusal(&key, 3, t0()).await
+        }));
+    }
+    let mut reported = 0;
+    for task in tasks {
+        if task.await.expect("task panicked").expect("note") {
+            reported += 1;
+        }
+    }
+    assert_eq!(reported, 1);
+    assert!(!store.note_refusal(&key, 3, t0()).await.expect("note"));
+    assert!(
+        !store
+            .note_refusal(&key, 2, t0())
+            .await
+            .expect("wrong count")
+    );
+    assert!(
+        !store
+            .note_refusal(&limit_key("absent"), 1, t0())
+            .await
+            .expect("absent")
+    );
+    store
+        .record_attempt(&key, t0(), WINDOW)
+        .await
+        .expect("count");
+    assert!(
+        store
+            .note_refusal(&key, 4, t0())
+            .await
+            .expect("next lockout")
+    );
+    assert!(
+        !store
+            .note_refusal(&key, 4, t0() + WINDOW)
+            .await
+            .expect("expired")
+    );
+
+    let restarted = t0() + WINDOW;
+    store
+        .record_attempt(&key, restarted, WINDOW)
+        .await
+        .expect("count");
+    assert!(
+        store
+            .note_refusal(&key, 1, restarted)
+            .await
+            .expect("fresh counter")
+    );
+}
+
+/// Purging deletes at most `limit` expired counters and never a live one; an
+/// expired counter reads as none whether or not it was purged.
+pub async fn purging_expired_attempt_counters_leaves_the_live_ones<S: Backend>(store: S) {
+    for n in 0..5 {
+        let key = limit_key(&format!("old-{n}"));
+        store
+            .record_attempt(&key, t0(), WINDOW)
+            .await
+            .expect("count");
+    }
+    let later = t0() + WINDOW;
+    let live = limit_key("live");
+    store
+        .record_attempt(&live, later, WINDOW)
+        .await
+        .expect("count");
+    let purged = store.purge_expired_attempts(later, 3).await.expect("purge");
+    assert!(purged <= 3, "purged {purged}, past the limit");
+    let more = store.purge_expired_attempts(later, 3).await.expect("purge");
+    assert!(purged + more <= 5, "purged a live counter");
+    for n in 0..5 {
+        let key = limit_key(&format!("old-{n}"));
+        assert_eq!(store.attempts(&key, later).await.expect("read"), None);
+    }
+    assert_eq!(
+        store
+            .attempts(&live, later)
+            .await
+            .expect("read")
+            .map(|a| a.count),
+        Some(1)
+    );
 }
 
 // ---------------------------------------------------------------- health

@@ -286,11 +286,17 @@ pub enum AuditAction {
     /// An admin deleted a user and their credentials (subject: the user id).
     #[serde(rename = "user.deleted")]
     UserDeleted,
+    /// An abuse limit refused a request: a sign-in, an OIDC callback, an agent
+    /// registration or a token creation (actor: the system; no subject; detail:
+    /// which limit, the backoff and the client's address). Recorded once per
+    /// lockout, not per refused request, so a flood cannot flood the log.
+    #[serde(rename = "rate_limit.refused")]
+    RateLimitRefused,
 }
 
 impl AuditAction {
     /// Every action.
-    pub const ALL: [Self; 26] = [
+    pub const ALL: [Self; 27] = [
         Self::SessionCreated,
         Self::SessionRevoked,
         Self::SessionsRevokedAll,
@@ -317,6 +323,7 @@ impl AuditAction {
         Self::UserDisabled,
         Self::UserEnabled,
         Self::UserDeleted,
+        Self::RateLimitRefused,
     ];
 
     /// The wire and storage form, e.g. `job.canceled`.
@@ -349,6 +356,7 @@ impl AuditAction {
             Self::UserDisabled => "user.disabled",
             Self::UserEnabled => "user.enabled",
             Self::UserDeleted => "user.deleted",
+            Self::RateLimitRefused => "rate_limit.refused",
         }
     }
 

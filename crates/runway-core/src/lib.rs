@@ -10,6 +10,7 @@
 //!   settles a job (the retry rule).
 //! * [`log`] — job logs: chunks placed by byte offset, sizes and checksums.
 //! * [`oidc`] — OpenID Connect sign-in: pending logins and issuer identities.
+//! * [`limit`] — abuse-limit counters, keyed by a hash of what they limit.
 //! * [`audit`] — the append-only audit log's events: who did what to which object.
 //! * [`store`] — narrow, domain-shaped store traits and the single [`store::StoreError`],
 //!   whose conflicts are typed ([`store::Conflict`]).
@@ -26,6 +27,7 @@ pub mod audit;
 pub mod id;
 pub mod job;
 pub mod lifecycle;
+pub mod limit;
 pub mod log;
 pub mod oidc;
 pub mod page;

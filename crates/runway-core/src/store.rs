@@ -33,6 +33,7 @@ use crate::audit::{AuditEvent, AuditFilter};
 use crate::id::{AgentId, ApiTokenId, JobId, RegistrationTokenId, SessionId, UserId};
 use crate::job::{Attempt, Job, JobDetail, JobSecrets};
 use crate::lifecycle::{AttemptEnd, IllegalTransition, JobStatus};
+use crate::limit::{Attempts, LimitKey};
 use crate::log::{LogAppend, LogChunk, LogSlice, LogSummary};
 use crate::oidc::{OidcIdentity, PendingLogin};
 use crate::page::{Page, PageRequest};
@@ -689,6 +690,51 @@ pub trait AuditStore: Send + Sync {
     async fn list_audit(&self, query: &AuditQuery) -> StoreResult<Page<AuditEvent>>;
 }
 
+/// The counters behind the abuse limits (`runway_service::limits`). In the store,
+/// not in memory, because on Lambda every instance serves one request at a time
+/// and shares no memory with the others ([`crate::limit`]).
+///
+/// A counter counts attempts under one [`LimitKey`] and is forgotten a `window`
+/// after the latest one (`expires_at`); expiry is decided from the `now` passed
+/// in, as everywhere, so a backend whose TTL deletes expired counters lazily
+/// (DynamoDB) answers exactly like one that purges them.
+#[async_trait]
+pub trait LimitStore: Send + Sync {
+    /// The counter under `key`, if there is one live at `now`
+    /// ([`Attempts::is_live`]); one strongly consistent read.
+    async fn attempts(&self, key: &LimitKey, now: OffsetDateTime) -> StoreResult<Option<Attempts>>;
+    /// Counts one attempt under `key` at `now` and returns the counter after it,
+    /// in one atomic write: a counter absent or expired at `now` starts again at
+    /// 1, a live one goes up by 1; either way `last_at = now` and
+    /// `expires_at = now + window`. Concurrent calls count exactly: `n` calls on a
+    /// live counter add `n`, and of racing calls on an expired one exactly one
+    /// starts it again.
+    async fn record_attempt(
+        &self,
+        key: &LimitKey,
+        now: OffsetDateTime,
+        window: Duration,
+    ) -> StoreResult<Attempts>;
+    /// Deletes the counter under `key` (after a success that vouches for the
+    /// caller). A counter that is gone is not an error.
+    async fn clear_attempts(&self, key: &LimitKey) -> StoreResult<()>;
+    /// Claims the right to report the lockout of the counter under `key` at
+    /// `count` (audit it once): `true` for exactly one caller per counter and
+    /// count, `false` for every other, for a counter that is not live at `now`,
+    /// or whose count is no longer `count`. Atomic, so racing refusals on many
+    /// instances report once.
+    async fn note_refusal(
+        &self,
+        key: &LimitKey,
+        count: u32,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool>;
+    /// Deletes up to `limit` counters expired at `now`; returns how many. A
+    /// backend whose database deletes expired items by itself (DynamoDB's TTL)
+    /// does nothing and returns 0.
+    async fn purge_expired_attempts(&self, now: OffsetDateTime, limit: u32) -> StoreResult<u64>;
+}
+
 /// Health of the store itself.
 #[async_trait]
 pub trait StoreHealth: Send + Sync {
@@ -713,6 +759,7 @@ pub trait Store:
     + JobStore
     + DispatchStore
     + AuditStore
+    + LimitStore
     + StoreHealth
 {
 }
@@ -729,6 +776,7 @@ impl<T> Store for T where
         + JobStore
         + DispatchStore
         + AuditStore
+        + LimitStore
         + StoreHealth
 {
 }

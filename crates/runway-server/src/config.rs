@@ -318,6 +318,8 @@ pub struct Config {
     pub reaper_interval_seconds: u64,
     /// How long a job may stay queued, in seconds.
     pub queue_ttl_seconds: u64,
+    /// The abuse limits (`runway_service::limits`).
+    pub limits: runway_service::limits::LimitSettings,
     /// Where the values came from.
     pub sources: Sources,
 }
@@ -355,6 +357,12 @@ struct FileConfig {
     job_lease_seconds: Option<u64>,
     reaper_interval_seconds: Option<u64>,
     queue_ttl_seconds: Option<u64>,
+    rate_limit_window_seconds: Option<u64>,
+    rate_limit_max_backoff_seconds: Option<u64>,
+    signin_max_failures: Option<u64>,
+    signin_max_failures_per_ip: Option<u64>,
+    register_max_attempts: Option<u64>,
+    token_create_max_attempts: Option<u64>,
     log_bucket: Option<String>,
     s3_endpoint: Option<String>,
 }
@@ -401,6 +409,14 @@ impl FileConfig {
             "job_lease_seconds" => self.job_lease_seconds.map(|n| n.to_string()),
             "reaper_interval_seconds" => self.reaper_interval_seconds.map(|n| n.to_string()),
             "queue_ttl_seconds" => self.queue_ttl_seconds.map(|n| n.to_string()),
+            "rate_limit_window_seconds" => self.rate_limit_window_seconds.map(|n| n.to_string()),
+            "rate_limit_max_backoff_seconds" => {
+                self.rate_limit_max_backoff_seconds.map(|n| n.to_string())
+            }
+            "signin_max_failures" => self.signin_max_failures.map(|n| n.to_string()),
+            "signin_max_failures_per_ip" => self.signin_max_failures_per_ip.map(|n| n.to_string()),
+            "register_max_attempts" => self.register_max_attempts.map(|n| n.to_string()),
+            "token_create_max_attempts" => self.token_create_max_attempts.map(|n| n.to_string()),
             "log_bucket" => self.log_bucket.clone(),
             "s3_endpoint" => self.s3_endpoint.clone(),
             _ => None,
@@ -814,6 +830,7 @@ impl Config {
         let job_lease_seconds = layers.whole(JOB_LEASE)?;
         let reaper_interval_seconds = layers.whole(REAPER_INTERVAL)?;
         let queue_ttl_seconds = layers.whole(QUEUE_TTL)?;
+        let limits = limit_settings(&mut layers)?;
 
         Ok(Self {
             listen,
@@ -837,6 +854,7 @@ impl Config {
             job_lease_seconds,
             reaper_interval_seconds,
             queue_ttl_seconds,
+            limits,
             sources: layers.sources,
         })
     }
@@ -1085,6 +1103,12 @@ impl Config {
                 "job_lease_seconds" => self.job_lease_seconds.to_string(),
                 "reaper_interval_seconds" => self.reaper_interval_seconds.to_string(),
                 "queue_ttl_seconds" => self.queue_ttl_seconds.to_string(),
+                "rate_limit_window_seconds" => self.limits.window.as_secs().to_string(),
+                "rate_limit_max_backoff_seconds" => self.limits.max_backoff.as_secs().to_string(),
+                "signin_max_failures" => self.limits.sign_in_max_failures.to_string(),
+                "signin_max_failures_per_ip" => self.limits.sign_in_max_failures_per_ip.to_string(),
+                "register_max_attempts" => self.limits.register_max_attempts.to_string(),
+                "token_create_max_attempts" => self.limits.token_create_max_attempts.to_string(),
                 "log_bucket" => match &self.dynamodb.log_bucket {
                     Some(bucket) => toml_string(bucket),
                     None => {
@@ -1111,6 +1135,29 @@ impl Config {
         }
         out
     }
+}
+
+/// The abuse limits, checked to fit together: a lockout must not outlive the
+/// counter it is computed from.
+fn limit_settings<E: Fn(&str) -> Option<String>>(
+    layers: &mut Layers<'_, E>,
+) -> Result<runway_service::limits::LimitSettings, ConfigError> {
+    let window: u64 = layers.whole(RATE_LIMIT_WINDOW)?;
+    let max_backoff: u64 = layers.whole(RATE_LIMIT_MAX_BACKOFF)?;
+    if max_backoff > window {
+        return Err(ConfigError::Inconsistent(
+            "RUNWAY_RATE_LIMIT_MAX_BACKOFF_SECONDS must be at most \
+             RUNWAY_RATE_LIMIT_WINDOW_SECONDS: a lockout cannot outlast the counter it comes from",
+        ));
+    }
+    Ok(runway_service::limits::LimitSettings {
+        window: std::time::Duration::from_secs(window),
+        max_backoff: std::time::Duration::from_secs(max_backoff),
+        sign_in_max_failures: layers.whole(SIGNIN_MAX_FAILURES)?,
+        sign_in_max_failures_per_ip: layers.whole(SIGNIN_MAX_FAILURES_PER_IP)?,
+        register_max_attempts: layers.whole(REGISTER_MAX_ATTEMPTS)?,
+        token_create_max_attempts: layers.whole(TOKEN_CREATE_MAX_ATTEMPTS)?,
+    })
 }
 
 fn seconds(n: u64) -> time::Duration {
@@ -1248,6 +1295,36 @@ mod tests {
         assert_eq!(c.body_read_timeout_seconds, 20);
         assert_eq!(c.max_connections, 512);
         assert_eq!(c.sources, Sources::default());
+    }
+
+    #[test]
+    fn the_abuse_limits_default_to_the_services_and_a_backoff_past_the_window_is_refused() {
+        let c = load(None, &[]).unwrap();
+        assert_eq!(c.limits, runway_service::limits::LimitSettings::default());
+        let c = load(
+            None,
+            &[
+                ("RUNWAY_SIGNIN_MAX_FAILURES", "3"),
+                ("RUNWAY_RATE_LIMIT_WINDOW_SECONDS", "120"),
+                ("RUNWAY_RATE_LIMIT_MAX_BACKOFF_SECONDS", "60"),
+                ("RUNWAY_REGISTER_MAX_ATTEMPTS", "7"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.limits.sign_in_max_failures, 3);
+        assert_eq!(c.limits.window, std::time::Duration::from_secs(120));
+        assert_eq!(c.limits.max_backoff, std::time::Duration::from_secs(60));
+        assert_eq!(c.limits.register_max_attempts, 7);
+        let err = load(None, &[("RUNWAY_RATE_LIMIT_MAX_BACKOFF_SECONDS", "901")]).unwrap_err();
+        assert!(
+            matches!(err, ConfigError::Inconsistent(m) if m.contains("RUNWAY_RATE_LIMIT_WINDOW_SECONDS")),
+            "{err}"
+        );
+        let err = load(None, &[("RUNWAY_SIGNIN_MAX_FAILURES", "0")]).unwrap_err();
+        assert!(
+            err.to_string().starts_with("RUNWAY_SIGNIN_MAX_FAILURES"),
+            "{err}"
+        );
     }
 
     #[test]

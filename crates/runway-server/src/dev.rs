@@ -102,7 +102,9 @@ pub async fn dev(config: &Config) -> anyhow::Result<()> {
     ])?;
     tracing::info!(listen.addr = %addr, data_dir = %config.data_dir.display(), "runway dev listening");
 
-    let service = stores.service(config.dispatch_settings());
+    let service = stores
+        .service(config.dispatch_settings())
+        .with_limits(config.limits.clone());
     let agent_gone = async move {
         let _ = agent_done_rx.await;
         "the local agent stopped"

@@ -152,7 +152,9 @@ pub async fn cold_start(config: &Config) -> anyhow::Result<(Router, runway_servi
              create users with `runway admin create-user`"
         ),
     }
-    let service = stores.service(config.lambda_dispatch_settings());
+    let service = stores
+        .service(config.lambda_dispatch_settings())
+        .with_limits(config.limits.clone());
     let router = runway_api::router(
         service.clone(),
         runway_api::ApiConfig {

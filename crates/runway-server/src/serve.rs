@@ -247,7 +247,9 @@ pub async fn serve(config: &Config) -> anyhow::Result<()> {
             "runway listening"
         ),
     }
-    let service = stores.service(config.dispatch_settings());
+    let service = stores
+        .service(config.dispatch_settings())
+        .with_limits(config.limits.clone());
     run_server(config, listener, service, signal).await
 }
 

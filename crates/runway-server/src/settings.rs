@@ -386,6 +386,77 @@ pub(crate) const QUEUE_TTL: Setting = Setting {
     doc: "A job queued this long expires (24 hours).",
     ..BLANK
 };
+pub(crate) const RATE_LIMIT_WINDOW: Setting = Setting {
+    env: "RUNWAY_RATE_LIMIT_WINDOW_SECONDS",
+    key: "rate_limit_window_seconds",
+    default: Some("900"),
+    accepts: seconds(60, 86_400),
+    doc: "How long an abuse-limit counter (sign-ins, agent registrations, token creations) \
+          remembers attempts after the latest one (15 minutes). The counters live in the \
+          store, so they hold across Lambda instances.",
+    ..BLANK
+};
+pub(crate) const RATE_LIMIT_MAX_BACKOFF: Setting = Setting {
+    env: "RUNWAY_RATE_LIMIT_MAX_BACKOFF_SECONDS",
+    key: "rate_limit_max_backoff_seconds",
+    default: Some("900"),
+    accepts: seconds(1, 86_400),
+    doc: "The longest lockout once a limit is reached: 1 s, doubling with each further \
+          attempt, answered 429 with `Retry-After`. At most `RUNWAY_RATE_LIMIT_WINDOW_SECONDS`.",
+    ..BLANK
+};
+pub(crate) const SIGNIN_MAX_FAILURES: Setting = Setting {
+    env: "RUNWAY_SIGNIN_MAX_FAILURES",
+    key: "signin_max_failures",
+    default: Some("5"),
+    accepts: Accepts::Whole {
+        min: 1,
+        max: 1000,
+        unit: "",
+    },
+    doc: "Failed password sign-ins per account before the backoff starts; a success \
+          clears the count.",
+    ..BLANK
+};
+pub(crate) const SIGNIN_MAX_FAILURES_PER_IP: Setting = Setting {
+    env: "RUNWAY_SIGNIN_MAX_FAILURES_PER_IP",
+    key: "signin_max_failures_per_ip",
+    default: Some("50"),
+    accepts: Accepts::Whole {
+        min: 1,
+        max: 100_000,
+        unit: "",
+    },
+    doc: "Failed sign-ins (password or OpenID Connect callback) per client address before \
+          the backoff starts.",
+    ..BLANK
+};
+pub(crate) const REGISTER_MAX_ATTEMPTS: Setting = Setting {
+    env: "RUNWAY_REGISTER_MAX_ATTEMPTS",
+    key: "register_max_attempts",
+    default: Some("100"),
+    accepts: Accepts::Whole {
+        min: 1,
+        max: 100_000,
+        unit: "",
+    },
+    doc: "Agent registrations per client address, and per registration token, before the \
+          backoff starts.",
+    ..BLANK
+};
+pub(crate) const TOKEN_CREATE_MAX_ATTEMPTS: Setting = Setting {
+    env: "RUNWAY_TOKEN_CREATE_MAX_ATTEMPTS",
+    key: "token_create_max_attempts",
+    default: Some("30"),
+    accepts: Accepts::Whole {
+        min: 1,
+        max: 100_000,
+        unit: "",
+    },
+    doc: "Token creations (registration tokens and personal API tokens) per user, and per \
+          client address, before the backoff starts.",
+    ..BLANK
+};
 pub(crate) const LOG_BUCKET: Setting = Setting {
     env: "RUNWAY_LOG_BUCKET",
     key: "log_bucket",
@@ -409,7 +480,7 @@ pub(crate) const S3_ENDPOINT: Setting = Setting {
 
 /// Every setting, in the order `runway config` prints them and the documents list
 /// them.
-pub(crate) const ALL: [Setting; 30] = [
+pub(crate) const ALL: [Setting; 36] = [
     LISTEN,
     DATA_DIR,
     STORE,
@@ -438,6 +509,12 @@ pub(crate) const ALL: [Setting; 30] = [
     JOB_LEASE,
     REAPER_INTERVAL,
     QUEUE_TTL,
+    RATE_LIMIT_WINDOW,
+    RATE_LIMIT_MAX_BACKOFF,
+    SIGNIN_MAX_FAILURES,
+    SIGNIN_MAX_FAILURES_PER_IP,
+    REGISTER_MAX_ATTEMPTS,
+    TOKEN_CREATE_MAX_ATTEMPTS,
     LOG_BUCKET,
     S3_ENDPOINT,
 ];

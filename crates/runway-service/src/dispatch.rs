@@ -52,6 +52,7 @@ use tokio::sync::watch;
 
 use crate::audit::Caller;
 use crate::error::{ServiceError, ServiceResult};
+use crate::limits::{LimitSettings, Limits};
 use crate::reaper::{self, ReapReport};
 
 /// The longest agent name.
@@ -107,6 +108,9 @@ pub struct Service {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) logs: Arc<dyn LogStore>,
     pub(crate) settings: DispatchSettings,
+    /// The abuse limits (registration here; sign-in and token creation through
+    /// [`Service::limits`]).
+    limits: Limits,
     /// Bumped whenever a job becomes claimable.
     work: Arc<watch::Sender<u64>>,
     /// Bumped whenever a log grows or an attempt ends, for live log streams.
@@ -286,6 +290,7 @@ impl Service {
     #[must_use]
     pub fn new(store: Arc<dyn Store>, logs: Arc<dyn LogStore>, settings: DispatchSettings) -> Self {
         Self {
+            limits: Limits::new(Arc::clone(&store), LimitSettings::default()),
             store,
             logs,
             settings,
@@ -316,6 +321,20 @@ impl Service {
         async move {
             let _ = rx.wait_for(|closing| *closing).await;
         }
+    }
+
+    /// The same service with the abuse limits in `settings` instead of the
+    /// defaults.
+    #[must_use]
+    pub fn with_limits(mut self, settings: LimitSettings) -> Self {
+        self.limits = Limits::new(Arc::clone(&self.store), settings);
+        self
+    }
+
+    /// The abuse limits, on this service's store.
+    #[must_use]
+    pub const fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// The record store.
@@ -374,18 +393,25 @@ impl Service {
         }
     }
 
-    /// Registers an agent with the registration token whose hash is given; returns
-    /// the agent and its token (shown once).
+    /// Registers an agent with the registration token whose hash is given, from
+    /// the client address `ip`; returns the agent and its token (shown once).
+    /// Every attempt counts against the registration limits, per token and per
+    /// address ([`Limits::check_registration`]).
     ///
     /// # Errors
-    /// [`ServiceError::NotFound`]`("registration token")` if the token is unknown,
-    /// expired, used up or revoked; store failures.
+    /// [`ServiceError::RateLimited`]; [`ServiceError::NotFound`]`("registration
+    /// token")` if the token is unknown, expired, used up or revoked; store
+    /// failures.
     pub async fn register_agent(
         &self,
         registration_token: &TokenHash,
         registration: Registration,
+        ip: Option<&str>,
         request_id: Option<String>,
     ) -> ServiceResult<(Agent, Secret)> {
+        self.limits
+            .check_registration(registration_token, ip, request_id.as_deref())
+            .await?;
         let now = OffsetDateTime::now_utc();
         let issued = IssuedToken::new(TokenKind::Agent);
         let agent = Agent {

@@ -25,6 +25,15 @@ pub enum ServiceError {
     /// Too many expensive checks (argon2) are under way; try again in a moment.
     #[error("the server is busy; retry in a moment")]
     Overloaded,
+    /// An abuse limit ([`crate::limits`]) refuses the request until its backoff
+    /// ends.
+    #[error("too many {what}; retry in {} s", retry_after.as_secs())]
+    RateLimited {
+        /// What was counted, e.g. `failed sign-ins for this account`.
+        what: &'static str,
+        /// When the lockout ends, in whole seconds (at least 1).
+        retry_after: std::time::Duration,
+    },
     /// The caller may not do this; the text says why.
     #[error("{0}")]
     Forbidden(&'static str),

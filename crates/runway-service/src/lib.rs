@@ -18,6 +18,9 @@
 //!   authenticating a request by one.
 //! * [`sessions`] — sign-in (argon2 behind a bounded number of permits) and
 //!   revoking one's own sessions.
+//! * [`limits`] — abuse limits: sign-in failures per account and address,
+//!   agent registrations and token creations, with exponential backoff, counted
+//!   in the store so they hold across Lambda instances.
 //! * [`oidc`] — sign-in through an OpenID Connect issuer (code flow, PKCE,
 //!   state and nonce), provisioning users on their first sign-in.
 //! * [`jobs`] — submitting, inspecting, canceling and retrying jobs as a user.
@@ -39,6 +42,7 @@ pub mod audit;
 pub mod dispatch;
 pub mod error;
 pub mod jobs;
+pub mod limits;
 pub mod oidc;
 pub mod reaper;
 pub mod sessions;

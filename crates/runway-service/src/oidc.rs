@@ -275,10 +275,42 @@ impl Oidc {
     /// Finishes the sign-in the issuer sent back with `code` and `state`, on
     /// `device`.
     ///
+    /// The address's sign-in limit applies ([`crate::limits`]): a locked-out
+    /// address is refused before the state is even looked at, and a callback
+    /// refused for its state, code, ID token or policy counts as a failure.
+    ///
     /// # Errors
-    /// Every [`OidcError`] but `NotConfigured`; `Conflict(UsernameTaken)` when a
-    /// new user's name (their email) belongs to another account; store failures.
+    /// [`ServiceError::RateLimited`]; every [`OidcError`] but `NotConfigured`;
+    /// `Conflict(UsernameTaken)` when a new user's name (their email) belongs to
+    /// another account; store failures.
     pub async fn finish(
+        &self,
+        state: &str,
+        code: &str,
+        device: Device,
+        request_id: Option<String>,
+    ) -> ServiceResult<OidcSignIn> {
+        let limits = self.sessions.limits();
+        let ip = device.ip.clone();
+        limits
+            .admit_sign_in_from(ip.as_deref(), request_id.as_deref())
+            .await?;
+        let result = self.finish_admitted(state, code, device, request_id).await;
+        // A callback the issuer or Runway refused counts against the address; an
+        // issuer that is down is not the caller's failure.
+        if let Err(ServiceError::Oidc(
+            OidcError::UnknownState
+            | OidcError::CodeRejected
+            | OidcError::InvalidIdToken(_)
+            | OidcError::NotAllowed(_),
+        )) = &result
+        {
+            limits.sign_in_failed_from(ip.as_deref()).await;
+        }
+        result
+    }
+
+    async fn finish_admitted(
         &self,
         state: &str,
         code: &str,

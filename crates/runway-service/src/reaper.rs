@@ -23,6 +23,9 @@
 //!    an expired session is refused on every read anyway, and on DynamoDB the
 //!    table's TTL deletes them (the call does nothing there). Not audited: nobody
 //!    revoked anything.
+//! 4. **Expired abuse-limit counters** ([`LimitStore::purge_expired_attempts`](runway_core::store::LimitStore::purge_expired_attempts)),
+//!    bounded the same way and for the same reason: a counter past its window
+//!    reads as none anyway, and DynamoDB's TTL deletes them there.
 //!
 //! Every end is the store's conditional write, so a pass racing an agent's finish,
 //! a renewal or another reaper (several Lambda instances, or `runway reap` beside
@@ -64,6 +67,8 @@ pub struct ReapReport {
     pub expired: u32,
     /// Expired sessions deleted (not counted in [`Self::ended`]).
     pub sessions_purged: u64,
+    /// Expired abuse-limit counters deleted (not counted in [`Self::ended`]).
+    pub counters_purged: u64,
 }
 
 impl ReapReport {
@@ -78,13 +83,15 @@ impl std::fmt::Display for ReapReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} lost, {} re-queued, {} timed out, {} canceled, {} expired, {} sessions purged",
+            "{} lost, {} re-queued, {} timed out, {} canceled, {} expired, {} sessions purged, \
+             {} limit counters purged",
             self.lost,
             self.requeued,
             self.timed_out,
             self.canceled,
             self.expired,
-            self.sessions_purged
+            self.sessions_purged,
+            self.counters_purged
         )
     }
 }
@@ -203,7 +210,14 @@ where
             break;
         }
     }
-    if report.ended() > 0 || report.sessions_purged > 0 {
+    for _ in 0..MAX_BATCHES {
+        let purged = store.purge_expired_attempts(now, BATCH).await?;
+        report.counters_purged += purged;
+        if purged < u64::from(BATCH) {
+            break;
+        }
+    }
+    if report.ended() > 0 || report.sessions_purged > 0 || report.counters_purged > 0 {
         tracing::info!(
             reaper.lost = report.lost,
             reaper.requeued = report.requeued,
@@ -211,6 +225,7 @@ where
             reaper.canceled = report.canceled,
             reaper.expired = report.expired,
             reaper.sessions_purged = report.sessions_purged,
+            reaper.counters_purged = report.counters_purged,
             "reaper pass"
         );
     }

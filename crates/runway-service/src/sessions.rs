@@ -17,6 +17,11 @@
 //! [`MAX_SESSIONS_PER_USER`] sessions: a sign-in past that evicts the oldest, and
 //! each eviction is audited as a revocation.
 //!
+//! Before any of that, the abuse limits ([`crate::limits`]) admit the attempt:
+//! an account or an address with too many recent failures is refused with
+//! [`ServiceError::RateLimited`] without an argon2 check; a failure counts
+//! against both, and a success clears the account's counter.
+//!
 //! Everything else acts only on the caller's own sessions: the store's
 //! `revoke_session(user, id)` is scoped by user, so someone else's session id is
 //! `NotFound` exactly like an unknown one.
@@ -37,6 +42,7 @@ use runway_core::user::{MAX_USERNAME_LEN, User};
 use crate::accounts::MAX_PASSWORD_LEN;
 use crate::audit::Caller;
 use crate::error::{ServiceError, ServiceResult};
+use crate::limits::Limits;
 
 /// How long a sign-in waits for a free argon2 slot before it is shed.
 pub const PASSWORD_CHECK_WAIT: Duration = Duration::from_secs(5);
@@ -62,6 +68,8 @@ pub struct Sessions {
     idle_timeout: time::Duration,
     /// Permits for argon2id verifications; see the module docs.
     password_checks: Arc<tokio::sync::Semaphore>,
+    /// Failed sign-ins per account and per address ([`crate::limits`]).
+    limits: Limits,
 }
 
 impl std::fmt::Debug for Sessions {
@@ -95,20 +103,29 @@ fn check_text(field: &str, value: &str, max: usize) -> Result<(), FieldError> {
 
 impl Sessions {
     /// Sessions on `store`, lasting `ttl` (absolute) and `idle_timeout` (unused),
-    /// with at most `concurrent_password_checks` argon2 verifications at once.
+    /// with at most `concurrent_password_checks` argon2 verifications at once,
+    /// and password sign-ins held to `limits`.
     #[must_use]
     pub fn new(
         store: Arc<dyn Store>,
         ttl: time::Duration,
         idle_timeout: time::Duration,
         concurrent_password_checks: usize,
+        limits: Limits,
     ) -> Self {
         Self {
             store,
             ttl,
             idle_timeout,
             password_checks: Arc::new(tokio::sync::Semaphore::new(concurrent_password_checks)),
+            limits,
         }
+    }
+
+    /// The abuse limits sign-ins are held to (the OIDC callback uses them too).
+    #[must_use]
+    pub const fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// Checks the credentials and issues a session for `device`: the session and
@@ -116,8 +133,9 @@ impl Sessions {
     ///
     /// # Errors
     /// [`ServiceError::Invalid`] for a field out of bounds;
-    /// [`ServiceError::InvalidCredentials`]; [`ServiceError::Overloaded`]; store
-    /// failures.
+    /// [`ServiceError::RateLimited`] while the account or the address is locked
+    /// out; [`ServiceError::InvalidCredentials`]; [`ServiceError::Overloaded`];
+    /// store failures.
     pub async fn sign_in(
         &self,
         username: &str,
@@ -146,7 +164,16 @@ impl Sessions {
             check_text("device_name", d, MAX_DEVICE_NAME_LEN)?;
         }
 
-        let user = self.store.user_by_username(username).await?;
+        // Before any argon2 work: a locked-out guesser costs a few reads. The
+        // limiter's reads and the user's run concurrently, so admission adds no
+        // round trip to a sign-in.
+        let (admission, user) = tokio::join!(
+            self.limits
+                .admit_sign_in(username, device.ip.as_deref(), request_id.as_deref()),
+            self.store.user_by_username(username)
+        );
+        let admission = admission?;
+        let user = user?;
         // A user without a password (OIDC only) costs the same dummy check as an
         // unknown one, and fails the same way.
         let stored_hash = user
@@ -174,13 +201,16 @@ impl Sessions {
         let user = match user {
             Some(user) if verified => user,
             refused => {
+                self.limits.sign_in_failed(admission).await;
                 self.record_failed_sign_in(refused.as_ref(), &device, request_id)
                     .await;
                 return Err(ServiceError::InvalidCredentials);
             }
         };
 
-        self.issue(user, device, request_id).await
+        let issued = self.issue(user, device, request_id).await?;
+        self.limits.sign_in_succeeded(admission).await;
+        Ok(issued)
     }
 
     /// Audits a refused password sign-in: against the user when the name is

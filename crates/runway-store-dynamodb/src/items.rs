@@ -347,6 +347,30 @@ impl From<PendingLoginItem> for PendingLogin {
     }
 }
 
+// ---------------------------------------------------------------- abuse limits
+
+/// An abuse-limit counter as `limits.rs` reads it back. It is only ever written
+/// by update expressions (`ADD attempts`), never put whole, so this is
+/// decode-only; `limit_key`, `ttl` and `refused_count` are left unread.
+#[derive(Deserialize)]
+pub(crate) struct CounterItem {
+    attempts: u32,
+    #[serde(with = "ns")]
+    last_at: OffsetDateTime,
+    #[serde(with = "ns")]
+    expires_at: OffsetDateTime,
+}
+
+impl From<CounterItem> for runway_core::limit::Attempts {
+    fn from(c: CounterItem) -> Self {
+        Self {
+            count: c.attempts,
+            last_at: c.last_at,
+            expires_at: c.expires_at,
+        }
+    }
+}
+
 // ---------------------------------------------------------------- sessions
 
 #[derive(Serialize, Deserialize)]

@@ -9,8 +9,9 @@
 //!
 //! ## Design in one screen
 //!
-//! * **Eight tables**, one per aggregate (the append-only `audit` log and the
-//!   pending OpenID Connect logins among them) plus `lookups`, a strongly
+//! * **Nine tables**, one per aggregate (the append-only `audit` log, the
+//!   pending OpenID Connect logins and the abuse-limit counters among them) plus
+//!   `lookups`, a strongly
 //!   consistent secondary key: `username#…`, `agent_token#…`,
 //!   `registration_token#…` and `oidc#<issuer>#<subject>` items point at the
 //!   record they name. A GSI would be eventually consistent, so a freshly registered agent
@@ -78,7 +79,7 @@
 //! `agents.rs` registration tokens and agents · `jobs.rs` jobs and the lifecycle
 //! write they share · `dispatch.rs` claims, leases, attempt ends and the reaper's
 //! queries · `logs.rs` job logs on S3 · `audit.rs` the audit log · `oidc.rs` pending OIDC
-//! logins and issuer identities.
+//! logins and issuer identities · `limits.rs` abuse-limit counters.
 
 #![forbid(unsafe_code)]
 
@@ -91,6 +92,7 @@ mod error;
 mod expr;
 mod items;
 mod jobs;
+mod limits;
 mod logs;
 mod oidc;
 mod page;
@@ -174,6 +176,7 @@ pub(crate) struct Tables {
     pub(crate) jobs: String,
     pub(crate) audit: String,
     pub(crate) oidc_logins: String,
+    pub(crate) abuse_counters: String,
 }
 
 impl Tables {
@@ -189,6 +192,7 @@ impl Tables {
             jobs: name(schema::JOBS),
             audit: name(schema::AUDIT),
             oidc_logins: name(schema::OIDC_LOGINS),
+            abuse_counters: name(schema::ABUSE_COUNTERS),
         }
     }
 }

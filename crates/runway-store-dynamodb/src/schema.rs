@@ -71,6 +71,7 @@ pub(crate) const AGENTS: &str = "agents";
 pub(crate) const JOBS: &str = "jobs";
 pub(crate) const AUDIT: &str = "audit";
 pub(crate) const OIDC_LOGINS: &str = "oidc_logins";
+pub(crate) const ABUSE_COUNTERS: &str = "abuse_counters";
 
 // Key attributes.
 pub(crate) const USER_ID: &str = "user_id";
@@ -81,6 +82,8 @@ pub(crate) const AGENT_ID: &str = "agent_id";
 pub(crate) const JOB_ID: &str = "job_id";
 pub(crate) const AUDIT_ID: &str = "audit_id";
 pub(crate) const STATE_HASH: &str = "state_hash";
+/// An abuse-limit counter's key: a scope and the SHA-256 of what it limits.
+pub(crate) const LIMIT_KEY: &str = "limit_key";
 pub(crate) const REGION: &str = "region";
 pub(crate) const STATUS: &str = "status";
 /// An audit event's subject (absent when it has none): the key of `by_subject`.
@@ -278,6 +281,16 @@ pub fn schema() -> Vec<TableSpec> {
         TableSpec {
             suffix: OIDC_LOGINS,
             partition_key: string(STATE_HASH),
+            sort_key: None,
+            indexes: vec![],
+            ttl_attribute: Some(TTL),
+        },
+        // Abuse-limit counters (`limits.rs`), one item per key, counted with an
+        // atomic `UpdateItem … ADD`. TTL deletes a counter some time after its
+        // window ends; expiry itself is decided in code.
+        TableSpec {
+            suffix: ABUSE_COUNTERS,
+            partition_key: string(LIMIT_KEY),
             sort_key: None,
             indexes: vec![],
             ttl_attribute: Some(TTL),

@@ -96,6 +96,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0010_user_admin",
         include_str!("../migrations/0010_user_admin.sql"),
     ),
+    (
+        "0011_abuse_limits",
+        include_str!("../migrations/0011_abuse_limits.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

@@ -94,7 +94,9 @@
 //! `oidc.rs` pending OIDC logins and issuer identities · `agents.rs` registration
 //! tokens and agents · `jobs.rs` jobs, pagination and
 //! transitions · `dispatch.rs` claiming, leases, ending attempts and the reaper's
-//! reads · `logs.rs` job logs · `audit.rs` the append-only audit log.
+//! reads · `logs.rs` job logs · `audit.rs` the append-only audit log ·
+//! `limits.rs` abuse-limit counters (one upsert per attempt, expired rows purged
+//! by the reaper).
 
 #![forbid(unsafe_code)]
 
@@ -107,6 +109,7 @@ mod dispatch;
 mod error;
 mod files;
 mod jobs;
+mod limits;
 mod logs;
 mod oidc;
 mod page;

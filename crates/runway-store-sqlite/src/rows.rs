@@ -107,6 +107,19 @@ fn get_opt_ts(
         .transpose()
 }
 
+/// The columns [`attempts`] decodes, in order.
+pub(crate) const ATTEMPTS_COLUMNS: &str = "attempts, last_at, expires_at";
+
+/// An abuse-limit counter from [`ATTEMPTS_COLUMNS`].
+pub(crate) fn attempts(row: &Row<'_>) -> rusqlite::Result<runway_core::limit::Attempts> {
+    let count: i64 = row.get(0)?;
+    Ok(runway_core::limit::Attempts {
+        count: u32::try_from(count).map_err(|e| bad(0, "attempts", e.to_string()))?,
+        last_at: get_ts(row, 1, "last_at")?,
+        expires_at: get_ts(row, 2, "expires_at")?,
+    })
+}
+
 pub(crate) fn get_parsed<T>(row: &Row<'_>, idx: usize, column: &'static str) -> rusqlite::Result<T>
 where
     T: FromStr,

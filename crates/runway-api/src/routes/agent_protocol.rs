@@ -37,6 +37,7 @@ use crate::auth::{CurrentAgent, CurrentJob, RegistrationBearer};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiQuery, Octets, OptionalJson};
 use crate::middleware::CallId;
+use crate::routes::sessions::ClientMeta;
 
 fn registered(agent: &Agent) -> RegisteredAgent {
     RegisteredAgent {
@@ -63,10 +64,12 @@ const fn health(status: AgentStatus) -> AgentHealth {
     responses(
         (status = 201, description = "Registered", body = RegisterResponse),
         (status = 401, description = "No, or an unknown, expired, used-up or revoked, registration token", body = ErrorBody),
-        (status = 422, description = "A field is missing or out of range", body = ErrorBody)))]
+        (status = 422, description = "A field is missing or out of range", body = ErrorBody),
+        (status = 429, description = "Too many registrations from this address or with this token (`rate_limited`); retry after `Retry-After` seconds", body = ErrorBody)))]
 pub(crate) async fn register(
     State(state): State<AppState>,
     request_id: CallId,
+    meta: ClientMeta,
     RegistrationBearer(registration): RegistrationBearer,
     ApiJson(req): ApiJson<RegisterRequest>,
 ) -> Result<(StatusCode, Json<RegisterResponse>), ApiError> {
@@ -76,6 +79,7 @@ pub(crate) async fn register(
         .register_agent(
             &registration,
             registration_request,
+            meta.ip.as_deref(),
             request_id.into_option(),
         )
         .await

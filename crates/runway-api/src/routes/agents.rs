@@ -19,6 +19,7 @@ use crate::audit::Audit;
 use crate::auth::{AdminUser, CurrentUser};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiQuery, IdPath};
+use crate::listing::capped;
 
 /// An agent with its health at the time of the request.
 #[derive(Debug, Serialize, ToSchema)]
@@ -77,19 +78,23 @@ pub(crate) async fn list(
         runway_core::job::validate_label("region", region)
             .map_err(|e| ApiError::InvalidQuery(e.to_string()))?;
     }
-    let query = AgentQuery {
-        region: q.region,
-        status: q.status,
-        page: page_request(Listing::Agents, q.limit, q.cursor)?,
-    };
+    let request = page_request(Listing::Agents, q.limit, q.cursor)?;
     let now = OffsetDateTime::now_utc();
-    let page = state.store.list_agents(&query, now).await?;
+    let page = capped(request, state.listing_max_bytes, |page| {
+        let query = AgentQuery {
+            region: q.region.clone(),
+            status: q.status,
+            page,
+        };
+        let store = &state.store;
+        async move {
+            let page = store.list_agents(&query, now).await?;
+            Ok(page.map(|a| AgentView::at(a, now)))
+        }
+    })
+    .await?;
     Ok(Json(AgentPage {
-        items: page
-            .items
-            .into_iter()
-            .map(|a| AgentView::at(a, now))
-            .collect(),
+        items: page.items,
         next_cursor: Listing::Agents.seal(page.next_cursor),
     }))
 }

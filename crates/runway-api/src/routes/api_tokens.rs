@@ -23,6 +23,7 @@ use crate::auth::UserSession;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, IdPath};
 use crate::middleware::CallId;
+use crate::routes::sessions::ClientMeta;
 
 /// A new token's settings.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -70,10 +71,12 @@ pub(crate) struct ApiTokenList {
         (status = 401, description = "No valid session, or the user's credentials changed since it was made", body = ErrorBody),
         (status = 403, description = "Called with an API token (`session_required`)", body = ErrorBody),
         (status = 409, description = "The user holds the most tokens allowed (`too_many_api_tokens`)", body = ErrorBody),
-        (status = 422, description = "A field is missing or out of range", body = ErrorBody)))]
+        (status = 422, description = "A field is missing or out of range", body = ErrorBody),
+        (status = 429, description = "Too many token creations by this user or from this address (`rate_limited`); retry after `Retry-After` seconds", body = ErrorBody)))]
 pub(crate) async fn create(
     State(state): State<AppState>,
     request_id: CallId,
+    meta: ClientMeta,
     UserSession(session): UserSession,
     ApiJson(req): ApiJson<CreateApiToken>,
 ) -> Result<(StatusCode, Json<CreatedApiToken>), ApiError> {
@@ -97,6 +100,13 @@ pub(crate) async fn create(
         }
         (None, None) => None,
     };
+    let request_id = request_id.into_option();
+    // Counted once the request is valid: a typo in a field is not an attempt.
+    state
+        .service
+        .limits()
+        .check_token_creation(session.user_id, meta.ip.as_deref(), request_id.as_deref())
+        .await?;
     let (api_token, token) = state
         .tokens
         .create(
@@ -106,7 +116,7 @@ pub(crate) async fn create(
                 expires_at,
                 read_only: req.read_only,
             },
-            request_id.into_option(),
+            request_id,
         )
         .await?;
     Ok((

@@ -31,6 +31,7 @@ use crate::audit::Audit;
 use crate::auth::CurrentUser;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiQuery, IdPath, OptionalJson};
+use crate::listing::capped;
 
 /// A job in a listing: everything but its script and environment.
 #[derive(Debug, Serialize, ToSchema)]
@@ -184,13 +185,21 @@ pub(crate) async fn list(
     _user: CurrentUser,
     ApiQuery(q): ApiQuery<JobListQuery>,
 ) -> Result<Json<JobPage>, ApiError> {
-    let query = JobQuery {
-        status: q.status,
-        page: page_request(Listing::Jobs, q.limit, q.cursor)?,
-    };
-    let page = state.store.list_jobs(&query).await?;
+    let request = page_request(Listing::Jobs, q.limit, q.cursor)?;
+    let page = capped(request, state.listing_max_bytes, |page| {
+        let query = JobQuery {
+            status: q.status,
+            page,
+        };
+        let store = &state.store;
+        async move {
+            let page = store.list_jobs(&query).await?;
+            Ok(page.map(JobSummary::from))
+        }
+    })
+    .await?;
     Ok(Json(JobPage {
-        items: page.items.into_iter().map(JobSummary::from).collect(),
+        items: page.items,
         next_cursor: Listing::Jobs.seal(page.next_cursor),
     }))
 }

@@ -137,6 +137,8 @@ pub(crate) enum Listing {
     Agents,
     Audit,
     Users,
+    /// Paged by the API itself (`listing::capped_items`), by token id.
+    RegistrationTokens,
 }
 
 impl Listing {
@@ -146,6 +148,7 @@ impl Listing {
             Self::Agents => "agents",
             Self::Audit => "audit",
             Self::Users => "users",
+            Self::RegistrationTokens => "registration_tokens",
         }
     }
 
@@ -159,7 +162,7 @@ impl Listing {
     }
 
     /// The store's cursor inside a client's, if this listing issued it.
-    fn open(self, sealed: &str) -> Result<Cursor, ApiError> {
+    pub(crate) fn open(self, sealed: &str) -> Result<Cursor, ApiError> {
         use base64::Engine as _;
         let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(sealed)

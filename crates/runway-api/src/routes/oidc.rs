@@ -98,6 +98,7 @@ pub(crate) async fn login(
         (status = 403, description = "The email is not allowed here (`oidc_not_allowed`)", body = ErrorBody),
         (status = 404, description = "No issuer is configured (`oidc_not_configured`)", body = ErrorBody),
         (status = 409, description = "A new user's name (their email) belongs to another account (`conflict`)", body = ErrorBody),
+        (status = 429, description = "Too many failed sign-ins from this address (`rate_limited`); retry after `Retry-After` seconds", body = ErrorBody),
         (status = 502, description = "The issuer cannot be reached (`oidc_issuer_unavailable`)", body = ErrorBody)))]
 pub(crate) async fn callback(
     State(state): State<AppState>,

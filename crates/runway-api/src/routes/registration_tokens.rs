@@ -8,6 +8,9 @@
 //! must be asked for explicitly (`"expires_at": null`). `max_uses` bounds how many
 //! agents it admits; the store counts a use in the same write as the registration,
 //! so two agents racing for the last use cannot both get in.
+//!
+//! Creating one counts against the token-creation limit, per admin and per
+//! address (`runway_service::limits`): 429 `rate_limited` past it.
 
 use axum::Json;
 use axum::extract::State;
@@ -16,11 +19,12 @@ use runway_core::OffsetDateTime;
 use runway_core::agent::{REGISTRATION_TOKEN_DEFAULT_TTL, RegistrationToken};
 use runway_core::audit::AuditAction;
 use runway_core::id::RegistrationTokenId;
+use runway_core::page::Cursor;
 use runway_core::secret::{IssuedToken, Secret, TokenKind};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{check_text, expose_secret, or_not_found};
+use super::{Listing, check_text, expose_secret, or_not_found};
 
 /// The furthest `expires_at` accepted. Every store keeps timestamps as 64-bit
 /// nanoseconds, which end in 2262; a token meant to live forever omits the field.
@@ -29,7 +33,10 @@ use crate::AppState;
 use crate::audit::Audit;
 use crate::auth::AdminUser;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{IdPath, OptionalJson};
+use crate::extract::{ApiQuery, IdPath, OptionalJson};
+use crate::listing::capped_items;
+use crate::middleware::CallId;
+use crate::routes::sessions::ClientMeta;
 
 /// The longest description.
 pub(crate) const MAX_DESCRIPTION_LEN: usize = 200;
@@ -72,11 +79,25 @@ pub(crate) struct CreatedRegistrationToken {
     registration_token: RegistrationToken,
 }
 
-/// Every registration token, newest first, expired ones included.
+/// Registration tokens, newest first, expired ones included: all of them, unless
+/// they would pass the listing's byte cap, and then `next_cursor` continues.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct RegistrationTokenList {
     /// The tokens.
     items: Vec<RegistrationToken>,
+    /// Pass this back as `cursor` for the rest; absent when nothing is left.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    next_cursor: Option<Cursor>,
+}
+
+/// Where to continue the token list.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct RegistrationTokenListQuery {
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
 }
 
 /// Creates a registration token.
@@ -88,10 +109,13 @@ pub(crate) struct RegistrationTokenList {
         (status = 201, description = "Created", body = CreatedRegistrationToken),
         (status = 401, description = "No valid session", body = ErrorBody),
         (status = 403, description = "Not an admin", body = ErrorBody),
-        (status = 422, description = "A field is out of range", body = ErrorBody)))]
+        (status = 422, description = "A field is out of range", body = ErrorBody),
+        (status = 429, description = "Too many token creations by this user or from this address (`rate_limited`); retry after `Retry-After` seconds", body = ErrorBody)))]
 pub(crate) async fn create(
     State(state): State<AppState>,
     audit: Audit,
+    request_id: CallId,
+    meta: ClientMeta,
     AdminUser(admin): AdminUser,
     OptionalJson(req): OptionalJson<CreateRegistrationToken>,
 ) -> Result<(StatusCode, Json<CreatedRegistrationToken>), ApiError> {
@@ -125,6 +149,16 @@ pub(crate) async fn create(
             "must be at most 10 years away; send null for a token that never expires",
         ));
     }
+    // Counted once the request is valid: a typo in a field is not an attempt.
+    state
+        .service
+        .limits()
+        .check_token_creation(
+            admin.user.user_id,
+            meta.ip.as_deref(),
+            request_id.into_option().as_deref(),
+        )
+        .await?;
     let issued = IssuedToken::new(TokenKind::Registration);
     let record = RegistrationToken {
         id: RegistrationTokenId::new(),
@@ -157,16 +191,40 @@ pub(crate) async fn create(
 /// Lists registration tokens, newest first.
 #[utoipa::path(get, path = "/registration-tokens", tag = "registration tokens",
     security(("bearer" = [])),
+    params(RegistrationTokenListQuery),
     responses(
         (status = 200, description = "The tokens", body = RegistrationTokenList),
+        (status = 400, description = "A cursor this listing did not issue (`invalid_cursor`)", body = ErrorBody),
         (status = 401, description = "No valid session", body = ErrorBody),
         (status = 403, description = "Not an admin", body = ErrorBody)))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     _admin: AdminUser,
+    ApiQuery(q): ApiQuery<RegistrationTokenListQuery>,
 ) -> Result<Json<RegistrationTokenList>, ApiError> {
-    let items = state.store.list_registration_tokens().await?;
-    Ok(Json(RegistrationTokenList { items }))
+    // The store lists every token at once; the API pages that list by id (ids
+    // are ULIDs, newest first), so the cursor is the last id sent.
+    let after = match q.cursor {
+        None => None,
+        Some(sealed) => {
+            let Cursor(id) = Listing::RegistrationTokens.open(&sealed)?;
+            Some(
+                id.parse::<RegistrationTokenId>()
+                    .map_err(|_| ApiError::InvalidCursor)?,
+            )
+        }
+    };
+    let mut items = state.store.list_registration_tokens().await?;
+    if let Some(after) = after {
+        items.retain(|token| token.id < after);
+    }
+    let page = capped_items(items, state.listing_max_bytes, |token| {
+        Cursor(token.id.to_string())
+    })?;
+    Ok(Json(RegistrationTokenList {
+        items: page.items,
+        next_cursor: Listing::RegistrationTokens.seal(page.next_cursor),
+    }))
 }
 
 /// Revokes a registration token; agents it admitted keep working.

@@ -1,8 +1,10 @@
 //! Signing in and managing one's own sessions (devices): the HTTP shape of
 //! [`runway_service::sessions`], where the rules live (argon2 behind a bounded
 //! number of permits, the dummy hash for unknown users, revocation scoped to the
-//! caller). A shed sign-in is 503 `overloaded` with `Retry-After`; both kinds of
-//! wrong credentials are the same 401 `invalid_credentials`.
+//! caller). A shed sign-in is 503 `overloaded` with `Retry-After`; one refused by
+//! the abuse limits (too many recent failures for the account or the address) is
+//! 429 `rate_limited` with `Retry-After`; both kinds of wrong credentials are the
+//! same 401 `invalid_credentials`.
 
 use std::net::SocketAddr;
 
@@ -155,6 +157,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientMeta {
         (status = 201, description = "Signed in (with `set_cookie`, also `Set-Cookie` `runway_session` and `runway_csrf`)", body = SignInResponse),
         (status = 401, description = "Wrong username or password (`invalid_credentials`)", body = ErrorBody),
         (status = 422, description = "A field is missing or too long", body = ErrorBody),
+        (status = 429, description = "Too many failed sign-ins for this account or from this address (`rate_limited`); retry after `Retry-After` seconds", body = ErrorBody),
         (status = 503, description = "Too many sign-ins at once (`overloaded`); retry after `Retry-After` seconds", body = ErrorBody)))]
 pub(crate) async fn sign_in(
     State(state): State<AppState>,

@@ -201,7 +201,7 @@ async fn expiry_is_given_as_a_time_or_in_days_never_both_and_never_in_the_past()
 
 #[tokio::test]
 async fn a_user_holds_at_most_forty_tokens() {
-    let app = TestApp::new().await;
+    let app = TestApp::without_abuse_limits().await;
     let admin = app.admin_token().await;
     for n in 0..40 {
         make(&app, &admin, &json!({"name": format!("t{n}")})).await;

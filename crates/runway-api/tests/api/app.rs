@@ -95,6 +95,23 @@ impl TestApp {
         Self::with_config(ApiConfig::default()).await
     }
 
+    /// An app whose abuse limits are out of reach, for tests of other rules that
+    /// make more tokens or sign-ins than a person would in 15 minutes.
+    pub async fn without_abuse_limits() -> Self {
+        let limits = runway_service::limits::LimitSettings {
+            sign_in_max_failures: 1000,
+            sign_in_max_failures_per_ip: 100_000,
+            register_max_attempts: 100_000,
+            token_create_max_attempts: 100_000,
+            ..runway_service::limits::LimitSettings::default()
+        };
+        Self::with_service(
+            service(DispatchSettings::default()).with_limits(limits),
+            ApiConfig::default(),
+        )
+        .await
+    }
+
     pub async fn with_config(config: ApiConfig) -> Self {
         Self::with_service(service(DispatchSettings::default()), config).await
     }

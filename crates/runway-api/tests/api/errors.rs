@@ -15,6 +15,7 @@ use runway_core::audit::AuditEvent;
 use runway_core::id::{AgentId, ApiTokenId, JobId, RegistrationTokenId, SessionId, UserId};
 use runway_core::job::{Job, JobDetail, JobSecrets};
 use runway_core::lifecycle::{AttemptEnd, JobStatus};
+use runway_core::limit::{Attempts, LimitKey};
 use runway_core::log::{LogAppend, LogChunk, LogSlice, LogSummary};
 use runway_core::oidc::{OidcIdentity, PendingLogin};
 use runway_core::page::{Page, PageRequest};
@@ -22,7 +23,7 @@ use runway_core::secret::{IssuedToken, TokenHash};
 use runway_core::session::Session;
 use runway_core::store::{
     AgentQuery, AgentStore, ApiTokenStore, AuditQuery, AuditStore, Claim, ClaimRequest,
-    DispatchStore, Due, HeldAttempt, JobQuery, JobStore, LogStore, OidcIdentityStore,
+    DispatchStore, Due, HeldAttempt, JobQuery, JobStore, LimitStore, LogStore, OidcIdentityStore,
     OidcLoginStore, RegistrationTokenStore, SessionStore, StoreError, StoreHealth, StoreResult,
     UserAdminStore, UserStore,
 };
@@ -429,6 +430,30 @@ impl JobStore for FailingStore {
         _: OffsetDateTime,
         _: &AuditEvent,
     ) -> StoreResult<Job> {
+        self.fail()
+    }
+}
+
+#[async_trait]
+impl LimitStore for FailingStore {
+    async fn attempts(&self, _: &LimitKey, _: OffsetDateTime) -> StoreResult<Option<Attempts>> {
+        self.fail()
+    }
+    async fn record_attempt(
+        &self,
+        _: &LimitKey,
+        _: OffsetDateTime,
+        _: Duration,
+    ) -> StoreResult<Attempts> {
+        self.fail()
+    }
+    async fn clear_attempts(&self, _: &LimitKey) -> StoreResult<()> {
+        self.fail()
+    }
+    async fn note_refusal(&self, _: &LimitKey, _: u32, _: OffsetDateTime) -> StoreResult<bool> {
+        self.fail()
+    }
+    async fn purge_expired_attempts(&self, _: OffsetDateTime, _: u32) -> StoreResult<u64> {
         self.fail()
     }
 }

@@ -11,6 +11,8 @@ mod audit;
 mod dispatch;
 mod errors;
 mod jobs;
+mod limits;
+mod listing;
 mod matrix;
 mod oidc;
 mod openapi;

@@ -481,3 +481,49 @@ async fn a_cold_start_with_an_admin_password_creates_admin_once() {
     let res = invoke(&again, fixture("sign-in")).await;
     assert_eq!(res.status, 201, "{res:?}");
 }
+
+#[tokio::test]
+async fn two_lambda_instances_on_one_store_share_the_sign_in_limit_of_the_events_source_ip() {
+    let sqlite = Arc::new(runway_store_sqlite::open_in_memory().unwrap());
+    let store: Arc<dyn Store> = Arc::clone(&sqlite) as Arc<dyn Store>;
+    accounts::ensure_admin(store.as_ref(), Some(Secret::new(ADMIN_PASSWORD)))
+        .await
+        .unwrap();
+    // Two cold starts: nothing shared but the store, as two Lambda instances.
+    let instance = || {
+        let service = Service::new(
+            Arc::clone(&store),
+            Arc::clone(&sqlite) as Arc<dyn LogStore>,
+            DispatchSettings::default(),
+        )
+        .with_limits(runway_service::limits::LimitSettings {
+            sign_in_max_failures_per_ip: 2,
+            ..runway_service::limits::LimitSettings::default()
+        });
+        Invocation::new(
+            runway_api::router(service.clone(), ApiConfig::default()),
+            service,
+        )
+    };
+    let (first, second) = (instance(), instance());
+    let from = |ip: &str, username: &str, password: &str| {
+        let mut event = with_body(
+            fixture("sign-in"),
+            &json!({"username": username, "password": password}),
+        );
+        event["requestContext"]["http"]["sourceIp"] = json!(ip);
+        event
+    };
+    invoke(&first, from("203.0.113.7", "ada", "guess"))
+        .await
+        .assert_error(401, "invalid_credentials");
+    invoke(&second, from("203.0.113.7", "grace", "guess"))
+        .await
+        .assert_error(401, "invalid_credentials");
+    let refused = invoke(&first, from("203.0.113.7", "admin", ADMIN_PASSWORD)).await;
+    refused.assert_error(429, "rate_limited");
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    // The limit is the event's source address, not a header the client sends.
+    let other = invoke(&second, from("198.51.100.4", "admin", ADMIN_PASSWORD)).await;
+    assert_eq!(other.status, 201, "{other:?}");
+}

@@ -13,12 +13,13 @@ use runway_core::agent::{Agent, AgentMetrics, AgentState, AgentStatus, Registrat
 use runway_core::id::{AgentId, RegistrationTokenId, SessionId, UserId};
 use runway_core::job::{Job, JobSpec};
 use runway_core::lifecycle::{AttemptEnd, JobStatus};
+use runway_core::limit::LimitKey;
 use runway_core::page::PageRequest;
 use runway_core::secret::TokenHash;
 use runway_core::session::{MAX_SESSIONS_PER_USER, Session};
 use runway_core::store::{
-    AgentQuery, AgentStore, Conflict, DispatchStore, JobStore, RecordKind, RegistrationTokenStore,
-    SessionStore, StoreError, StoreHealth, UserStore,
+    AgentQuery, AgentStore, Conflict, DispatchStore, JobStore, LimitStore, RecordKind,
+    RegistrationTokenStore, SessionStore, StoreError, StoreHealth, UserStore,
 };
 use runway_core::user::{Role, User};
 use runway_store_dynamodb::{
@@ -813,5 +814,46 @@ async fn a_transition_whose_retry_finds_its_own_write_returns_it_instead_of_a_co
     assert!(
         matches!(later, StoreError::IllegalTransition(_)),
         "{later:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_abuse_counter_item_carries_its_ttl_and_only_the_hash_of_what_it_counts() {
+    let store = fresh_store().await;
+    let typed = "hunter2-typed-as-a-username";
+    let key = LimitKey::new("signin_account", typed);
+    let window = std::time::Duration::from_secs(900);
+    for _ in 0..2 {
+        store
+            .record_attempt(&key, t0(), window)
+            .await
+            .expect("count");
+    }
+    let item = raw_item(
+        &store,
+        "abuse_counters",
+        "limit_key",
+        key.as_str().to_owned(),
+    )
+    .await
+    .expect("item");
+    assert_eq!(item.get("attempts"), Some(&AttributeValue::N("2".into())));
+    let expected = (t0() + Duration::seconds(900)).unix_timestamp() + 1;
+    assert_eq!(
+        item.get("ttl"),
+        Some(&AttributeValue::N(expected.to_string()))
+    );
+    assert!(!format!("{item:?}").contains(typed));
+    // Cleared: the item is gone, not zeroed.
+    store.clear_attempts(&key).await.expect("clear");
+    assert!(
+        raw_item(
+            &store,
+            "abuse_counters",
+            "limit_key",
+            key.as_str().to_owned()
+        )
+        .await
+        .is_none()
     );
 }

@@ -135,6 +135,18 @@ locals {
       indexes       = {}
       ttl_attribute = "ttl"
     }
+
+    # Abuse-limit counters (sign-in failures per account and per address, agent
+    # registrations, token creations), keyed by a scope and the SHA-256 of what
+    # they limit. Counted with an atomic UpdateItem ADD; TTL deletes a counter
+    # after its window, and expiry is checked in code.
+    abuse_counters = {
+      hash_key      = "limit_key"
+      range_key     = null
+      attributes    = { limit_key = "S" }
+      indexes       = {}
+      ttl_attribute = "ttl"
+    }
   }
 
   # Auto-scaling bounds per table and per GSI ("table/index"); the minimum is also

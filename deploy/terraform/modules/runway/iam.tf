@@ -39,7 +39,8 @@ locals {
   #   UpdateItem         changes of a record; Update inside TransactWriteItems;
   #                      the enabled-admin counter
   #   DeleteItem         revoking sessions, deleting agents, lookups and tokens;
-  #                      taking a pending OIDC login (conditional, ALL_OLD)
+  #                      taking a pending OIDC login (conditional, ALL_OLD);
+  #                      clearing an abuse-limit counter
   #   ConditionCheckItem a password change's check that the user exists
   # TransactWriteItems has no IAM action of its own: each of its items is
   # authorized as the Put, Update, Delete or ConditionCheck it contains.
@@ -59,6 +60,9 @@ locals {
     # A pending OIDC login is put at the redirect and taken (deleted) by its
     # callback; nothing reads or updates it otherwise.
     oidc_logins = ["PutItem", "DeleteItem"]
+    # Abuse-limit counters: read before a limited request, counted with UpdateItem
+    # (ADD, conditional), deleted when a sign-in succeeds.
+    abuse_counters = ["GetItem", "UpdateItem", "DeleteItem"]
   }
 
   # The code queries only these tables' GSIs (listings newest first, claimable
