@@ -569,11 +569,14 @@ mod tests {
     }
 
     #[test]
-    fn only_sessions_and_pending_oidc_logins_expire_by_ttl() {
+    fn only_sessions_pending_oidc_logins_and_abuse_counters_expire_by_ttl() {
         let with_ttl: Vec<_> = schema()
             .into_iter()
             .filter_map(|s| s.ttl_attribute.map(|a| (s.suffix, a)))
             .collect();
-        assert_eq!(with_ttl, [(SESSIONS, TTL), (OIDC_LOGINS, TTL)]);
+        assert_eq!(
+            with_ttl,
+            [(SESSIONS, TTL), (OIDC_LOGINS, TTL), (ABUSE_COUNTERS, TTL)]
+        );
     }
 }
