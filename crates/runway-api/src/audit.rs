@@ -110,6 +110,7 @@ pub(crate) struct AuditListQuery {
     #[param(value_type = Option<String>, format = DateTime)]
     until: Option<OffsetDateTime>,
     /// Page size, 1–100 (default 50); anything else is a 400 `invalid_query`.
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,

@@ -125,7 +125,9 @@ impl Sessions {
         device: Device,
         request_id: Option<String>,
     ) -> ServiceResult<(Session, Secret)> {
-        if username.is_empty() || username.len() > MAX_USERNAME_LEN {
+        // Characters, as the message and the OpenAPI document say (every real
+        // username is ASCII, so this only decides which wrong ones get a 422).
+        if username.is_empty() || username.chars().count() > MAX_USERNAME_LEN {
             return Err(FieldError::new(
                 "username",
                 format!("must be 1 to {MAX_USERNAME_LEN} characters"),
@@ -140,11 +142,13 @@ impl Sessions {
             )
             .into());
         }
-        let mut device = device;
-        device.name = device.name.filter(|d| !d.trim().is_empty());
+        // Checked before a blank name is dropped, so the rule is the same for every
+        // name (the document's `maxLength` and pattern), blank or not.
         if let Some(d) = &device.name {
             check_text("device_name", d, MAX_DEVICE_NAME_LEN)?;
         }
+        let mut device = device;
+        device.name = device.name.filter(|d| !d.trim().is_empty());
 
         let user = self.store.user_by_username(username).await?;
         // A user without a password (OIDC only) costs the same dummy check as an

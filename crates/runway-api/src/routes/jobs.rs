@@ -137,6 +137,7 @@ pub(crate) struct JobListQuery {
     /// Only jobs in this status.
     status: Option<JobStatus>,
     /// Page size, 1–100 (default 50); anything else is a 400 `invalid_query`.
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
