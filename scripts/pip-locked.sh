@@ -15,7 +15,10 @@
 #   python3 -m venv /tmp/piptools && /tmp/piptools/bin/pip install pip-tools
 #   cd scripts/requirements
 #   /tmp/piptools/bin/pip-compile --generate-hashes --allow-unsafe --strip-extras \
-#     --no-header --output-file NAME.txt NAME.in
+#     --no-header --no-emit-find-links --output-file NAME.txt NAME.in
+#
+# (`--no-emit-find-links`: a pip configured with local wheel directories would
+# otherwise write them into the lock file as `--find-links` lines.)
 #
 # To upgrade a tool: change its pin in NAME.in, recompile, and run what uses it.
 

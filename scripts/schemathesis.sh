@@ -25,20 +25,30 @@
 # Which credential each operation gets (every operation is run; none is left out):
 #
 #   /api/v1/*                     the role's session token
-#   DELETE /api/v1/auth/session,  a second session of a second user of the same
-#   POST …/sessions/revoke-all    role: both end the caller's sessions (revoke-all
-#                                 every one of them), which would otherwise sign
-#                                 the rest of the run out
+#   DELETE /api/v1/auth/session   a second session of the same user: signing out
+#                                 ends the session it is called with
+#   POST …/sessions/revoke-all    a second user's session: it ends every session
+#                                 of its user
+#   DELETE …/sessions/{id}        a third user's session: the fuzzer learns session
+#                                 ids from the caller's own listings
 #   POST /agent/v1/register       a registration token with room for every example
-#   /agent/v1/jobs/{id}/*         the job token of a claimed job, `id` fixed to it
+#   /agent/v1/jobs/{id}/*         the job token of a job the main agent holds, `id`
+#                                 fixed to it
 #   POST /agent/v1/token/rotate,  agents of their own: a rotation retires the
-#   POST /agent/v1/disconnect     token, a disconnect abandons the claimed job
-#   other /agent/v1/*             the agent token of the agent holding that job
+#   POST /agent/v1/disconnect     token, a disconnect abandons the held job
+#   other /agent/v1/*             the main agent's token
 #
-# The `wait` of a claim and of a lease renewal is fixed at 0: the server holds
-# such a request up to 20 s (a claim with no job) or until the renewal interval
-# (a lease without a cancel), which a fuzzer would hit on every example. Their
-# waiting is tested by crates/runway-api/tests/api/dispatch.rs and timeouts.rs.
+# The agents pull from a queue of the run's own, so they claim only the jobs the
+# setup made. Fixed parameters, each for a reason the config below gives: the
+# `wait` of a claim and of a lease renewal is 0 (the server would hold each
+# example up to 20 s, or until the renewal interval), and the log stream reads a
+# job that has ended (a held job's stream is live until the job ends).
+#
+# A few answers depend on the server's state in ways no schema can state; the
+# config allows exactly those, on those operations only, and says why: 422 for a
+# registration token's past `expires_at` and for a finish whose log size or CRC
+# differs, 416 for a log chunk at the wrong offset, 400 for a cursor the server
+# did not issue. Everything else is every check schemathesis has.
 #
 # Settings (environment):
 #

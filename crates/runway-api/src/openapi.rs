@@ -290,13 +290,27 @@ impl ExactSchemas {
         let Some(SchemaFormat::KnownFormat(format)) = &object.format else {
             return;
         };
-        if let Some((min, max)) = Self::range(format) {
-            if object.minimum.is_none() && object.exclusive_minimum.is_none() {
-                object.minimum = Some(min);
-            }
-            if object.maximum.is_none() && object.exclusive_maximum.is_none() {
-                object.maximum = Some(max);
-            }
+        let Some((min, max)) = Self::range(format) else {
+            return;
+        };
+        // utoipa spells the unsigned formats `u-int32`; the usual name is `uint32`.
+        let name = match format {
+            KnownFormat::Int8 => Some("int8"),
+            KnownFormat::Int16 => Some("int16"),
+            KnownFormat::UInt8 => Some("uint8"),
+            KnownFormat::UInt16 => Some("uint16"),
+            KnownFormat::UInt32 => Some("uint32"),
+            KnownFormat::UInt64 => Some("uint64"),
+            _ => None,
+        };
+        if let Some(name) = name {
+            object.format = Some(SchemaFormat::Custom(name.to_owned()));
+        }
+        if object.minimum.is_none() && object.exclusive_minimum.is_none() {
+            object.minimum = Some(min);
+        }
+        if object.maximum.is_none() && object.exclusive_maximum.is_none() {
+            object.maximum = Some(max);
         }
     }
 

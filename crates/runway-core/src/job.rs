@@ -8,7 +8,7 @@
 //! ## Secrets
 //!
 //! [`JobSpec::secrets`] is write-only: it deserializes from a submission but is never
-//! serialized (`skip_serializing`), and its `Debug` names the variables without
+//! serialized (`skip_serializing_if` always true), and its `Debug` names the variables without
 //! their values, so no response, log line or panic message can carry one. The
 //! stores keep the values only while the job can still run, hand them back only from
 //! a claim (every other read returns the spec with `secrets` empty), and delete them
@@ -146,6 +146,17 @@ pub mod schema {
     }
 }
 
+/// `skip_serializing_if` of [`JobSpec::secrets`]: always.
+const fn never_serialized(_: &JobSecrets) -> bool {
+    true
+}
+
+/// `serialize_with` of [`JobSpec::secrets`], which serde requires beside
+/// `skip_serializing_if` and never calls: a `null`, never a value.
+fn serialize_nothing<S: serde::Serializer>(_: &JobSecrets, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_none()
+}
+
 /// The queue a job goes to when none is named.
 pub const DEFAULT_QUEUE: &str = "default";
 /// Timeout when none is given: one hour.
@@ -254,7 +265,16 @@ pub struct JobSpec {
     /// Secret variables: exported to the script like `env`, masked as `***` in its
     /// log, never returned by any API, deleted when the job is final. Named and
     /// bounded as `env`, and no name may be in both.
-    #[serde(default, skip_serializing)]
+    ///
+    /// Never serialized, by `skip_serializing_if` rather than `skip_serializing`:
+    /// the OpenAPI derive leaves a `skip_serializing` field out of the schema
+    /// altogether, which made the request schema (closed to unknown fields) refuse
+    /// the very field a submission sends secrets in.
+    #[serde(
+        default,
+        skip_serializing_if = "never_serialized",
+        serialize_with = "serialize_nothing"
+    )]
     #[schema(write_only, schema_with = schema::secrets)]
     pub secrets: JobSecrets,
 }

@@ -116,7 +116,7 @@ pub(crate) struct RetryRequest {
     /// when the job finished, so a job submitted with secrets cannot be retried
     /// without them. Never returned by any API.
     #[serde(default)]
-    #[schema(write_only, value_type = BTreeMap<String, String>)]
+    #[schema(write_only, schema_with = runway_core::job::schema::secrets)]
     secrets: JobSecrets,
 }
 
