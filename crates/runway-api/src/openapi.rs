@@ -251,7 +251,6 @@ impl ExactSchemas {
     fn range(format: &KnownFormat) -> Option<(Number, Number)> {
         #[expect(
             clippy::cast_possible_truncation,
-            clippy::cast_possible_wrap,
             reason = "the document is built on 64-bit targets, where isize and usize are 64 bits"
         )]
         let range = match format {
