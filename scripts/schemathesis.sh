@@ -329,7 +329,10 @@ parameters = {{ id = {json.dumps(job["id"])}, wait = 0 }}
 # A cursor is sealed by the server (see `Listing` in crates/runway-api): a
 # well-formed string it did not issue is a 400 `invalid_cursor`, as documented,
 # and no schema can tell the strings it issued apart. So every listing that takes
-# a `cursor` may answer a generated one with 400.
+# a `cursor` may answer a generated one with 400. The run cannot tell that 400
+# from a listing's other ones (the audit log's `until` not after `since`, which no
+# schema relates either); the Rust tests pin those: page_request's unit tests and
+# crates/runway-api/tests/api/audit.rs.
 document = call("GET", "/openapi.json")
 listings = sorted(
     path
