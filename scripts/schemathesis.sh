@@ -46,7 +46,8 @@
 #
 # A few answers depend on the server's state in ways no schema can state; the
 # config allows exactly those, on those operations only, and says why: 422 for a
-# registration token's past `expires_at`, for a retry whose secrets are not the
+# registration token's past `expires_at`, for a job spec that breaks a rule
+# across fields (a name in both `env` and `secrets`, …), for a retry whose secrets are not the
 # job's, and for a finish whose log size or CRC differs; 416 for a log chunk at
 # the wrong offset; 400 for a cursor the server did not issue. Everything else is every check schemathesis has.
 #
@@ -261,6 +262,16 @@ include-path = "/api/v1/auth/sessions/{{id}}"
 # crates/runway-api/tests/api/registration_tokens.rs.
 [[operations]]
 include-name = "POST /api/v1/registration-tokens"
+checks.positive_data_acceptance.expected-statuses = {json.dumps(ACCEPTED + ["422"])}
+
+# A job spec has three rules across its fields, which a JSON Schema cannot
+# state: a variable is in `env` or in `secrets`, not both; they hold at most 100
+# together; name, script, env, secrets and labels add up to at most 300 KiB. A
+# spec that breaks one is a 422 naming the field. Each field's own rules are in
+# the schema (and checked against the validator by tests/api/openapi.rs); these
+# three by crates/runway-core's job tests.
+[[operations]]
+include-name = "POST /api/v1/jobs"
 checks.positive_data_acceptance.expected-statuses = {json.dumps(ACCEPTED + ["422"])}
 
 # A retry must supply exactly the secrets the job was submitted with (their values

@@ -748,6 +748,23 @@ mod tests {
             ("timeout_seconds", Box::new(|s| s.timeout_seconds = 0)),
             ("timeout_seconds", Box::new(|s| s.timeout_seconds = 172_801)),
             ("max_retries", Box::new(|s| s.max_retries = 11)),
+            // Rules across fields, which the OpenAPI schema cannot state.
+            (
+                "secrets.A",
+                Box::new(|s| {
+                    s.env.insert("A".into(), "v".into());
+                    s.secrets.0.insert("A".into(), Secret::new("v"));
+                }),
+            ),
+            (
+                "env",
+                Box::new(|s| {
+                    for i in 0..60 {
+                        s.env.insert(format!("E{i}"), "v".into());
+                        s.secrets.0.insert(format!("S{i}"), Secret::new("v"));
+                    }
+                }),
+            ),
         ];
         for (field, mutate) in cases {
             let mut s = spec();
