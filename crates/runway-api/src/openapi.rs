@@ -27,6 +27,7 @@
 //!
 //! `scripts/schemathesis.sh` checks the server against the result.
 
+use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use axum::Router;
@@ -34,8 +35,6 @@ use axum::body::Bytes;
 use axum::http::{HeaderValue, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use std::collections::BTreeMap;
-
 use utoipa::Number;
 use utoipa::openapi::path::{Operation, ParameterIn, PathItem};
 use utoipa::openapi::schema::{
@@ -355,9 +354,11 @@ impl ExactSchemas {
     }
 
     /// The component schemas that refuse unknown fields, opened.
-    fn closed(schemas: &BTreeMap<String, RefOr<Schema>>) -> BTreeMap<String, Schema> {
+    fn closed<'a>(
+        schemas: impl IntoIterator<Item = (&'a String, &'a RefOr<Schema>)>,
+    ) -> BTreeMap<String, Schema> {
         schemas
-            .iter()
+            .into_iter()
             .filter_map(|(name, schema)| match schema {
                 RefOr::T(Schema::Object(object))
                     if matches!(
@@ -378,7 +379,7 @@ impl ExactSchemas {
 impl Modify for ExactSchemas {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         if let Some(components) = openapi.components.as_mut() {
-            let closed = Self::closed(&components.schemas.clone().into_iter().collect());
+            let closed = Self::closed(&components.schemas);
             for schema in components.schemas.values_mut() {
                 if let RefOr::T(Schema::AllOf(all)) = schema {
                     for part in &mut all.items {
