@@ -10,7 +10,7 @@ help: ## List the targets
 run: ## Serve on 127.0.0.1:8080 with the embedded SQLite store
 	$(CARGO) run --release
 
-test: ## Format check, clippy, and every test (the DynamoDB store against a local moto_server, OIDC against a real oidc-provider)
+test: ## Format check, clippy, every test (the DynamoDB store against a local moto_server, OIDC against a real oidc-provider), and the API contract (schemathesis)
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 	scripts/lint-infra.sh
@@ -20,6 +20,10 @@ test: ## Format check, clippy, and every test (the DynamoDB store against a loca
 	# build (it builds a package's binaries only for that package's own tests).
 	$(CARGO) build -p runway-agent --locked
 	scripts/oidc-provider.sh run scripts/moto.sh run $(CARGO) test --workspace --locked
+	# The API contract: schemathesis against a real `runway serve`, from its own
+	# /openapi.json, as an admin and as a member.
+	$(CARGO) build -p runway-server --bin runway --locked
+	scripts/schemathesis.sh target/debug/runway
 
 test-lambda: ## The runway binary under `cargo lambda watch` on DynamoDB (moto), fed API Gateway v2 events
 	scripts/lambda-e2e.sh

@@ -17,6 +17,9 @@
 #   /tmp/piptools/bin/pip-compile --generate-hashes --allow-unsafe --strip-extras \
 #     --no-header --no-emit-find-links --output-file NAME.txt NAME.in
 #
+# (`--no-emit-find-links`: a pip configured with local wheel directories would
+# otherwise write them into the lock file as `--find-links` lines.)
+#
 # To upgrade a tool: change its pin in NAME.in, recompile, and run what uses it.
 
 pip_locked_install() {

@@ -100,7 +100,7 @@ pub(crate) struct AuditListQuery {
     /// Only events of this action, e.g. `job.canceled`.
     action: Option<AuditAction>,
     /// Only events about this object (its id, exactly).
-    #[param(max_length = 128)]
+    #[param(min_length = 1, max_length = 128)]
     subject: Option<String>,
     /// Only events at or after this instant (RFC 3339).
     #[serde(default, with = "time::serde::rfc3339::option")]
@@ -111,6 +111,7 @@ pub(crate) struct AuditListQuery {
     #[param(value_type = Option<String>, format = DateTime)]
     until: Option<OffsetDateTime>,
     /// Page size, 1–100 (default 50); anything else is a 400 `invalid_query`.
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
@@ -149,10 +150,20 @@ impl AuditListQuery {
             actor,
             action: self.action,
             subject: self.subject.clone(),
-            since: self.since,
-            until: self.until,
+            since: self.since.map(storable),
+            until: self.until.map(storable),
         })
     }
+}
+
+/// `at`, moved into the range the stores can hold (i64 nanoseconds since the
+/// epoch: 1677 to 2262). No event lies outside it, so a bound moved to its edge
+/// selects the same events, where the store would fail on the bound itself.
+fn storable(at: OffsetDateTime) -> OffsetDateTime {
+    let nanos = at
+        .unix_timestamp_nanos()
+        .clamp(i64::MIN.into(), i64::MAX.into());
+    OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap_or(at)
 }
 
 /// A page of the audit log.

@@ -83,6 +83,7 @@ macro_rules! ulid_id {
                     .schema_type(utoipa::openapi::schema::Type::String)
                     .min_length(Some(26))
                     .max_length(Some(26))
+                    .pattern(Some(ULID_PATTERN))
                     .examples([serde_json_example()])
                     .description(Some(concat!(stringify!($name), ": a ULID, sortable by creation time")))
                     .into()
@@ -92,6 +93,11 @@ macro_rules! ulid_id {
         impl utoipa::ToSchema for $name {}
     };
 }
+
+/// What [`Ulid::from_string`] accepts, and so what every id's schema says: 26 of
+/// Crockford's base32 digits, in either case (it does not check that the first
+/// digit is at most 7).
+pub const ULID_PATTERN: &str = "^[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$";
 
 /// The next ULID from the process-wide monotonic generator. In the astronomically
 /// unlikely case that the random part overflows within one millisecond, it falls back

@@ -8,7 +8,7 @@
 //! ## Secrets
 //!
 //! [`JobSpec::secrets`] is write-only: it deserializes from a submission but is never
-//! serialized (`skip_serializing`), and its `Debug` names the variables without
+//! serialized (`skip_serializing_if` always true), and its `Debug` names the variables without
 //! their values, so no response, log line or panic message can carry one. The
 //! stores keep the values only while the job can still run, hand them back only from
 //! a claim (every other read returns the spec with `secrets` empty), and delete them
@@ -67,6 +67,94 @@ pub mod limits {
     /// cap, but the caps add up to more than a DynamoDB item may hold (400 KB), so
     /// the whole spec has one too, leaving room for the job's other attributes.
     pub const SPEC_TOTAL_MAX: usize = 300 * 1024;
+}
+
+/// The JSON Schemas of the fields whose rules [`JobSpec::validate`] enforces and
+/// that a plain attribute cannot state (maps with constrained names, arrays of
+/// constrained items), built from [`limits`] so the OpenAPI document states each
+/// limit exactly as it is checked. JSON Schema counts a string's length in
+/// characters where the limits count bytes; for the ASCII-only names and labels
+/// the two agree.
+pub mod schema {
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::schema::{
+        AdditionalProperties, ArrayBuilder, ObjectBuilder, Schema, SchemaType, Type,
+    };
+
+    use super::limits;
+
+    /// A label or queue name: what [`super::validate_label`] accepts.
+    pub const LABEL_PATTERN: &str = r"^[A-Za-z0-9._:/=-]+$";
+    /// An environment variable's name: what `is_env_name` accepts.
+    pub const ENV_NAME_PATTERN: &str = r"^[A-Za-z_][A-Za-z0-9_]*$";
+
+    /// One label (or queue name).
+    #[must_use]
+    pub fn label() -> ObjectBuilder {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(limits::LABEL_MAX))
+            .pattern(Some(LABEL_PATTERN))
+    }
+
+    /// A queue name.
+    #[must_use]
+    pub fn queue() -> RefOr<Schema> {
+        label().into()
+    }
+
+    /// A job's labels.
+    #[must_use]
+    pub fn labels() -> RefOr<Schema> {
+        ArrayBuilder::new()
+            .items(label())
+            .max_items(Some(limits::LABELS_MAX))
+            .into()
+    }
+
+    fn variables() -> ObjectBuilder {
+        ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::Object))
+            .max_properties(Some(limits::ENV_MAX))
+            .property_names(Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .min_length(Some(1))
+                    .max_length(Some(limits::ENV_KEY_MAX))
+                    .pattern(Some(ENV_NAME_PATTERN)),
+            ))
+            .additional_properties(Some(AdditionalProperties::RefOr(RefOr::T(Schema::Object(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .max_length(Some(limits::ENV_VALUE_MAX))
+                    .pattern(Some(r"^[^\x00]*$"))
+                    .build(),
+            )))))
+    }
+
+    /// `env`: name → value.
+    #[must_use]
+    pub fn env() -> RefOr<Schema> {
+        variables().into()
+    }
+
+    /// `secrets`: as `env`, and never returned.
+    #[must_use]
+    pub fn secrets() -> RefOr<Schema> {
+        variables().write_only(Some(true)).into()
+    }
+}
+
+/// `skip_serializing_if` of [`JobSpec::secrets`]: always.
+const fn never_serialized(_: &JobSecrets) -> bool {
+    true
+}
+
+/// `serialize_with` of [`JobSpec::secrets`], which serde requires beside
+/// `skip_serializing_if` and never calls: a `null`, never a value.
+fn serialize_nothing<S: serde::Serializer>(_: &JobSecrets, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_none()
 }
 
 /// The queue a job goes to when none is named.
@@ -130,34 +218,64 @@ impl FromIterator<(String, String)> for JobSecrets {
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JobSpec {
-    /// A short, human name, e.g. `test (linux)`.
-    #[schema(example = "unit tests")]
+    /// A short, human name, e.g. `test (linux)`: 1 to 200 characters, not all
+    /// whitespace, no control characters.
+    #[schema(
+        example = "unit tests",
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: String,
-    /// The bash script the agent runs.
-    #[schema(example = "cargo test --workspace")]
+    /// The bash script the agent runs: not all whitespace, at most 65536 bytes.
+    #[schema(
+        example = "cargo test --workspace",
+        min_length = 1,
+        max_length = 65536,
+        pattern = r"[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+    )]
     pub script: String,
-    /// Environment variables for the script.
+    /// Environment variables for the script: names are letters, digits and `_`,
+    /// not starting with a digit, at most 128 bytes; values at most 4096 bytes,
+    /// no NUL; at most 100 variables, `env` and `secrets` together.
     #[serde(default)]
+    #[schema(schema_with = schema::env)]
     pub env: BTreeMap<String, String>,
-    /// Labels an agent must all have to run the job.
+    /// Labels an agent must all have to run the job (at most 32; each 1 to 64 of
+    /// letters, digits and `. _ - : / =`).
     #[serde(default)]
+    #[schema(schema_with = schema::labels)]
     pub labels: Vec<String>,
-    /// The queue to wait in.
+    /// The queue to wait in (a label, as in `labels`).
     #[serde(default = "default_queue")]
+    #[schema(schema_with = schema::queue)]
     pub queue: String,
     /// Higher runs first; −1000 to 1000.
     #[serde(default)]
+    #[schema(minimum = -1000, maximum = 1000)]
     pub priority: i32,
     /// Wall-clock limit for one attempt, 1 to 172800 seconds.
     #[serde(default = "default_timeout")]
+    #[schema(minimum = 1, maximum = 172_800)]
     pub timeout_seconds: u32,
     /// Automatic retries when the agent is lost, 0 to 10.
     #[serde(default = "default_retries")]
+    #[schema(minimum = 0, maximum = 10)]
     pub max_retries: u32,
     /// Secret variables: exported to the script like `env`, masked as `***` in its
-    /// log, never returned by any API, deleted when the job is final.
-    #[serde(default, skip_serializing)]
-    #[schema(write_only, value_type = BTreeMap<String, String>)]
+    /// log, never returned by any API, deleted when the job is final. Named and
+    /// bounded as `env`, and no name may be in both.
+    ///
+    /// Never serialized, by `skip_serializing_if` rather than `skip_serializing`:
+    /// the OpenAPI derive leaves a `skip_serializing` field out of the schema
+    /// altogether, which made the request schema (closed to unknown fields) refuse
+    /// the very field a submission sends secrets in.
+    #[serde(
+        default,
+        skip_serializing_if = "never_serialized",
+        serialize_with = "serialize_nothing"
+    )]
+    #[schema(write_only, schema_with = schema::secrets)]
     pub secrets: JobSecrets,
 }
 
@@ -630,6 +748,23 @@ mod tests {
             ("timeout_seconds", Box::new(|s| s.timeout_seconds = 0)),
             ("timeout_seconds", Box::new(|s| s.timeout_seconds = 172_801)),
             ("max_retries", Box::new(|s| s.max_retries = 11)),
+            // Rules across fields, which the OpenAPI schema cannot state.
+            (
+                "secrets.A",
+                Box::new(|s| {
+                    s.env.insert("A".into(), "v".into());
+                    s.secrets.0.insert("A".into(), Secret::new("v"));
+                }),
+            ),
+            (
+                "env",
+                Box::new(|s| {
+                    for i in 0..60 {
+                        s.env.insert(format!("E{i}"), "v".into());
+                        s.secrets.0.insert(format!("S{i}"), Secret::new("v"));
+                    }
+                }),
+            ),
         ];
         for (field, mutate) in cases {
             let mut s = spec();

@@ -125,28 +125,87 @@ pub struct Timings {
     pub log_max_bytes: u64,
 }
 
+/// The schema of an agent's labels: what the server's registration check accepts.
+#[cfg(feature = "openapi")]
+fn agent_labels() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(64))
+                .pattern(Some(r"^(\*|[A-Za-z0-9._:/=-]+)$")),
+        )
+        .max_items(Some(32))
+        .into()
+}
+
+/// The schema of a heartbeat's job ids: what the server parses as a job id (a
+/// ULID, see `runway_core::id::ULID_PATTERN`), at most twice the largest capacity.
+#[cfg(feature = "openapi")]
+fn job_ids() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$")),
+        )
+        .max_items(Some(128))
+        .into()
+}
+
 /// What an agent says about itself when it registers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
-    /// Display name, usually the host name (1–100 characters).
-    #[cfg_attr(feature = "openapi", schema(example = "builder-1"))]
+    /// Display name, usually the host name (1–100 characters, not all
+    /// whitespace, no control characters).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            example = "builder-1",
+            min_length = 1,
+            max_length = 100,
+            pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$"
+        )
+    )]
     pub name: String,
-    /// Where it runs (a label, at most 64 characters).
-    #[cfg_attr(feature = "openapi", schema(example = "eu-west-1"))]
+    /// Where it runs (a label: 1 to 64 of letters, digits and `. _ - : / =`).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            example = "eu-west-1",
+            min_length = 1,
+            max_length = 64,
+            pattern = r"^[A-Za-z0-9._:/=-]+$"
+        )
+    )]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
-    /// Capabilities jobs can require; `*` runs jobs with any labels.
+    /// Capabilities jobs can require (at most 32 labels, as `region`); `*` runs
+    /// jobs with any labels.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = agent_labels))]
     pub labels: Vec<String>,
-    /// The queue to pull from (default `default`).
+    /// The queue to pull from (default `default`; a label, as `region`).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9._:/=-]+$")
+    )]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue: Option<String>,
     /// Jobs it runs at once, 1–64 (default 1).
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 64))]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capacity: Option<u32>,
-    /// The agent's version (at most 64 characters).
+    /// The agent's version (1 to 64 characters, no control characters).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 64, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")
+    )]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
 }
@@ -187,21 +246,27 @@ pub struct RegisterResponse {
 pub struct HeartbeatRequest {
     /// CPU use, 0–100.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 100))]
     pub cpu_percent: Option<f64>,
     /// Memory use, 0–100.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 100))]
     pub memory_percent: Option<f64>,
     /// Disk use of the work directory, 0–100.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 100))]
     pub disk_percent: Option<f64>,
-    /// One-minute load average.
+    /// One-minute load average, 0 to 1000000.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1_000_000))]
     pub load_average: Option<f64>,
     /// How many jobs the agent is running now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub running_jobs: Option<u32>,
-    /// The ids of the jobs it is running; the answer says which to cancel.
+    /// The ids of the jobs it is running (at most 128); the answer says which to
+    /// cancel.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = job_ids))]
     pub running_job_ids: Vec<String>,
 }
 

@@ -143,7 +143,9 @@ impl Sessions {
         device: Device,
         request_id: Option<String>,
     ) -> ServiceResult<(Session, Secret)> {
-        if username.is_empty() || username.len() > MAX_USERNAME_LEN {
+        // Characters, as the message and the OpenAPI document say (every real
+        // username is ASCII, so this only decides which wrong ones get a 422).
+        if username.is_empty() || username.chars().count() > MAX_USERNAME_LEN {
             return Err(FieldError::new(
                 "username",
                 format!("must be 1 to {MAX_USERNAME_LEN} characters"),
@@ -158,11 +160,13 @@ impl Sessions {
             )
             .into());
         }
-        let mut device = device;
-        device.name = device.name.filter(|d| !d.trim().is_empty());
+        // Checked before a blank name is dropped, so the rule is the same for every
+        // name (the document's `maxLength` and pattern), blank or not.
         if let Some(d) = &device.name {
             check_text("device_name", d, MAX_DEVICE_NAME_LEN)?;
         }
+        let mut device = device;
+        device.name = device.name.filter(|d| !d.trim().is_empty());
 
         // Before any argon2 work: a locked-out guesser costs a few reads. The
         // limiter's reads and the user's run concurrently, so admission adds no

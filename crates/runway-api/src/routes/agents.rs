@@ -51,11 +51,14 @@ pub(crate) struct AgentPage {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct AgentListQuery {
-    /// Only agents in this region.
+    /// Only agents in this region (a label: 1 to 64 of letters, digits and
+    /// `. _ - : / =`).
+    #[param(min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9._:/=-]+$")]
     region: Option<String>,
     /// Only agents with this health.
     status: Option<AgentStatus>,
     /// Page size, 1–100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,

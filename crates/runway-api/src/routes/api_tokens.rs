@@ -30,7 +30,7 @@ use crate::routes::sessions::ClientMeta;
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateApiToken {
     /// What the token is for (1–100 characters).
-    #[schema(example = "ci deploy")]
+    #[schema(example = "ci deploy", min_length = 1, max_length = 100)]
     name: String,
     /// When it stops working (RFC 3339, in the future, at most 1830 days away).
     /// Give this or `expires_in_days`, not both; neither: it never expires.
@@ -38,6 +38,7 @@ pub(crate) struct CreateApiToken {
     #[schema(value_type = Option<String>, format = DateTime)]
     expires_at: Option<OffsetDateTime>,
     /// Days until it stops working, 1–1830.
+    #[schema(minimum = 1, maximum = 1830)]
     expires_in_days: Option<u32>,
     /// Only `GET` and `HEAD` routes (default false).
     #[serde(default)]

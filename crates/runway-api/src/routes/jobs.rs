@@ -117,7 +117,7 @@ pub(crate) struct RetryRequest {
     /// when the job finished, so a job submitted with secrets cannot be retried
     /// without them. Never returned by any API.
     #[serde(default)]
-    #[schema(write_only, value_type = BTreeMap<String, String>)]
+    #[schema(write_only, schema_with = runway_core::job::schema::secrets)]
     secrets: JobSecrets,
 }
 
@@ -138,6 +138,7 @@ pub(crate) struct JobListQuery {
     /// Only jobs in this status.
     status: Option<JobStatus>,
     /// Page size, 1–100 (default 50); anything else is a 400 `invalid_query`.
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,

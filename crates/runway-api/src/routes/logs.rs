@@ -180,13 +180,45 @@ async fn next_event(mut f: Follow) -> Option<(Result<Event, Infallible>, Follow)
     }
 }
 
+/// One event of a log stream, as the OpenAPI document describes each event of
+/// `text/event-stream` (the stream itself is written by axum's `Sse`, in
+/// [`next_event`]; a `retry:` line with no data is not an event).
+#[derive(utoipa::ToSchema)]
+#[expect(dead_code, reason = "only its schema is used")]
+pub(crate) struct LogStreamEvent {
+    /// `message` for log text, `end` once the log is complete (the stream then
+    /// closes), `error` if reading the log failed.
+    event: LogStreamEventKind,
+    /// The log text (or the end or error notice).
+    data: String,
+    /// The byte offset after this event's data: send it as `Last-Event-ID`
+    /// to resume.
+    #[schema(pattern = "^[0-9]+$")]
+    id: Option<String>,
+    /// Reconnect after this many milliseconds.
+    retry: Option<u32>,
+}
+
+/// The kinds of [`LogStreamEvent`].
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[expect(dead_code, reason = "only its schema is used")]
+pub(crate) enum LogStreamEventKind {
+    /// Log text.
+    Message,
+    /// The log is complete.
+    End,
+    /// The log could not be read.
+    Error,
+}
+
 /// A job's log as server-sent events, resumable by byte offset.
 #[utoipa::path(get, path = "/jobs/{id}/log/stream", tag = "jobs",
     security(("bearer" = [])),
     params(("id" = JobId, Path, description = "The job"), LogQuery,
         ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this byte offset (beats `offset`)")),
     responses(
-        (status = 200, description = "Events: `id` is the byte offset after the event's data; `event: end` closes a complete log", content_type = "text/event-stream", body = String),
+        (status = 200, description = "Events: `id` is the byte offset after the event's data; `event: end` closes a complete log", content_type = "text/event-stream", body = LogStreamEvent),
         (status = 400, description = "A bad query parameter", body = ErrorBody),
         (status = 401, description = "No valid session", body = ErrorBody),
         (status = 404, description = "No such job or attempt", body = ErrorBody)))]

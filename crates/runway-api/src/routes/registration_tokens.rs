@@ -45,8 +45,13 @@ pub(crate) const MAX_DESCRIPTION_LEN: usize = 200;
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateRegistrationToken {
-    /// What the token is for (at most 200 characters).
-    #[schema(example = "build hosts in eu-west-1")]
+    /// What the token is for (at most 200 characters, no control characters;
+    /// blank means none).
+    #[schema(
+        example = "build hosts in eu-west-1",
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*$"
+    )]
     description: Option<String>,
     /// When the token stops working (RFC 3339, in the future). Absent: in 7 days.
     /// `null`: never.
@@ -54,6 +59,7 @@ pub(crate) struct CreateRegistrationToken {
     #[schema(value_type = Option<String>, format = DateTime)]
     expires_at: Option<Option<OffsetDateTime>>,
     /// How many agents the token may register, 1–10000; absent for no limit.
+    #[schema(minimum = 1, maximum = 10_000)]
     max_uses: Option<u32>,
 }
 
@@ -119,10 +125,12 @@ pub(crate) async fn create(
     AdminUser(admin): AdminUser,
     OptionalJson(req): OptionalJson<CreateRegistrationToken>,
 ) -> Result<(StatusCode, Json<CreatedRegistrationToken>), ApiError> {
-    let description = req.description.filter(|d| !d.trim().is_empty());
-    if let Some(d) = &description {
+    // Checked before a blank one is dropped, so every description meets the same
+    // rule (the document's `maxLength` and pattern), blank or not.
+    if let Some(d) = &req.description {
         check_text("description", d, MAX_DESCRIPTION_LEN)?;
     }
+    let description = req.description.filter(|d| !d.trim().is_empty());
     let now = OffsetDateTime::now_utc();
     if let Some(max) = req.max_uses
         && !(1..=MAX_USES).contains(&max)

@@ -35,14 +35,19 @@ pub(crate) const MAX_USER_AGENT_LEN: usize = 256;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SignInRequest {
-    /// The login name.
-    #[schema(example = "admin")]
+    /// The login name (1 to 64 characters).
+    #[schema(example = "admin", min_length = 1, max_length = 64)]
     username: String,
-    /// The password.
-    #[schema(value_type = String, format = Password)]
+    /// The password (1 to 1024 characters).
+    #[schema(value_type = String, format = Password, min_length = 1, max_length = 1024)]
     password: Secret,
-    /// A name for this device, shown in the session list (at most 100 characters).
-    #[schema(example = "work laptop")]
+    /// A name for this device, shown in the session list (at most 100 characters,
+    /// no control characters; blank means none).
+    #[schema(
+        example = "work laptop",
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*$"
+    )]
     device_name: Option<String>,
     /// Also set the `runway_session` and `runway_csrf` cookies, for a browser
     /// (default false). See docs/http-api.md for the CSRF rule that then applies.

@@ -29,17 +29,23 @@ use crate::extract::{ApiJson, ApiQuery, IdPath};
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateUser {
     /// The login name: 1–64 letters, digits, `.`, `_`, `-` or `@`.
-    #[schema(example = "ada")]
+    #[schema(
+        example = "ada",
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[A-Za-z0-9._@-]{1,64}$"
+    )]
     username: String,
     /// What they may do.
     role: Role,
     /// At least 12 characters. Absent: the user can sign in only through the
     /// OpenID Connect issuer.
-    #[schema(value_type = Option<String>, format = Password)]
+    #[schema(value_type = Option<String>, format = Password, min_length = 12, max_length = 1024)]
     password: Option<Secret>,
 }
 
-/// What to change; at least one field.
+/// What to change. An empty object changes nothing and returns the user as
+/// they are.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct UpdateUser {
@@ -175,9 +181,8 @@ pub(crate) async fn update(
     ApiJson(req): ApiJson<UpdateUser>,
 ) -> Result<Json<User>, ApiError> {
     if req.role.is_none() && req.disabled.is_none() {
-        return Err(ApiError::Validation(
-            "missing field `role` or `disabled`: give at least one".into(),
-        ));
+        // Nothing to change: nothing written, nothing audited.
+        return Ok(Json(state.users.get(id).await?));
     }
     let change = UserChange {
         role: req.role,

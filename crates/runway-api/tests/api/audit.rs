@@ -332,3 +332,34 @@ async fn a_refused_sign_in_is_audited_without_the_name_that_was_typed() {
     );
     assert!(!text.contains("not the password"));
 }
+
+#[tokio::test]
+async fn an_audit_bound_beyond_what_a_store_can_hold_selects_as_its_edge_would() {
+    let app = TestApp::new().await;
+    let admin = app.admin_token().await;
+    app.submit_job(&admin, "kept").await;
+    // The stores hold 1677 to 2262; these bounds lie outside, on both sides.
+    let r = app
+        .get(
+            "/api/v1/audit?action=job.created&since=0052-04-08T09:59:20-17:30&until=9999-12-31T23:59:59Z",
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    assert_eq!(r.json()["items"].as_array().unwrap().len(), 1);
+    let r = app
+        .get("/api/v1/audit?since=9999-01-01T00:00:00Z", Some(&admin))
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    assert!(r.json()["items"].as_array().unwrap().is_empty());
+}

@@ -509,9 +509,15 @@ async fn every_route_with_an_optional_body_accepts_none_at_all() {
 
 #[tokio::test]
 async fn every_route_that_requires_a_body_is_a_422_for_an_empty_object() {
+    // Bodies whose fields are all optional, so `{}` is a valid request (a PATCH
+    // that changes nothing; `users.rs` tests it).
+    const ALL_OPTIONAL: &[(&str, &str)] = &[("patch", "/api/v1/users/{id}")];
     let app = TestApp::new().await;
     let tokens = Tokens::mint(&app).await;
-    for route @ &(method, path, caller, _) in ROUTES.iter().filter(|r| r.3 == Takes::Json) {
+    let required = ROUTES
+        .iter()
+        .filter(|r| r.3 == Takes::Json && !ALL_OPTIONAL.contains(&(r.0, r.1)));
+    for route @ &(method, path, caller, _) in required {
         let r = send(
             &app,
             method,
@@ -839,4 +845,74 @@ async fn every_route_answers_every_kind_of_caller_as_the_matrix_says() {
     app.get("/api/v1/jobs", Some(&disabled_token))
         .await
         .assert_error(401, "unauthorized");
+}
+
+#[tokio::test]
+async fn every_route_that_takes_json_refuses_a_body_that_is_not_an_object() {
+    let app = TestApp::new().await;
+    let tokens = Tokens::mint(&app).await;
+    let json_routes = ROUTES
+        .iter()
+        .filter(|r| matches!(r.3, Takes::Json | Takes::OptionalJson));
+    for route @ &(method, path, caller, takes) in json_routes {
+        // An array of the fields in order is what serde alone would accept.
+        let mut bodies = vec![
+            (r#"["admin", "x"]"#, "an array"),
+            ("[]", "an array"),
+            (r#""text""#, "a string"),
+            ("7", "a number"),
+            ("true", "a boolean"),
+        ];
+        if takes == Takes::Json {
+            bodies.push(("null", "null"));
+        }
+        for (body, kind) in bodies {
+            let r = send(
+                &app,
+                method,
+                &tokens.path(route),
+                tokens.allowed(caller),
+                Some("application/json"),
+                body,
+            )
+            .await;
+            let message = r.assert_error(422, "validation_failed");
+            assert_eq!(
+                message,
+                format!("the body must be a JSON object, not {kind}"),
+                "{method} {path} with {body}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_route_with_an_optional_body_takes_null_as_none() {
+    let app = TestApp::new().await;
+    let tokens = Tokens::mint(&app).await;
+    for route @ &(method, path, caller, _) in ROUTES.iter().filter(|r| r.3 == Takes::OptionalJson) {
+        // A fresh session each time: revoke-all signs the caller out everywhere.
+        let fresh;
+        let token = if matches!(caller, Caller::User | Caller::Admin | Caller::OwnerOrAdmin) {
+            fresh = app.admin_token().await;
+            Some(fresh.as_str())
+        } else {
+            tokens.allowed(caller)
+        };
+        let r = send(
+            &app,
+            method,
+            &tokens.path(route),
+            token,
+            Some("application/json"),
+            " null ",
+        )
+        .await;
+        assert!(
+            r.status.is_success(),
+            "{method} {path} with null: {} {}",
+            r.status,
+            String::from_utf8_lossy(&r.body)
+        );
+    }
 }

@@ -1,7 +1,7 @@
 use axum::http::StatusCode;
 
 use crate::app::TestApp;
-use crate::matrix::{Caller, ROUTES};
+use crate::matrix::{Caller, ROUTES, Takes};
 
 #[tokio::test]
 async fn the_openapi_document_is_3_1_and_lists_every_route() {
@@ -215,4 +215,207 @@ async fn only_the_files_the_docs_page_loads_are_served() {
         let r = app.get(path, None).await;
         r.assert_error(404, "not_found");
     }
+}
+
+/// The operation object of `method path` in the served document.
+fn operation<'a>(doc: &'a serde_json::Value, method: &str, path: &str) -> &'a serde_json::Value {
+    &doc["paths"][path][method]
+}
+
+#[tokio::test]
+async fn every_route_documents_the_statuses_its_body_query_and_token_can_bring() {
+    let doc = serde_json::to_value(runway_api::openapi()).unwrap();
+    for &(method, path, caller, takes) in ROUTES {
+        let op = operation(&doc, method, path);
+        let mut wanted = vec!["503"];
+        match takes {
+            Takes::Json | Takes::OptionalJson => {
+                wanted.extend(["400", "408", "413", "415", "422"]);
+            }
+            Takes::Octets => wanted.extend(["408", "413", "415"]),
+            Takes::Nothing => {}
+        }
+        if caller != Caller::Anyone {
+            wanted.push("401");
+        }
+        let has_query = op["parameters"]
+            .as_array()
+            .is_some_and(|ps| ps.iter().any(|p| p["in"] == "query"));
+        if has_query {
+            wanted.push("400");
+        }
+        for status in wanted {
+            let response = &op["responses"][status];
+            assert!(
+                response["description"].is_string(),
+                "{method} {path} does not document its {status}"
+            );
+            if status != "304" {
+                assert_eq!(
+                    response["content"]["application/json"]["schema"]["$ref"],
+                    "#/components/schemas/ErrorBody",
+                    "{method} {path} {status}"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_document_states_the_limits_the_validators_enforce() {
+    use runway_core::job::limits;
+    let doc = serde_json::to_value(runway_api::openapi()).unwrap();
+    let schemas = &doc["components"]["schemas"];
+
+    let spec = &schemas["JobSpec"];
+    assert_eq!(
+        spec["additionalProperties"], false,
+        "unknown fields are refused"
+    );
+    let p = &spec["properties"];
+    assert_eq!(p["name"]["maxLength"], limits::NAME_MAX);
+    assert_eq!(p["script"]["maxLength"], limits::SCRIPT_MAX);
+    assert_eq!(p["labels"]["maxItems"], limits::LABELS_MAX);
+    assert_eq!(p["labels"]["items"]["maxLength"], limits::LABEL_MAX);
+    assert_eq!(p["queue"]["maxLength"], limits::LABEL_MAX);
+    assert_eq!(p["env"]["maxProperties"], limits::ENV_MAX);
+    assert_eq!(p["env"]["propertyNames"]["maxLength"], limits::ENV_KEY_MAX);
+    assert_eq!(
+        p["env"]["additionalProperties"]["maxLength"],
+        limits::ENV_VALUE_MAX
+    );
+    assert_eq!(p["secrets"]["writeOnly"], true);
+    assert_eq!(p["priority"]["minimum"], *limits::PRIORITY.start());
+    assert_eq!(p["priority"]["maximum"], *limits::PRIORITY.end());
+    assert_eq!(
+        p["timeout_seconds"]["minimum"],
+        *limits::TIMEOUT_SECONDS.start()
+    );
+    assert_eq!(
+        p["timeout_seconds"]["maximum"],
+        *limits::TIMEOUT_SECONDS.end()
+    );
+    assert_eq!(p["max_retries"]["maximum"], limits::MAX_RETRIES);
+
+    let register = &schemas["RegisterRequest"]["properties"];
+    assert_eq!(
+        register["name"]["maxLength"],
+        runway_service::dispatch::MAX_AGENT_NAME_LEN
+    );
+    assert_eq!(
+        register["capacity"]["maximum"],
+        runway_service::dispatch::MAX_CAPACITY
+    );
+    assert_eq!(
+        register["version"]["maxLength"],
+        runway_service::dispatch::MAX_VERSION_LEN
+    );
+    assert_eq!(
+        schemas["HeartbeatRequest"]["properties"]["running_job_ids"]["maxItems"],
+        runway_service::dispatch::MAX_REPORTED_JOBS
+    );
+
+    let sign_in = &schemas["SignInRequest"]["properties"];
+    assert_eq!(
+        sign_in["username"]["maxLength"],
+        runway_core::user::MAX_USERNAME_LEN
+    );
+    assert_eq!(
+        sign_in["password"]["maxLength"],
+        runway_service::accounts::MAX_PASSWORD_LEN
+    );
+    assert_eq!(
+        sign_in["device_name"]["maxLength"],
+        runway_service::sessions::MAX_DEVICE_NAME_LEN
+    );
+
+    // Every id has the shape `Ulid::from_string` accepts.
+    assert_eq!(
+        schemas["JobSummary"]["properties"]["id"]["$ref"],
+        "#/components/schemas/JobId"
+    );
+    assert_eq!(schemas["JobId"]["pattern"], runway_core::id::ULID_PATTERN);
+    // A listing's `limit` is what `page_request` accepts.
+    let limit = operation(&doc, "get", "/api/v1/jobs")["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "limit")
+        .unwrap();
+    assert_eq!(limit["schema"]["minimum"], 1);
+    assert_eq!(limit["schema"]["maximum"], runway_core::page::MAX_LIMIT);
+    // A parameter is never null, though `Option` made it nullable.
+    assert_eq!(limit["schema"]["type"], "integer");
+}
+
+#[tokio::test]
+async fn every_integer_states_the_range_of_its_rust_type() {
+    let doc = serde_json::to_value(runway_api::openapi()).unwrap();
+    let schemas = &doc["components"]["schemas"];
+    let capacity = &schemas["RegisteredAgent"]["properties"]["capacity"];
+    assert_eq!(capacity["format"], "uint32");
+    assert_eq!(capacity["minimum"], 0);
+    assert_eq!(capacity["maximum"], u32::MAX);
+    let log_bytes = &schemas["FinishRequest"]["properties"]["log_bytes"];
+    assert_eq!(log_bytes["maximum"], u64::MAX);
+    let exit_code = &schemas["FinishRequest"]["properties"]["exit_code"];
+    assert_eq!(exit_code["minimum"], i32::MIN);
+    assert_eq!(exit_code["maximum"], i32::MAX);
+    // One a field states itself is kept.
+    assert_eq!(
+        schemas["JobSpec"]["properties"]["timeout_seconds"]["maximum"],
+        172_800
+    );
+}
+
+#[tokio::test]
+async fn a_closed_request_type_flattened_into_a_response_is_open_there() {
+    let doc = serde_json::to_value(runway_api::openapi()).unwrap();
+    let job = &doc["components"]["schemas"]["Job"];
+    let parts = job["allOf"].as_array().expect("Job flattens JobSpec");
+    let spec = parts
+        .iter()
+        .find(|p| p["properties"]["script"].is_object())
+        .expect("the spec's fields are inline in Job");
+    assert!(spec["additionalProperties"].is_null(), "{spec}");
+    assert!(
+        parts
+            .iter()
+            .all(|p| p["$ref"] != "#/components/schemas/JobSpec")
+    );
+    // The request type itself stays closed.
+    assert_eq!(
+        doc["components"]["schemas"]["JobSpec"]["additionalProperties"],
+        false
+    );
+}
+
+#[tokio::test]
+async fn a_number_without_a_fraction_is_the_integer_the_schema_says_it_is() {
+    let app = TestApp::new().await;
+    let admin = app.admin_token().await;
+    let r = app
+        .post_json(
+            "/api/v1/jobs",
+            Some(&admin),
+            &serde_json::json!({"name": "n", "script": "true", "priority": -215.0, "timeout_seconds": 60.0}),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    assert_eq!(r.json()["priority"], -215);
+    assert_eq!(r.json()["timeout_seconds"], 60);
+    let r = app
+        .post_json(
+            "/api/v1/jobs",
+            Some(&admin),
+            &serde_json::json!({"name": "n", "script": "true", "priority": 1.5}),
+        )
+        .await;
+    let message = r.assert_error(422, "validation_failed");
+    assert!(message.starts_with("priority:"), "{message}");
 }

@@ -90,6 +90,9 @@ async fn registration_token_fields_are_validated_by_name() {
         (json!({"expires_at": "2001-01-01T00:00:00Z"}), "expires_at"),
         (json!({"expires_at": "next tuesday"}), "expires_at"),
         (json!({"description": "d".repeat(201)}), "description"),
+        // Blank means none, after the same checks as any description.
+        (json!({"description": " ".repeat(201)}), "description"),
+        (json!({"description": "\n"}), "description"),
         (json!({"single_use": true}), "single_use"),
     ] {
         let r = app

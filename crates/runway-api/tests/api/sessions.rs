@@ -104,12 +104,45 @@ async fn sign_in_fields_are_validated_by_name() {
             json!({"username": "admin", "password": "x", "device_name": "d".repeat(101)}),
             "device_name",
         ),
+        // Blank names mean none, but they are held to the same rules first, as
+        // the document's `maxLength` and pattern say.
+        (
+            json!({"username": "admin", "password": "x", "device_name": " ".repeat(101)}),
+            "device_name",
+        ),
+        (
+            json!({"username": "admin", "password": "x", "device_name": "\t"}),
+            "device_name",
+        ),
         (json!({"username": 7, "password": "x"}), "username"),
     ] {
         let r = app.post_json("/api/v1/auth/sessions", None, &body).await;
         let message = r.assert_error(422, "validation_failed");
         assert!(message.contains(field), "{body}: {message}");
     }
+}
+
+#[tokio::test]
+async fn a_username_is_measured_in_characters_as_the_document_says() {
+    let app = TestApp::new().await;
+    // 64 characters, 128 bytes: within the limit, so only the credentials are wrong.
+    let r = app
+        .post_json(
+            "/api/v1/auth/sessions",
+            None,
+            &json!({"username": "é".repeat(64), "password": "x"}),
+        )
+        .await;
+    r.assert_error(401, "invalid_credentials");
+    let r = app
+        .post_json(
+            "/api/v1/auth/sessions",
+            None,
+            &json!({"username": "é".repeat(65), "password": "x"}),
+        )
+        .await;
+    let message = r.assert_error(422, "validation_failed");
+    assert!(message.starts_with("username:"), "{message}");
 }
 
 #[tokio::test]
