@@ -139,7 +139,7 @@ fn job(name: &str) -> Job {
 async fn register<S: Backend>(store: &S, agent: Agent) -> Agent {
     let token = registration_token(None);
     store
-        .create_registration_token(&token)
+        .create_registration_token(&token, &any_event())
         .await
         .expect("create token");
     store
@@ -945,7 +945,10 @@ pub async fn registration_tokens_are_listed_newest_first_and_can_be_deleted<S: B
     tokens[1].max_uses = Some(5);
     tokens[1].uses = 2;
     for t in &tokens {
-        store.create_registration_token(t).await.expect("create");
+        store
+            .create_registration_token(t, &any_event())
+            .await
+            .expect("create");
     }
     tokens.sort_by_key(|x| Reverse(x.id));
     assert_eq!(
@@ -956,17 +959,17 @@ pub async fn registration_tokens_are_listed_newest_first_and_can_be_deleted<S: B
 
     let gone = tokens.remove(1);
     store
-        .delete_registration_token(gone.id)
+        .delete_registration_token(gone.id, &any_event())
         .await
         .expect("delete");
     assert_eq!(
         store.list_registration_tokens().await.expect("list"),
         tokens
     );
-    let again = store.delete_registration_token(gone.id).await;
+    let again = store.delete_registration_token(gone.id, &any_event()).await;
     assert!(matches!(again, Err(StoreError::NotFound)), "{again:?}");
     let unknown = store
-        .delete_registration_token(RegistrationTokenId::new())
+        .delete_registration_token(RegistrationTokenId::new(), &any_event())
         .await;
     assert!(matches!(unknown, Err(StoreError::NotFound)), "{unknown:?}");
 }
@@ -980,7 +983,7 @@ pub async fn registering_with_a_usable_token_records_the_token_and_round_trips<S
 ) {
     let token = registration_token(Some(t0() + Duration::seconds(1)));
     store
-        .create_registration_token(&token)
+        .create_registration_token(&token, &any_event())
         .await
         .expect("create token");
     let mut wanted = agent("builder-1", Some("eu-west-1"));
@@ -1028,10 +1031,13 @@ pub async fn registering_with_an_unknown_expired_or_deleted_token_is_not_found<S
     let at_boundary = registration_token(Some(now));
     let deleted = registration_token(None);
     for t in [&expired, &at_boundary, &deleted] {
-        store.create_registration_token(t).await.expect("create");
+        store
+            .create_registration_token(t, &any_event())
+            .await
+            .expect("create");
     }
     store
-        .delete_registration_token(deleted.id)
+        .delete_registration_token(deleted.id, &any_event())
         .await
         .expect("delete");
 
@@ -1111,7 +1117,10 @@ pub async fn a_registration_token_admits_as_many_agents_as_its_uses_allow<S: Bac
     limited.max_uses = Some(2);
     let unlimited = registration_token(None);
     for t in [&limited, &unlimited] {
-        store.create_registration_token(t).await.expect("create");
+        store
+            .create_registration_token(t, &any_event())
+            .await
+            .expect("create");
     }
     for i in 0..2 {
         store
@@ -1161,7 +1170,7 @@ pub async fn racing_registrations_for_a_tokens_last_use_admit_exactly_one<S: Bac
     token.max_uses = Some(3);
     token.uses = 2;
     store
-        .create_registration_token(&token)
+        .create_registration_token(&token, &any_event())
         .await
         .expect("create");
     let store = Arc::new(store);
@@ -4527,10 +4536,12 @@ pub async fn a_dispatch_write_and_its_audit_event_commit_together_or_not_at_all<
     let (first, taken) = a_taken_event(&store).await;
     let mut log = vec![first];
     let token = registration_token(None);
+    let made = any_event();
     store
-        .create_registration_token(&token)
+        .create_registration_token(&token, &made)
         .await
         .expect("create token");
+    log.push(made);
     let new_agent = agent("atomic", None);
     let result = store
         .register_agent(&token.token_hash, new_agent.clone(), t0(), &taken)
@@ -4688,6 +4699,66 @@ pub async fn an_agent_write_and_its_audit_event_commit_together_or_not_at_all<S:
         .expect("delete");
     log.push(deleted);
     assert_eq!(store.get_agent(runner.id).await.expect("get"), None);
+    assert_log_is(&store, log).await;
+}
+
+/// Creating and deleting a registration token write their events in the same
+/// transaction: with a taken event id the token is neither stored (nor usable)
+/// nor deleted, and each success leaves exactly its event.
+pub async fn a_registration_token_write_and_its_audit_event_commit_together_or_not_at_all<
+    S: Backend,
+>(
+    store: S,
+) {
+    let (first, taken) = a_taken_event(&store).await;
+    let mut log = vec![first];
+    let token = registration_token(None);
+    assert_event_taken(
+        &store.create_registration_token(&token, &taken).await,
+        "create",
+    );
+    assert_eq!(
+        store.list_registration_tokens().await.expect("list"),
+        vec![]
+    );
+    let refused = store
+        .register_agent(&token.token_hash, agent("nobody", None), t0(), &any_event())
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::NotFound)),
+        "the token's hash is not usable: {refused:?}"
+    );
+    assert_log_is(&store, log.clone()).await;
+
+    let created = event_about(AuditAction::RegistrationTokenCreated, token.id);
+    store
+        .create_registration_token(&token, &created)
+        .await
+        .expect("create");
+    log.push(created);
+    assert_event_taken(
+        &store.delete_registration_token(token.id, &taken).await,
+        "delete",
+    );
+    assert_eq!(
+        store.list_registration_tokens().await.expect("list"),
+        vec![token.clone()],
+        "not deleted"
+    );
+    let deleted = event_about(AuditAction::RegistrationTokenDeleted, token.id);
+    store
+        .delete_registration_token(token.id, &deleted)
+        .await
+        .expect("delete");
+    log.push(deleted);
+    assert_eq!(
+        store.list_registration_tokens().await.expect("list"),
+        vec![]
+    );
+    let again = store
+        .delete_registration_token(token.id, &any_event())
+        .await;
+    assert!(matches!(again, Err(StoreError::NotFound)), "{again:?}");
     assert_log_is(&store, log).await;
 }
 

@@ -340,12 +340,22 @@ pub trait OidcIdentityStore: Send + Sync {
 /// Registration tokens, created by admins.
 #[async_trait]
 pub trait RegistrationTokenStore: Send + Sync {
-    /// Stores a new token.
-    async fn create_registration_token(&self, token: &RegistrationToken) -> StoreResult<()>;
+    /// Stores a new token, with `audit` in the same transaction.
+    /// [`Conflict::Exists`] if its id or hash is taken.
+    async fn create_registration_token(
+        &self,
+        token: &RegistrationToken,
+        audit: &AuditEvent,
+    ) -> StoreResult<()>;
     /// Every token, newest first (expired ones included, so admins can clean up).
     async fn list_registration_tokens(&self) -> StoreResult<Vec<RegistrationToken>>;
-    /// Deletes a token. [`StoreError::NotFound`] if there is none.
-    async fn delete_registration_token(&self, id: RegistrationTokenId) -> StoreResult<()>;
+    /// Deletes a token, with `audit` in the same transaction.
+    /// [`StoreError::NotFound`] if there is none (and then nothing is written).
+    async fn delete_registration_token(
+        &self,
+        id: RegistrationTokenId,
+        audit: &AuditEvent,
+    ) -> StoreResult<()>;
 }
 
 /// Which agents to list.

@@ -261,13 +261,21 @@ impl OidcIdentityStore for FailingStore {
 
 #[async_trait]
 impl RegistrationTokenStore for FailingStore {
-    async fn create_registration_token(&self, _: &RegistrationToken) -> StoreResult<()> {
+    async fn create_registration_token(
+        &self,
+        _: &RegistrationToken,
+        _: &AuditEvent,
+    ) -> StoreResult<()> {
         self.fail()
     }
     async fn list_registration_tokens(&self) -> StoreResult<Vec<RegistrationToken>> {
         self.fail()
     }
-    async fn delete_registration_token(&self, _: RegistrationTokenId) -> StoreResult<()> {
+    async fn delete_registration_token(
+        &self,
+        _: RegistrationTokenId,
+        _: &AuditEvent,
+    ) -> StoreResult<()> {
         self.fail()
     }
 }

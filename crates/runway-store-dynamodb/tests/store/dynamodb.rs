@@ -378,7 +378,7 @@ async fn tokens_resolve_through_lookup_items_written_with_their_records() {
         ..registration_token(None)
     };
     store
-        .create_registration_token(&token)
+        .create_registration_token(&token, &audit_event())
         .await
         .expect("token");
     let agent = Agent {
@@ -421,7 +421,7 @@ async fn tokens_resolve_through_lookup_items_written_with_their_records() {
     );
 
     store
-        .delete_registration_token(token.id)
+        .delete_registration_token(token.id, &audit_event())
         .await
         .expect("delete");
     assert!(
@@ -475,7 +475,7 @@ async fn a_health_filter_reads_ahead_past_many_non_matching_agents_without_skipp
     let store = fresh_store().await;
     let token = registration_token(None);
     store
-        .create_registration_token(&token)
+        .create_registration_token(&token, &audit_event())
         .await
         .expect("token");
     let now = t0() + Duration::hours(1);

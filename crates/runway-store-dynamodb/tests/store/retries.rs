@@ -142,7 +142,7 @@ async fn a_registration_whose_response_was_lost_uses_its_token_once() {
     let f = fixture().await;
     let token = registration_token(Some(2));
     f.store
-        .create_registration_token(&token)
+        .create_registration_token(&token, &audit_event())
         .await
         .expect("token");
 

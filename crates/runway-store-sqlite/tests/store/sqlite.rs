@@ -118,7 +118,10 @@ fn agent(name: &str) -> Agent {
 /// Registers an agent with capacity 4 on the default queue.
 async fn runner(store: &SqliteStore) -> Agent {
     let token = registration_token(None);
-    store.create_registration_token(&token).await.unwrap();
+    store
+        .create_registration_token(&token, &audit_event())
+        .await
+        .unwrap();
     store
         .register_agent(&token.token_hash, agent("runner"), t0(), &audit_event())
         .await
@@ -518,7 +521,10 @@ async fn a_failed_registration_leaves_no_agent_behind() {
     let tmp = tempfile::tempdir().unwrap();
     let store = runway_store_sqlite::open_data_dir(tmp.path()).unwrap();
     let token = registration_token(Some(5));
-    store.create_registration_token(&token).await.unwrap();
+    store
+        .create_registration_token(&token, &audit_event())
+        .await
+        .unwrap();
     let agent = |name: &str| Agent {
         // Both agents get the same token hash, which must be unique.
         token_hash: TokenHash::of("agent"),
