@@ -198,6 +198,8 @@ macro_rules! __for_each_case {
             a_dispatch_write_and_its_audit_event_commit_together_or_not_at_all,
             an_agent_write_and_its_audit_event_commit_together_or_not_at_all,
             a_registration_token_write_and_its_audit_event_commit_together_or_not_at_all,
+            a_session_write_and_its_audit_event_commit_together_or_not_at_all,
+            an_account_write_and_its_audit_event_commit_together_or_not_at_all,
             an_audit_event_past_its_limits_is_refused_and_not_stored,
             an_attempt_counter_counts_until_its_window_ends_then_starts_again,
             clearing_an_attempt_counter_forgets_it_and_no_other,

@@ -329,7 +329,10 @@ async fn a_sign_in_whose_response_was_lost_keeps_its_session_instead_of_a_confli
     // the SDK's retry meets its own session.
     f.proxy.lose_next("TransactWriteItems", "token_hash");
     assert_eq!(
-        f.store.create_session(&session).await.expect("ours"),
+        f.store
+            .create_session(&session, &audit_event())
+            .await
+            .expect("ours"),
         Vec::<runway_core::id::SessionId>::new()
     );
     assert_eq!(f.proxy.lost(), 1, "the response was lost");

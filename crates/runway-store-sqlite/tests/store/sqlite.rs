@@ -459,7 +459,10 @@ async fn a_version_five_database_keeps_its_sessions_at_epoch_zero_and_a_reset_st
     assert_eq!(user.credential_epoch, 0);
     let kept = store.get_session(session).await.unwrap().expect("kept");
     assert_eq!(kept.credential_epoch, 0);
-    store.set_password_hash(ada, "$argon2id$new").await.unwrap();
+    store
+        .set_password_hash(ada, "$argon2id$new", &audit_event())
+        .await
+        .unwrap();
     assert_eq!(store.get_session(session).await.unwrap(), None);
     assert_eq!(
         store.get_user(ada).await.unwrap().unwrap().credential_epoch,
@@ -479,12 +482,12 @@ async fn the_purge_deletes_expired_session_rows_in_batches_and_keeps_active_ones
     for _ in 0..5 {
         // Idle for two days with a one-day idle timeout.
         let s = session(&ada, t0());
-        store.create_session(&s).await.unwrap();
+        store.create_session(&s, &audit_event()).await.unwrap();
         expired.push(s.id);
     }
     let mut active = session(&ada, t0());
     active.last_seen_at = now - Duration::minutes(1);
-    store.create_session(&active).await.unwrap();
+    store.create_session(&active, &audit_event()).await.unwrap();
 
     assert_eq!(store.purge_expired_sessions(now, 3).await.unwrap(), 3);
     assert_eq!(store.purge_expired_sessions(now, 3).await.unwrap(), 2);
