@@ -1,19 +1,18 @@
 //! Who the caller is, for the audit log, and reading the log back.
 //!
-//! The events themselves are written by `runway-service` (every mutation records
-//! one as its last step; its `audit` module explains when and why after the
-//! change). Handlers take the [`Audit`] extractor, which carries the request id,
+//! The events themselves are written by `runway-service` (every mutation hands
+//! its event to the store, which writes both in one transaction; its `audit`
+//! module explains why). Handlers take the [`Audit`] extractor, which carries the request id,
 //! and turn it into a [`Caller`] for the service with [`Audit::caller`].
 
 use std::convert::Infallible;
-use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use runway_core::audit::{Actor, ActorFilter, AuditAction, AuditEvent, AuditFilter, limits};
 use runway_core::page::Cursor;
-use runway_core::store::{AuditQuery, Store};
+use runway_core::store::AuditQuery;
 use runway_service::audit::Caller;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -27,10 +26,9 @@ use crate::listing::capped;
 use crate::middleware::RequestId;
 use crate::routes::{Listing, page_request};
 
-/// The audit log as a handler sees it: the store, and this request's id.
+/// This request's id, as a handler turns it into a [`Caller`].
 #[derive(Clone)]
 pub(crate) struct Audit {
-    store: Arc<dyn Store>,
     request_id: String,
 }
 
@@ -47,10 +45,9 @@ impl FromRequestParts<AppState> for Audit {
 
     async fn from_request_parts(
         parts: &mut Parts,
-        state: &AppState,
+        _state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         Ok(Self {
-            store: Arc::clone(&state.store),
             request_id: RequestId::of(parts).to_owned(),
         })
     }
@@ -63,29 +60,6 @@ impl Audit {
             actor,
             request_id: (!self.request_id.is_empty()).then(|| self.request_id.clone()),
         }
-    }
-
-    /// Appends `actor` did `action` to `subject` (an id), now.
-    pub(crate) async fn record(
-        &self,
-        actor: Actor,
-        action: AuditAction,
-        subject: impl std::fmt::Display,
-    ) {
-        self.record_with(actor, action, subject, None).await;
-    }
-
-    /// [`Audit::record`] with a short note written by server code (never a secret).
-    pub(crate) async fn record_with(
-        &self,
-        actor: Actor,
-        action: AuditAction,
-        subject: impl std::fmt::Display,
-        detail: Option<String>,
-    ) {
-        self.caller(actor)
-            .record(self.store.as_ref(), action, subject, detail)
-            .await;
     }
 }
 

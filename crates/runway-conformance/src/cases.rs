@@ -139,7 +139,7 @@ fn job(name: &str) -> Job {
 async fn register<S: Backend>(store: &S, agent: Agent) -> Agent {
     let token = registration_token(None);
     store
-        .create_registration_token(&token)
+        .create_registration_token(&token, &any_event())
         .await
         .expect("create token");
     store
@@ -299,7 +299,7 @@ pub async fn an_oidc_user_is_found_by_issuer_and_subject_only<S: Backend>(store:
     let mut ada = user("ada@example.com");
     ada.password_hash = runway_core::password::NO_PASSWORD.into();
     store
-        .create_oidc_user(&ada, &identity)
+        .create_oidc_user(&ada, &identity, &any_event())
         .await
         .expect("create");
     assert_eq!(
@@ -334,7 +334,7 @@ pub async fn an_oidc_user_is_found_by_issuer_and_subject_only<S: Backend>(store:
 
     let twin = user("ada-twin@example.com");
     let err = store
-        .create_oidc_user(&twin, &identity)
+        .create_oidc_user(&twin, &identity, &any_event())
         .await
         .expect_err("the identity is linked");
     assert!(
@@ -359,7 +359,7 @@ pub async fn an_oidc_user_is_found_by_issuer_and_subject_only<S: Backend>(store:
     };
     let namesake = user("ada@example.com");
     let err = store
-        .create_oidc_user(&namesake, &fresh)
+        .create_oidc_user(&namesake, &fresh, &any_event())
         .await
         .expect_err("the username is taken");
     assert!(
@@ -394,7 +394,7 @@ pub async fn setting_a_password_hash_replaces_it<S: Backend>(store: S) {
     let mut ada = user("ada");
     store.create_user(&ada).await.expect("create");
     store
-        .set_password_hash(ada.id, "$argon2id$new")
+        .set_password_hash(ada.id, "$argon2id$new", &any_event())
         .await
         .expect("set");
     ada.password_hash = "$argon2id$new".into();
@@ -405,7 +405,7 @@ pub async fn setting_a_password_hash_replaces_it<S: Backend>(store: S) {
         "the new hash, and the credential epoch one higher"
     );
     let err = store
-        .set_password_hash(UserId::new(), "$argon2id$x")
+        .set_password_hash(UserId::new(), "$argon2id$x", &any_event())
         .await
         .expect_err("unknown user");
     assert!(matches!(err, StoreError::NotFound), "{err:?}");
@@ -425,11 +425,11 @@ pub async fn a_password_change_revokes_every_session_of_that_user_and_no_one_els
     }
     let bobs = session(&bob, t0());
     for s in adas.iter().chain([&bobs]) {
-        store.create_session(s).await.expect("create");
+        store.create_session(s, &any_event()).await.expect("create");
     }
 
     store
-        .set_password_hash(ada.id, "$argon2id$new")
+        .set_password_hash(ada.id, "$argon2id$new", &any_event())
         .await
         .expect("set");
     for s in &adas {
@@ -455,15 +455,18 @@ pub async fn a_password_change_for_an_unknown_user_is_not_found_and_revokes_noth
     let (ghost, ada) = (user("ghost"), user("ada"));
     store.create_user(&ada).await.expect("create");
     let err = store
-        .create_session(&session(&ghost, t0()))
+        .create_session(&session(&ghost, t0()), &any_event())
         .await
         .expect_err("no such user");
     assert!(matches!(err, StoreError::NotFound), "{err:?}");
     let adas = session(&ada, t0());
-    store.create_session(&adas).await.expect("create");
+    store
+        .create_session(&adas, &any_event())
+        .await
+        .expect("create");
 
     let err = store
-        .set_password_hash(ghost.id, "$argon2id$x")
+        .set_password_hash(ghost.id, "$argon2id$x", &any_event())
         .await
         .expect_err("unknown user");
     assert!(matches!(err, StoreError::NotFound), "{err:?}");
@@ -488,12 +491,18 @@ pub async fn a_session_round_trips_exactly<S: Backend>(store: S) {
     let mut s = session(&ada, t0());
     s.device_name = None;
     s.ip = None;
-    store.create_session(&s).await.expect("create");
+    store
+        .create_session(&s, &any_event())
+        .await
+        .expect("create");
     assert_eq!(store.get_session(s.id).await.expect("get"), Some(s.clone()));
 
     let mut expired = session(&ada, t0() - Duration::days(30));
     expired.role = Role::Admin;
-    store.create_session(&expired).await.expect("create");
+    store
+        .create_session(&expired, &any_event())
+        .await
+        .expect("create");
     assert_eq!(
         store.get_session(expired.id).await.expect("get"),
         Some(expired),
@@ -510,7 +519,10 @@ pub async fn touching_a_session_updates_last_seen_at<S: Backend>(store: S) {
     let ada = user("ada");
     store.create_user(&ada).await.expect("create");
     let mut s = session(&ada, t0());
-    store.create_session(&s).await.expect("create");
+    store
+        .create_session(&s, &any_event())
+        .await
+        .expect("create");
     let later = t0() + Duration::minutes(5) + Duration::nanoseconds(42);
     store.touch_session(s.id, later).await.expect("touch");
     s.last_seen_at = later;
@@ -527,7 +539,10 @@ pub async fn a_late_touch_with_an_older_time_leaves_the_newer_last_seen_at<S: Ba
     let ada = user("ada");
     store.create_user(&ada).await.expect("create");
     let mut s = session(&ada, t0());
-    store.create_session(&s).await.expect("create");
+    store
+        .create_session(&s, &any_event())
+        .await
+        .expect("create");
     let newer = t0() + Duration::minutes(10) + Duration::nanoseconds(7);
     let older = t0() + Duration::minutes(3);
     store.touch_session(s.id, newer).await.expect("touch");
@@ -561,7 +576,10 @@ pub async fn listing_sessions_returns_only_the_users_active_sessions_newest_firs
     let mut active = Vec::new();
     for minutes in [0, 10, 20] {
         let s = session(&ada, t0() + Duration::minutes(minutes));
-        store.create_session(&s).await.expect("create");
+        store
+            .create_session(&s, &any_event())
+            .await
+            .expect("create");
         active.push(s);
     }
     let mut absolute = session(&ada, t0() - Duration::days(7));
@@ -574,7 +592,7 @@ pub async fn listing_sessions_returns_only_the_users_active_sessions_newest_firs
     idle_at_boundary.last_seen_at = now - Duration::seconds(idle_at_boundary.idle_timeout_seconds);
     let others = session(&bob, t0());
     for s in [&absolute, &at_boundary, &idle, &idle_at_boundary, &others] {
-        store.create_session(s).await.expect("create");
+        store.create_session(s, &any_event()).await.expect("create");
     }
 
     let listed = store.list_user_sessions(ada.id, now).await.expect("list");
@@ -596,10 +614,16 @@ pub async fn a_user_can_revoke_one_of_their_sessions<S: Backend>(store: S) {
     let ada = user("ada");
     store.create_user(&ada).await.expect("create");
     let (laptop, phone) = (session(&ada, t0()), session(&ada, t0()));
-    store.create_session(&laptop).await.expect("create");
-    store.create_session(&phone).await.expect("create");
     store
-        .revoke_session(ada.id, phone.id)
+        .create_session(&laptop, &any_event())
+        .await
+        .expect("create");
+    store
+        .create_session(&phone, &any_event())
+        .await
+        .expect("create");
+    store
+        .revoke_session(ada.id, phone.id, &any_event())
         .await
         .expect("revoke");
     assert_eq!(store.get_session(phone.id).await.expect("get"), None);
@@ -607,7 +631,7 @@ pub async fn a_user_can_revoke_one_of_their_sessions<S: Backend>(store: S) {
         store.get_session(laptop.id).await.expect("get"),
         Some(laptop)
     );
-    let again = store.revoke_session(ada.id, phone.id).await;
+    let again = store.revoke_session(ada.id, phone.id, &any_event()).await;
     assert!(matches!(again, Err(StoreError::NotFound)), "{again:?}");
 }
 
@@ -617,9 +641,12 @@ pub async fn revoking_another_users_session_is_not_found_and_it_survives<S: Back
     store.create_user(&ada).await.expect("create");
     store.create_user(&mallory).await.expect("create");
     let adas = session(&ada, t0());
-    store.create_session(&adas).await.expect("create");
+    store
+        .create_session(&adas, &any_event())
+        .await
+        .expect("create");
     let err = store
-        .revoke_session(mallory.id, adas.id)
+        .revoke_session(mallory.id, adas.id, &any_event())
         .await
         .expect_err("not mallory's");
     assert!(matches!(err, StoreError::NotFound), "{err:?}");
@@ -637,19 +664,28 @@ pub async fn revoking_all_sessions_but_one_returns_the_count_and_keeps_that_one<
     let mut adas = Vec::new();
     for _ in 0..4 {
         let s = session(&ada, t0());
-        store.create_session(&s).await.expect("create");
+        store
+            .create_session(&s, &any_event())
+            .await
+            .expect("create");
         adas.push(s);
     }
     // Expired sessions count too: they are still stored until revoked.
     let mut expired = session(&ada, t0() - Duration::days(30));
     expired.expires_at = t0() - Duration::days(1);
-    store.create_session(&expired).await.expect("create");
+    store
+        .create_session(&expired, &any_event())
+        .await
+        .expect("create");
     let bobs = session(&bob, t0());
-    store.create_session(&bobs).await.expect("create");
+    store
+        .create_session(&bobs, &any_event())
+        .await
+        .expect("create");
 
     let keep = adas[1].clone();
     let deleted = store
-        .revoke_user_sessions(ada.id, Some(keep.id))
+        .revoke_user_sessions(ada.id, Some(keep.id), &any_event())
         .await
         .expect("revoke all");
     assert_eq!(deleted, 4);
@@ -660,7 +696,7 @@ pub async fn revoking_all_sessions_but_one_returns_the_count_and_keeps_that_one<
     assert_eq!(store.get_session(bobs.id).await.expect("get"), Some(bobs));
 
     let deleted = store
-        .revoke_user_sessions(ada.id, None)
+        .revoke_user_sessions(ada.id, None, &any_event())
         .await
         .expect("revoke all");
     assert_eq!(deleted, 1);
@@ -683,12 +719,12 @@ pub async fn a_sign_in_that_read_the_credentials_before_a_change_cannot_create_i
 
     let read_before_reset = store.get_user(ada.id).await.expect("get").expect("ada");
     store
-        .set_password_hash(ada.id, "$argon2id$new")
+        .set_password_hash(ada.id, "$argon2id$new", &any_event())
         .await
         .expect("reset");
     let late = session(&read_before_reset, t0());
     let err = store
-        .create_session(&late)
+        .create_session(&late, &any_event())
         .await
         .expect_err("the reset won");
     assert!(
@@ -704,14 +740,14 @@ pub async fn a_sign_in_that_read_the_credentials_before_a_change_cannot_create_i
     );
     assert_eq!(
         store
-            .revoke_user_sessions(ada.id, None)
+            .revoke_user_sessions(ada.id, None, &any_event())
             .await
             .expect("revoke"),
         0
     );
     let late = session(&read_before_sign_out, t0());
     let err = store
-        .create_session(&late)
+        .create_session(&late, &any_event())
         .await
         .expect_err("the sign-out everywhere won");
     assert!(
@@ -722,7 +758,13 @@ pub async fn a_sign_in_that_read_the_credentials_before_a_change_cannot_create_i
     let fresh = store.get_user(ada.id).await.expect("get").expect("ada");
     assert_eq!(fresh.credential_epoch, ada.credential_epoch + 2);
     let on_time = session(&fresh, t0());
-    assert_eq!(store.create_session(&on_time).await.expect("create"), []);
+    assert_eq!(
+        store
+            .create_session(&on_time, &any_event())
+            .await
+            .expect("create"),
+        []
+    );
     assert_eq!(
         store.get_session(on_time.id).await.expect("get"),
         Some(on_time)
@@ -748,7 +790,7 @@ pub async fn no_session_of_sign_ins_racing_a_password_reset_survives_it<S: Backe
         );
         sign_ins.push(tokio::spawn(async move {
             barrier.wait().await;
-            (s.id, store.create_session(&s).await)
+            (s.id, store.create_session(&s, &any_event()).await)
         }));
     }
     let reset = {
@@ -757,7 +799,9 @@ pub async fn no_session_of_sign_ins_racing_a_password_reset_survives_it<S: Backe
             barrier.wait().await;
             // Let some sign-ins land first, so both orders happen.
             tokio::task::yield_now().await;
-            store.set_password_hash(ada.id, "$argon2id$new").await
+            store
+                .set_password_hash(ada.id, "$argon2id$new", &any_event())
+                .await
         })
     };
     let mut ids = Vec::new();
@@ -794,13 +838,22 @@ pub async fn a_user_holds_at_most_fifty_sessions_and_a_new_one_evicts_the_oldest
     let mut held = Vec::new();
     for minute in 0..i64::try_from(MAX_SESSIONS_PER_USER).expect("small") {
         let s = session(&ada, t0() + Duration::minutes(minute));
-        assert_eq!(store.create_session(&s).await.expect("create"), []);
+        assert_eq!(
+            store
+                .create_session(&s, &any_event())
+                .await
+                .expect("create"),
+            []
+        );
         held.push(s);
     }
     let now = t0() + Duration::hours(2);
     let newest = session(&ada, now);
     assert_eq!(
-        store.create_session(&newest).await.expect("create"),
+        store
+            .create_session(&newest, &any_event())
+            .await
+            .expect("create"),
         [held[0].id],
         "the oldest is evicted"
     );
@@ -810,7 +863,7 @@ pub async fn a_user_holds_at_most_fifty_sessions_and_a_new_one_evicts_the_oldest
     assert_eq!(listed[0], newest);
     assert_eq!(
         store
-            .revoke_user_sessions(ada.id, None)
+            .revoke_user_sessions(ada.id, None, &any_event())
             .await
             .expect("revoke"),
         u64::try_from(MAX_SESSIONS_PER_USER).expect("small"),
@@ -829,7 +882,10 @@ pub async fn sign_ins_racing_at_the_bound_never_leave_more_than_fifty_sessions<S
     let mut held = Vec::new();
     for _ in 0..MAX_SESSIONS_PER_USER - 2 {
         let s = session(&ada, t0());
-        store.create_session(&s).await.expect("create");
+        store
+            .create_session(&s, &any_event())
+            .await
+            .expect("create");
         held.push(s.id);
     }
     let store = Arc::new(store);
@@ -844,7 +900,7 @@ pub async fn sign_ins_racing_at_the_bound_never_leave_more_than_fifty_sessions<S
         tasks.push(tokio::spawn(async move {
             barrier.wait().await;
             store
-                .create_session(&s)
+                .create_session(&s, &any_event())
                 .await
                 .map(|evicted| (s.id, evicted))
         }));
@@ -878,13 +934,25 @@ pub async fn a_sign_in_deletes_the_users_expired_sessions_and_reports_no_evictio
     let ada = user("ada");
     store.create_user(&ada).await.expect("create");
     let old = session(&ada, t0() - Duration::days(8));
-    store.create_session(&old).await.expect("create");
+    store
+        .create_session(&old, &any_event())
+        .await
+        .expect("create");
     let mut idle = session(&ada, t0() - Duration::days(2));
     idle.last_seen_at = idle.created_at;
-    store.create_session(&idle).await.expect("create");
+    store
+        .create_session(&idle, &any_event())
+        .await
+        .expect("create");
 
     let new = session(&ada, t0());
-    assert_eq!(store.create_session(&new).await.expect("create"), []);
+    assert_eq!(
+        store
+            .create_session(&new, &any_event())
+            .await
+            .expect("create"),
+        []
+    );
     assert_eq!(store.get_session(old.id).await.expect("get"), None);
     assert_eq!(
         store.get_session(idle.id).await.expect("get"),
@@ -893,7 +961,7 @@ pub async fn a_sign_in_deletes_the_users_expired_sessions_and_reports_no_evictio
     );
     assert_eq!(
         store
-            .revoke_user_sessions(ada.id, Some(new.id))
+            .revoke_user_sessions(ada.id, Some(new.id), &any_event())
             .await
             .expect("revoke"),
         1
@@ -912,7 +980,7 @@ pub async fn purging_expired_sessions_leaves_the_active_ones<S: Backend>(store: 
     let mut active = session(&ada, t0());
     active.last_seen_at = now - Duration::minutes(5);
     for s in [&absolute, &idle, &active] {
-        store.create_session(s).await.expect("create");
+        store.create_session(s, &any_event()).await.expect("create");
     }
     let purged = store.purge_expired_sessions(now, 100).await.expect("purge");
     assert!(purged <= 2, "{purged}");
@@ -945,7 +1013,10 @@ pub async fn registration_tokens_are_listed_newest_first_and_can_be_deleted<S: B
     tokens[1].max_uses = Some(5);
     tokens[1].uses = 2;
     for t in &tokens {
-        store.create_registration_token(t).await.expect("create");
+        store
+            .create_registration_token(t, &any_event())
+            .await
+            .expect("create");
     }
     tokens.sort_by_key(|x| Reverse(x.id));
     assert_eq!(
@@ -956,17 +1027,17 @@ pub async fn registration_tokens_are_listed_newest_first_and_can_be_deleted<S: B
 
     let gone = tokens.remove(1);
     store
-        .delete_registration_token(gone.id)
+        .delete_registration_token(gone.id, &any_event())
         .await
         .expect("delete");
     assert_eq!(
         store.list_registration_tokens().await.expect("list"),
         tokens
     );
-    let again = store.delete_registration_token(gone.id).await;
+    let again = store.delete_registration_token(gone.id, &any_event()).await;
     assert!(matches!(again, Err(StoreError::NotFound)), "{again:?}");
     let unknown = store
-        .delete_registration_token(RegistrationTokenId::new())
+        .delete_registration_token(RegistrationTokenId::new(), &any_event())
         .await;
     assert!(matches!(unknown, Err(StoreError::NotFound)), "{unknown:?}");
 }
@@ -980,7 +1051,7 @@ pub async fn registering_with_a_usable_token_records_the_token_and_round_trips<S
 ) {
     let token = registration_token(Some(t0() + Duration::seconds(1)));
     store
-        .create_registration_token(&token)
+        .create_registration_token(&token, &any_event())
         .await
         .expect("create token");
     let mut wanted = agent("builder-1", Some("eu-west-1"));
@@ -1028,10 +1099,13 @@ pub async fn registering_with_an_unknown_expired_or_deleted_token_is_not_found<S
     let at_boundary = registration_token(Some(now));
     let deleted = registration_token(None);
     for t in [&expired, &at_boundary, &deleted] {
-        store.create_registration_token(t).await.expect("create");
+        store
+            .create_registration_token(t, &any_event())
+            .await
+            .expect("create");
     }
     store
-        .delete_registration_token(deleted.id)
+        .delete_registration_token(deleted.id, &any_event())
         .await
         .expect("delete");
 
@@ -1111,7 +1185,10 @@ pub async fn a_registration_token_admits_as_many_agents_as_its_uses_allow<S: Bac
     limited.max_uses = Some(2);
     let unlimited = registration_token(None);
     for t in [&limited, &unlimited] {
-        store.create_registration_token(t).await.expect("create");
+        store
+            .create_registration_token(t, &any_event())
+            .await
+            .expect("create");
     }
     for i in 0..2 {
         store
@@ -1161,7 +1238,7 @@ pub async fn racing_registrations_for_a_tokens_last_use_admit_exactly_one<S: Bac
     token.max_uses = Some(3);
     token.uses = 2;
     store
-        .create_registration_token(&token)
+        .create_registration_token(&token, &any_event())
         .await
         .expect("create");
     let store = Arc::new(store);
@@ -4527,10 +4604,12 @@ pub async fn a_dispatch_write_and_its_audit_event_commit_together_or_not_at_all<
     let (first, taken) = a_taken_event(&store).await;
     let mut log = vec![first];
     let token = registration_token(None);
+    let made = any_event();
     store
-        .create_registration_token(&token)
+        .create_registration_token(&token, &made)
         .await
         .expect("create token");
+    log.push(made);
     let new_agent = agent("atomic", None);
     let result = store
         .register_agent(&token.token_hash, new_agent.clone(), t0(), &taken)
@@ -4691,6 +4770,258 @@ pub async fn an_agent_write_and_its_audit_event_commit_together_or_not_at_all<S:
     assert_log_is(&store, log).await;
 }
 
+/// Creating and deleting a registration token write their events in the same
+/// transaction: with a taken event id the token is neither stored (nor usable)
+/// nor deleted, and each success leaves exactly its event.
+pub async fn a_registration_token_write_and_its_audit_event_commit_together_or_not_at_all<
+    S: Backend,
+>(
+    store: S,
+) {
+    let (first, taken) = a_taken_event(&store).await;
+    let mut log = vec![first];
+    let token = registration_token(None);
+    assert_event_taken(
+        &store.create_registration_token(&token, &taken).await,
+        "create",
+    );
+    assert_eq!(
+        store.list_registration_tokens().await.expect("list"),
+        vec![]
+    );
+    let refused = store
+        .register_agent(&token.token_hash, agent("nobody", None), t0(), &any_event())
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::NotFound)),
+        "the token's hash is not usable: {refused:?}"
+    );
+    assert_log_is(&store, log.clone()).await;
+
+    let created = event_about(AuditAction::RegistrationTokenCreated, token.id);
+    store
+        .create_registration_token(&token, &created)
+        .await
+        .expect("create");
+    log.push(created);
+    assert_event_taken(
+        &store.delete_registration_token(token.id, &taken).await,
+        "delete",
+    );
+    assert_eq!(
+        store.list_registration_tokens().await.expect("list"),
+        vec![token.clone()],
+        "not deleted"
+    );
+    let deleted = event_about(AuditAction::RegistrationTokenDeleted, token.id);
+    store
+        .delete_registration_token(token.id, &deleted)
+        .await
+        .expect("delete");
+    log.push(deleted);
+    assert_eq!(
+        store.list_registration_tokens().await.expect("list"),
+        vec![]
+    );
+    let again = store
+        .delete_registration_token(token.id, &any_event())
+        .await;
+    assert!(matches!(again, Err(StoreError::NotFound)), "{again:?}");
+    assert_log_is(&store, log).await;
+}
+
+/// Signing in, signing out and signing out everywhere write their events in the
+/// same transaction: with a taken event id no session is created, evicted or
+/// deleted and the epoch stays; each success leaves exactly its events, the
+/// store filling in what only it knows (which sessions a sign-in at the bound
+/// evicts, how many a sign-out everywhere deleted).
+pub async fn a_session_write_and_its_audit_event_commit_together_or_not_at_all<S: Backend>(
+    store: S,
+) {
+    let ada = user("ada");
+    store.create_user(&ada).await.expect("create user");
+    let (first, taken) = a_taken_event(&store).await;
+    let mut log = vec![first];
+
+    let oldest = session(&ada, t0());
+    assert_event_taken(&store.create_session(&oldest, &taken).await, "create");
+    assert_eq!(store.get_session(oldest.id).await.expect("get"), None);
+    assert_log_is(&store, log.clone()).await;
+    let mut held = vec![oldest.clone()];
+    for i in 0..MAX_SESSIONS_PER_USER {
+        let s = if i == 0 {
+            oldest.clone()
+        } else {
+            session(&ada, at(i64::try_from(i).expect("small")))
+        };
+        let created = event_about(AuditAction::SessionCreated, s.id);
+        let evicted = store.create_session(&s, &created).await.expect("create");
+        assert_eq!(evicted, [], "below the bound");
+        log.push(created);
+        if i > 0 {
+            held.push(s);
+        }
+    }
+    // At the bound: a sign-in with a taken event evicts nothing.
+    let newest = session(&ada, at(100));
+    assert_event_taken(
+        &store.create_session(&newest, &taken).await,
+        "create at the bound",
+    );
+    assert!(
+        store.get_session(oldest.id).await.expect("get").is_some(),
+        "not evicted"
+    );
+    assert_eq!(store.get_session(newest.id).await.expect("get"), None);
+    let mut signed_in = event_about(AuditAction::SessionCreated, newest.id);
+    signed_in = signed_in.with_request_id("req-sign-in");
+    let evicted = store
+        .create_session(&newest, &signed_in)
+        .await
+        .expect("create at the bound");
+    assert_eq!(evicted, [oldest.id]);
+    assert_eq!(store.get_session(oldest.id).await.expect("get"), None);
+    let listed = store
+        .list_audit(&audit_query(100, None))
+        .await
+        .expect("list");
+    let eviction = listed
+        .items
+        .iter()
+        .find(|e| e.action == AuditAction::SessionRevoked)
+        .expect("the eviction's event")
+        .clone();
+    assert_eq!(eviction.subject, Some(oldest.id.to_string()));
+    assert_eq!(eviction.actor, signed_in.actor);
+    assert_eq!(eviction.request_id.as_deref(), Some("req-sign-in"));
+    let mut expected = signed_in.of_eviction(oldest.id);
+    expected.id = eviction.id;
+    assert_eq!(eviction, expected, "the template's, with a fresh id");
+    assert_ne!(eviction.id, signed_in.id);
+    log.push(signed_in);
+    log.push(eviction);
+    held.remove(0);
+    held.push(newest.clone());
+    assert_log_is(&store, log.clone()).await;
+
+    let gone = held.remove(0);
+    assert_event_taken(
+        &store.revoke_session(ada.id, gone.id, &taken).await,
+        "revoke",
+    );
+    assert!(store.get_session(gone.id).await.expect("get").is_some());
+    let revoked = event_about(AuditAction::SessionRevoked, gone.id);
+    store
+        .revoke_session(ada.id, gone.id, &revoked)
+        .await
+        .expect("revoke");
+    log.push(revoked);
+    assert_eq!(store.get_session(gone.id).await.expect("get"), None);
+
+    let epoch = store
+        .get_user(ada.id)
+        .await
+        .expect("get")
+        .expect("ada")
+        .credential_epoch;
+    let result = store
+        .revoke_user_sessions(ada.id, Some(newest.id), &taken)
+        .await;
+    assert_event_taken(&result, "revoke all");
+    assert_eq!(
+        store
+            .list_user_sessions(ada.id, at(200))
+            .await
+            .expect("list")
+            .len(),
+        held.len(),
+        "none revoked"
+    );
+    assert_eq!(
+        store
+            .get_user(ada.id)
+            .await
+            .expect("get")
+            .expect("ada")
+            .credential_epoch,
+        epoch,
+        "the epoch stays"
+    );
+    let everywhere = event_about(AuditAction::SessionsRevokedAll, ada.id);
+    let count = store
+        .revoke_user_sessions(ada.id, Some(newest.id), &everywhere)
+        .await
+        .expect("revoke all");
+    let expected = u64::try_from(held.len() - 1).expect("small");
+    assert_eq!(count, expected);
+    log.push(everywhere.of_revoked_all(expected, true));
+    assert_eq!(
+        everywhere.of_revoked_all(expected, true).detail.as_deref(),
+        Some(format!("revoked {expected}, kept the current one").as_str())
+    );
+    assert_log_is(&store, log).await;
+}
+
+/// A password change and an issuer's first sign-in write their events in the
+/// same transaction: with a taken event id the hash, the epoch and the sessions
+/// stay, and no user or identity is created; each success leaves its event.
+pub async fn an_account_write_and_its_audit_event_commit_together_or_not_at_all<S: Backend>(
+    store: S,
+) {
+    let ada = user("ada");
+    store.create_user(&ada).await.expect("create user");
+    let device = session(&ada, t0());
+    let signed_in = any_event();
+    store
+        .create_session(&device, &signed_in)
+        .await
+        .expect("sign in");
+    let (first, taken) = a_taken_event(&store).await;
+    let mut log = vec![signed_in, first];
+
+    let result = store.set_password_hash(ada.id, "new-hash", &taken).await;
+    assert_event_taken(&result, "password");
+    let stored = store.get_user(ada.id).await.expect("get").expect("ada");
+    assert_eq!(stored.password_hash, ada.password_hash);
+    assert_eq!(stored.credential_epoch, ada.credential_epoch);
+    assert!(store.get_session(device.id).await.expect("get").is_some());
+    let reset = event_about(AuditAction::UserPasswordReset, ada.id);
+    store
+        .set_password_hash(ada.id, "new-hash", &reset)
+        .await
+        .expect("password");
+    log.push(reset);
+    assert_eq!(store.get_session(device.id).await.expect("get"), None);
+
+    let grace = user("grace");
+    let identity = OidcIdentity {
+        issuer: "https://issuer.example".into(),
+        subject: "grace-1".into(),
+    };
+    let result = store.create_oidc_user(&grace, &identity, &taken).await;
+    assert_event_taken(&result, "first sign-in");
+    assert_eq!(store.user_by_username("grace").await.expect("get"), None);
+    assert_eq!(
+        store.user_by_oidc_identity(&identity).await.expect("get"),
+        None
+    );
+    let provisioned = event_about(AuditAction::UserCreated, grace.id);
+    store
+        .create_oidc_user(&grace, &identity, &provisioned)
+        .await
+        .expect("first sign-in");
+    log.push(provisioned);
+    assert_eq!(
+        store
+            .user_by_oidc_identity(&identity)
+            .await
+            .expect("get")
+            .map(|u| u.id),
+        Some(grace.id)
+    );
+    assert_log_is(&store, log).await;
+}
+
 // ---------------------------------------------------------------- API tokens
 
 fn api_token(user: &User, name: &str, expires_at: Option<OffsetDateTime>) -> ApiToken {
@@ -4778,8 +5109,9 @@ pub async fn an_api_token_for_an_unknown_or_changed_user_is_refused_and_writes_n
         .expect_err("no such user");
     assert!(matches!(err, StoreError::NotFound), "{err:?}");
     let stale = api_token(&ada, "ci", None);
+    let revoked = event_about(AuditAction::SessionsRevokedAll, ada.id);
     store
-        .revoke_user_sessions(ada.id, None)
+        .revoke_user_sessions(ada.id, None, &revoked)
         .await
         .expect("revoke");
     let err = store
@@ -4792,7 +5124,11 @@ pub async fn an_api_token_for_an_unknown_or_changed_user_is_refused_and_writes_n
     );
     assert_eq!(store.get_api_token(stale.id).await.expect("get"), None);
     assert_eq!(store.list_api_tokens(ada.id).await.expect("list"), []);
-    assert_eq!(all_events(&store).await, []);
+    assert_eq!(
+        all_events(&store).await,
+        [revoked.of_revoked_all(0, false)],
+        "only the sign-out everywhere's own event"
+    );
 }
 
 /// A user holds at most `MAX_API_TOKENS_PER_USER` live tokens: one more is
@@ -4985,7 +5321,10 @@ pub async fn disabling_a_user_revokes_their_sessions_and_api_tokens_in_one_write
     store.create_user(&bob).await.expect("create");
     let sessions: Vec<Session> = (0..3).map(|_| session(&ada, t0())).collect();
     for s in &sessions {
-        store.create_session(s).await.expect("session");
+        store
+            .create_session(s, &any_event())
+            .await
+            .expect("session");
     }
     let tokens: Vec<ApiToken> = (0..3)
         .map(|n| api_token(&ada, &format!("t{n}"), None))
@@ -4995,7 +5334,10 @@ pub async fn disabling_a_user_revokes_their_sessions_and_api_tokens_in_one_write
         store.create_api_token(t, &event).await.expect("token");
     }
     let bobs = session(&bob, t0());
-    store.create_session(&bobs).await.expect("session");
+    store
+        .create_session(&bobs, &any_event())
+        .await
+        .expect("session");
 
     let disable = UserChange {
         disabled: Some(true),
@@ -5026,7 +5368,7 @@ pub async fn disabling_a_user_revokes_their_sessions_and_api_tokens_in_one_write
     assert_eq!(store.get_session(bobs.id).await.expect("get"), Some(bobs));
     // A sign-in that read the old epoch cannot land afterwards.
     let err = store
-        .create_session(&session(&ada, t0()))
+        .create_session(&session(&ada, t0()), &any_event())
         .await
         .expect_err("epoch moved");
     assert!(
@@ -5058,7 +5400,10 @@ pub async fn a_role_change_revokes_credentials_and_a_failed_one_changes_nothing<
     store.create_user(&root).await.expect("create");
     store.create_user(&ada).await.expect("create");
     let s = session(&ada, t0());
-    store.create_session(&s).await.expect("session");
+    store
+        .create_session(&s, &any_event())
+        .await
+        .expect("session");
     let promote = UserChange {
         role: Some(Role::Admin),
         ..UserChange::default()
@@ -5280,11 +5625,14 @@ pub async fn deleting_a_user_removes_their_name_identity_sessions_and_api_tokens
         subject: "ada-123".into(),
     };
     store
-        .create_oidc_user(&ada, &identity)
+        .create_oidc_user(&ada, &identity, &any_event())
         .await
         .expect("create");
     let s = session(&ada, t0());
-    store.create_session(&s).await.expect("session");
+    store
+        .create_session(&s, &any_event())
+        .await
+        .expect("session");
     let t = api_token(&ada, "ci", None);
     store
         .create_api_token(&t, &event_about(AuditAction::ApiTokenCreated, t.id))
@@ -5312,7 +5660,7 @@ pub async fn deleting_a_user_removes_their_name_identity_sessions_and_api_tokens
     // The name and the identity can be used again.
     let again = user("ada");
     store
-        .create_oidc_user(&again, &identity)
+        .create_oidc_user(&again, &identity, &any_event())
         .await
         .expect("create again");
     assert_eq!(

@@ -59,7 +59,7 @@ use ulid::Ulid;
 use utoipa::ToSchema;
 
 use crate::agent::Agent;
-use crate::id::{AgentId, AuditId, JobId, RegistrationTokenId, UserId};
+use crate::id::{AgentId, AuditId, JobId, RegistrationTokenId, SessionId, UserId};
 use crate::job::FieldError;
 use crate::session::Session;
 use crate::user::User;
@@ -477,6 +477,41 @@ impl AuditEvent {
     pub fn of_registration(&self, token: RegistrationTokenId) -> Self {
         let mut event = self.clone();
         event.detail = Some(format!("with registration token {token}"));
+        event
+    }
+
+    /// The event of a session that a sign-in evicted to stay within
+    /// [`MAX_SESSIONS_PER_USER`](crate::session::MAX_SESSIONS_PER_USER), from the
+    /// sign-in's `template` (its `session.created` event): a fresh id,
+    /// `session.revoked` of `session`, by the same actor under the same request.
+    /// The stores call this, because only the write knows which sessions it evicts
+    /// ([`crate::store::SessionStore::create_session`]).
+    #[must_use]
+    pub fn of_eviction(&self, session: SessionId) -> Self {
+        let mut event = self.clone();
+        event.id = AuditId::new();
+        event.action = AuditAction::SessionRevoked;
+        event.subject = Some(session.to_string());
+        event.detail = Some(format!(
+            "evicted: a user holds at most {} sessions",
+            crate::session::MAX_SESSIONS_PER_USER
+        ));
+        event
+    }
+
+    /// A sign-out everywhere's event from its `template`: how many sessions went
+    /// as the detail (`revoked 3`, and `, kept the current one` if one was kept),
+    /// which only the write knows
+    /// ([`crate::store::SessionStore::revoke_user_sessions`]).
+    #[must_use]
+    pub fn of_revoked_all(&self, revoked: u64, kept_one: bool) -> Self {
+        let mut event = self.clone();
+        let kept = if kept_one {
+            ", kept the current one"
+        } else {
+            ""
+        };
+        event.detail = Some(format!("revoked {revoked}{kept}"));
         event
     }
 

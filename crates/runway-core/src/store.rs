@@ -180,7 +180,11 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// Users and their credentials.
 #[async_trait]
 pub trait UserStore: Send + Sync {
-    /// Creates a user. [`StoreError::Conflict`] if the username is taken.
+    /// Creates a user without an audit event: for seeding a store in tests and
+    /// tools. Runway itself creates users with
+    /// [`UserAdminStore::create_user_audited`] or
+    /// [`OidcIdentityStore::create_oidc_user`], which write the event with the
+    /// user. [`StoreError::Conflict`] if the username is taken.
     async fn create_user(&self, user: &User) -> StoreResult<()>;
     /// Looks a user up by login name, including the password hash.
     async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>>;
@@ -193,11 +197,16 @@ pub trait UserStore: Send + Sync {
     /// password beside sessions opened with the old one; and a sign-in that read
     /// the old hash (and epoch) can no longer create its session afterwards.
     /// [`StoreError::NotFound`] if there is no such user, and then nothing is
-    /// written.
+    /// written. `audit` is written in the same write.
     ///
     /// Sessions carry a copy of the user's name and role and must not outlive a
     /// credential change, which is why the two cannot be separate calls.
-    async fn set_password_hash(&self, id: UserId, password_hash: &str) -> StoreResult<()>;
+    async fn set_password_hash(
+        &self,
+        id: UserId,
+        password_hash: &str,
+        audit: &AuditEvent,
+    ) -> StoreResult<()>;
     /// Whether any user exists (first-start bootstrap).
     async fn has_users(&self) -> StoreResult<bool>;
 }
@@ -275,7 +284,15 @@ pub trait SessionStore: Send + Sync {
     /// more than [`MAX_SESSIONS_PER_USER`](crate::session::MAX_SESSIONS_PER_USER),
     /// the oldest (by id) are deleted until they do not. Returns the ids of those
     /// evicted for the bound (not the expired ones), oldest first.
-    async fn create_session(&self, session: &Session) -> StoreResult<Vec<SessionId>>;
+    ///
+    /// `audit` (the `session.created` event) is written in the same write, and
+    /// with it one [`AuditEvent::of_eviction`] of `audit` for each evicted
+    /// session.
+    async fn create_session(
+        &self,
+        session: &Session,
+        audit: &AuditEvent,
+    ) -> StoreResult<Vec<SessionId>>;
     /// One strongly consistent read by id. Returns the record even if expired: the
     /// caller applies [`Session::is_active`].
     async fn get_session(&self, id: SessionId) -> StoreResult<Option<Session>>;
@@ -290,14 +307,27 @@ pub trait SessionStore: Send + Sync {
         user: UserId,
         now: OffsetDateTime,
     ) -> StoreResult<Vec<Session>>;
-    /// Deletes one of `user`'s sessions. [`StoreError::NotFound`] if it is not theirs.
-    async fn revoke_session(&self, user: UserId, id: SessionId) -> StoreResult<()>;
+    /// Deletes one of `user`'s sessions, with `audit` in the same write.
+    /// [`StoreError::NotFound`] if it is not theirs (and then nothing is written).
+    async fn revoke_session(
+        &self,
+        user: UserId,
+        id: SessionId,
+        audit: &AuditEvent,
+    ) -> StoreResult<()>;
     /// Deletes all of `user`'s sessions except `keep` and bumps the user's
     /// [`credential_epoch`](User::credential_epoch), in one atomic write, so a
     /// sign-in already past its password check cannot add a session afterwards;
     /// returns how many were deleted (expired ones still stored included).
-    async fn revoke_user_sessions(&self, user: UserId, keep: Option<SessionId>)
-    -> StoreResult<u64>;
+    /// `audit` is a template: the write records
+    /// [`AuditEvent::of_revoked_all`] of it, with that count. For an unknown
+    /// user it is 0, and nothing is written, the event included.
+    async fn revoke_user_sessions(
+        &self,
+        user: UserId,
+        keep: Option<SessionId>,
+        audit: &AuditEvent,
+    ) -> StoreResult<u64>;
     /// Deletes up to `limit` sessions (of anyone) that are expired at `now`, by
     /// either expiry ([`Session::is_active`]); returns how many. A backend whose
     /// database deletes expired items by itself (DynamoDB's TTL) does nothing and
@@ -333,19 +363,35 @@ pub trait OidcIdentityStore: Send + Sync {
     /// Creates `user` linked to `identity`, in one atomic write: nothing is
     /// written if [`Conflict::UsernameTaken`], or [`Conflict::Exists`] with
     /// [`RecordKind::OidcIdentity`] (a concurrent first sign-in of the same
-    /// person won; read the user by identity again).
-    async fn create_oidc_user(&self, user: &User, identity: &OidcIdentity) -> StoreResult<()>;
+    /// person won; read the user by identity again). `audit` is written in the
+    /// same write.
+    async fn create_oidc_user(
+        &self,
+        user: &User,
+        identity: &OidcIdentity,
+        audit: &AuditEvent,
+    ) -> StoreResult<()>;
 }
 
 /// Registration tokens, created by admins.
 #[async_trait]
 pub trait RegistrationTokenStore: Send + Sync {
-    /// Stores a new token.
-    async fn create_registration_token(&self, token: &RegistrationToken) -> StoreResult<()>;
+    /// Stores a new token, with `audit` in the same transaction.
+    /// [`Conflict::Exists`] if its id or hash is taken.
+    async fn create_registration_token(
+        &self,
+        token: &RegistrationToken,
+        audit: &AuditEvent,
+    ) -> StoreResult<()>;
     /// Every token, newest first (expired ones included, so admins can clean up).
     async fn list_registration_tokens(&self) -> StoreResult<Vec<RegistrationToken>>;
-    /// Deletes a token. [`StoreError::NotFound`] if there is none.
-    async fn delete_registration_token(&self, id: RegistrationTokenId) -> StoreResult<()>;
+    /// Deletes a token, with `audit` in the same transaction.
+    /// [`StoreError::NotFound`] if there is none (and then nothing is written).
+    async fn delete_registration_token(
+        &self,
+        id: RegistrationTokenId,
+        audit: &AuditEvent,
+    ) -> StoreResult<()>;
 }
 
 /// Which agents to list.

@@ -7,8 +7,9 @@
 //! agent talks to the server over loopback HTTP like any other agent: nothing is
 //! short-circuited, so what works here works with a fleet.
 //!
-//! * **Registration.** On start, `dev` makes a one-use registration token directly in
-//!   the store (the operator is on the machine already) and hands it to the agent,
+//! * **Registration.** On start, `dev` makes a one-use registration token through
+//!   the service, audited as made by the system (the operator is on the machine
+//!   already) and hands it to the agent,
 //!   whose token and journal then live in `<data dir>/dev-agent/state` and whose job
 //!   workspaces in `<data dir>/dev-agent/work`. A restart reuses the saved agent token.
 //! * **Labels.** The agent has the label `*`, so it runs every job of the `default`
@@ -20,10 +21,10 @@
 
 use anyhow::Context as _;
 use runway_core::OffsetDateTime;
-use runway_core::agent::RegistrationToken;
-use runway_core::id::{RegistrationTokenId, UserId};
-use runway_core::secret::{IssuedToken, TokenKind};
+use runway_core::id::UserId;
 use runway_service::accounts;
+use runway_service::audit::Caller;
+use runway_service::registration_tokens::{self, NewRegistrationToken};
 use tokio::net::TcpListener;
 
 use crate::config::Config;
@@ -54,27 +55,30 @@ pub async fn dev(config: &Config) -> anyhow::Result<()> {
     // A one-use token, valid for a minute: enough for the agent's first start, and
     // worthless afterwards (a restart uses the agent token the agent saved).
     let now = OffsetDateTime::now_utc();
-    let issued = IssuedToken::new(TokenKind::Registration);
-    stores
-        .records
-        .create_registration_token(&RegistrationToken {
-            id: RegistrationTokenId::new(),
+    let checked = registration_tokens::check(
+        NewRegistrationToken {
             description: Some("runway dev: the local agent".into()),
-            created_by: UserId::new(),
-            created_at: now,
-            expires_at: Some(now + time::Duration::minutes(1)),
+            expires_at: Some(Some(now + time::Duration::minutes(1))),
             max_uses: Some(1),
-            uses: 0,
-            token_hash: issued.hash,
-        })
-        .await
-        .context("cannot create the local agent's registration token")?;
+        },
+        now,
+    )
+    .context("cannot make the local agent's registration token")?;
+    // Made by no user: `runway dev` itself, as the system in the audit log.
+    let (_, registration_token) = registration_tokens::create(
+        stores.records.as_ref(),
+        &Caller::system(),
+        UserId::new(),
+        checked,
+    )
+    .await
+    .context("cannot create the local agent's registration token")?;
 
     let agent_dir = config.data_dir.join(AGENT_DIR);
     let server_url = format!("http://{addr}");
     let args = runway_agent::Args {
         server_url: server_url.clone(),
-        registration_token: Some(issued.plaintext.expose().to_owned()),
+        registration_token: Some(registration_token.expose().to_owned()),
         name: Some("dev-agent".into()),
         region: None,
         labels: Some(runway_agent::config::Labels(vec!["*".into()])),

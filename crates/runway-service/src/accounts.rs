@@ -9,14 +9,16 @@
 //! copy of the user's name and role and must not outlive a credential change.
 //!
 //! Each change is recorded in the audit log with the actor `system`: these run on
-//! the operator's side (first start, `runway admin`), not as a signed-in user.
+//! the operator's side (first start, `runway admin`), not as a signed-in user. The
+//! event is handed to the store write that makes the change, and the two commit
+//! together or not at all ([`crate::audit`]).
 
 use runway_core::OffsetDateTime;
 use runway_core::audit::{Actor, AuditAction, AuditEvent};
 use runway_core::id::UserId;
 use runway_core::password::{MIN_PASSWORD_LEN, generate_password, hash_password};
 use runway_core::secret::Secret;
-use runway_core::store::{AuditStore, Conflict, StoreError, UserStore};
+use runway_core::store::{Conflict, StoreError, UserAdminStore, UserStore};
 use runway_core::user::{Role, User, validate_username};
 
 /// The longest password accepted anywhere; bounds the argon2 work an attacker can
@@ -81,7 +83,7 @@ pub(crate) async fn hash(password: &Secret) -> String {
 /// [`AccountError::WeakPassword`] if a given password is too short; store failures.
 pub async fn ensure_admin<S>(store: &S, password: Option<Secret>) -> Result<Bootstrap, AccountError>
 where
-    S: UserStore + AuditStore + ?Sized,
+    S: UserStore + UserAdminStore + ?Sized,
 {
     if let Some(p) = &password {
         check_password(p)?;
@@ -105,11 +107,9 @@ where
         credential_epoch: 0,
         disabled: false,
     };
-    match store.create_user(&user).await {
-        Ok(()) => {
-            record(store, AuditAction::UserCreated, &user, "first start").await;
-            Ok(outcome)
-        }
+    let event = system_event(AuditAction::UserCreated, &user, "first start");
+    match store.create_user_audited(&user, &event).await {
+        Ok(()) => Ok(outcome),
         // Another process bootstrapped at the same moment.
         Err(StoreError::Conflict(Conflict::UsernameTaken(_))) => Ok(Bootstrap::AlreadyInitialized),
         Err(e) => Err(e.into()),
@@ -128,7 +128,7 @@ pub async fn create_user<S>(
     role: Role,
 ) -> Result<User, AccountError>
 where
-    S: UserStore + AuditStore + ?Sized,
+    S: UserStore + UserAdminStore + ?Sized,
 {
     validate_username(username).map_err(AccountError::InvalidUsername)?;
     check_password(password)?;
@@ -141,12 +141,10 @@ where
         credential_epoch: 0,
         disabled: false,
     };
-    match store.create_user(&user).await {
-        Ok(()) => {
-            let detail = format!("{} `{}`", user.role.as_str(), user.username);
-            record(store, AuditAction::UserCreated, &user, &detail).await;
-            Ok(user)
-        }
+    let detail = format!("{} `{}`", user.role.as_str(), user.username);
+    let event = system_event(AuditAction::UserCreated, &user, &detail);
+    match store.create_user_audited(&user, &event).await {
+        Ok(()) => Ok(user),
         Err(StoreError::Conflict(Conflict::UsernameTaken(_))) => {
             Err(AccountError::UsernameTaken(username.to_owned()))
         }
@@ -168,7 +166,7 @@ pub async fn reset_password<S>(
     password: &Secret,
 ) -> Result<(), AccountError>
 where
-    S: UserStore + AuditStore + ?Sized,
+    S: UserStore + UserAdminStore + ?Sized,
 {
     check_password(password)?;
     let user = store
@@ -176,28 +174,24 @@ where
         .await?
         .ok_or_else(|| AccountError::NoSuchUser(username.to_owned()))?;
     let hashed = hash(password).await;
-    match store.set_password_hash(user.id, &hashed).await {
-        Ok(()) => {
-            let detail = format!("`{}`, signed out everywhere", user.username);
-            record(store, AuditAction::UserPasswordReset, &user, &detail).await;
-            Ok(())
-        }
+    let detail = format!("`{}`, signed out everywhere", user.username);
+    let event = system_event(AuditAction::UserPasswordReset, &user, &detail);
+    match store.set_password_hash(user.id, &hashed, &event).await {
+        Ok(()) => Ok(()),
         // Deleted between the lookup and the write.
         Err(StoreError::NotFound) => Err(AccountError::NoSuchUser(username.to_owned())),
         Err(e) => Err(e.into()),
     }
 }
 
-/// Records an account change made by the system (see the module documentation).
-async fn record<S>(store: &S, action: AuditAction, user: &User, detail: &str)
-where
-    S: AuditStore + ?Sized,
-{
+/// The event of an account change made by the system (see the module
+/// documentation), for the store write that makes it.
+fn system_event(action: AuditAction, user: &User, detail: &str) -> AuditEvent {
     let event = AuditEvent::new(
         Actor::System,
         action,
         Some(user.id.to_string()),
         OffsetDateTime::now_utc(),
     );
-    crate::audit::append(store, event, Some(detail.to_owned())).await;
+    crate::audit::with_detail(event, Some(detail.to_owned()))
 }

@@ -17,10 +17,18 @@
 //! earlier design, appending after the change and only logging a failure, is
 //! what this replaced.
 //!
+//! This holds for every change: jobs, dispatch and agents, API tokens, users
+//! (the users API, `runway admin`, first start, an issuer's first sign-in),
+//! registration tokens, sign-ins, sign-outs, session revocations, sign-outs
+//! everywhere and password resets.
+//!
 //! Because the event is built before the write, its detail says what was asked
 //! and what was read, never what only the write learns; where the store alone
-//! knows a part (which job a claim got, which token admitted an agent) the store
-//! fills it in (`AuditEvent::of_claim`, `AuditEvent::of_registration`).
+//! knows a part the service hands it a template and the store fills it in: which
+//! job a claim got (`AuditEvent::of_claim`), which token admitted an agent
+//! (`AuditEvent::of_registration`), which sessions a sign-in at the bound evicted
+//! (one `session.revoked` each, `AuditEvent::of_eviction`), how many sessions a
+//! sign-out everywhere deleted (`AuditEvent::of_revoked_all`).
 //!
 //! [`Caller::record`] (an append of its own) is left for events that have no
 //! change of their own: a refused sign-in, an agent saying it is leaving. A
@@ -150,7 +158,7 @@ where
 }
 
 /// `event` with `detail`, or without it if it is out of bounds (logged).
-fn with_detail(event: AuditEvent, detail: Option<String>) -> AuditEvent {
+pub(crate) fn with_detail(event: AuditEvent, detail: Option<String>) -> AuditEvent {
     match detail {
         None => event,
         Some(detail) => match event.clone().with_detail(detail) {

@@ -27,6 +27,8 @@
 //! * [`dispatch`] — the agent side: registration, heartbeats, the long-poll claim,
 //!   leases, log chunks and finishing an attempt.
 //! * [`reaper`] — ends lost, timed-out and expired work; one pass at a time.
+//! * [`registration_tokens`] — the rules of a new registration token, creating
+//!   and deleting one.
 //! * [`audit`] — who is acting ([`audit::Caller`]) and the record of what they did.
 //! * [`error`] — the one error type of this boundary, [`ServiceError`].
 //!
@@ -45,6 +47,7 @@ pub mod jobs;
 pub mod limits;
 pub mod oidc;
 pub mod reaper;
+pub mod registration_tokens;
 pub mod sessions;
 pub mod users;
 

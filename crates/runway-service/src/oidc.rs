@@ -431,28 +431,19 @@ impl Oidc {
             credential_epoch: 0,
             disabled: false,
         };
-        match self.store.create_oidc_user(&user, identity).await {
-            Ok(()) => {
-                let caller = Caller {
-                    actor: runway_core::audit::Actor::System,
-                    request_id,
-                };
-                let detail = format!(
-                    "{} `{}`, first sign-in through {}",
-                    user.role.as_str(),
-                    user.username,
-                    identity.issuer
-                );
-                caller
-                    .record(
-                        self.store.as_ref(),
-                        AuditAction::UserCreated,
-                        user.id,
-                        Some(detail),
-                    )
-                    .await;
-                Ok(user)
-            }
+        let caller = Caller {
+            actor: runway_core::audit::Actor::System,
+            request_id,
+        };
+        let detail = format!(
+            "{} `{}`, first sign-in through {}",
+            user.role.as_str(),
+            user.username,
+            identity.issuer
+        );
+        let event = caller.event(AuditAction::UserCreated, user.id, Some(detail));
+        match self.store.create_oidc_user(&user, identity, &event).await {
+            Ok(()) => Ok(user),
             // The same person's other first sign-in won the race: theirs is the user.
             Err(StoreError::Conflict(Conflict::Exists(RecordKind::OidcIdentity))) => self
                 .store

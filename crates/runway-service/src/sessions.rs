@@ -14,8 +14,10 @@
 //! sign-out everywhere that lands while argon2 runs makes the sign-in fail with
 //! [`ServiceError::InvalidCredentials`], as if it had started after the change, so
 //! no session opened with an old password outlives the reset. A user holds at most
-//! [`MAX_SESSIONS_PER_USER`] sessions: a sign-in past that evicts the oldest, and
-//! each eviction is audited as a revocation.
+//! [`MAX_SESSIONS_PER_USER`](runway_core::session::MAX_SESSIONS_PER_USER)
+//! sessions: a sign-in past that evicts the oldest, and
+//! each eviction is audited as a revocation, written by the store with the
+//! sign-in's own event (only the write knows which sessions it evicts).
 //!
 //! Before any of that, the abuse limits ([`crate::limits`]) admit the attempt:
 //! an account or an address with too many recent failures is refused with
@@ -35,7 +37,7 @@ use runway_core::id::SessionId;
 use runway_core::job::FieldError;
 use runway_core::password::{NO_PASSWORD, dummy_hash, verify_password};
 use runway_core::secret::{IssuedToken, Secret};
-use runway_core::session::{MAX_SESSIONS_PER_USER, Session};
+use runway_core::session::Session;
 use runway_core::store::{Conflict, Store, StoreError};
 use runway_core::user::{MAX_USERNAME_LEN, User};
 
@@ -288,8 +290,15 @@ impl Sessions {
             token_hash: issued.hash,
             credential_epoch: user.credential_epoch,
         };
-        let evicted = match self.store.create_session(&session).await {
-            Ok(evicted) => evicted,
+        // The store writes this with the session, and one `session.revoked` of
+        // it for each session the sign-in evicts (`AuditEvent::of_eviction`).
+        let event = Caller::user(&session, request_id).event(
+            AuditAction::SessionCreated,
+            session.id,
+            session.device_name.as_ref().map(|d| format!("device: {d}")),
+        );
+        match self.store.create_session(&session, &event).await {
+            Ok(_) => {}
             // The password was reset, or the user signed out everywhere or was
             // deleted, while the hash was being checked: the check was against
             // credentials that no longer hold.
@@ -297,27 +306,6 @@ impl Sessions {
                 return Err(ServiceError::InvalidCredentials);
             }
             Err(err) => return Err(err.into()),
-        };
-        let caller = Caller::user(&session, request_id);
-        caller
-            .record(
-                self.store.as_ref(),
-                AuditAction::SessionCreated,
-                session.id,
-                session.device_name.as_ref().map(|d| format!("device: {d}")),
-            )
-            .await;
-        for id in evicted {
-            caller
-                .record(
-                    self.store.as_ref(),
-                    AuditAction::SessionRevoked,
-                    id,
-                    Some(format!(
-                        "evicted: a user holds at most {MAX_SESSIONS_PER_USER} sessions"
-                    )),
-                )
-                .await;
         }
         Ok((session, issued.plaintext))
     }
@@ -332,18 +320,17 @@ impl Sessions {
         session: &Session,
         request_id: Option<String>,
     ) -> ServiceResult<()> {
-        match self.store.revoke_session(session.user_id, session.id).await {
-            Ok(()) => {
-                Caller::user(session, request_id)
-                    .record(
-                        self.store.as_ref(),
-                        AuditAction::SessionRevoked,
-                        session.id,
-                        Some("signed out".into()),
-                    )
-                    .await;
-                Ok(())
-            }
+        let event = Caller::user(session, request_id).event(
+            AuditAction::SessionRevoked,
+            session.id,
+            Some("signed out".into()),
+        );
+        match self
+            .store
+            .revoke_session(session.user_id, session.id, &event)
+            .await
+        {
+            Ok(()) => Ok(()),
             Err(StoreError::NotFound) => Ok(()),
             Err(err) => Err(err.into()),
         }
@@ -359,13 +346,11 @@ impl Sessions {
         id: SessionId,
         request_id: Option<String>,
     ) -> ServiceResult<()> {
+        let event = Caller::user(me, request_id).event(AuditAction::SessionRevoked, id, None);
         self.store
-            .revoke_session(me.user_id, id)
+            .revoke_session(me.user_id, id, &event)
             .await
             .map_err(ServiceError::or_not_found("session"))?;
-        Caller::user(me, request_id)
-            .record(self.store.as_ref(), AuditAction::SessionRevoked, id, None)
-            .await;
         Ok(())
     }
 
@@ -382,20 +367,12 @@ impl Sessions {
         request_id: Option<String>,
     ) -> ServiceResult<u64> {
         let keep = keep_current.then_some(me.id);
-        let revoked = self.store.revoke_user_sessions(me.user_id, keep).await?;
-        let kept = if keep.is_some() {
-            ", kept the current one"
-        } else {
-            ""
-        };
-        Caller::user(me, request_id)
-            .record(
-                self.store.as_ref(),
-                AuditAction::SessionsRevokedAll,
-                me.user_id,
-                Some(format!("revoked {revoked}{kept}")),
-            )
-            .await;
-        Ok(revoked)
+        // A template: the store fills in how many went (`of_revoked_all`).
+        let event =
+            Caller::user(me, request_id).event(AuditAction::SessionsRevokedAll, me.user_id, None);
+        Ok(self
+            .store
+            .revoke_user_sessions(me.user_id, keep, &event)
+            .await?)
     }
 }

@@ -224,18 +224,15 @@ impl Users {
         user: UserId,
         session: SessionId,
     ) -> ServiceResult<()> {
+        let event = caller.event(
+            AuditAction::SessionRevoked,
+            session,
+            Some(format!("by an admin, of user {user}")),
+        );
         self.store
-            .revoke_session(user, session)
+            .revoke_session(user, session, &event)
             .await
             .map_err(ServiceError::or_not_found("session"))?;
-        caller
-            .record(
-                self.store.as_ref(),
-                AuditAction::SessionRevoked,
-                session,
-                Some(format!("by an admin, of user {user}")),
-            )
-            .await;
         Ok(())
     }
 }

@@ -46,6 +46,13 @@
 //!   consistent `BatchGetItem`, filtered with `Session::is_active(now)` in code and
 //!   sorted newest first (ids are ULIDs). There is no GSI on `sessions`.
 //!
+//! Each of these writes (a user's creation, a sign-in, a revocation, a sign-out
+//! everywhere, a password change) ends its `TransactWriteItems` with the `Put` of
+//! its audit event (`crate::audit`); a sign-in adds one more per session it evicts
+//! for the bound, and a sign-out everywhere's event carries the count this round
+//! of the write deleted. A retry whose response was lost finds its own event
+//! (`audit::landed`) and is success.
+//!
 //! Sessions written before the map existed are in no map, so no revocation could
 //! reach them: they carry no `credential_epoch` and read as no session at all
 //! (`SessionItem::into_session`), i.e. the upgrade signs everyone out once. Users
@@ -60,6 +67,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
+use runway_core::audit::AuditEvent;
 use runway_core::id::{SessionId, UserId};
 use runway_core::session::{MAX_SESSIONS_PER_USER, Session};
 use runway_core::store::{Conflict, RecordKind, SessionStore, StoreError, StoreResult, UserStore};
@@ -67,9 +75,10 @@ use runway_core::user::User;
 use time::OffsetDateTime;
 
 use crate::DynamoStore;
+use crate::audit;
 use crate::error::{
-    RETRY_AFTER, cancellation_codes, failed_condition, is_condition_failure, sdk_error,
-    transaction_error,
+    RETRY_AFTER, cancellation_codes, cancellation_reasons, failed_condition, is_condition_failure,
+    sdk_error, transaction_error,
 };
 use crate::expr::Expr;
 use crate::items::{
@@ -163,13 +172,15 @@ impl DynamoStore {
 
     /// Deletes every session in `user`'s map except `keep`, bumps the epoch and,
     /// for a password change, sets `password_hash`, in one transaction (see the
-    /// module docs). Returns how many sessions were deleted; `None` if there is no
-    /// such user.
+    /// module docs), with the event `audit` makes of the count. Returns how many
+    /// sessions were deleted; `None` if there is no such user (and then nothing is
+    /// written).
     async fn revoke_all(
         &self,
         user: UserId,
         keep: Option<SessionId>,
         password_hash: Option<&str>,
+        audit: impl Fn(u64) -> AuditEvent + Send + Sync,
     ) -> StoreResult<Option<u64>> {
         let keep = keep.map(|k| k.to_string());
         for _ in 0..SESSION_WRITE_ROUNDS {
@@ -215,20 +226,33 @@ impl DynamoStore {
                 expr.set(name, AttributeValue::M(kept));
             }
             let revoked = u64::try_from(deletes.len()).unwrap_or(u64::MAX);
-            let mut actions = Vec::with_capacity(1 + deletes.len());
+            let event = audit(revoked);
+            let mut actions = Vec::with_capacity(2 + deletes.len());
             actions.push(self.update_user_item(user, &expr)?);
             actions.extend(deletes);
-            match self
+            let event_at = actions.len();
+            actions.push(self.put_event(&event)?);
+            let result = self
                 .client
                 .transact_write_items()
                 .set_transact_items(Some(actions))
                 .send()
-                .await
+                .await;
+            let Err(err) = result else {
+                return Ok(Some(revoked));
+            };
+            // Our own transaction, retried after its response was lost.
+            if let Some(reasons) = cancellation_reasons(&err)
+                && audit::landed(reasons, event_at, &event)?
             {
-                Ok(_) => return Ok(Some(revoked)),
+                return Ok(Some(revoked));
+            }
+            match failed_condition(&err) {
+                Some(i) if i == event_at => return Err(audit::taken()),
                 // The user's map changed since the read, or the user is gone: read again.
-                Err(err) if failed_condition(&err) == Some(0) || lost_to_a_conflict(&err) => {}
-                Err(err) => return Err(transaction_error(err)),
+                Some(0) => {}
+                None if lost_to_a_conflict(&err) => {}
+                _ => return Err(transaction_error(err)),
             }
         }
         Err(StoreError::unavailable(Contended, Some(RETRY_AFTER)))
@@ -338,8 +362,16 @@ impl UserStore for DynamoStore {
     }
 
     /// One transaction with the revocation of every session (see the module docs).
-    async fn set_password_hash(&self, id: UserId, password_hash: &str) -> StoreResult<()> {
-        match self.revoke_all(id, None, Some(password_hash)).await? {
+    async fn set_password_hash(
+        &self,
+        id: UserId,
+        password_hash: &str,
+        audit: &AuditEvent,
+    ) -> StoreResult<()> {
+        match self
+            .revoke_all(id, None, Some(password_hash), |_| audit.clone())
+            .await?
+        {
             Some(_) => Ok(()),
             None => Err(StoreError::NotFound),
         }
@@ -366,7 +398,11 @@ impl UserStore for DynamoStore {
 impl SessionStore for DynamoStore {
     /// Read the user, plan the evictions, one transaction; again from the read if
     /// another write to the user's map won (see the module docs).
-    async fn create_session(&self, session: &Session) -> StoreResult<Vec<SessionId>> {
+    async fn create_session(
+        &self,
+        session: &Session,
+        audit: &AuditEvent,
+    ) -> StoreResult<Vec<SessionId>> {
         let item = to_item("sessions", &SessionItem::from(session))?;
         let id = session.id.to_string();
         let (created_at, expires_at) = (nanos(session.created_at)?, nanos(session.expires_at)?);
@@ -416,6 +452,16 @@ impl SessionStore for DynamoStore {
             for old in admission.removed() {
                 actions.push(self.delete_session(old)?);
             }
+            let evicted: Vec<SessionId> = admission
+                .evicted
+                .iter()
+                .map(|id| id.parse().map_err(StoreError::internal))
+                .collect::<StoreResult<_>>()?;
+            let event_at = actions.len();
+            actions.push(self.put_event(audit)?);
+            for id in &evicted {
+                actions.push(self.put_event(&audit.of_eviction(*id))?);
+            }
             match self
                 .client
                 .transact_write_items()
@@ -423,12 +469,10 @@ impl SessionStore for DynamoStore {
                 .send()
                 .await
             {
-                Ok(_) => {
-                    return admission
-                        .evicted
-                        .iter()
-                        .map(|id| id.parse().map_err(StoreError::internal))
-                        .collect();
+                Ok(_) => return Ok(evicted),
+                // Only an event's id is taken (a failure before it comes first).
+                Err(err) if failed_condition(&err).is_some_and(|i| i >= event_at) => {
+                    return Err(audit::taken());
                 }
                 Err(err) if failed_condition(&err) == Some(0) => {
                     // The SDK's retry of a transaction that landed finds its own
@@ -521,7 +565,12 @@ impl SessionStore for DynamoStore {
         Ok(sessions)
     }
 
-    async fn revoke_session(&self, user: UserId, id: SessionId) -> StoreResult<()> {
+    async fn revoke_session(
+        &self,
+        user: UserId,
+        id: SessionId,
+        audit: &AuditEvent,
+    ) -> StoreResult<()> {
         let delete = Delete::builder()
             .table_name(&self.tables.sessions)
             .key(SESSION_ID, string(id.to_string()))
@@ -541,14 +590,24 @@ impl SessionStore for DynamoStore {
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().delete(delete).build())
             .transact_items(self.update_user_item(user, &expr)?)
+            .transact_items(self.put_event(audit)?)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
+        let Err(err) = result else {
+            return Ok(());
+        };
+        // Our own transaction, retried after its response was lost.
+        if let Some(reasons) = cancellation_reasons(&err)
+            && audit::landed(reasons, 2, audit)?
+        {
+            return Ok(());
+        }
+        match failed_condition(&err) {
+            Some(2) => Err(audit::taken()),
             // Missing, someone else's, or not in the user's map: the same answer,
             // so ids cannot be probed.
-            Err(err) if failed_condition(&err).is_some() => Err(StoreError::NotFound),
-            Err(err) => Err(transaction_error(err)),
+            Some(_) => Err(StoreError::NotFound),
+            None => Err(transaction_error(err)),
         }
     }
 
@@ -556,8 +615,15 @@ impl SessionStore for DynamoStore {
         &self,
         user: UserId,
         keep: Option<SessionId>,
+        audit: &AuditEvent,
     ) -> StoreResult<u64> {
-        Ok(self.revoke_all(user, keep, None).await?.unwrap_or(0))
+        let kept = keep.is_some();
+        Ok(self
+            .revoke_all(user, keep, None, |revoked| {
+                audit.of_revoked_all(revoked, kept)
+            })
+            .await?
+            .unwrap_or(0))
     }
 
     /// DynamoDB's TTL deletes expired sessions (the `ttl` attribute); see the

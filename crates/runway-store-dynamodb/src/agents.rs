@@ -78,7 +78,11 @@ fn decode_agent(item: crate::items::Item) -> StoreResult<Agent> {
 
 #[async_trait]
 impl RegistrationTokenStore for DynamoStore {
-    async fn create_registration_token(&self, token: &RegistrationToken) -> StoreResult<()> {
+    async fn create_registration_token(
+        &self,
+        token: &RegistrationToken,
+        audit: &AuditEvent,
+    ) -> StoreResult<()> {
         let item = to_item("registration_tokens", &RegistrationTokenItem::from(token))?;
         let lookup = to_item(
             "lookups",
@@ -92,14 +96,22 @@ impl RegistrationTokenStore for DynamoStore {
             .transact_write_items()
             .transact_items(put_new(&self.tables.registration_tokens, item, TOKEN_ID)?)
             .transact_items(put_new(&self.tables.lookups, lookup, LOOKUP_KEY)?)
+            .transact_items(self.put_event(audit)?)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) if failed_condition(&err).is_some() => {
-                Err(Conflict::Exists(RecordKind::RegistrationToken).into())
-            }
-            Err(err) => Err(transaction_error(err)),
+        let Err(err) = result else {
+            return Ok(());
+        };
+        // Our own transaction, retried after its response was lost.
+        if let Some(reasons) = cancellation_reasons(&err)
+            && audit::landed(reasons, 2, audit)?
+        {
+            return Ok(());
+        }
+        match failed_condition(&err) {
+            Some(2) => Err(audit::taken()),
+            Some(_) => Err(Conflict::Exists(RecordKind::RegistrationToken).into()),
+            None => Err(transaction_error(err)),
         }
     }
 
@@ -131,7 +143,11 @@ impl RegistrationTokenStore for DynamoStore {
         Ok(tokens)
     }
 
-    async fn delete_registration_token(&self, id: RegistrationTokenId) -> StoreResult<()> {
+    async fn delete_registration_token(
+        &self,
+        id: RegistrationTokenId,
+        audit: &AuditEvent,
+    ) -> StoreResult<()> {
         let Some(item) = self
             .get_item(&self.tables.registration_tokens, TOKEN_ID, id.to_string())
             .await?
@@ -168,13 +184,23 @@ impl RegistrationTokenStore for DynamoStore {
                     .map(|d| TransactWriteItem::builder().delete(d).build())
                     .map_err(StoreError::internal)?,
             )
+            .transact_items(self.put_event(audit)?)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
+        let Err(err) = result else {
+            return Ok(());
+        };
+        // Our own transaction, retried after its response was lost.
+        if let Some(reasons) = cancellation_reasons(&err)
+            && audit::landed(reasons, 2, audit)?
+        {
+            return Ok(());
+        }
+        match failed_condition(&err) {
             // Deleted by a concurrent caller between the read and the write.
-            Err(err) if failed_condition(&err).is_some() => Err(StoreError::NotFound),
-            Err(err) => Err(transaction_error(err)),
+            Some(0) => Err(StoreError::NotFound),
+            Some(_) => Err(audit::taken()),
+            None => Err(transaction_error(err)),
         }
     }
 }

@@ -17,6 +17,7 @@
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::ReturnValue;
+use runway_core::audit::AuditEvent;
 use runway_core::oidc::{OidcIdentity, PendingLogin};
 use runway_core::secret::TokenHash;
 use runway_core::store::{Conflict, OidcIdentityStore, OidcLoginStore, RecordKind, StoreResult};
@@ -80,8 +81,14 @@ impl OidcIdentityStore for DynamoStore {
     }
 
     /// See [`DynamoStore::put_user`]: the user, their username, the identity
-    /// and, for an enabled admin, the admin counter, in one transaction.
-    async fn create_oidc_user(&self, user: &User, identity: &OidcIdentity) -> StoreResult<()> {
-        self.put_user(user, Some(identity), None).await
+    /// and, for an enabled admin, the admin counter, with `audit`, in one
+    /// transaction.
+    async fn create_oidc_user(
+        &self,
+        user: &User,
+        identity: &OidcIdentity,
+        audit: &AuditEvent,
+    ) -> StoreResult<()> {
+        self.put_user(user, Some(identity), Some(audit)).await
     }
 }

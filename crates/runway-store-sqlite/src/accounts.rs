@@ -30,6 +30,7 @@
 use std::sync::LazyLock;
 
 use async_trait::async_trait;
+use runway_core::audit::AuditEvent;
 use runway_core::id::{SessionId, UserId};
 use runway_core::session::{MAX_SESSIONS_PER_USER, Session};
 use runway_core::store::{Conflict, RecordKind, SessionStore, StoreError, StoreResult, UserStore};
@@ -38,6 +39,7 @@ use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use time::OffsetDateTime;
 
 use crate::SqliteStore;
+use crate::audit::insert_event;
 use crate::error::{Key, store_error, store_error_or_conflict};
 use crate::rows::{self, SESSION_COLUMNS, USER_COLUMNS, int, ts};
 
@@ -115,8 +117,14 @@ impl UserStore for SqliteStore {
     /// The update (new hash, epoch + 1) and the deletion of the user's sessions
     /// share one `BEGIN IMMEDIATE` transaction: an unknown user returns before the
     /// delete, and the dropped transaction rolls back, so nothing at all is written.
-    async fn set_password_hash(&self, id: UserId, password_hash: &str) -> StoreResult<()> {
+    async fn set_password_hash(
+        &self,
+        id: UserId,
+        password_hash: &str,
+        audit: &AuditEvent,
+    ) -> StoreResult<()> {
         let password_hash = password_hash.to_owned();
+        let audit = audit.clone();
         self.db
             .write(move |conn| {
                 let tx = conn
@@ -135,6 +143,7 @@ impl UserStore for SqliteStore {
                 tx.prepare_cached("DELETE FROM sessions WHERE user_id = ?1")
                     .and_then(|mut stmt| stmt.execute([id.to_string()]))
                     .map_err(store_error)?;
+                insert_event(&tx, &audit)?;
                 tx.commit().map_err(store_error)
             })
             .await
@@ -152,8 +161,13 @@ impl UserStore for SqliteStore {
 impl SessionStore for SqliteStore {
     /// One `BEGIN IMMEDIATE` transaction: the epoch check, the deletion of the
     /// user's expired and surplus sessions, the insert (see the module docs).
-    async fn create_session(&self, session: &Session) -> StoreResult<Vec<SessionId>> {
+    async fn create_session(
+        &self,
+        session: &Session,
+        audit: &AuditEvent,
+    ) -> StoreResult<Vec<SessionId>> {
         let s = session.clone();
+        let audit = audit.clone();
         let (created_at, last_seen_at, expires_at) =
             (ts(s.created_at)?, ts(s.last_seen_at)?, ts(s.expires_at)?);
         let epoch = int(s.credential_epoch)?;
@@ -215,6 +229,10 @@ impl SessionStore for SqliteStore {
                 .map_err(|e| {
                     store_error_or_conflict(e, |_| Conflict::Exists(RecordKind::Session))
                 })?;
+                insert_event(&tx, &audit)?;
+                for id in &evicted {
+                    insert_event(&tx, &audit.of_eviction(*id))?;
+                }
                 tx.commit().map_err(store_error)?;
                 Ok(evicted)
             })
@@ -261,17 +279,25 @@ impl SessionStore for SqliteStore {
         Ok(sessions.into_iter().filter(|s| s.is_active(now)).collect())
     }
 
-    async fn revoke_session(&self, user: UserId, id: SessionId) -> StoreResult<()> {
+    async fn revoke_session(
+        &self,
+        user: UserId,
+        id: SessionId,
+        audit: &AuditEvent,
+    ) -> StoreResult<()> {
+        let audit = audit.clone();
         self.db
             .write(move |conn| {
-                let deleted = conn
+                let tx = conn.transaction().map_err(store_error)?;
+                let deleted = tx
                     .prepare_cached("DELETE FROM sessions WHERE id = ?1 AND user_id = ?2")
                     .and_then(|mut stmt| stmt.execute([id.to_string(), user.to_string()]))
                     .map_err(store_error)?;
                 if deleted == 0 {
                     return Err(StoreError::NotFound);
                 }
-                Ok(())
+                insert_event(&tx, &audit)?;
+                tx.commit().map_err(store_error)
             })
             .await
     }
@@ -283,17 +309,24 @@ impl SessionStore for SqliteStore {
         &self,
         user: UserId,
         keep: Option<SessionId>,
+        audit: &AuditEvent,
     ) -> StoreResult<u64> {
+        let audit = audit.clone();
         self.db
             .write(move |conn| {
                 let tx = conn
                     .transaction_with_behavior(TransactionBehavior::Immediate)
                     .map_err(store_error)?;
-                tx.prepare_cached(
-                    "UPDATE users SET credential_epoch = credential_epoch + 1 WHERE id = ?1",
-                )
-                .and_then(|mut stmt| stmt.execute([user.to_string()]))
-                .map_err(store_error)?;
+                let bumped = tx
+                    .prepare_cached(
+                        "UPDATE users SET credential_epoch = credential_epoch + 1 WHERE id = ?1",
+                    )
+                    .and_then(|mut stmt| stmt.execute([user.to_string()]))
+                    .map_err(store_error)?;
+                if bumped == 0 {
+                    // No such user: nothing to revoke, nothing written.
+                    return Ok(0);
+                }
                 let deleted = tx
                     .prepare_cached(
                         "DELETE FROM sessions WHERE user_id = ?1 AND (?2 IS NULL OR id <> ?2)",
@@ -302,8 +335,10 @@ impl SessionStore for SqliteStore {
                         stmt.execute(params![user.to_string(), keep.map(|k| k.to_string())])
                     })
                     .map_err(store_error)?;
+                let deleted = u64::try_from(deleted).unwrap_or(u64::MAX);
+                insert_event(&tx, &audit.of_revoked_all(deleted, keep.is_some()))?;
                 tx.commit().map_err(store_error)?;
-                Ok(u64::try_from(deleted).unwrap_or(u64::MAX))
+                Ok(deleted)
             })
             .await
     }

@@ -55,12 +55,18 @@ static AGENT_BY_ID: LazyLock<String> =
 
 #[async_trait]
 impl RegistrationTokenStore for SqliteStore {
-    async fn create_registration_token(&self, token: &RegistrationToken) -> StoreResult<()> {
+    async fn create_registration_token(
+        &self,
+        token: &RegistrationToken,
+        audit: &AuditEvent,
+    ) -> StoreResult<()> {
         let t = token.clone();
+        let audit = audit.clone();
         let (created_at, expires_at) = (ts(t.created_at)?, opt_ts(t.expires_at)?);
         self.db
             .write(move |conn| {
-                conn.prepare_cached(&format!(
+                let tx = conn.transaction().map_err(store_error)?;
+                tx.prepare_cached(&format!(
                     "INSERT INTO registration_tokens ({REGISTRATION_TOKEN_COLUMNS}) \
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
                 ))
@@ -79,7 +85,8 @@ impl RegistrationTokenStore for SqliteStore {
                 .map_err(|e| {
                     store_error_or_conflict(e, |_| Conflict::Exists(RecordKind::RegistrationToken))
                 })?;
-                Ok(())
+                insert_event(&tx, &audit)?;
+                tx.commit().map_err(store_error)
             })
             .await
     }
@@ -94,17 +101,24 @@ impl RegistrationTokenStore for SqliteStore {
         })
     }
 
-    async fn delete_registration_token(&self, id: RegistrationTokenId) -> StoreResult<()> {
+    async fn delete_registration_token(
+        &self,
+        id: RegistrationTokenId,
+        audit: &AuditEvent,
+    ) -> StoreResult<()> {
+        let audit = audit.clone();
         self.db
             .write(move |conn| {
-                let deleted = conn
+                let tx = conn.transaction().map_err(store_error)?;
+                let deleted = tx
                     .prepare_cached("DELETE FROM registration_tokens WHERE id = ?1")
                     .and_then(|mut stmt| stmt.execute([id.to_string()]))
                     .map_err(store_error)?;
                 if deleted == 0 {
                     return Err(StoreError::NotFound);
                 }
-                Ok(())
+                insert_event(&tx, &audit)?;
+                tx.commit().map_err(store_error)
             })
             .await
     }

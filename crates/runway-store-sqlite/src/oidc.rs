@@ -7,6 +7,7 @@
 //! username taken or an identity linked meanwhile leaves nothing behind.
 
 use async_trait::async_trait;
+use runway_core::audit::AuditEvent;
 use runway_core::oidc::{OidcIdentity, PendingLogin};
 use runway_core::secret::TokenHash;
 use runway_core::store::{Conflict, OidcIdentityStore, OidcLoginStore, RecordKind, StoreResult};
@@ -15,6 +16,7 @@ use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use time::OffsetDateTime;
 
 use crate::SqliteStore;
+use crate::audit::insert_event;
 use crate::error::{Key, store_error, store_error_or_conflict};
 use crate::rows::{self, OIDC_LOGIN_COLUMNS, USER_COLUMNS, ts};
 
@@ -84,8 +86,14 @@ impl OidcIdentityStore for SqliteStore {
         })
     }
 
-    async fn create_oidc_user(&self, user: &User, identity: &OidcIdentity) -> StoreResult<()> {
+    async fn create_oidc_user(
+        &self,
+        user: &User,
+        identity: &OidcIdentity,
+        audit: &AuditEvent,
+    ) -> StoreResult<()> {
         let user = user.clone();
+        let audit = audit.clone();
         let identity = identity.clone();
         let created_at = ts(user.created_at)?;
         self.db
@@ -126,6 +134,7 @@ impl OidcIdentityStore for SqliteStore {
                 .map_err(|e| {
                     store_error_or_conflict(e, |_| Conflict::Exists(RecordKind::OidcIdentity))
                 })?;
+                insert_event(&tx, &audit)?;
                 tx.commit().map_err(store_error)
             })
             .await

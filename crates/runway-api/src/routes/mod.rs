@@ -16,7 +16,6 @@
 
 use runway_core::page::{Cursor, MAX_LIMIT, PageRequest};
 use runway_core::secret::Secret;
-use runway_core::store::StoreError;
 use serde::Serializer;
 
 use crate::AppState;
@@ -116,14 +115,6 @@ pub(crate) fn expose_secret<S: Serializer>(secret: &Secret, s: S) -> Result<S::O
     s.serialize_str(secret.expose())
 }
 
-/// Maps a store's `NotFound` to a 404 naming the kind of record; other errors as usual.
-pub(crate) fn or_not_found(kind: &'static str) -> impl FnOnce(StoreError) -> ApiError {
-    move |err| match err {
-        StoreError::NotFound => ApiError::not_found(kind),
-        other => other.into(),
-    }
-}
-
 /// Which listing a cursor belongs to.
 ///
 /// The stores' cursors are positions (SQLite: the last id; DynamoDB: the last key),
@@ -197,23 +188,6 @@ pub(crate) fn page_request(
     Ok(page)
 }
 
-/// Checks an optional free-text field: at most `max` characters, no control characters.
-pub(crate) fn check_text(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
-    if value.chars().count() > max {
-        return Err(ApiError::field(
-            field,
-            format!("must be at most {max} characters"),
-        ));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(ApiError::field(
-            field,
-            "must not contain control characters",
-        ));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,12 +234,5 @@ mod tests {
             );
         }
         assert_eq!(Listing::Jobs.seal(None), None);
-    }
-
-    #[test]
-    fn free_text_is_bounded_and_free_of_control_characters() {
-        assert!(check_text("d", "laptop", 100).is_ok());
-        assert!(check_text("d", &"x".repeat(101), 100).is_err());
-        assert!(check_text("d", "a\nb", 100).is_err());
     }
 }

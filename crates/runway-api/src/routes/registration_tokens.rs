@@ -1,4 +1,5 @@
-//! Registration tokens: what an admin hands to a new build agent.
+//! Registration tokens: the HTTP shape of [`runway_service::registration_tokens`],
+//! which holds the rules and writes each change with its audit event.
 //!
 //! Admin only (the [`AdminUser`] extractor). The plaintext token appears in the
 //! creation response and nowhere else; the store keeps its SHA-256.
@@ -16,19 +17,16 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use runway_core::OffsetDateTime;
-use runway_core::agent::{REGISTRATION_TOKEN_DEFAULT_TTL, RegistrationToken};
-use runway_core::audit::AuditAction;
+use runway_core::agent::RegistrationToken;
 use runway_core::id::RegistrationTokenId;
 use runway_core::page::Cursor;
-use runway_core::secret::{IssuedToken, Secret, TokenKind};
+use runway_core::secret::Secret;
+use runway_service::registration_tokens::{self, NewRegistrationToken};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{Listing, check_text, expose_secret, or_not_found};
+use super::{Listing, expose_secret};
 
-/// The furthest `expires_at` accepted. Every store keeps timestamps as 64-bit
-/// nanoseconds, which end in 2262; a token meant to live forever omits the field.
-const MAX_TOKEN_LIFETIME: time::Duration = time::Duration::days(3650);
 use crate::AppState;
 use crate::audit::Audit;
 use crate::auth::AdminUser;
@@ -37,9 +35,6 @@ use crate::extract::{ApiQuery, IdPath, OptionalJson};
 use crate::listing::capped_items;
 use crate::middleware::CallId;
 use crate::routes::sessions::ClientMeta;
-
-/// The longest description.
-pub(crate) const MAX_DESCRIPTION_LEN: usize = 200;
 
 /// A new registration token's settings.
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -62,9 +57,6 @@ pub(crate) struct CreateRegistrationToken {
     #[schema(minimum = 1, maximum = 10_000)]
     max_uses: Option<u32>,
 }
-
-/// The most uses a token may be given.
-pub(crate) const MAX_USES: u32 = 10_000;
 
 /// `expires_at` told apart: absent (`None`, from `default`), `null` (`Some(None)`)
 /// or a time (`Some(Some(t))`).
@@ -125,38 +117,14 @@ pub(crate) async fn create(
     AdminUser(admin): AdminUser,
     OptionalJson(req): OptionalJson<CreateRegistrationToken>,
 ) -> Result<(StatusCode, Json<CreatedRegistrationToken>), ApiError> {
-    // Checked before a blank one is dropped, so every description meets the same
-    // rule (the document's `maxLength` and pattern), blank or not.
-    if let Some(d) = &req.description {
-        check_text("description", d, MAX_DESCRIPTION_LEN)?;
-    }
-    let description = req.description.filter(|d| !d.trim().is_empty());
-    let now = OffsetDateTime::now_utc();
-    if let Some(max) = req.max_uses
-        && !(1..=MAX_USES).contains(&max)
-    {
-        return Err(ApiError::field(
-            "max_uses",
-            format!("must be between 1 and {MAX_USES}, got {max}; omit it for no limit"),
-        ));
-    }
-    let expires_at = match req.expires_at {
-        None => Some(now + REGISTRATION_TOKEN_DEFAULT_TTL),
-        Some(explicit) => explicit,
-    };
-    if let Some(at) = expires_at
-        && at <= now
-    {
-        return Err(ApiError::field("expires_at", "must be in the future"));
-    }
-    if let Some(at) = expires_at
-        && at > now + MAX_TOKEN_LIFETIME
-    {
-        return Err(ApiError::field(
-            "expires_at",
-            "must be at most 10 years away; send null for a token that never expires",
-        ));
-    }
+    let checked = registration_tokens::check(
+        NewRegistrationToken {
+            description: req.description,
+            expires_at: req.expires_at,
+            max_uses: req.max_uses,
+        },
+        OffsetDateTime::now_utc(),
+    )?;
     // Counted once the request is valid: a typo in a field is not an attempt.
     state
         .service
@@ -167,30 +135,14 @@ pub(crate) async fn create(
             request_id.into_option().as_deref(),
         )
         .await?;
-    let issued = IssuedToken::new(TokenKind::Registration);
-    let record = RegistrationToken {
-        id: RegistrationTokenId::new(),
-        description,
-        created_by: admin.user.user_id,
-        created_at: now,
-        // Stored and echoed in UTC whatever offset the caller wrote it in.
-        expires_at: expires_at.map(|at| at.to_offset(time::UtcOffset::UTC)),
-        max_uses: req.max_uses,
-        uses: 0,
-        token_hash: issued.hash,
-    };
-    state.store.create_registration_token(&record).await?;
-    audit
-        .record(
-            (&admin.user).into(),
-            AuditAction::RegistrationTokenCreated,
-            record.id,
-        )
-        .await;
+    let caller = audit.caller((&admin.user).into());
+    let (record, token) =
+        registration_tokens::create(state.store.as_ref(), &caller, admin.user.user_id, checked)
+            .await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedRegistrationToken {
-            token: issued.plaintext,
+            token,
             registration_token: record,
         }),
     ))
@@ -250,17 +202,7 @@ pub(crate) async fn delete(
     AdminUser(admin): AdminUser,
     IdPath(id): IdPath<RegistrationTokenId>,
 ) -> Result<StatusCode, ApiError> {
-    state
-        .store
-        .delete_registration_token(id)
-        .await
-        .map_err(or_not_found("registration token"))?;
-    audit
-        .record(
-            (&admin.user).into(),
-            AuditAction::RegistrationTokenDeleted,
-            id,
-        )
-        .await;
+    let caller = audit.caller((&admin.user).into());
+    registration_tokens::delete(state.store.as_ref(), &caller, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -76,16 +76,24 @@ async fn registering_needs_a_live_registration_token() {
     let now = time::OffsetDateTime::now_utc();
     let expired_plain = format!("rwr_{}", "e".repeat(43));
     app.store
-        .create_registration_token(&RegistrationToken {
-            id: RegistrationTokenId::new(),
-            description: None,
-            created_by: UserId::new(),
-            created_at: now - time::Duration::hours(2),
-            expires_at: Some(now - time::Duration::hours(1)),
-            max_uses: None,
-            uses: 0,
-            token_hash: TokenHash::of(&expired_plain),
-        })
+        .create_registration_token(
+            &RegistrationToken {
+                id: RegistrationTokenId::new(),
+                description: None,
+                created_by: UserId::new(),
+                created_at: now - time::Duration::hours(2),
+                expires_at: Some(now - time::Duration::hours(1)),
+                max_uses: None,
+                uses: 0,
+                token_hash: TokenHash::of(&expired_plain),
+            },
+            &runway_core::audit::AuditEvent::new(
+                runway_core::audit::Actor::System,
+                runway_core::audit::AuditAction::RegistrationTokenCreated,
+                None,
+                now,
+            ),
+        )
         .await
         .unwrap();
     app.post_json("/agent/v1/register", Some(&expired_plain), &body)

@@ -294,3 +294,13 @@ impl TestApp {
         r.json()
     }
 }
+
+/// An event by the system, for store writes a test makes directly.
+pub fn any_event() -> runway_core::audit::AuditEvent {
+    runway_core::audit::AuditEvent::new(
+        runway_core::audit::Actor::System,
+        runway_core::audit::AuditAction::SessionCreated,
+        None,
+        time::OffsetDateTime::now_utc(),
+    )
+}

@@ -163,7 +163,7 @@ impl UserStore for FailingStore {
     async fn get_user(&self, _: UserId) -> StoreResult<Option<User>> {
         self.fail()
     }
-    async fn set_password_hash(&self, _: UserId, _: &str) -> StoreResult<()> {
+    async fn set_password_hash(&self, _: UserId, _: &str, _: &AuditEvent) -> StoreResult<()> {
         self.fail()
     }
     async fn has_users(&self) -> StoreResult<bool> {
@@ -205,7 +205,7 @@ impl ApiTokenStore for FailingStore {
 
 #[async_trait]
 impl SessionStore for FailingStore {
-    async fn create_session(&self, _: &Session) -> StoreResult<Vec<SessionId>> {
+    async fn create_session(&self, _: &Session, _: &AuditEvent) -> StoreResult<Vec<SessionId>> {
         self.fail()
     }
     async fn get_session(&self, id: SessionId) -> StoreResult<Option<Session>> {
@@ -224,10 +224,15 @@ impl SessionStore for FailingStore {
     async fn list_user_sessions(&self, _: UserId, _: OffsetDateTime) -> StoreResult<Vec<Session>> {
         self.fail()
     }
-    async fn revoke_session(&self, _: UserId, _: SessionId) -> StoreResult<()> {
+    async fn revoke_session(&self, _: UserId, _: SessionId, _: &AuditEvent) -> StoreResult<()> {
         self.fail()
     }
-    async fn revoke_user_sessions(&self, _: UserId, _: Option<SessionId>) -> StoreResult<u64> {
+    async fn revoke_user_sessions(
+        &self,
+        _: UserId,
+        _: Option<SessionId>,
+        _: &AuditEvent,
+    ) -> StoreResult<u64> {
         self.fail()
     }
     async fn purge_expired_sessions(&self, _: OffsetDateTime, _: u32) -> StoreResult<u64> {
@@ -254,20 +259,33 @@ impl OidcIdentityStore for FailingStore {
     async fn user_by_oidc_identity(&self, _: &OidcIdentity) -> StoreResult<Option<User>> {
         self.fail()
     }
-    async fn create_oidc_user(&self, _: &User, _: &OidcIdentity) -> StoreResult<()> {
+    async fn create_oidc_user(
+        &self,
+        _: &User,
+        _: &OidcIdentity,
+        _: &AuditEvent,
+    ) -> StoreResult<()> {
         self.fail()
     }
 }
 
 #[async_trait]
 impl RegistrationTokenStore for FailingStore {
-    async fn create_registration_token(&self, _: &RegistrationToken) -> StoreResult<()> {
+    async fn create_registration_token(
+        &self,
+        _: &RegistrationToken,
+        _: &AuditEvent,
+    ) -> StoreResult<()> {
         self.fail()
     }
     async fn list_registration_tokens(&self) -> StoreResult<Vec<RegistrationToken>> {
         self.fail()
     }
-    async fn delete_registration_token(&self, _: RegistrationTokenId) -> StoreResult<()> {
+    async fn delete_registration_token(
+        &self,
+        _: RegistrationTokenId,
+        _: &AuditEvent,
+    ) -> StoreResult<()> {
         self.fail()
     }
 }

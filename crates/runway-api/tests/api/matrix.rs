@@ -660,7 +660,10 @@ async fn stored_session(
         token_hash: issued.hash,
         credential_epoch: user.credential_epoch,
     };
-    app.store.create_session(&session).await.unwrap();
+    app.store
+        .create_session(&session, &crate::app::any_event())
+        .await
+        .unwrap();
     issued.plaintext.expose().to_owned()
 }
 

@@ -498,7 +498,10 @@ async fn the_reaper_deletes_expired_sessions_and_leaves_live_ones() {
         token_hash: runway_core::secret::TokenHash::of("expired"),
         credential_epoch: admin.credential_epoch,
     };
-    app.store.create_session(&expired).await.unwrap();
+    app.store
+        .create_session(&expired, &crate::app::any_event())
+        .await
+        .unwrap();
 
     let report = app.service.reap().await.unwrap();
     assert_eq!(report.sessions_purged, 1, "{report}");

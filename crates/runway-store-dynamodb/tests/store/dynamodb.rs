@@ -233,8 +233,14 @@ async fn an_expired_session_whose_item_still_exists_is_not_listed() {
     // Idle for three hours with a one-hour idle timeout: expired at t0 + 1 h.
     let expired = session(user, t0());
     let active = session(user, now - Duration::minutes(5));
-    store.create_session(&expired).await.expect("create");
-    store.create_session(&active).await.expect("create");
+    store
+        .create_session(&expired, &audit_event())
+        .await
+        .expect("create");
+    store
+        .create_session(&active, &audit_event())
+        .await
+        .expect("create");
 
     let item = raw_item(&store, "sessions", "session_id", expired.id.to_string())
         .await
@@ -261,7 +267,10 @@ async fn an_expired_session_whose_item_still_exists_is_not_listed() {
 async fn touching_a_session_moves_its_ttl_with_the_idle_expiry() {
     let store = fresh_store().await;
     let s = session(new_user(&store).await, t0());
-    store.create_session(&s).await.expect("create");
+    store
+        .create_session(&s, &audit_event())
+        .await
+        .expect("create");
     let later = t0() + Duration::minutes(30);
     store.touch_session(s.id, later).await.expect("touch");
     let item = raw_item(&store, "sessions", "session_id", s.id.to_string())
@@ -378,7 +387,7 @@ async fn tokens_resolve_through_lookup_items_written_with_their_records() {
         ..registration_token(None)
     };
     store
-        .create_registration_token(&token)
+        .create_registration_token(&token, &audit_event())
         .await
         .expect("token");
     let agent = Agent {
@@ -421,7 +430,7 @@ async fn tokens_resolve_through_lookup_items_written_with_their_records() {
     );
 
     store
-        .delete_registration_token(token.id)
+        .delete_registration_token(token.id, &audit_event())
         .await
         .expect("delete");
     assert!(
@@ -475,7 +484,7 @@ async fn a_health_filter_reads_ahead_past_many_non_matching_agents_without_skipp
     let store = fresh_store().await;
     let token = registration_token(None);
     store
-        .create_registration_token(&token)
+        .create_registration_token(&token, &audit_event())
         .await
         .expect("token");
     let now = t0() + Duration::hours(1);
@@ -551,7 +560,10 @@ async fn the_user_item_keeps_its_session_ids_and_a_password_change_empties_them_
     let mut ids = Vec::new();
     for _ in 0..MAX_SESSIONS_PER_USER {
         let s = session(ada.id, t0());
-        f.store.create_session(&s).await.expect("create");
+        f.store
+            .create_session(&s, &audit_event())
+            .await
+            .expect("create");
         ids.push(s.id.to_string());
     }
     let item = raw_item(&f.store, "users", "user_id", ada.id.to_string())
@@ -573,7 +585,7 @@ async fn the_user_item_keeps_its_session_ids_and_a_password_change_empties_them_
     // could be stopped in the middle of.
     let before = f.proxy.traffic();
     f.store
-        .set_password_hash(ada.id, "$argon2id$new")
+        .set_password_hash(ada.id, "$argon2id$new", &audit_event())
         .await
         .expect("set");
     let after = f.proxy.traffic();
@@ -667,7 +679,7 @@ async fn a_session_or_user_from_before_credential_epochs_is_handled_and_the_old_
     assert_eq!(read.credential_epoch, 0, "an absent epoch is 0");
     let new = session(ada.id, t0());
     store
-        .create_session(&new)
+        .create_session(&new, &audit_event())
         .await
         .expect("the first sign-in makes the map");
     assert_eq!(
@@ -676,7 +688,7 @@ async fn a_session_or_user_from_before_credential_epochs_is_handled_and_the_old_
     );
     assert_eq!(
         store
-            .revoke_user_sessions(ada.id, None)
+            .revoke_user_sessions(ada.id, None, &audit_event())
             .await
             .expect("revoke"),
         1
@@ -768,11 +780,20 @@ async fn a_create_whose_retry_finds_its_own_item_succeeds_and_a_different_item_s
 
     let user = new_user(&store).await;
     let s = session(user, t0());
-    store.create_session(&s).await.expect("create");
-    store.create_session(&s).await.expect("the retried create");
+    store
+        .create_session(&s, &audit_event())
+        .await
+        .expect("create");
+    store
+        .create_session(&s, &audit_event())
+        .await
+        .expect("the retried create");
     let mut impostor = session(user, t0());
     impostor.id = s.id;
-    let err = store.create_session(&impostor).await.unwrap_err();
+    let err = store
+        .create_session(&impostor, &audit_event())
+        .await
+        .unwrap_err();
     assert!(
         matches!(
             err,

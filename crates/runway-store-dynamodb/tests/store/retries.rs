@@ -142,7 +142,7 @@ async fn a_registration_whose_response_was_lost_uses_its_token_once() {
     let f = fixture().await;
     let token = registration_token(Some(2));
     f.store
-        .create_registration_token(&token)
+        .create_registration_token(&token, &audit_event())
         .await
         .expect("token");
 
@@ -329,7 +329,10 @@ async fn a_sign_in_whose_response_was_lost_keeps_its_session_instead_of_a_confli
     // the SDK's retry meets its own session.
     f.proxy.lose_next("TransactWriteItems", "token_hash");
     assert_eq!(
-        f.store.create_session(&session).await.expect("ours"),
+        f.store
+            .create_session(&session, &audit_event())
+            .await
+            .expect("ours"),
         Vec::<runway_core::id::SessionId>::new()
     );
     assert_eq!(f.proxy.lost(), 1, "the response was lost");

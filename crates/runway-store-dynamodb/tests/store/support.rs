@@ -190,7 +190,7 @@ pub fn agent(queue: &str, labels: &[&str], capacity: u32) -> Agent {
 pub async fn runner(store: &DynamoStore, queue: &str, labels: &[&str], capacity: u32) -> Agent {
     let token = registration_token(None);
     store
-        .create_registration_token(&token)
+        .create_registration_token(&token, &audit_event())
         .await
         .expect("create a token");
     store

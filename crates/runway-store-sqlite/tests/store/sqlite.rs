@@ -118,7 +118,10 @@ fn agent(name: &str) -> Agent {
 /// Registers an agent with capacity 4 on the default queue.
 async fn runner(store: &SqliteStore) -> Agent {
     let token = registration_token(None);
-    store.create_registration_token(&token).await.unwrap();
+    store
+        .create_registration_token(&token, &audit_event())
+        .await
+        .unwrap();
     store
         .register_agent(&token.token_hash, agent("runner"), t0(), &audit_event())
         .await
@@ -456,7 +459,10 @@ async fn a_version_five_database_keeps_its_sessions_at_epoch_zero_and_a_reset_st
     assert_eq!(user.credential_epoch, 0);
     let kept = store.get_session(session).await.unwrap().expect("kept");
     assert_eq!(kept.credential_epoch, 0);
-    store.set_password_hash(ada, "$argon2id$new").await.unwrap();
+    store
+        .set_password_hash(ada, "$argon2id$new", &audit_event())
+        .await
+        .unwrap();
     assert_eq!(store.get_session(session).await.unwrap(), None);
     assert_eq!(
         store.get_user(ada).await.unwrap().unwrap().credential_epoch,
@@ -476,12 +482,12 @@ async fn the_purge_deletes_expired_session_rows_in_batches_and_keeps_active_ones
     for _ in 0..5 {
         // Idle for two days with a one-day idle timeout.
         let s = session(&ada, t0());
-        store.create_session(&s).await.unwrap();
+        store.create_session(&s, &audit_event()).await.unwrap();
         expired.push(s.id);
     }
     let mut active = session(&ada, t0());
     active.last_seen_at = now - Duration::minutes(1);
-    store.create_session(&active).await.unwrap();
+    store.create_session(&active, &audit_event()).await.unwrap();
 
     assert_eq!(store.purge_expired_sessions(now, 3).await.unwrap(), 3);
     assert_eq!(store.purge_expired_sessions(now, 3).await.unwrap(), 2);
@@ -518,7 +524,10 @@ async fn a_failed_registration_leaves_no_agent_behind() {
     let tmp = tempfile::tempdir().unwrap();
     let store = runway_store_sqlite::open_data_dir(tmp.path()).unwrap();
     let token = registration_token(Some(5));
-    store.create_registration_token(&token).await.unwrap();
+    store
+        .create_registration_token(&token, &audit_event())
+        .await
+        .unwrap();
     let agent = |name: &str| Agent {
         // Both agents get the same token hash, which must be unique.
         token_hash: TokenHash::of("agent"),
