@@ -296,6 +296,43 @@ mod tests {
         Args::command().debug_assert();
     }
 
+    /// The flags are the declaration of the agent's settings; the table above and
+    /// `.env.example` must name every variable they read, and no other.
+    #[test]
+    fn every_variable_the_flags_read_is_in_the_module_table_and_the_env_example() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let example = std::fs::read_to_string(root.join(".env.example")).unwrap();
+        let table = include_str!("config.rs");
+        let declared: Vec<String> = Args::command()
+            .get_arguments()
+            .filter_map(|a| a.get_env().map(|e| e.to_string_lossy().into_owned()))
+            .collect();
+        assert!(declared.len() >= 10, "{declared:?}");
+        for var in &declared {
+            assert!(
+                example.contains(&format!("# {var}=")),
+                ".env.example lacks {var}"
+            );
+            assert!(
+                table.contains(&format!("//! | `{var}` |")),
+                "the table lacks {var}"
+            );
+        }
+        for line in example.lines() {
+            if let Some(var) = line
+                .strip_prefix("# ")
+                .and_then(|l| l.split_once('='))
+                .map(|(name, _)| name)
+                .filter(|name| name.starts_with("RUNWAY_AGENT_"))
+            {
+                assert!(
+                    declared.iter().any(|d| d == var),
+                    ".env.example names {var}, which no flag reads"
+                );
+            }
+        }
+    }
+
     #[test]
     fn labels_are_split_on_commas_trimmed_and_deduplicated() {
         assert_eq!(
