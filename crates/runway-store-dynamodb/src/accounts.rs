@@ -66,6 +66,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 use runway_core::audit::AuditEvent;
 use runway_core::id::{SessionId, UserId};
@@ -153,6 +154,43 @@ impl DynamoStore {
     }
 
     /// An `Update` of the user item from `expr`, as a transaction action.
+    /// Deletes the credential item `key` (a session or an API token, both in the
+    /// sessions table) of `user`, with its entry `entry` in the user item's map
+    /// `map`, and writes `audit`, in one transaction (actions: the item, the user
+    /// item, the event). The transaction's own failure is the caller's to decode.
+    pub(crate) async fn remove_credential(
+        &self,
+        user: UserId,
+        key: String,
+        map: &str,
+        entry: &str,
+        audit: &AuditEvent,
+    ) -> StoreResult<Result<(), aws_sdk_dynamodb::error::SdkError<TransactWriteItemsError>>> {
+        let delete = Delete::builder()
+            .table_name(&self.tables.sessions)
+            .key(SESSION_ID, string(key))
+            .condition_expression("#user = :user")
+            .expression_attribute_names("#user", USER_ID)
+            .expression_attribute_values(":user", string(user.to_string()))
+            .build()
+            .map_err(StoreError::internal)?;
+        let mut expr = Expr::new();
+        let entry = format!("{}.{}", expr.name(map), expr.name(entry));
+        expr.condition(&format!("attribute_exists({entry})"));
+        expr.remove(entry);
+        let version = expr.name(SESSION_VERSION);
+        expr.add(version, number(1));
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().delete(delete).build())
+            .transact_items(self.update_user_item(user, &expr)?)
+            .transact_items(self.put_event(audit)?)
+            .send()
+            .await;
+        Ok(result.map(drop))
+    }
+
     pub(crate) fn update_user_item(
         &self,
         user: UserId,
@@ -270,9 +308,7 @@ impl DynamoStore {
 
 /// A transaction canceled only because another one touched the same item.
 pub(crate) fn lost_to_a_conflict(
-    err: &aws_sdk_dynamodb::error::SdkError<
-        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
-    >,
+    err: &aws_sdk_dynamodb::error::SdkError<TransactWriteItemsError>,
 ) -> bool {
     cancellation_codes(err).is_some_and(|codes| codes.contains(&"TransactionConflict"))
 }
@@ -571,29 +607,10 @@ impl SessionStore for DynamoStore {
         id: SessionId,
         audit: &AuditEvent,
     ) -> StoreResult<()> {
-        let delete = Delete::builder()
-            .table_name(&self.tables.sessions)
-            .key(SESSION_ID, string(id.to_string()))
-            .condition_expression("#user = :user")
-            .expression_attribute_names("#user", USER_ID)
-            .expression_attribute_values(":user", string(user.to_string()))
-            .build()
-            .map_err(StoreError::internal)?;
-        let mut expr = Expr::new();
-        let entry = format!("{}.{}", expr.name(SESSIONS), expr.name(&id.to_string()));
-        expr.condition(&format!("attribute_exists({entry})"));
-        expr.remove(entry);
-        let version = expr.name(SESSION_VERSION);
-        expr.add(version, number(1));
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().delete(delete).build())
-            .transact_items(self.update_user_item(user, &expr)?)
-            .transact_items(self.put_event(audit)?)
-            .send()
-            .await;
-        let Err(err) = result else {
+        let Err(err) = self
+            .remove_credential(user, id.to_string(), SESSIONS, &id.to_string(), audit)
+            .await?
+        else {
             return Ok(());
         };
         // Our own transaction, retried after its response was lost.

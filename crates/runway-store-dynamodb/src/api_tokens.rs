@@ -29,7 +29,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, TransactWriteItem};
+use aws_sdk_dynamodb::types::AttributeValue;
 use runway_core::api_token::{ApiToken, MAX_API_TOKENS_PER_USER};
 use runway_core::audit::AuditEvent;
 use runway_core::id::{ApiTokenId, UserId};
@@ -41,7 +41,7 @@ use crate::accounts::{
 };
 use crate::error::{RETRY_AFTER, failed_condition, transaction_error};
 use crate::expr::Expr;
-use crate::items::{ApiTokenItem, api_token_key, from_item, nanos, number, string, to_item};
+use crate::items::{ApiTokenItem, api_token_key, from_item, nanos, number, to_item};
 use crate::schema::{SESSION_ID, USER_ID};
 use crate::users::API_TOKENS;
 
@@ -173,30 +173,11 @@ impl ApiTokenStore for DynamoStore {
         id: ApiTokenId,
         audit: &AuditEvent,
     ) -> StoreResult<()> {
-        let delete = Delete::builder()
-            .table_name(&self.tables.sessions)
-            .key(SESSION_ID, string(api_token_key(id)))
-            .condition_expression("#user = :user")
-            .expression_attribute_names("#user", USER_ID)
-            .expression_attribute_values(":user", string(user.to_string()))
-            .build()
-            .map_err(StoreError::internal)?;
-        let mut expr = Expr::new();
-        let entry = format!("{}.{}", expr.name(API_TOKENS), expr.name(&id.to_string()));
-        expr.condition(&format!("attribute_exists({entry})"));
-        expr.remove(entry);
-        let version = expr.name(SESSION_VERSION);
-        expr.add(version, number(1));
         let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().delete(delete).build())
-            .transact_items(self.update_user_item(user, &expr)?)
-            .transact_items(self.put_event(audit)?)
-            .send()
-            .await;
+            .remove_credential(user, api_token_key(id), API_TOKENS, &id.to_string(), audit)
+            .await?;
         match result {
-            Ok(_) => Ok(()),
+            Ok(()) => Ok(()),
             Err(err) => match failed_condition(&err) {
                 Some(2) => Err(Conflict::Exists(RecordKind::AuditEvent).into()),
                 // Missing, someone else's, or not in the user's map: the same

@@ -64,6 +64,21 @@ static SESSION_BY_ID: LazyLock<String> =
 pub(crate) const EXPIRED_SESSIONS: &str = "SELECT id FROM sessions \
      WHERE min(expires_at, last_seen_at + idle_timeout_seconds * 1000000000) <= ?1 LIMIT ?2";
 
+/// Checks, inside a write's transaction, that `user` exists and is still at
+/// credential `epoch`: `NotFound`, else `CredentialsChanged` if a reset, a
+/// sign-out everywhere or a disable moved it on since the caller read it.
+pub(crate) fn check_epoch(conn: &rusqlite::Connection, user: &str, epoch: i64) -> StoreResult<()> {
+    let current: Option<i64> = conn
+        .prepare_cached("SELECT credential_epoch FROM users WHERE id = ?1")
+        .and_then(|mut stmt| stmt.query_row([user], |row| row.get(0)).optional())
+        .map_err(store_error)?;
+    match current {
+        None => Err(StoreError::NotFound),
+        Some(current) if current != epoch => Err(Conflict::CredentialsChanged.into()),
+        Some(_) => Ok(()),
+    }
+}
+
 #[async_trait]
 impl UserStore for SqliteStore {
     async fn create_user(&self, user: &User) -> StoreResult<()> {
@@ -177,17 +192,7 @@ impl SessionStore for SqliteStore {
                     .transaction_with_behavior(TransactionBehavior::Immediate)
                     .map_err(store_error)?;
                 let user = s.user_id.to_string();
-                let current: Option<i64> = tx
-                    .prepare_cached("SELECT credential_epoch FROM users WHERE id = ?1")
-                    .and_then(|mut stmt| stmt.query_row([&user], |row| row.get(0)).optional())
-                    .map_err(store_error)?;
-                match current {
-                    None => return Err(StoreError::NotFound),
-                    Some(current) if current != epoch => {
-                        return Err(Conflict::CredentialsChanged.into());
-                    }
-                    Some(_) => {}
-                }
+                check_epoch(&tx, &user, epoch)?;
                 tx.prepare_cached("DELETE FROM sessions WHERE user_id = ?1 AND expires_at <= ?2")
                     .and_then(|mut stmt| stmt.execute(params![user, created_at]))
                     .map_err(store_error)?;

@@ -23,6 +23,7 @@ use runway_core::store::{ApiTokenStore, Conflict, RecordKind, StoreError, StoreR
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 use crate::SqliteStore;
+use crate::accounts::check_epoch;
 use crate::audit::insert_event;
 use crate::error::{store_error, store_error_or_conflict};
 use crate::rows::{self, API_TOKEN_COLUMNS, int, opt_ts, ts};
@@ -46,17 +47,7 @@ impl ApiTokenStore for SqliteStore {
                     .transaction_with_behavior(TransactionBehavior::Immediate)
                     .map_err(store_error)?;
                 let user = t.user_id.to_string();
-                let current: Option<i64> = tx
-                    .prepare_cached("SELECT credential_epoch FROM users WHERE id = ?1")
-                    .and_then(|mut stmt| stmt.query_row([&user], |row| row.get(0)).optional())
-                    .map_err(store_error)?;
-                match current {
-                    None => return Err(StoreError::NotFound),
-                    Some(current) if current != epoch => {
-                        return Err(Conflict::CredentialsChanged.into());
-                    }
-                    Some(_) => {}
-                }
+                check_epoch(&tx, &user, epoch)?;
                 tx.prepare_cached(
                     "DELETE FROM api_tokens WHERE user_id = ?1 \
                      AND expires_at IS NOT NULL AND expires_at <= ?2",
